@@ -1,0 +1,77 @@
+"""Stack config: the only place that reads `pulumi.Config`.
+
+`load()` reads every `cht-hosting:*` key once, validates it all (listing every problem at once) and
+returns the validated, frozen `StackConfig` with the secrets as Pulumi secret Outputs beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from .errors import PROJECT, ConfigError
+from .model import County, StackConfig
+from .validate import SECRET_KEYS, validate, warnings
+
+__all__ = ["ConfigError", "County", "Secrets", "Stack", "StackConfig", "load", "read_raw", "warnings"]
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Operator-supplied secrets, never plain values."""
+
+    vsphere_password: pulumi.Output[str] | None
+    vsphere_storage_password: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
+class Stack:
+    config: StackConfig
+    secrets: Secrets
+
+
+def _all_keys() -> set[str]:
+    # pulumi.Config has no way to list keys; the runtime's maps do (set_all_config, or PULUMI_CONFIG).
+    return set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def read_raw() -> tuple[dict[str, Any], frozenset[str]]:
+    """Every `cht-hosting:` key as plain values (secret keys excluded), and the names of the secret keys."""
+    raw: dict[str, Any] = {}
+    secret: set[str] = set()
+    for full_key in sorted(_all_keys()):
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT:
+            continue
+        if runtime_config.is_config_secret(full_key) or full_key in runtime_config.get_config_secret_keys_env():
+            secret.add(key)
+        if key in SECRET_KEYS:
+            raw[key] = "[secret]"  # presence only; the value is read as an Output below
+        else:
+            raw[key] = _decode(runtime_config.get_config(full_key))
+    return raw, frozenset(secret)
+
+
+def load() -> Stack:
+    """Validate the whole stack config; raises ConfigError listing every problem."""
+    raw, secret_keys = read_raw()
+    stack_config = validate(raw, secret_keys)
+    cfg = pulumi.Config(PROJECT)
+    return Stack(
+        config=stack_config,
+        secrets=Secrets(
+            vsphere_password=cfg.require_secret("vspherePassword"),
+            vsphere_storage_password=cfg.get_secret("vsphereStoragePassword"),
+        ),
+    )

@@ -1,0 +1,183 @@
+"""Rules that relate several config values. Each returns problems as (key path, message) lines."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+
+from . import compatibility, names
+from .errors import key_path
+from .model import County, K3sConfig, NetworkConfig, NodePoolConfig, CpiConfig, CsiConfig, VsphereConfig
+
+POOLS = ("controlPlane", "agents")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+        return True
+    except ValueError:
+        return False
+
+
+def county_name(name: str) -> list[str]:
+    limit = names.max_county_name_length()
+    path = key_path("counties", name)
+    if not names.DNS_LABEL.match(name):
+        return [
+            f"{path}: '{name}' is not a valid county name; use lower-case letters, digits and '-', starting and "
+            "ending with a letter or digit (it becomes the Kubernetes namespace), e.g. 'homa-bay'"
+        ]
+    if len(name) > limit:
+        return [
+            f"{path}: '{name}' is {len(name)} characters, too long for the names derived from it "
+            f"(e.g. '{names.static_pv_name(name, names.MAX_COUCHDB_NODES)}'); use at most {limit}"
+        ]
+    if name in names.RESERVED_NAMESPACES:
+        return [f"{path}: '{name}' is a namespace the cluster itself uses; choose another county name"]
+    return []
+
+
+def pools(control_plane: NodePoolConfig | None, agents: NodePoolConfig | None) -> list[str]:
+    problems = []
+    if control_plane is not None:
+        count = len(control_plane.nodes)
+        if count == 0 or count % 2 == 0:
+            problems.append(
+                f"{key_path('controlPlane', 'nodes')}: {count} control-plane nodes; etcd needs an odd number "
+                "(1, 3 or 5) to keep quorum, add or remove one"
+            )
+    if agents is not None and not agents.nodes:
+        problems.append(f"{key_path('agents', 'nodes')}: no agents; CHT runs only on agents, add at least one")
+    return problems
+
+
+def addresses(
+    network: NetworkConfig | None,
+    control_plane: NodePoolConfig | None,
+    agents: NodePoolConfig | None,
+    k3s: K3sConfig | None,
+) -> list[str]:
+    problems: list[str] = []
+    subnet = ipaddress.IPv4Network(network.cidr) if network else None
+    if network and ipaddress.IPv4Address(network.gateway) not in subnet:
+        problems.append(
+            f"{key_path('network', 'gateway')}: {network.gateway} is outside the node network {network.cidr}; "
+            "use the router address inside it"
+        )
+
+    nodes = [(pool, name, ip) for pool, cfg in zip(POOLS, (control_plane, agents)) if cfg for name, ip in cfg.nodes.items()]
+
+    pools_by_name: dict[str, list[str]] = defaultdict(list)
+    for pool, name, _ in nodes:
+        pools_by_name[name].append(pool)
+    for name, where in pools_by_name.items():
+        if len(where) > 1:
+            problems.append(
+                f"{key_path('agents', 'nodes', name)}: node name '{name}' is also a control-plane node; "
+                "node names must be unique across both pools, rename one"
+            )
+
+    owners: dict[str, list[str]] = defaultdict(list)
+    for pool, name, ip in nodes:
+        owners[ip].append(key_path(pool, "nodes", name))
+    for ip, paths in owners.items():
+        if len(paths) > 1:
+            problems.append(f"{paths[1]}: {ip} is already the address of {paths[0]}; give every node its own address")
+
+    endpoint = k3s.api_endpoint if k3s else None
+    for pool, name, ip in nodes:
+        path = key_path(pool, "nodes", name)
+        address = ipaddress.IPv4Address(ip)
+        if subnet is not None:
+            if address not in subnet:
+                problems.append(f"{path}: {ip} is outside the node network {network.cidr}; use an address inside it")
+            elif address in (subnet.network_address, subnet.broadcast_address):
+                problems.append(f"{path}: {ip} is the network or broadcast address of {network.cidr}; use a host address")
+            if ip == network.gateway:
+                problems.append(f"{path}: {ip} is the gateway; use another address")
+        if ip == endpoint:
+            problems.append(
+                f"{path}: {ip} is the k3s API endpoint ({key_path('k3s', 'apiEndpoint')}); "
+                "the endpoint must be an address of its own"
+            )
+
+    if k3s is not None:
+        path = key_path("k3s", "apiEndpoint")
+        if k3s.api_endpoint_mode == "kube-vip":
+            if not _is_ip(k3s.api_endpoint):
+                problems.append(
+                    f"{path}: kube-vip needs an IPv4 address for the VIP, got '{k3s.api_endpoint}'; "
+                    "use a free address in the node network, or set k3s.apiEndpointMode: load-balancer"
+                )
+            elif subnet is not None and ipaddress.IPv4Address(k3s.api_endpoint) not in subnet:
+                problems.append(
+                    f"{path}: the kube-vip VIP {k3s.api_endpoint} is outside the node network {network.cidr}; "
+                    "use a free address inside it"
+                )
+        if network and k3s.api_endpoint == network.gateway:
+            problems.append(f"{path}: {k3s.api_endpoint} is the gateway; use an address of its own")
+
+        ranges = {"clusterCidr": k3s.cluster_cidr, "serviceCidr": k3s.service_cidr}
+        if subnet is not None:
+            for key, cidr in ranges.items():
+                if ipaddress.IPv4Network(cidr).overlaps(subnet):
+                    problems.append(
+                        f"{key_path('k3s', key)}: {cidr} overlaps the node network {network.cidr}; "
+                        "choose a range that does not"
+                    )
+        if ipaddress.IPv4Network(k3s.cluster_cidr).overlaps(ipaddress.IPv4Network(k3s.service_cidr)):
+            problems.append(
+                f"{key_path('k3s', 'serviceCidr')}: {k3s.service_cidr} overlaps the pod network "
+                f"{k3s.cluster_cidr}; choose a range that does not"
+            )
+    return problems
+
+
+def compatibility_with_k3s(k3s: K3sConfig | None, cpi: CpiConfig | None, csi: CsiConfig | None) -> list[str]:
+    if k3s is None:
+        return []
+    problems = []
+    minor = compatibility.kubernetes_minor(k3s.version)
+    for key, label, cfg in (("cpi", "vSphere CPI", cpi), ("csi", "vSphere CSI", csi)):
+        if cfg is None:
+            continue
+        supported = compatibility.supported_kubernetes(key, cfg.version)
+        path = key_path(key, "version")
+        if supported is None:
+            known = ", ".join(f"{r}.x" for r in compatibility.known_releases(key))
+            problems.append(
+                f"{path}: {label} {cfg.version} is not in the compatibility table (config/compatibility.yaml); "
+                f"use one of {known}, or add its row there with a source"
+            )
+        elif minor not in supported:
+            fits = [r for r, minors in compatibility.table()[key].items() if minor in minors]
+            fix = f"use {' or '.join(f'{r}.x' for r in fits)}" if fits else "choose a k3s minor it supports"
+            problems.append(
+                f"{path}: {label} {cfg.version} supports Kubernetes {', '.join(supported)}, but k3s.version "
+                f"{k3s.version} is Kubernetes {minor}; {fix}"
+            )
+    return problems
+
+
+def hosts(counties: dict[str, County]) -> list[str]:
+    first: dict[str, str] = {}
+    problems = []
+    for name, county in counties.items():
+        if county.host in first:
+            problems.append(
+                f"{key_path('counties', name)}: host name {county.host} is already used by county "
+                f"'{first[county.host]}'; give it its own host (set 'host', or fix cht.hostTemplate)"
+            )
+        else:
+            first[county.host] = name
+    return problems
+
+
+def warnings(vsphere: VsphereConfig | None) -> list[str]:
+    if vsphere is not None and vsphere.insecure:
+        return [
+            f"{key_path('vsphere', 'insecure')}: vCenter certificate verification is off; the CPI and CSI will "
+            "trust any certificate. Set vsphere.thumbprint or vsphere.caCertificate instead"
+        ]
+    return []

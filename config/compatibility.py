@@ -1,0 +1,36 @@
+"""The CPI/CSI <-> Kubernetes compatibility table (data in compatibility.yaml)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import yaml
+
+_TABLE = Path(__file__).with_name("compatibility.yaml")
+
+
+@functools.cache
+def table() -> dict[str, dict[str, list[str]]]:
+    return yaml.safe_load(_TABLE.read_text())
+
+
+def minor_of(version: str) -> str:
+    """'v1.36.3+k3s1' -> '1.36'; '1.36.0' -> '1.36'; 'v3.8.0' -> 'v3.8'."""
+    prefix = "v" if version.startswith("v") else ""
+    major, minor = version.lstrip("v").split("+")[0].split(".")[:2]
+    return f"{prefix}{major}.{minor}"
+
+
+def kubernetes_minor(k3s_version: str) -> str:
+    """'v1.36.3+k3s1' -> '1.36'."""
+    return minor_of(k3s_version).lstrip("v")
+
+
+def supported_kubernetes(component: str, version: str) -> list[str] | None:
+    """Kubernetes minors a CPI ('cpi') or CSI ('csi') release supports; None if unknown."""
+    return table()[component].get(minor_of(version))
+
+
+def known_releases(component: str) -> list[str]:
+    return list(table()[component])

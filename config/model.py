@@ -1,0 +1,342 @@
+"""The stack config contract: one pydantic model per `cht-hosting:<key>`.
+
+Field names are snake_case in Python and camelCase in `Pulumi.<stack>.yaml` (the alias). Every model is
+frozen and forbids unknown keys, so a typo is an error rather than a silently ignored setting. Rules
+about one value live here (with messages that say how to fix it); rules that relate several values
+live in `checks.py`, so that every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from .names import DNS_LABEL
+
+# --- reusable value types ---------------------------------------------------------------------------
+
+_DNS_LABEL = DNS_LABEL
+_K3S_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
+_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_V_SEMVER = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+
+
+def _fail(kind: str, message: str) -> PydanticCustomError:
+    # Braces in user-supplied values would be read as template fields by pydantic.
+    return PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"))
+
+
+def _ipv4(value: object) -> str:
+    try:
+        return str(ipaddress.IPv4Address(str(value)))
+    except ValueError:
+        raise _fail("ipv4", f"'{value}' is not an IPv4 address; write four numbers 0-255, e.g. 10.20.0.11") from None
+
+
+def _ipv4_network(value: object) -> str:
+    try:
+        return str(ipaddress.IPv4Network(str(value), strict=True))
+    except ValueError:
+        raise _fail(
+            "ipv4_network",
+            f"'{value}' is not an IPv4 network in CIDR form; write the network address and prefix, "
+            "e.g. 10.20.0.0/24",
+        ) from None
+
+
+def _k3s_version(value: str) -> str:
+    if not _K3S_VERSION.match(value):
+        raise _fail("k3s_version", f"'{value}' is not a k3s release; write it as vX.Y.Z+k3sN, e.g. v1.36.3+k3s1")
+    return value
+
+
+def _cht_version(value: object) -> str:
+    text = str(value)
+    match = _SEMVER.match(text)
+    if not match:
+        raise _fail("cht_version", f"'{value}' is not a CHT Core release; write it as X.Y.Z, e.g. 4.22.0")
+    if int(match.group(1)) not in (4, 5):
+        raise _fail("cht_version", f"CHT Core {text} is not supported; use a 4.x or 5.x release, e.g. 4.22.0")
+    return text
+
+
+def _cpi_version(value: object) -> str:
+    text = str(value)
+    if not _SEMVER.match(text):
+        raise _fail("cpi_version", f"'{value}' is not a vsphere-cpi chart version; write it as X.Y.Z, e.g. 1.36.0")
+    return text
+
+
+def _csi_version(value: str) -> str:
+    if not _V_SEMVER.match(value):
+        raise _fail("csi_version", f"'{value}' is not a vSphere CSI release; write it as vX.Y.Z, e.g. v3.8.0")
+    return value
+
+
+def _dns_name(value: str) -> str:
+    labels = value.rstrip(".").split(".")
+    if len(value) > 253 or not all(_DNS_LABEL.match(label) and len(label) <= 63 for label in labels):
+        raise _fail(
+            "dns_name",
+            f"'{value}' is not a DNS name; use lower-case letters, digits, '-' and dots, "
+            "at most 63 characters between dots",
+        )
+    return value
+
+
+def _node_name(value: str) -> str:
+    if not _DNS_LABEL.match(value) or len(value) > 63:
+        raise _fail(
+            "node_name",
+            f"'{value}' is not a valid node name; use at most 63 lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit (it becomes the VM's host name and the Kubernetes node name)",
+        )
+    return value
+
+
+def _couchdb_nodes(value: object) -> int:
+    if value not in (1, 3) or isinstance(value, bool):
+        raise _fail(
+            "couchdb_nodes",
+            f"CouchDB runs as 1 node or as a 3-node cluster, not {value!r}; set 1 (recommended by Medic) or 3",
+        )
+    return int(value)  # type: ignore[arg-type]
+
+
+def _host_template(value: str) -> str:
+    rest = value.replace("{county}", "", 1)
+    if "{county}" not in value or "{" in rest or "}" in rest:
+        raise _fail(
+            "host_template",
+            f"'{value}' must contain {{county}} exactly once and no other braces, e.g. {{county}}.cht.example.org",
+        )
+    _dns_name(value.replace("{county}", "county"))
+    return value
+
+
+IPv4 = Annotated[str, BeforeValidator(_ipv4)]
+IPv4Network = Annotated[str, BeforeValidator(_ipv4_network)]
+K3sVersion = Annotated[str, AfterValidator(_k3s_version)]
+ChtVersion = Annotated[str, BeforeValidator(_cht_version)]
+CpiVersion = Annotated[str, BeforeValidator(_cpi_version)]
+CsiVersion = Annotated[str, AfterValidator(_csi_version)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+NodeName = Annotated[str, AfterValidator(_node_name)]
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+# vSphere hardware versions that exist (pulumi-vsphere accepts 4, 7-11, 13-15, 17-22); the CSI driver needs >= 15.
+HARDWARE_VERSIONS = (15, 17, 18, 19, 20, 21, 22)
+
+
+def _hardware_version(value: int) -> int:
+    if value not in HARDWARE_VERSIONS:
+        raise _fail(
+            "hardware_version",
+            f"hardware version {value} cannot run the vSphere CSI driver; use one of "
+            f"{', '.join(map(str, HARDWARE_VERSIONS))} (15 or higher, and no higher than your ESXi hosts support)",
+        )
+    return value
+
+
+class Model(BaseModel):
+    """Base for every config model: immutable, camelCase keys, unknown keys refused."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        strict=False,
+    )
+
+
+# --- infrastructure -------------------------------------------------------------------------------------
+
+
+class VsphereConfig(Model):
+    """`cht-hosting:vsphere`: where the node VMs go and how the program and the cluster reach vCenter."""
+
+    server: DnsName | IPv4 = Field(description="vCenter host name or address (no https://).")
+    user: str = Field(description="vCenter account Pulumi uses to create VMs; its password is `vspherePassword`.")
+    datacenter: str = Field(description="Datacenter name.")
+    compute_cluster: str = Field(description="Compute cluster the VMs run on.")
+    resource_pool: str | None = Field(
+        default=None, description="Resource pool path inside the cluster; default: the cluster's root pool."
+    )
+    datastore: str = Field(description="Datastore for the VM disks.")
+    network: str = Field(description="Port group the VMs' NIC connects to.")
+    template: str = Field(description="Name of the Ubuntu cloud-image template VM to clone.")
+    folder: str = Field(default="cht-hosting", description="VM folder (must exist).")
+    hardware_version: Annotated[int, AfterValidator(_hardware_version)] = Field(
+        default=19, description="VM hardware version; 15 or higher for the CSI driver."
+    )
+    storage_user: str | None = Field(
+        default=None,
+        description="vCenter account the CPI and CSI use inside the cluster (password: `vsphereStoragePassword`); "
+        "default: `user`.",
+    )
+    manage_cns_roles: bool = Field(
+        default=True,
+        description="Create the CNS roles and grant them to `storageUser`; false where the vCenter team does it.",
+    )
+    thumbprint: str | None = Field(default=None, description="vCenter TLS certificate SHA-1 thumbprint to pin.")
+    ca_certificate: str | None = Field(default=None, description="PEM CA bundle that signed vCenter's certificate.")
+    insecure: bool = Field(
+        default=False, description="Skip vCenter certificate verification (not for production; the plan warns)."
+    )
+
+
+class NetworkConfig(Model):
+    """`cht-hosting:network`: the node network every VM gets a static address on."""
+
+    cidr: IPv4Network = Field(description="Node network, e.g. 10.20.0.0/24.")
+    gateway: IPv4 = Field(description="Default gateway inside `cidr`.")
+    dns: list[IPv4] = Field(min_length=1, description="DNS resolvers.")
+    search_domains: list[DnsName] = Field(default_factory=list, description="DNS search domains.")
+    ntp: list[str] = Field(default_factory=list, description="NTP servers; empty: Ubuntu's defaults.")
+
+
+class NodePoolConfig(Model):
+    """`cht-hosting:controlPlane` / `cht-hosting:agents`: one VM per entry of `nodes`, all of one size."""
+
+    nodes: dict[NodeName, IPv4] = Field(description="Node name -> static IPv4 address. Names are stable identities.")
+    cpus: PositiveInt = Field(description="vCPUs per VM.")
+    memory_gb: PositiveInt = Field(description="Memory per VM, GB.")
+    disk_gb: PositiveInt = Field(description="System disk per VM, GB (at least the template's disk).")
+    anti_affinity: bool | None = Field(
+        default=None,
+        description="Keep these VMs on distinct ESXi hosts (DRS rule); default: on for the control plane, "
+        "off for agents.",
+    )
+
+
+class SshConfig(Model):
+    """`cht-hosting:ssh`: how operators and the program log in to the nodes."""
+
+    user: NodeName = Field(default="chtadmin", description="Admin user created on every node.")
+    authorized_keys: list[str] = Field(
+        default_factory=list,
+        description="Operators' SSH public keys (the program adds its own generated key).",
+    )
+
+
+class K3sConfig(Model):
+    """`cht-hosting:k3s`: the Kubernetes distribution on the nodes."""
+
+    version: K3sVersion = Field(description="k3s release, vX.Y.Z+k3sN.")
+    api_endpoint: IPv4 | DnsName = Field(
+        description="Fixed API address: the kube-vip VIP, or the external load balancer's address."
+    )
+    api_endpoint_mode: Literal["kube-vip", "load-balancer"] = Field(
+        default="kube-vip",
+        description="kube-vip: a VIP on the servers (must be a free address in the node network); "
+        "load-balancer: an external L4 balancer (the stack exports its nginx config).",
+    )
+    install_script_url: str = Field(default="https://get.k3s.io", description="k3s install script; a mirror URL.")
+    cluster_cidr: IPv4Network = Field(default="10.42.0.0/16", description="Pod network.")
+    service_cidr: IPv4Network = Field(default="10.43.0.0/16", description="Service network.")
+
+
+class CpiConfig(Model):
+    """`cht-hosting:cpi`: the vSphere Cloud Provider Interface."""
+
+    version: CpiVersion = Field(description="vsphere-cpi chart version; its minor must equal the k3s minor.")
+
+
+class CsiConfig(Model):
+    """`cht-hosting:csi`: the vSphere Container Storage Interface driver."""
+
+    version: CsiVersion = Field(description="vSphere CSI release, vX.Y.Z.")
+
+
+class StorageClassConfig(Model):
+    """`cht-hosting:storageClass`: the default StorageClass every CouchDB volume is provisioned from."""
+
+    name: NodeName = Field(default="vmware-sc", description="StorageClass name.")
+    storage_policy_name: str | None = Field(default=None, description="vSphere storage policy (SPBM) name.")
+    datastore_url: str | None = Field(
+        default=None, description="Datastore URL, e.g. ds:///vmfs/volumes/<uuid>/ (instead of or with a policy)."
+    )
+    fs_type: Literal["ext4", "xfs"] = Field(default="ext4", description="Filesystem of new volumes.")
+
+
+# --- counties ---------------------------------------------------------------------------------------------
+
+
+class Budget(Model):
+    """A county's share of the cluster: what its namespace may request in total."""
+
+    cpu: PositiveFloat = Field(description="CPU cores the county's pods request in total.")
+    memory_gb: PositiveFloat = Field(description="Memory the county's pods request in total, GB.")
+
+
+class ChtSettings(Model):
+    """`cht-hosting:cht` (defaults for every county) and each county's overrides (same keys)."""
+
+    version: ChtVersion = Field(description="CHT Core release, X.Y.Z (4.x or 5.x).")
+    couchdb_nodes: Annotated[int, BeforeValidator(_couchdb_nodes)] = Field(
+        default=1, description="CouchDB nodes: 1, or 3 for a clustered CouchDB."
+    )
+    couchdb_storage_gb: PositiveInt = Field(
+        default=100, description="Volume per CouchDB node, GB; raise it to grow in place (never shrink)."
+    )
+    budget: Budget = Field(
+        default_factory=lambda: Budget(cpu=4, memory_gb=16),
+        description="The county's resource budget (requests), split across its services.",
+    )
+    host_template: Annotated[str, AfterValidator(_host_template)] = Field(
+        default="{county}.cht.example.org",
+        description="How a county's host name is formed; `{county}` is replaced by the county name.",
+    )
+    host: DnsName | None = Field(default=None, description="Explicit host name; wins over `hostTemplate`.")
+    registry: str = Field(default="public.ecr.aws/medic", description="Image registry (a mirror of Medic's).")
+
+
+class County(Model):
+    """A county after its overrides are applied to the `cht` defaults."""
+
+    name: str
+    host: str
+    settings: ChtSettings
+
+
+# --- the whole stack ------------------------------------------------------------------------------------
+
+
+class StackConfig(Model):
+    """Everything the program reads, validated."""
+
+    vsphere: VsphereConfig
+    network: NetworkConfig
+    control_plane: NodePoolConfig
+    agents: NodePoolConfig
+    ssh: SshConfig = SshConfig()
+    k3s: K3sConfig
+    cpi: CpiConfig
+    csi: CsiConfig
+    storage_class: StorageClassConfig = StorageClassConfig()
+    cht: ChtSettings
+    counties: dict[str, County]
+
+
+# Top-level keys, in the order the README documents them, with their model.
+SECTIONS: dict[str, type[Model]] = {
+    "vsphere": VsphereConfig,
+    "network": NetworkConfig,
+    "controlPlane": NodePoolConfig,
+    "agents": NodePoolConfig,
+    "ssh": SshConfig,
+    "k3s": K3sConfig,
+    "cpi": CpiConfig,
+    "csi": CsiConfig,
+    "storageClass": StorageClassConfig,
+    "cht": ChtSettings,
+}
+OPTIONAL_SECTIONS = {"ssh", "storageClass"}

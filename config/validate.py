@@ -1,0 +1,144 @@
+"""Validate the raw stack config (plain JSON-like values) into a `StackConfig`, or list every problem."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import checks
+from .errors import ConfigError, key_path, problems_from
+from .model import OPTIONAL_SECTIONS, SECTIONS, ChtSettings, County, Model, StackConfig
+
+# Secrets live in keys of their own (never inside an object, whose secret leaves reach the program as
+# plain text). Each maps to whether the vsphere-k3s mode needs it.
+SECRET_KEYS: dict[str, bool] = {
+    "vspherePassword": True,
+    "vsphereStoragePassword": False,
+}
+KNOWN_KEYS = [*SECTIONS, "counties", *SECRET_KEYS]
+
+
+def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> StackConfig:
+    """Every problem is collected before raising, so one run shows them all."""
+    problems: list[str] = []
+    problems += _unknown_and_secret_keys(raw, secret_keys)
+
+    sections: dict[str, Model | None] = {}
+    for key, model in SECTIONS.items():
+        if key not in raw:
+            if key not in OPTIONAL_SECTIONS:
+                problems.append(f"{key_path(key)}: is required; add it (see 'Config reference' in the README)")
+            sections[key] = None if key not in OPTIONAL_SECTIONS else model()
+            continue
+        try:
+            sections[key] = model.model_validate(_none_is_empty(raw[key]))
+        except ValidationError as error:
+            problems += problems_from(error, key, model)
+            sections[key] = None
+
+    counties, county_problems = _counties(raw.get("counties"), raw.get("cht"))
+    problems += county_problems
+
+    problems += checks.pools(sections["controlPlane"], sections["agents"])
+    problems += checks.addresses(sections["network"], sections["controlPlane"], sections["agents"], sections["k3s"])
+    problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
+    problems += checks.hosts(counties)
+
+    if problems:
+        raise ConfigError(problems)
+    return StackConfig.model_validate(
+        {**{k: v for k, v in sections.items()}, "counties": counties}, by_alias=True
+    )
+
+
+def warnings(config: StackConfig) -> list[str]:
+    return checks.warnings(config.vsphere)
+
+
+def _none_is_empty(value: Any) -> Any:
+    # `nairobi:` with nothing after it is YAML null; it means the same as `nairobi: {}`.
+    return {} if value is None else value
+
+
+def _unknown_and_secret_keys(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> list[str]:
+    problems = []
+    for key in raw:
+        if key not in KNOWN_KEYS:
+            guess = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            hint = f"did you mean '{guess[0]}'? " if guess else ""
+            problems.append(f"{key_path(key)}: unknown key; {hint}remove it or fix its spelling")
+        elif key in secret_keys and key not in SECRET_KEYS:
+            problems.append(
+                f"{key_path(key)}: is set as a secret, but secrets belong in keys of their own "
+                f"({', '.join(SECRET_KEYS)}); set it again without --secret"
+            )
+    for key, required in SECRET_KEYS.items():
+        if required and key not in raw:
+            problems.append(f"{key_path(key)}: is required; set it with `pulumi config set --secret {key} ...`")
+        elif key in raw and key not in secret_keys:
+            problems.append(
+                f"{key_path(key)}: is stored in plain text; set it with `pulumi config set --secret {key} ...`"
+            )
+    return problems
+
+
+def _merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """County overrides on top of the `cht` defaults; nested mappings (the budget) merge key by key."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _overrides(override: Mapping[str, Any], loc: tuple) -> bool:
+    """Whether the county's own overrides contain the value at `loc`."""
+    node: Any = override
+    for part in loc:
+        if not isinstance(node, Mapping):
+            return True  # the override replaced a mapping with something else
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _counties(raw_counties: Any, raw_cht: Any) -> tuple[dict[str, County], list[str]]:
+    if raw_counties is None:
+        return {}, [f"{key_path('counties')}: is required; add one line per county, e.g. `nairobi: {{}}`"]
+    if not isinstance(raw_counties, Mapping):
+        return {}, [f"{key_path('counties')}: must map county names to overrides, e.g. `nairobi: {{}}`"]
+    defaults = _none_is_empty(raw_cht)
+    problems: list[str] = []
+    counties: dict[str, County] = {}
+    for name, raw_override in raw_counties.items():
+        name = str(name)
+        name_problems = checks.county_name(name)
+        problems += name_problems
+        override = _none_is_empty(raw_override)
+        if not isinstance(override, Mapping):
+            problems.append(
+                f"{key_path('counties', name)}: must be a mapping of overrides (the same keys as `cht`), "
+                f"or {{}} for all defaults; got {override!r}"
+            )
+            continue
+        if not isinstance(defaults, Mapping):
+            continue  # reported under `cht`
+        try:
+            settings = ChtSettings.model_validate(_merge(defaults, override))
+        except ValidationError as error:
+            # A problem in a key the county overrides is the county's; any other is in the defaults and
+            # was reported once under `cht` by the section check.
+            own = [e for e in error.errors() if _overrides(override, e["loc"])]
+            problems += problems_from(own, "counties", ChtSettings, (name,))
+            continue
+        if name_problems:
+            continue
+        host = settings.host or settings.host_template.replace("{county}", name)
+        counties[name] = County(name=name, host=host, settings=settings)
+    return counties, problems

@@ -1,0 +1,248 @@
+"""Evaluate the real program on Pulumi's in-process mock engine and record every registration.
+
+No vCenter, cluster or Pulumi CLI is involved: the SDK's mock monitor stands in for the engine, and
+`fakes.py` answers for the providers. The record (types, names, parents, inputs, options, secrets)
+is what the offline plan prints and what the stack tests assert on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import runpy
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks, rpc, set_mocks
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import settings as runtime_settings
+
+from . import fakes
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "cht-hosting"
+
+
+@dataclass
+class Registration:
+    """One resource as the program registered it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    secret_inputs: frozenset[str]
+    protect: bool
+    retain_on_delete: bool
+    ignore_changes: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    provider: str
+    delete_before_replace: bool
+    additional_secret_outputs: tuple[str, ...]
+    replace_on_changes: tuple[str, ...]
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation of the program registered, logged and exported."""
+
+    stack: str
+    registrations: list[Registration]
+    outputs: dict[str, Any]
+    warnings: list[str]
+    secret_values: frozenset[str]
+    by_urn: dict[str, Registration] = field(init=False)
+
+    def __post_init__(self):
+        self.by_urn = {r.urn: r for r in self.registrations}
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_]
+
+    def named(self, name: str) -> Registration:
+        matches = [r for r in self.registrations if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def children(self, parent: Registration) -> list[Registration]:
+        return [r for r in self.registrations if r.parent == parent.urn]
+
+    def descendants(self, parent: Registration) -> list[Registration]:
+        found = []
+        for child in self.children(parent):
+            found += [child, *self.descendants(child)]
+        return found
+
+    def type_counts(self) -> Counter:
+        return Counter(r.type for r in self.registrations)
+
+    def redact(self, text: str) -> str:
+        for value in sorted(self.secret_values, key=len, reverse=True):
+            text = text.replace(value, "[secret]")
+        return text
+
+
+class ProgramFailed(Exception):
+    """The program refused to run (bad config) or crashed; `message` is what the user should read."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class FakeCloud(Mocks):
+    def new_resource(self, args: MockResourceArgs):
+        state = dict(args.inputs)
+        make = fakes.RESOURCE_OUTPUTS.get(args.typ)
+        if make:
+            state.update(make(args))
+        resource_id = state.get("uuid") or f"{args.name}-id"
+        return resource_id, state
+
+    def call(self, args: MockCallArgs):
+        make = fakes.INVOKE_RESULTS.get(args.token)
+        if make is None and args.token == "kubernetes:yaml:decode":
+            import yaml
+
+            return {"result": [d for d in yaml.safe_load_all(args.args["text"]) if d]}
+        return make(args) if make else {}
+
+
+def _unwrap_secrets(value: Any) -> tuple[Any, bool]:
+    """Deserialized inputs carry secrets as wrapped dicts; return the plain value and whether any was secret."""
+    if rpc.is_rpc_secret(value):
+        plain, _ = _unwrap_secrets(rpc.unwrap_rpc_secret(value))
+        return plain, True
+    if isinstance(value, dict):
+        out, secret = {}, False
+        for k, v in value.items():
+            out[k], s = _unwrap_secrets(v)
+            secret |= s
+        return out, secret
+    if isinstance(value, list):
+        items = [_unwrap_secrets(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs, secret_keys = {}, set()
+        for key, value in rpc.deserialize_properties(request.object, keep_internal=False).items():
+            inputs[key], secret = _unwrap_secrets(value)
+            if secret:
+                secret_keys.add(key)
+        self.registrations.append(
+            Registration(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                custom=request.custom,
+                inputs=inputs,
+                secret_inputs=frozenset(secret_keys),
+                protect=request.protect,
+                retain_on_delete=request.retainOnDelete,
+                ignore_changes=tuple(request.ignoreChanges),
+                depends_on=tuple(request.dependencies),
+                provider=request.provider,
+                delete_before_replace=request.deleteBeforeReplace,
+                additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                replace_on_changes=tuple(request.replaceOnChanges),
+            )
+        )
+        return response
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def evaluate(
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str] | tuple[str, ...] = (),
+    program: Path = ROOT / "__main__.py",
+) -> Evaluation:
+    """Run `program` for `stack` with `config` (`project:key` -> string, as the CLI passes it)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return record(lambda: runpy.run_path(str(program), run_name="__main__"), stack, config, secret_keys)
+
+
+def record(
+    build: Callable[[], Any],
+    stack: str = "test",
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | tuple[str, ...] = (),
+) -> Evaluation:
+    """Run `build` (a program, or a test that constructs components) on fresh mocks and record it all."""
+    config = config or {}
+    logger = logging.getLogger(f"cht-hosting.offline.{stack}")
+    logger.propagate = False
+    logger.handlers = [collector := _WarningCollector()]
+    mocks = FakeCloud()
+    monitor = RecordingMonitor(mocks)
+
+    # A fresh root stack per run, so exports of an earlier run do not leak into this one.
+    runtime_settings.ROOT.set(None)
+    set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
+    runtime_config.set_all_config(dict(config), list(secret_keys))
+    root = runtime_settings.get_root_resource()
+
+    def body():
+        build()
+        return pulumi.Output.from_input(root.outputs)
+
+    try:
+        outputs = _run(body) or {}
+    except pulumi.RunError as error:
+        raise ProgramFailed(str(error)) from None
+    return Evaluation(
+        stack=stack,
+        registrations=monitor.registrations,
+        outputs=outputs,
+        warnings=collector.messages,
+        secret_values=frozenset(fakes.SECRET_VALUES | _config_secrets(config, secret_keys)),
+    )
+
+
+def _config_secrets(config: dict[str, str], secret_keys) -> set[str]:
+    return {config[k] for k in secret_keys if k in config and config[k]}
+
+
+def _run(body):
+    """pulumi.runtime.test, returning the resolved value instead of discarding it."""
+    result: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def run():
+        return body().apply(lambda value: result.setdefault("value", value))
+
+    run()
+    return result.get("value")
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)

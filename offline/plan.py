@@ -1,0 +1,176 @@
+"""The offline plan: what `pulumi up` would create for a stack, without vCenter, a cluster or the CLI.
+
+    python -m offline.plan prod                 # print the plan
+    python -m offline.plan prod --out build/prod  # also write what a reviewer diffs between branches
+
+Exit codes: 0 planned, 2 the stack config is invalid (every problem is printed), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+from . import engine, stackfile
+from .engine import Evaluation, ProgramFailed
+
+K8S_PREFIX = "kubernetes:"
+COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
+VM_TYPE = "vsphere:index/virtualMachine:VirtualMachine"
+
+
+def run(stack: str, overrides: dict | None = None) -> tuple[Evaluation, list[str]]:
+    """Evaluate a stack file; returns the evaluation and notes about placeholders used."""
+    from config.validate import SECRET_KEYS
+
+    file = stackfile.load(stack, overrides=overrides)
+    config, secret_keys, notes = dict(file.config), list(file.secret_keys), []
+    for key, required in SECRET_KEYS.items():
+        full = f"{engine.PROJECT}:{key}"
+        if required and full not in config:
+            config[full] = stackfile.PLACEHOLDER
+            secret_keys.append(full)
+            notes.append(f"{full} is not set in {file.path.name}; a placeholder stands in (set it before `pulumi up`)")
+    return engine.evaluate(stack, config, secret_keys), notes
+
+
+# --- the printed report --------------------------------------------------------------------------------
+
+
+def report(evaluation: Evaluation, notes: list[str]) -> str:
+    lines = [
+        f"Offline plan of stack '{evaluation.stack}' (Pulumi.{evaluation.stack}.yaml), evaluated on Pulumi's mock "
+        "engine: no vCenter, cluster or Pulumi CLI was used.",
+        "",
+    ]
+    problems = notes + evaluation.warnings
+    if problems:
+        lines += ["Warnings:", *(f"  - {w}" for w in problems), ""]
+    lines += [f"`pulumi up` would create {len(evaluation.registrations)} resources.", "", "Component tree:"]
+    lines += _tree(evaluation)
+    lines += ["", "Resources by type:"]
+    lines += [f"  {count:5d}  {type_}" for type_, count in sorted(evaluation.type_counts().items())]
+    counties = evaluation.outputs.get("counties") or {}
+    lines += ["", f"Counties ({len(counties)}):"]
+    width = max((len(name) for name in counties), default=0)
+    for name, county in counties.items():
+        lines.append(
+            f"  {name:<{width}}  {county['url']}  CHT {county['version']}  "
+            f"CouchDB x{county['couchdbNodes']} ({county['couchdbStorageGb']} GB each)  "
+            f"budget {county['cpu']:g} CPU / {county['memoryGb']:g} GB"
+        )
+    return evaluation.redact("\n".join(lines))
+
+
+def _tree(evaluation: Evaluation) -> list[str]:
+    """Components indented under their parents, each with a count of the resources it holds directly."""
+    children = defaultdict(list)
+    for r in evaluation.registrations:
+        children[r.parent].append(r)
+    lines: list[str] = []
+
+    def walk(parent_urn: str, depth: int) -> None:
+        for r in children[parent_urn]:
+            if r.custom:
+                continue
+            direct = sum(1 for c in children[r.urn] if c.custom)
+            lines.append(f"  {'  ' * depth}{r.type} {r.name} ({direct} resources)")
+            walk(r.urn, depth + 1)
+
+    roots = {r.parent for r in evaluation.registrations if r.parent not in evaluation.by_urn}
+    for root in sorted(roots):
+        top_level = sum(1 for c in children[root] if c.custom)
+        if top_level:
+            lines.append(f"  (stack) ({top_level} resources)")
+        walk(root, 0)
+    return lines
+
+
+# --- the review folder ---------------------------------------------------------------------------------
+
+
+def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
+    """Manifests per namespace, each node's cloud-init, every remote script and the outputs; secrets redacted."""
+    files: dict[Path, str] = {}
+    manifests: dict[str, list[dict]] = defaultdict(list)
+    for r in evaluation.registrations:
+        if r.type.startswith(K8S_PREFIX) and r.custom and "kind" in r.inputs:
+            metadata = r.inputs.get("metadata") or {}
+            namespace = metadata.get("namespace") or (
+                metadata.get("name") if r.inputs["kind"] == "Namespace" else "_cluster"
+            )
+            manifests[namespace].append(r.inputs)
+        elif r.type == "kubernetes:helm.sh/v3:Release":
+            files[Path("helm") / f"{r.name}.yaml"] = _yaml(r.inputs)
+        elif r.type in COMMAND_TYPES:
+            script = [f"# {r.type} {r.name}"]
+            for phase in ("create", "update", "delete"):
+                if r.inputs.get(phase):
+                    script += [f"# --- {phase} ---", r.inputs[phase]]
+            files[Path("scripts") / f"{r.name}.sh"] = "\n".join(script) + "\n"
+        elif r.type == VM_TYPE:
+            extra = r.inputs.get("extraConfig") or {}
+            for part in ("userdata", "metadata", "vendordata"):
+                if f"guestinfo.{part}" in extra:
+                    files[Path("nodes") / r.name / f"{part}.yaml"] = _decode_guestinfo(extra, part)
+            vm = {k: v for k, v in r.inputs.items() if k != "extraConfig"}
+            files[Path("nodes") / r.name / "vm.yaml"] = _yaml(vm)
+    for namespace, docs in manifests.items():
+        files[Path("manifests") / f"{namespace}.yaml"] = yaml.safe_dump_all(docs, sort_keys=True)
+    files[Path("outputs.json")] = engine.to_json(evaluation.outputs) + "\n"
+    files[Path("plan.txt")] = report(evaluation, [])
+
+    written = []
+    for relative, text in sorted(files.items()):
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(evaluation.redact(text))
+        written.append(path)
+    return written
+
+
+def _decode_guestinfo(extra: dict, part: str) -> str:
+    data = extra[f"guestinfo.{part}"]
+    encoding = extra.get(f"guestinfo.{part}.encoding", "")
+    if encoding in ("base64", "b64"):
+        return base64.b64decode(data).decode()
+    if encoding in ("gzip+base64", "gz+b64"):
+        return gzip.decompress(base64.b64decode(data)).decode()
+    return data
+
+
+def _yaml(value) -> str:
+    return yaml.safe_dump(value, sort_keys=True, default_flow_style=False)
+
+
+# --- command line ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n")[0])
+    parser.add_argument("stack", help=f"stack name ({', '.join(stackfile.available_stacks()) or 'none found'})")
+    parser.add_argument("--out", type=Path, help="folder to write manifests, cloud-init and scripts to")
+    args = parser.parse_args(argv)
+    try:
+        evaluation, notes = run(args.stack)
+    except stackfile.StackFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ProgramFailed as failure:
+        print(failure.message, file=sys.stderr)
+        return 2
+    print(report(evaluation, notes))
+    if args.out:
+        written = write_review_folder(evaluation, args.out)
+        print(f"\nWrote {len(written)} files to {args.out}/ (secrets redacted).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Shared fixtures.
+
+Whole stacks are evaluated once per test session (the 50-county stack costs seconds) and many tests
+assert over that record. Component tests use `record()` instead, which installs fresh mocks per run
+with preview=False, so an output the mocks did not resolve fails loudly instead of passing vacuously.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from offline import plan, stackfile  # noqa: E402
+from offline.engine import Evaluation  # noqa: E402
+
+
+def raw_config(stack: str, **overrides) -> tuple[dict, frozenset[str]]:
+    """A stack file's `cht-hosting:` keys as plain values (what validation receives), secrets included."""
+    values, secret_keys = stackfile.raw(stackfile.load(stack))
+    values.setdefault("vspherePassword", "[secret]")
+    secret_keys = secret_keys | {"vspherePassword"}
+    values.update(overrides)
+    return values, secret_keys
+
+
+@pytest.fixture(scope="session")
+def prod() -> Evaluation:
+    evaluation, _ = plan.run("prod")
+    return evaluation
