@@ -103,4 +103,7 @@ def problems_from(
     """One line per pydantic error, with the full config key path."""
     if isinstance(errors, ValidationError):
         errors = errors.errors()
-    return [key_path(key, *prefix, *e["loc"]) + ": " + _friendly(e, model) for e in errors]
+    # pydantic marks a failing dict key with a trailing "[key]"; the key itself names the place.
+    return [
+        key_path(key, *prefix, *(p for p in e["loc"] if p != "[key]")) + ": " + _friendly(e, model) for e in errors
+    ]

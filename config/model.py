@@ -27,8 +27,8 @@ _V_SEMVER = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
 
 def _fail(kind: str, message: str) -> PydanticCustomError:
-    # Braces in user-supplied values would be read as template fields by pydantic.
-    return PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"))
+    # Without a context pydantic leaves the message as written, braces included.
+    return PydanticCustomError(kind, message)
 
 
 def _ipv4(value: object) -> str:

@@ -25,11 +25,13 @@ COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
 VM_TYPE = "vsphere:index/virtualMachine:VirtualMachine"
 
 
-def run(stack: str, overrides: dict | None = None) -> tuple[Evaluation, list[str]]:
+def run(stack: str, overrides: dict | None = None, stack_dir: Path = engine.ROOT) -> tuple[Evaluation, list[str]]:
     """Evaluate a stack file; returns the evaluation and notes about placeholders used."""
+    if str(engine.ROOT) not in sys.path:
+        sys.path.insert(0, str(engine.ROOT))
     from config.validate import SECRET_KEYS
 
-    file = stackfile.load(stack, overrides=overrides)
+    file = stackfile.load(stack, root=stack_dir, overrides=overrides)
     config, secret_keys, notes = dict(file.config), list(file.secret_keys), []
     for key, required in SECRET_KEYS.items():
         full = f"{engine.PROJECT}:{key}"
@@ -156,9 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n")[0])
     parser.add_argument("stack", help=f"stack name ({', '.join(stackfile.available_stacks()) or 'none found'})")
     parser.add_argument("--out", type=Path, help="folder to write manifests, cloud-init and scripts to")
+    parser.add_argument(
+        "--stack-dir", type=Path, default=engine.ROOT, help="folder holding Pulumi.<stack>.yaml (default: the project)"
+    )
     args = parser.parse_args(argv)
     try:
-        evaluation, notes = run(args.stack)
+        evaluation, notes = run(args.stack, stack_dir=args.stack_dir)
     except stackfile.StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

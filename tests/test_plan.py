@@ -3,14 +3,92 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
-from offline import plan
+import pytest
+import yaml
+
+from offline import plan, stackfile
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_prod_plan_lists_fifty_counties(capsys, tmp_path):
-    assert plan.main(["prod", "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def prod_plan(tmp_path_factory) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp("plan-prod")
+    result = subprocess.run(
+        [sys.executable, "-m", "offline.plan", "prod", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout, out
+
+
+def test_prod_plan_lists_fifty_counties(prod_plan):
+    printed, out = prod_plan
     assert "Counties (50):" in printed
-    assert "  nairobi " in printed and "https://nairobi.echis.moh.example.org" in printed
-    outputs = json.loads((tmp_path / "outputs.json").read_text())
+    county_lines = [line for line in printed.split("Counties (50):")[1].splitlines() if line.startswith("  ")]
+    assert len(county_lines) == 50
+    assert county_lines[0].split()[0] == "mombasa"
+    assert "https://nairobi.echis.moh.example.org  CHT 4.22.0  CouchDB x3 (500 GB each)" in printed
+    outputs = json.loads((out / "outputs.json").read_text())
     assert len(outputs["counties"]) == 50
+
+
+def test_prod_plan_warns_about_the_unset_secret(prod_plan):
+    printed, _ = prod_plan
+    assert "cht-hosting:vspherePassword is not set in Pulumi.prod.yaml; a placeholder stands in" in printed
+
+
+def test_plan_never_prints_a_secret(prod_plan):
+    printed, out = prod_plan
+    everything = printed + "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+    assert stackfile.PLACEHOLDER not in everything
+
+
+def _write_stack(folder: Path, name: str, changes: dict) -> None:
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    document["config"].update(changes)
+    (folder / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document))
+
+
+def test_bad_config_lists_every_problem_without_a_traceback(tmp_path):
+    _write_stack(tmp_path, "broken", {
+        "cht-hosting:k3s": {"version": "v1.36", "apiEndpoint": "10.20.0.10"},
+        "cht-hosting:counties": {"Nairobi": {}, "kwale": {"couchdbNodes": 2}},
+    })
+    result = subprocess.run(
+        [sys.executable, "-m", "offline.plan", "broken", "--stack-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.splitlines()[0] == "The stack config has 3 problems:"
+    assert "  - cht-hosting:k3s.version: 'v1.36' is not a k3s release" in result.stderr
+    assert "  - cht-hosting:counties.Nairobi: 'Nairobi' is not a valid county name" in result.stderr
+    assert "  - cht-hosting:counties.kwale.couchdbNodes: CouchDB runs as 1 node" in result.stderr
+
+
+def test_bad_config_registers_nothing(tmp_path):
+    _write_stack(tmp_path, "broken", {"cht-hosting:cht": {"version": "4.x"}})
+    with pytest.raises(plan.ProgramFailed) as failure:
+        plan.run("broken", stack_dir=tmp_path)
+    assert "cht-hosting:cht.version: '4.x' is not a CHT Core release" in failure.value.message
+
+
+def test_a_county_listed_twice_is_an_error(tmp_path):
+    text = (ROOT / "Pulumi.prod.yaml").read_text().replace("      kwale: {}\n", "      kwale: {}\n      kwale: {}\n")
+    (tmp_path / "Pulumi.twice.yaml").write_text(text)
+    with pytest.raises(stackfile.StackFileError) as error:
+        stackfile.load("twice", root=tmp_path)
+    line = text.splitlines().index("      kwale: {}") + 1
+    assert str(error.value) == (
+        f"Pulumi.twice.yaml: line {line + 1}: key 'kwale' appears twice (first on line {line}); keep one"
+    )
+
+
+def test_unknown_stack_names_the_stacks_that_exist(capsys):
+    assert plan.main(["nosuch"]) == 2
+    assert "Pulumi.nosuch.yaml not found; stacks here: prod" in capsys.readouterr().err
