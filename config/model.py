@@ -278,7 +278,7 @@ class Budget(Model):
 
 
 class ChtSettings(Model):
-    """`cht-hosting:cht` (defaults for every county) and each county's overrides (same keys)."""
+    """`cht-hosting:cht`: defaults for every county; each county's overrides under `counties` use the same keys."""
 
     version: ChtVersion = Field(description="CHT Core release, X.Y.Z (4.x or 5.x).")
     couchdb_nodes: Annotated[int, BeforeValidator(_couchdb_nodes)] = Field(

@@ -1,0 +1,111 @@
+"""The README's config reference, generated from the models so it cannot drift from them.
+
+    python -m config.reference          # print the reference (markdown)
+    python -m config.reference --write  # replace it in README.md
+
+A test compares README.md with this output.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from .errors import PROJECT
+from .model import OPTIONAL_SECTIONS, SECTIONS
+from .validate import SECRET_KEYS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+
+SECRET_NOTES = {
+    "vspherePassword": "Password of `vsphere.user`. Required.",
+    "vsphereStoragePassword": "Password of `vsphere.storageUser`; default: `vspherePassword`.",
+}
+
+
+def _type_name(annotation: object) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(dict.fromkeys(names))
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{a}`" for a in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping (below)"
+    return {str: "text", int: "integer", float: "number", bool: "true/false"}.get(annotation, str(annotation))
+
+
+def _default(field) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()
+        if isinstance(value, BaseModel):
+            value = value.model_dump(by_alias=True)
+    elif field.default is PydanticUndefined:
+        return "**required**"
+    else:
+        value = field.default
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        annotation = field.annotation
+        rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {field.description or ''} |")
+        nested = typing.get_origin(annotation) is None and isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if nested:
+            rows += _rows(annotation, f"{key}.")
+    return rows
+
+
+def render() -> str:
+    lines = []
+    for key, model in SECTIONS.items():
+        required = "optional" if key in OPTIONAL_SECTIONS else "required"
+        lines += [f"#### `{PROJECT}:{key}` ({required})", "", (model.__doc__ or "").split("`: ", 1)[-1].strip()]
+        lines += ["", "| key | type | default | meaning |", "|---|---|---|---|", *_rows(model, ""), ""]
+    lines += [
+        f"#### `{PROJECT}:counties` (required)",
+        "",
+        "A mapping of county name to overrides: `nairobi: {}` takes every default from `cht`; "
+        "`mombasa: {couchdbNodes: 3}` overrides one. The name becomes the county's namespace: lower-case "
+        "letters, digits and `-`.",
+        "",
+        "#### Secrets (each in a key of its own, set with `pulumi config set --secret`)",
+        "",
+        "| key | meaning |",
+        "|---|---|",
+        *(f"| `{PROJECT}:{key}` | {SECRET_NOTES.get(key, '')} |" for key in SECRET_KEYS),
+    ]
+    return "\n".join(lines).strip() + "\n"
+
+
+def replace_in(text: str) -> str:
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    return f"{head}{START}\n{render()}{END}{tail}"
+
+
+if __name__ == "__main__":
+    if "--write" in sys.argv:
+        README.write_text(replace_in(README.read_text()))
+    else:
+        print(render())
