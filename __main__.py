@@ -3,6 +3,7 @@
 import pulumi
 
 import config
+from config import capacity
 
 try:
     stack = config.load()
@@ -28,3 +29,5 @@ pulumi.export(
         for name, county in cfg.counties.items()
     },
 )
+
+pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from . import compatibility, names
 from .errors import key_path
-from .model import County, K3sConfig, NetworkConfig, NodePoolConfig, CpiConfig, CsiConfig, VsphereConfig
+from .model import CapacityConfig, County, K3sConfig, NetworkConfig, NodePoolConfig, CpiConfig, CsiConfig, VsphereConfig
 
 POOLS = ("controlPlane", "agents")
 
@@ -171,6 +171,27 @@ def hosts(counties: dict[str, County]) -> list[str]:
             )
         else:
             first[county.host] = name
+    return problems
+
+
+def reserves(agents: NodePoolConfig | None, capacity: CapacityConfig | None) -> list[str]:
+    if agents is None or capacity is None:
+        return []
+    problems = []
+    for key, reserved, size, unit in (
+        ("reservedCpuPerAgent", capacity.reserved_cpu_per_agent, agents.cpus, "vCPU"),
+        ("reservedMemoryGbPerAgent", capacity.reserved_memory_gb_per_agent, agents.memory_gb, "GB"),
+    ):
+        if reserved >= size:
+            problems.append(
+                f"{key_path('capacity', key)}: reserves {reserved:g} of each agent's {size} {unit}, leaving nothing "
+                "for the counties; lower it or give the agents more"
+            )
+    if len(agents.nodes) and capacity.spare_agents >= len(agents.nodes):
+        problems.append(
+            f"{key_path('capacity', 'spareAgents')}: {capacity.spare_agents} spare of {len(agents.nodes)} agents "
+            "leaves none to serve; lower it or add agents"
+        )
     return problems
 
 

@@ -267,6 +267,23 @@ class StorageClassConfig(Model):
     fs_type: Literal["ext4", "xfs"] = Field(default="ext4", description="Filesystem of new volumes.")
 
 
+class CapacityConfig(Model):
+    """`cht-hosting:capacity`: how the counties' budgets are checked against the agents."""
+
+    spare_agents: Annotated[int, Field(ge=0)] = Field(
+        default=1, description="Agents the counties must survive losing (N-1 by default)."
+    )
+    reserved_cpu_per_agent: Annotated[float, Field(ge=0)] = Field(
+        default=1, description="CPU per agent kept for the OS, k3s and node daemons."
+    )
+    reserved_memory_gb_per_agent: Annotated[float, Field(ge=0)] = Field(
+        default=4, description="Memory per agent kept for the OS, k3s and node daemons, GB."
+    )
+    on_shortfall: Literal["error", "warn"] = Field(
+        default="error", description="When the counties do not fit: refuse to run (error) or only warn."
+    )
+
+
 # --- counties ---------------------------------------------------------------------------------------------
 
 
@@ -322,6 +339,7 @@ class StackConfig(Model):
     cpi: CpiConfig
     csi: CsiConfig
     storage_class: StorageClassConfig = StorageClassConfig()
+    capacity: CapacityConfig = CapacityConfig()
     cht: ChtSettings
     counties: dict[str, County]
 
@@ -337,6 +355,7 @@ SECTIONS: dict[str, type[Model]] = {
     "cpi": CpiConfig,
     "csi": CsiConfig,
     "storageClass": StorageClassConfig,
+    "capacity": CapacityConfig,
     "cht": ChtSettings,
 }
-OPTIONAL_SECTIONS = {"ssh", "storageClass"}
+OPTIONAL_SECTIONS = {"ssh", "storageClass", "capacity"}

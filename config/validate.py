@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import checks
+from . import capacity, checks
 from .errors import ConfigError, key_path, problems_from
 from .model import OPTIONAL_SECTIONS, SECTIONS, ChtSettings, County, Model, StackConfig
 
@@ -47,15 +47,25 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
     problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
     problems += checks.hosts(counties)
 
+    problems += checks.reserves(sections["agents"], sections["capacity"])
+
     if problems:
         raise ConfigError(problems)
-    return StackConfig.model_validate(
-        {**{k: v for k, v in sections.items()}, "counties": counties}, by_alias=True
-    )
+    config = StackConfig.model_validate({**sections, "counties": counties}, by_alias=True)
+    if config.capacity.on_shortfall == "error" and (message := _capacity_shortfall(config)):
+        raise ConfigError([message])
+    return config
 
 
 def warnings(config: StackConfig) -> list[str]:
-    return checks.warnings(config.vsphere)
+    found = checks.warnings(config.vsphere)
+    if config.capacity.on_shortfall == "warn" and (message := _capacity_shortfall(config)):
+        found.append(message)
+    return found
+
+
+def _capacity_shortfall(config: StackConfig) -> str | None:
+    return capacity.shortfall(capacity.plan(config), config)
 
 
 def _none_is_empty(value: Any) -> Any:

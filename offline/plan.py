@@ -67,6 +67,8 @@ def report(evaluation: Evaluation, notes: list[str]) -> str:
             f"CouchDB x{county['couchdbNodes']} ({county['couchdbStorageGb']} GB each)  "
             f"budget {county['cpu']:g} CPU / {county['memoryGb']:g} GB"
         )
+    if evaluation.outputs.get("capacityReport"):
+        lines += ["", "Capacity (the counties' budgets against the agents):", evaluation.outputs["capacityReport"]]
     return evaluation.redact("\n".join(lines))
 
 

@@ -1,0 +1,75 @@
+"""Capacity planning: counties' budgets against the agents with one agent lost."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from config import capacity
+from config.errors import ConfigError
+from config.validate import validate, warnings
+from tests.conftest import raw_config
+
+
+def prod_with(extra_counties: int = 0, **capacity_settings):
+    raw, secrets = raw_config("prod")
+    raw = copy.deepcopy(raw)
+    for i in range(extra_counties):
+        raw["counties"][f"extra-{i:03d}"] = {}
+    if capacity_settings:
+        raw["capacity"] = capacity_settings
+    return raw, secrets
+
+
+def test_prod_fits_on_eight_of_nine_agents():
+    config = validate(*raw_config("prod"))
+    report = capacity.plan(config)
+    assert (report.agents, report.serving_agents) == (9, 8)
+    assert (report.cpu_per_agent, report.memory_gb_per_agent) == (47, 188)
+    assert report.requested_cpu == 46 * 4 + 12 + 8 + 6 + 6
+    assert report.fits and report.agents_needed <= 9
+
+
+def test_counties_beyond_eight_agents_fail_with_how_many_to_add():
+    # 8 serving agents allocate 8 x 47 = 376 CPU; prod requests 216, so 41 more 4-CPU counties need 380.
+    with pytest.raises(ConfigError) as error:
+        validate(*prod_with(extra_counties=41))
+    assert error.value.problems == [
+        "cht-hosting:agents.nodes: the counties request 380 CPU and 1520 GB, but with 1 of 9 agents lost the "
+        "other 8 allocate 376 CPU and 1504 GB; add 1 agent of 48 vCPU / 192 GB (or lower some county budgets)"
+    ]
+
+
+def test_exactly_full_still_fits():
+    config = validate(*prod_with(extra_counties=40))  # 376 CPU requested, 376 allocatable
+    assert capacity.plan(config).fits
+
+
+def test_shortfall_can_be_a_warning_instead():
+    config = validate(*prod_with(extra_counties=200, onShortfall="warn"))
+    report = capacity.plan(config)
+    assert not report.fits
+    (message,) = warnings(config)
+    assert message.endswith("add 14 agents of 48 vCPU / 192 GB (or lower some county budgets)")
+    assert "Does NOT fit: 23 agents needed, 9 configured." in capacity.table(report)
+
+
+def test_reserve_larger_than_an_agent_is_refused():
+    with pytest.raises(ConfigError) as error:
+        validate(*prod_with(reservedCpuPerAgent=48))
+    assert error.value.problems == [
+        "cht-hosting:capacity.reservedCpuPerAgent: reserves 48 of each agent's 48 vCPU, leaving nothing for the "
+        "counties; lower it or give the agents more"
+    ]
+
+
+def test_report_table_lists_pool_and_every_county():
+    report = capacity.plan(validate(*raw_config("prod")))
+    text = capacity.table(report)
+    assert "Agents: 9 x (47 CPU, 188 GB allocatable); planned for 1 lost, so 8 serve." in text
+    assert "  allocatable (N-1)              376        1504" in text
+    assert "  nairobi                         12          48" in text
+    assert text.endswith("Fits.")
+    names = {c.name for c in report.counties}
+    assert sum(1 for line in text.splitlines() if line.split()[:1] and line.split()[0] in names) == 50
