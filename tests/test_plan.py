@@ -29,7 +29,8 @@ def prod_plan(tmp_path_factory) -> tuple[str, Path]:
 def test_prod_plan_lists_fifty_counties(prod_plan):
     printed, out = prod_plan
     assert "Counties (50):" in printed
-    county_lines = [line for line in printed.split("Counties (50):")[1].splitlines() if line.startswith("  ")]
+    county_section = printed.split("Counties (50):")[1].split("Capacity")[0]
+    county_lines = [line for line in county_section.splitlines() if line.startswith("  ")]
     assert len(county_lines) == 50
     assert county_lines[0].split()[0] == "mombasa"
     assert "https://nairobi.echis.moh.example.org  CHT 4.22.0  CouchDB x3 (500 GB each)" in printed
