@@ -30,4 +30,5 @@ pulumi.export(
     },
 )
 
-pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
+if cfg.cluster_mode == "vsphere-k3s":
+    pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))

@@ -26,6 +26,7 @@ class Secrets:
 
     vsphere_password: pulumi.Output[str] | None
     vsphere_storage_password: pulumi.Output[str] | None
+    kubeconfig: pulumi.Output[str] | None
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ def load() -> Stack:
     return Stack(
         config=stack_config,
         secrets=Secrets(
-            vsphere_password=cfg.require_secret("vspherePassword"),
+            vsphere_password=cfg.get_secret("vspherePassword"),
             vsphere_storage_password=cfg.get_secret("vsphereStoragePassword"),
+            kubeconfig=cfg.get_secret("kubeconfig"),
         ),
     )

@@ -324,22 +324,37 @@ class County(Model):
     settings: ChtSettings
 
 
+class ExistingClusterConfig(Model):
+    """`cht-hosting:existingCluster`: the cluster the counties go on when `clusterMode` is `existing`."""
+
+    context: str | None = Field(
+        default=None,
+        description="kube context to use; without the `kubeconfig` secret, from the operator's own kubeconfig.",
+    )
+    storage_class: NodeName = Field(description="Name of an existing StorageClass for the CouchDB volumes.")
+
+
 # --- the whole stack ------------------------------------------------------------------------------------
 
 
-class StackConfig(Model):
-    """Everything the program reads, validated."""
+ClusterMode = Literal["vsphere-k3s", "existing"]
 
-    vsphere: VsphereConfig
-    network: NetworkConfig
-    control_plane: NodePoolConfig
-    agents: NodePoolConfig
-    ssh: SshConfig = SshConfig()
-    k3s: K3sConfig
-    cpi: CpiConfig
-    csi: CsiConfig
-    storage_class: StorageClassConfig = StorageClassConfig()
-    capacity: CapacityConfig = CapacityConfig()
+
+class StackConfig(Model):
+    """Everything the program reads, validated. The sections of the other cluster mode are None."""
+
+    cluster_mode: ClusterMode = "vsphere-k3s"
+    vsphere: VsphereConfig | None = None
+    network: NetworkConfig | None = None
+    control_plane: NodePoolConfig | None = None
+    agents: NodePoolConfig | None = None
+    ssh: SshConfig | None = None
+    k3s: K3sConfig | None = None
+    cpi: CpiConfig | None = None
+    csi: CsiConfig | None = None
+    storage_class: StorageClassConfig | None = None
+    capacity: CapacityConfig | None = None
+    existing_cluster: ExistingClusterConfig | None = None
     cht: ChtSettings
     counties: dict[str, County]
 
@@ -356,6 +371,16 @@ SECTIONS: dict[str, type[Model]] = {
     "csi": CsiConfig,
     "storageClass": StorageClassConfig,
     "capacity": CapacityConfig,
+    "existingCluster": ExistingClusterConfig,
     "cht": ChtSettings,
 }
 OPTIONAL_SECTIONS = {"ssh", "storageClass", "capacity"}
+# Which sections each cluster mode reads; a section of the other mode is refused (it would be ignored).
+MODE_SECTIONS: dict[str, set[str]] = {
+    "vsphere-k3s": {"vsphere", "network", "controlPlane", "agents", "ssh", "k3s", "cpi", "csi", "storageClass", "capacity"},
+    "existing": {"existingCluster"},
+}
+MODE_PURPOSE = {
+    "vsphere-k3s": "the program builds VMs, k3s, the CPI and the CSI",
+    "existing": "the program creates no VMs, k3s, CPI or CSI",
+}

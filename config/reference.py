@@ -17,15 +17,17 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from .errors import PROJECT
-from .model import OPTIONAL_SECTIONS, SECTIONS
+from .model import MODE_SECTIONS, OPTIONAL_SECTIONS, SECTIONS
 from .validate import SECRET_KEYS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 
 SECRET_NOTES = {
-    "vspherePassword": "Password of `vsphere.user`. Required.",
+    "vspherePassword": "Password of `vsphere.user`. Required in `vsphere-k3s` mode.",
     "vsphereStoragePassword": "Password of `vsphere.storageUser`; default: `vspherePassword`.",
+    "kubeconfig": "`existing` mode: the kubeconfig of the cluster to deploy onto; default: the operator's own "
+    "(`~/.kube/config`, or `$KUBECONFIG`).",
 }
 
 
@@ -77,9 +79,18 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
 
 
 def render() -> str:
-    lines = []
+    lines = [
+        f"#### `{PROJECT}:clusterMode` (optional)",
+        "",
+        "`vsphere-k3s` (default): the program builds the VMs, k3s, the CPI, the CSI and the StorageClass, then "
+        "the counties. `existing`: it deploys only the counties onto an existing cluster (`existingCluster`). "
+        "Each section below says which mode reads it; a section of the other mode is refused.",
+        "",
+    ]
     for key, model in SECTIONS.items():
-        required = "optional" if key in OPTIONAL_SECTIONS else "required"
+        modes = [m for m, keys in MODE_SECTIONS.items() if key in keys] or list(MODE_SECTIONS)
+        need = "optional" if key in OPTIONAL_SECTIONS else "required"
+        required = f"{' and '.join(f'`{m}`' for m in modes)} mode{'s' if len(modes) > 1 else ''}, {need}"
         lines += [f"#### `{PROJECT}:{key}` ({required})", "", (model.__doc__ or "").split("`: ", 1)[-1].strip()]
         lines += ["", "| key | type | default | meaning |", "|---|---|---|---|", *_rows(model, ""), ""]
     lines += [

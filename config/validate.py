@@ -10,28 +10,51 @@ from pydantic import ValidationError
 
 from . import capacity, checks
 from .errors import ConfigError, key_path, problems_from
-from .model import OPTIONAL_SECTIONS, SECTIONS, ChtSettings, County, Model, StackConfig
+from .model import MODE_PURPOSE, MODE_SECTIONS, OPTIONAL_SECTIONS, SECTIONS, ChtSettings, County, Model, StackConfig
 
 # Secrets live in keys of their own (never inside an object, whose secret leaves reach the program as
-# plain text). Each maps to whether the vsphere-k3s mode needs it.
+# plain text). Each maps to whether it is required (in the cluster mode it belongs to, if any).
 SECRET_KEYS: dict[str, bool] = {
     "vspherePassword": True,
     "vsphereStoragePassword": False,
+    "kubeconfig": False,
 }
-KNOWN_KEYS = [*SECTIONS, "counties", *SECRET_KEYS]
+SECRET_MODES: dict[str, str] = {
+    "vspherePassword": "vsphere-k3s",
+    "vsphereStoragePassword": "vsphere-k3s",
+    "kubeconfig": "existing",
+}
+MODES = tuple(MODE_SECTIONS)
+
+
+def required_secrets(mode: str) -> list[str]:
+    return [k for k, required in SECRET_KEYS.items() if required and SECRET_MODES.get(k, mode) == mode]
+KNOWN_KEYS = ["clusterMode", *SECTIONS, "counties", *SECRET_KEYS]
 
 
 def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> StackConfig:
     """Every problem is collected before raising, so one run shows them all."""
     problems: list[str] = []
-    problems += _unknown_and_secret_keys(raw, secret_keys)
+    mode = raw.get("clusterMode", MODES[0])
+    if mode not in MODES:
+        problems.append(
+            f"{key_path('clusterMode')}: must be {' or '.join(MODES)}, got {mode!r}; "
+            f"{MODES[0]} builds the whole platform, existing deploys counties onto a cluster you have"
+        )
+        mode = MODES[0]
+    problems += _unknown_and_secret_keys(raw, secret_keys, mode)
 
     sections: dict[str, Model | None] = {}
     for key, model in SECTIONS.items():
-        if key not in raw:
-            if key not in OPTIONAL_SECTIONS:
+        in_mode = key == "cht" or key in MODE_SECTIONS[mode]
+        if key in raw and not in_mode:
+            problems.append(
+                f"{key_path(key)}: has no meaning when clusterMode is {mode} ({MODE_PURPOSE[mode]}); remove it"
+            )
+        if key not in raw or not in_mode:
+            if in_mode and key not in OPTIONAL_SECTIONS:
                 problems.append(f"{key_path(key)}: is required; add it (see 'Config reference' in the README)")
-            sections[key] = None if key not in OPTIONAL_SECTIONS else model()
+            sections[key] = model() if in_mode and key in OPTIONAL_SECTIONS else None
             continue
         try:
             sections[key] = model.model_validate(_none_is_empty(raw[key]))
@@ -41,25 +64,24 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
 
     counties, county_problems = _counties(raw.get("counties"), raw.get("cht"))
     problems += county_problems
-
-    problems += checks.pools(sections["controlPlane"], sections["agents"])
-    problems += checks.addresses(sections["network"], sections["controlPlane"], sections["agents"], sections["k3s"])
-    problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
     problems += checks.hosts(counties)
-
-    problems += checks.reserves(sections["agents"], sections["capacity"])
+    if mode == "vsphere-k3s":
+        problems += checks.pools(sections["controlPlane"], sections["agents"])
+        problems += checks.addresses(sections["network"], sections["controlPlane"], sections["agents"], sections["k3s"])
+        problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
+        problems += checks.reserves(sections["agents"], sections["capacity"])
 
     if problems:
         raise ConfigError(problems)
-    config = StackConfig.model_validate({**sections, "counties": counties}, by_alias=True)
-    if config.capacity.on_shortfall == "error" and (message := _capacity_shortfall(config)):
+    config = StackConfig.model_validate({**sections, "clusterMode": mode, "counties": counties}, by_alias=True)
+    if config.capacity and config.capacity.on_shortfall == "error" and (message := _capacity_shortfall(config)):
         raise ConfigError([message])
     return config
 
 
 def warnings(config: StackConfig) -> list[str]:
     found = checks.warnings(config.vsphere)
-    if config.capacity.on_shortfall == "warn" and (message := _capacity_shortfall(config)):
+    if config.capacity and config.capacity.on_shortfall == "warn" and (message := _capacity_shortfall(config)):
         found.append(message)
     return found
 
@@ -73,7 +95,7 @@ def _none_is_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
-def _unknown_and_secret_keys(raw: Mapping[str, Any], secret_keys: frozenset[str]) -> list[str]:
+def _unknown_and_secret_keys(raw: Mapping[str, Any], secret_keys: frozenset[str], mode: str) -> list[str]:
     problems = []
     for key in raw:
         if key not in KNOWN_KEYS:
@@ -86,7 +108,13 @@ def _unknown_and_secret_keys(raw: Mapping[str, Any], secret_keys: frozenset[str]
                 f"({', '.join(SECRET_KEYS)}); set it again without --secret"
             )
     for key, required in SECRET_KEYS.items():
-        if required and key not in raw:
+        own_mode = SECRET_MODES.get(key, mode)
+        if key in raw and own_mode != mode:
+            problems.append(
+                f"{key_path(key)}: has no meaning when clusterMode is {mode} ({MODE_PURPOSE[mode]}); "
+                f"remove it with `pulumi config rm {key}`"
+            )
+        elif required and own_mode == mode and key not in raw:
             problems.append(f"{key_path(key)}: is required; set it with `pulumi config set --secret {key} ...`")
         elif key in raw and key not in secret_keys:
             problems.append(

@@ -29,13 +29,13 @@ def run(stack: str, overrides: dict | None = None, stack_dir: Path = engine.ROOT
     """Evaluate a stack file; returns the evaluation and notes about placeholders used."""
     if str(engine.ROOT) not in sys.path:
         sys.path.insert(0, str(engine.ROOT))
-    from config.validate import SECRET_KEYS
+    from config.validate import MODES, required_secrets
 
     file = stackfile.load(stack, root=stack_dir, overrides=overrides)
     config, secret_keys, notes = dict(file.config), list(file.secret_keys), []
-    for key, required in SECRET_KEYS.items():
+    for key in required_secrets(config.get(f"{engine.PROJECT}:clusterMode", MODES[0])):
         full = f"{engine.PROJECT}:{key}"
-        if required and full not in config:
+        if full not in config:
             config[full] = stackfile.PLACEHOLDER
             secret_keys.append(full)
             notes.append(f"{full} is not set in {file.path.name}; a placeholder stands in (set it before `pulumi up`)")

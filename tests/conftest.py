@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from config.validate import MODES, required_secrets  # noqa: E402
 from offline import plan, stackfile  # noqa: E402
 from offline.engine import Evaluation  # noqa: E402
 
@@ -22,8 +23,9 @@ from offline.engine import Evaluation  # noqa: E402
 def raw_config(stack: str, **overrides) -> tuple[dict, frozenset[str]]:
     """A stack file's `cht-hosting:` keys as plain values (what validation receives), secrets included."""
     values, secret_keys = stackfile.raw(stackfile.load(stack))
-    values.setdefault("vspherePassword", "[secret]")
-    secret_keys = secret_keys | {"vspherePassword"}
+    for key in required_secrets(values.get("clusterMode", MODES[0])):
+        values.setdefault(key, "[secret]")
+        secret_keys = secret_keys | {key}
     values.update(overrides)
     return values, secret_keys
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from config.errors import ConfigError
-from config.validate import validate
+from config.validate import SECRET_KEYS, validate
 from tests.conftest import raw_config
 
 DELETE = object()
@@ -359,8 +359,8 @@ def test_secret_stored_in_plain_text():
 
 def test_secret_inside_object_config_is_refused():
     assert problems_with(secret_keys={"vspherePassword", "vsphere"}) == [
-        "cht-hosting:vsphere: is set as a secret, but secrets belong in keys of their own (vspherePassword, "
-        "vsphereStoragePassword); set it again without --secret"
+        "cht-hosting:vsphere: is set as a secret, but secrets belong in keys of their own "
+        f"({', '.join(SECRET_KEYS)}); set it again without --secret"
     ]
 
 
@@ -384,3 +384,57 @@ def test_every_problem_is_listed_at_once():
         "controlPlane.nodes",
     ]
     assert str(ConfigError(problems)).startswith("The stack config has 5 problems:\n  - cht-hosting:countys")
+
+
+# --- cluster modes ------------------------------------------------------------------------------------------
+
+
+def test_dev_stack_is_an_existing_cluster_stack():
+    config = validate(*raw_config("dev"))
+    assert config.cluster_mode == "existing"
+    assert config.existing_cluster.storage_class == "local-path"
+    assert (config.vsphere, config.k3s, config.agents, config.capacity) == (None, None, None, None)
+    assert config.counties["kwale"].host == "kwale.localhost"
+
+
+def test_unknown_cluster_mode():
+    assert problems_with(("clusterMode", "eks")) == [
+        "cht-hosting:clusterMode: must be vsphere-k3s or existing, got 'eks'; vsphere-k3s builds the whole "
+        "platform, existing deploys counties onto a cluster you have"
+    ]
+
+
+def test_vsphere_options_are_refused_in_existing_mode():
+    raw, _ = raw_config("dev")
+    raw = copy.deepcopy(raw)
+    raw["agents"] = {"cpus": 48, "memoryGb": 192, "diskGb": 50, "nodes": {"agent-1": "10.20.0.21"}}
+    raw["vspherePassword"] = "[secret]"
+    with pytest.raises(ConfigError) as error:
+        validate(raw, frozenset({"vspherePassword"}))
+    assert error.value.problems == [
+        "cht-hosting:vspherePassword: has no meaning when clusterMode is existing (the program creates no VMs, "
+        "k3s, CPI or CSI); remove it with `pulumi config rm vspherePassword`",
+        "cht-hosting:agents: has no meaning when clusterMode is existing (the program creates no VMs, k3s, CPI or "
+        "CSI); remove it",
+    ]
+
+
+def test_existing_mode_needs_the_existing_cluster():
+    raw, _ = raw_config("dev")
+    raw = {k: v for k, v in raw.items() if k != "existingCluster"}
+    with pytest.raises(ConfigError) as error:
+        validate(raw, frozenset())
+    assert error.value.problems == [
+        "cht-hosting:existingCluster: is required; add it (see 'Config reference' in the README)"
+    ]
+
+
+def test_kubeconfig_secret_is_refused_in_vsphere_mode():
+    raw, secrets = raw_config("prod")
+    raw = {**raw, "kubeconfig": "[secret]"}
+    with pytest.raises(ConfigError) as error:
+        validate(raw, secrets | {"kubeconfig"})
+    assert error.value.problems == [
+        "cht-hosting:kubeconfig: has no meaning when clusterMode is vsphere-k3s (the program builds VMs, k3s, the "
+        "CPI and the CSI); remove it with `pulumi config rm kubeconfig`"
+    ]

@@ -92,4 +92,4 @@ def test_a_county_listed_twice_is_an_error(tmp_path):
 
 def test_unknown_stack_names_the_stacks_that_exist(capsys):
     assert plan.main(["nosuch"]) == 2
-    assert "Pulumi.nosuch.yaml not found; stacks here: prod, staging" in capsys.readouterr().err
+    assert "Pulumi.nosuch.yaml not found; stacks here: dev, prod, staging" in capsys.readouterr().err
