@@ -24,9 +24,9 @@ __all__ = ["ConfigError", "County", "Secrets", "Stack", "StackConfig", "load", "
 class Secrets:
     """Operator-supplied secrets, never plain values."""
 
-    vsphere_password: pulumi.Output[str] | None
-    vsphere_storage_password: pulumi.Output[str] | None
-    kubeconfig: pulumi.Output[str] | None
+    vsphere_password: pulumi.Output[str] | None = None
+    vsphere_storage_password: pulumi.Output[str] | None = None
+    kubeconfig: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)

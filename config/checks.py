@@ -195,6 +195,20 @@ def reserves(agents: NodePoolConfig | None, capacity: CapacityConfig | None) -> 
     return problems
 
 
+def cns_grants(vsphere: VsphereConfig | None) -> list[str]:
+    """The CNS roles must go to an account of their own: an explicit role on an entity overrides inherited ones."""
+    if vsphere is None or not vsphere.manage_cns_roles:
+        return []
+    if (vsphere.storage_user or vsphere.user).lower() != vsphere.user.lower():
+        return []
+    return [
+        f"{key_path('vsphere', 'storageUser')}: the CNS roles would be granted to {vsphere.user}, the account "
+        "Pulumi itself uses, and a role set on the node VMs, the datastore and the datacenter replaces the rights "
+        "it inherits there; set storageUser to a dedicated account (e.g. k8s-cns@vsphere.local), "
+        "or set vsphere.manageCnsRoles: false if the vCenter team grants the roles"
+    ]
+
+
 def warnings(vsphere: VsphereConfig | None) -> list[str]:
     if vsphere is not None and vsphere.insecure:
         return [

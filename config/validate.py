@@ -70,6 +70,7 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
         problems += checks.addresses(sections["network"], sections["controlPlane"], sections["agents"], sections["k3s"])
         problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
         problems += checks.reserves(sections["agents"], sections["capacity"])
+        problems += checks.cns_grants(sections["vsphere"])
 
     if problems:
         raise ConfigError(problems)

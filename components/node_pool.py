@@ -1,0 +1,182 @@
+"""NodePool: one VM per configured node, cloned from the Ubuntu cloud-image template, ready for the CPI and CSI.
+
+Per node (children named `<pool>-<node>-...`, so adding or removing one node touches no other):
+- `tls.PrivateKey` `<pool>-<node>-host-key`: the node's SSH host key, installed by cloud-init and pinned
+  in every SSH connection to the node;
+- `vsphere.VirtualMachine` `<pool>-<node>`: disk.EnableUUID, hardware version >= 15 (validated in config),
+  PVSCSI, one vmxnet3 NIC, cloud-init through guestinfo (secret: it carries the host private key);
+- `vsphere.EntityPermissions` `<pool>-<node>-cns-vm`: the CNS-VM role for the storage account, when the
+  program manages the CNS roles.
+Per pool: a DRS anti-affinity rule `<pool>-anti-affinity` (control plane by default; agents when configured).
+
+Day 2: the clone block and the guestinfo are ignored after creation (cloud-init runs once; a rebuilt
+template or a changed key list must not replace or reboot a node), control-plane VMs are protected, and
+a replacement deletes the old VM first (fixed name and address).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pulumi
+import pulumi_tls as tls
+import pulumi_vsphere as vsphere
+from pulumi_command import remote
+
+from config.model import NetworkConfig, NodePoolConfig
+
+from . import cloud_init
+from .node import NodeHandle
+from .ssh_trust import SshTrust
+from .vsphere_access import VsphereAccess
+
+# After creation, these never change a node:
+# - clone: a rebuilt or renamed template (the TF provider's recommended pattern, terraform-provider-vsphere#1474);
+# - extraConfig: cloud-init reads it on first boot only, and a change would reboot the VM for nothing;
+# - eptRviMode, hvMode, syncTimeWithHost: perpetual diffs the provider reports (pulumi-vsphere#472).
+IGNORED_VM_CHANGES = ["clone", "extraConfig", "eptRviMode", "hvMode", "syncTimeWithHost"]
+
+# A fresh VM needs a few minutes before sshd answers (boot, cloud-init); the provider retries with backoff.
+SSH_PER_DIAL_TIMEOUT = 15
+SSH_DIAL_ERROR_LIMIT = 60
+GUEST_NET_TIMEOUT_MINUTES = 10
+
+
+class NodePool(pulumi.ComponentResource):
+    nodes: dict[str, NodeHandle]
+    """Node name -> handle (name, IP, lower-case BIOS UUID, pinned SSH connection, VM)."""
+    vms: dict[str, vsphere.VirtualMachine]
+    anti_affinity: vsphere.ComputeClusterVmAntiAffinityRule | None
+
+    def __init__(
+        self,
+        name: str,
+        pool: NodePoolConfig,
+        *,
+        role: Literal["server", "agent"],
+        access: VsphereAccess,
+        network: NetworkConfig,
+        trust: SshTrust,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("cht-hosting:vsphere:NodePool", name, None, opts)
+        self.nodes, self.vms = {}, {}
+        for node, ip in sorted(pool.nodes.items()):
+            self.nodes[node] = self._node(name, node, ip, pool, role, access, network, trust)
+            self.vms[node] = self.nodes[node].vm
+
+        wanted = pool.anti_affinity if pool.anti_affinity is not None else role == "server"
+        self.anti_affinity = None
+        if wanted and len(self.vms) >= 2:  # a rule needs two VMs to keep apart
+            self.anti_affinity = vsphere.ComputeClusterVmAntiAffinityRule(
+                f"{name}-anti-affinity",
+                name=f"{access.config.folder}-{name}",
+                compute_cluster_id=access.cluster_id,
+                virtual_machine_ids=[vm.id for _, vm in sorted(self.vms.items())],
+                enabled=True,
+                # Advisory: with fewer hosts than VMs (maintenance, a failed host) the VMs still power on.
+                mandatory=False,
+                opts=pulumi.ResourceOptions(parent=self, provider=access.provider),
+            )
+
+        self.register_outputs(
+            {
+                "nodes": {
+                    node: {"ip": handle.ip, "uuid": handle.uuid, "role": handle.role}
+                    for node, handle in self.nodes.items()
+                }
+            }
+        )
+
+    def _node(
+        self,
+        pool_name: str,
+        node: str,
+        ip: str,
+        pool: NodePoolConfig,
+        role: Literal["server", "agent"],
+        access: VsphereAccess,
+        network: NetworkConfig,
+        trust: SshTrust,
+    ) -> NodeHandle:
+        cfg = access.config
+        prefix = f"{pool_name}-{node}"
+        host_key = tls.PrivateKey(
+            f"{prefix}-host-key", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self)
+        )
+        host_public = host_key.public_key_openssh.apply(str.strip)
+        meta = cloud_init.metadata(node, ip, network)
+        extra_config = pulumi.Output.secret(
+            pulumi.Output.all(trust.authorized_keys, host_key.private_key_openssh, host_public).apply(
+                lambda args: cloud_init.guestinfo(
+                    meta,
+                    cloud_init.userdata(
+                        node,
+                        trust.user,
+                        args[0],
+                        list(network.ntp),
+                        cloud_init.HostKey(private_openssh=args[1], public_openssh=args[2]),
+                    ),
+                )
+            )
+        )
+        template = access.template
+        vm = vsphere.VirtualMachine(
+            prefix,
+            name=node,
+            folder=cfg.folder,
+            resource_pool_id=access.resource_pool_id,
+            datastore_id=access.datastore_id,
+            num_cpus=pool.cpus,
+            memory=pool.memory_gb * 1024,
+            guest_id=template.guest_id,
+            firmware=template.firmware,
+            hardware_version=cfg.hardware_version,
+            scsi_type="pvscsi",
+            enable_disk_uuid=True,
+            network_interfaces=[
+                vsphere.VirtualMachineNetworkInterfaceArgs(network_id=access.network_id, adapter_type="vmxnet3")
+            ],
+            disks=[
+                vsphere.VirtualMachineDiskArgs(
+                    label="disk0",
+                    size=pool.disk_gb,
+                    unit_number=0,
+                    thin_provisioned=template.disks.apply(lambda disks: disks[0].thin_provisioned if disks else True),
+                )
+            ],
+            clone=vsphere.VirtualMachineCloneArgs(template_uuid=template.id, linked_clone=False),
+            extra_config=extra_config,
+            wait_for_guest_net_timeout=GUEST_NET_TIMEOUT_MINUTES,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=access.provider,
+                ignore_changes=IGNORED_VM_CHANGES,
+                protect=role == "server",
+                delete_before_replace=True,
+            ),
+        )
+        cns_vm = access.roles.get("CNS-VM")
+        if cns_vm is not None:
+            vsphere.EntityPermissions(
+                f"{prefix}-cns-vm",
+                entity_id=vm.moid,
+                entity_type="VirtualMachine",
+                permissions=[access.permission(cns_vm.id, propagate=False)],
+                opts=pulumi.ResourceOptions(parent=self, provider=access.provider),
+            )
+        return NodeHandle(
+            name=node,
+            ip=ip,
+            role=role,
+            uuid=vm.uuid.apply(str.lower),
+            connection=remote.ConnectionArgs(
+                host=ip,
+                user=trust.user,
+                private_key=trust.private_key,
+                host_key=host_public,
+                per_dial_timeout=SSH_PER_DIAL_TIMEOUT,
+                dial_error_limit=SSH_DIAL_ERROR_LIMIT,
+            ),
+            vm=vm,
+        )

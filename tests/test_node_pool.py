@@ -1,0 +1,270 @@
+"""NodePool and SshTrust, built from the prod stack's validated config on the mock engine."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import yaml
+
+from tests.nodes_build import build, prod_config
+
+VM = "vsphere:index/virtualMachine:VirtualMachine"
+KEY = "tls:index/privateKey:PrivateKey"
+RULE = "vsphere:index/computeClusterVmAntiAffinityRule:ComputeClusterVmAntiAffinityRule"
+PERMISSIONS = "vsphere:index/entityPermissions:EntityPermissions"
+SERVERS = ["cp-1", "cp-2", "cp-3"]
+AGENTS = [f"agent-{i}" for i in range(1, 10)]
+
+
+@pytest.fixture(scope="module")
+def built():
+    return build(prod_config())
+
+
+@pytest.fixture(scope="module")
+def ev(built):
+    return built.evaluation
+
+
+def vm_of(ev, node):
+    pool = "control-plane" if node.startswith("cp-") else "agents"
+    return ev.named(f"{pool}-{node}")
+
+
+def cloud_init_of(ev, node):
+    extra = vm_of(ev, node).inputs["extraConfig"]
+    assert extra["guestinfo.userdata.encoding"] == extra["guestinfo.metadata.encoding"] == "base64"
+    userdata = base64.b64decode(extra["guestinfo.userdata"]).decode()
+    assert userdata.startswith("#cloud-config\n")
+    return yaml.safe_load(base64.b64decode(extra["guestinfo.metadata"])), yaml.safe_load(userdata)
+
+
+# --- the VMs ---------------------------------------------------------------------------------------------
+
+
+def test_prod_has_three_server_and_nine_agent_vms_named_after_their_nodes(ev):
+    vms = ev.of_type(VM)
+    assert sorted(v.inputs["name"] for v in vms) == sorted(SERVERS + AGENTS)
+    for pool, names in (("control-plane", SERVERS), ("agents", AGENTS)):
+        component = ev.named(pool)
+        assert component.type == "cht-hosting:vsphere:NodePool"
+        assert sorted(c.inputs["name"] for c in ev.children(component) if c.type == VM) == names
+
+
+@pytest.mark.parametrize(("node", "cpus", "memory"), [("cp-2", 4, 8 * 1024), ("agent-7", 48, 192 * 1024)])
+def test_each_vm_gets_its_pools_size(ev, node, cpus, memory):
+    inputs = vm_of(ev, node).inputs
+    assert inputs["numCpus"] == cpus
+    assert inputs["memory"] == memory
+    assert inputs["disks"] == [{"label": "disk0", "size": 50, "unitNumber": 0, "thinProvisioned": True}]
+
+
+def test_every_vm_meets_the_csi_prerequisites(ev):
+    for vm in ev.of_type(VM):
+        assert vm.inputs["enableDiskUuid"] is True
+        assert vm.inputs["hardwareVersion"] == 19
+        assert vm.inputs["scsiType"] == "pvscsi"
+        assert vm.inputs["networkInterfaces"] == [{"networkId": "network-13", "adapterType": "vmxnet3"}]
+
+
+def test_every_vm_is_a_full_clone_of_the_template_looked_up_by_name_in_the_right_place(ev):
+    from offline.fakes import fake_uuid
+
+    template_uuid = fake_uuid("template", "ubuntu-24.04-cloudimg")
+    for vm in ev.of_type(VM):
+        assert vm.inputs["clone"] == {"templateUuid": template_uuid, "linkedClone": False}
+        assert "customize" not in vm.inputs["clone"]  # cloud-init only; guest customization would fight it
+        assert vm.inputs["guestId"] == "ubuntu64Guest" and vm.inputs["firmware"] == "efi"  # as the template
+        assert vm.inputs["folder"] == "cht-hosting"
+        assert vm.inputs["resourcePoolId"] == "resgroup-9"  # the cluster's root pool
+        assert vm.inputs["datastoreId"] == "datastore-11"
+        assert vm.inputs["waitForGuestNetTimeout"] > 0
+
+
+def test_every_vm_uses_the_explicit_vsphere_provider(ev):
+    provider = ev.named("vsphere-provider")
+    for vm in ev.of_type(VM):
+        assert vm.provider.startswith(provider.urn + "::")
+
+
+def test_a_configured_resource_pool_is_looked_up_inside_the_cluster():
+    cfg = prod_config()
+    vsphere = cfg.vsphere.model_copy(update={"resource_pool": "cht"})
+    ev = build(cfg.model_copy(update={"vsphere": vsphere}), export_handles=False).evaluation
+    assert ev.named("control-plane-cp-1").inputs["resourcePoolId"] != "resgroup-9"
+    assert ev.named("control-plane-cp-1").inputs["resourcePoolId"].startswith("resgroup-")
+
+
+def test_a_hardware_version_below_15_is_refused_by_config():
+    from config.errors import ConfigError
+
+    raw = prod_config().vsphere.model_dump(by_alias=True, exclude_none=True)
+    with pytest.raises(ConfigError) as error:
+        prod_config(vsphere={**raw, "hardwareVersion": 14})
+    assert "cht-hosting:vsphere.hardwareVersion: hardware version 14 cannot run the vSphere CSI driver" in str(error.value)
+
+
+# --- day-2 safety ------------------------------------------------------------------------------------------
+
+
+def test_a_rebuilt_template_or_edited_cloud_init_never_touches_a_node(ev):
+    for vm in ev.of_type(VM):
+        assert {"clone", "extraConfig"} <= set(vm.ignore_changes)
+
+
+def test_known_perpetual_diffs_of_pulumi_vsphere_are_suppressed_with_engine_names(ev):
+    for vm in ev.of_type(VM):
+        assert {"eptRviMode", "hvMode", "syncTimeWithHost"} <= set(vm.ignore_changes)
+        assert all("_" not in path for path in vm.ignore_changes)  # engine (camelCase) names only
+
+
+def test_control_plane_vms_are_protected_and_agents_are_not(ev):
+    for node in SERVERS:
+        assert vm_of(ev, node).protect is True
+    for node in AGENTS:
+        assert vm_of(ev, node).protect is False
+
+
+def test_a_replaced_vm_is_deleted_first_because_its_name_and_address_are_fixed(ev):
+    assert all(vm.delete_before_replace for vm in ev.of_type(VM))
+
+
+def test_adding_one_agent_touches_no_other_resource(ev):
+    cfg = prod_config()
+    agents = cfg.agents.model_copy(update={"nodes": {**cfg.agents.nodes, "agent-10": "10.20.0.30"}})
+    bigger = build(cfg.model_copy(update={"agents": agents}), export_handles=False).evaluation
+    before = {r.urn: r.inputs for r in ev.registrations}
+    after = {r.urn: r.inputs for r in bigger.registrations}
+    added = set(after) - set(before)
+    assert sorted(u.rsplit("::", 1)[1] for u in added) == [
+        "agents-agent-10",
+        "agents-agent-10-cns-vm",
+        "agents-agent-10-host-key",
+    ]
+    assert set(before) <= set(after)
+    assert all(after[u] == before[u] for u in before)
+
+
+def test_removing_one_agent_touches_no_other_resource(ev):
+    cfg = prod_config()
+    nodes = {k: v for k, v in cfg.agents.nodes.items() if k != "agent-4"}
+    smaller = build(cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"nodes": nodes})}), False).evaluation
+    before = {r.urn: r.inputs for r in ev.registrations}
+    after = {r.urn: r.inputs for r in smaller.registrations}
+    assert sorted(u.rsplit("::", 1)[1] for u in set(before) - set(after)) == [
+        "agents-agent-4",
+        "agents-agent-4-cns-vm",
+        "agents-agent-4-host-key",
+    ]
+    assert all(after[u] == before[u] for u in after)
+
+
+# --- cloud-init --------------------------------------------------------------------------------------------
+
+
+def test_cloud_init_travels_only_through_guestinfo_as_a_secret(ev):
+    for vm in ev.of_type(VM):
+        assert "extraConfig" in vm.secret_inputs  # it carries the node's host private key
+        assert set(vm.inputs["extraConfig"]) == {
+            "guestinfo.metadata",
+            "guestinfo.metadata.encoding",
+            "guestinfo.userdata",
+            "guestinfo.userdata.encoding",
+        }
+
+
+@pytest.mark.parametrize(("node", "ip"), [("cp-1", "10.20.0.11"), ("agent-9", "10.20.0.29")])
+def test_each_vms_metadata_has_its_hostname_and_static_address(ev, node, ip):
+    meta, user = cloud_init_of(ev, node)
+    assert meta["local-hostname"] == meta["instance-id"] == user["hostname"] == node
+    (nic,) = meta["network"]["ethernets"].values()
+    assert nic["addresses"] == [f"{ip}/24"]
+    assert nic["routes"] == [{"to": "default", "via": "10.20.0.1"}]
+    assert nic["nameservers"]["addresses"] == ["10.20.0.2", "10.20.0.3"]
+
+
+def test_each_vms_userdata_authorizes_the_program_key_and_the_operators_keys():
+    ops = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIops ops@moh.example.org"
+    cfg = prod_config()
+    built = build(cfg.model_copy(update={"ssh": cfg.ssh.model_copy(update={"authorized_keys": [ops]})}))
+    program_key = built.evaluation.named("ssh-program-key")
+    assert program_key.inputs["algorithm"] == "ED25519"
+    for node in ("cp-1", "agent-3"):
+        _, user = cloud_init_of(built.evaluation, node)
+        (admin,) = user["users"]
+        assert admin["name"] == "chtadmin"
+        assert len(admin["ssh_authorized_keys"]) == 2
+        assert admin["ssh_authorized_keys"][0].startswith("ssh-ed25519 ") and "ssh-program-key" in admin["ssh_authorized_keys"][0]
+        assert admin["ssh_authorized_keys"][1] == ops
+        assert user["ntp"] == {"enabled": True, "servers": ["ntp.moh.example.org"]}
+
+
+def test_each_vm_gets_its_own_host_key_in_cloud_init_and_pinned_in_its_connection(built, ev):
+    handles = ev.outputs["handles"]
+    seen = set()
+    for node in SERVERS + AGENTS:
+        host_key = ev.named(f"{'control-plane' if node in SERVERS else 'agents'}-{node}-host-key")
+        assert host_key.type == KEY and host_key.inputs["algorithm"] == "ED25519"
+        _, user = cloud_init_of(ev, node)
+        public = user["ssh_keys"]["ed25519_public"]
+        assert public.startswith("ssh-ed25519 ") and public == handles[node]["hostKey"]
+        assert user["ssh_keys"]["ed25519_private"]
+        assert user["ssh_deletekeys"] is True and user["ssh_genkeytypes"] == []
+        seen.add(public)
+    assert len(seen) == 12
+
+
+# --- handles -------------------------------------------------------------------------------------------------
+
+
+def test_each_node_exposes_name_ip_role_and_lower_case_bios_uuid(built, ev):
+    from offline.fakes import fake_uuid
+
+    assert sorted(built.nodes) == sorted(SERVERS + AGENTS)
+    for name, handle in built.nodes.items():
+        out = ev.outputs["handles"][name]
+        assert handle.name == name
+        assert handle.role == ("server" if name in SERVERS else "agent")
+        assert out["uuid"] == fake_uuid("vm", vm_of(ev, name).name)  # the mock reports it upper-case
+        assert out["uuid"] == out["uuid"].lower()
+        assert handle.vm is not None
+    assert ev.outputs["handles"]["agent-5"]["ip"] == "10.20.0.25"
+
+
+def test_each_connection_uses_the_program_key_as_a_secret_and_bounded_retries(built, ev):
+    program_key = ev.named("ssh-program-key")
+    for name, out in ev.outputs["handles"].items():
+        assert out["host"] == out["ip"]
+        assert out["user"] == "chtadmin"
+        assert out["privateKey"].startswith("mockkey") and out["privateKeyIsSecret"] is True
+        assert out["perDialTimeout"] > 0 and out["dialErrorLimit"] > 0
+    assert program_key.type == KEY
+
+
+# --- placement -----------------------------------------------------------------------------------------------
+
+
+def test_control_plane_vms_are_kept_on_distinct_hosts_and_agents_are_not_by_default(ev):
+    (rule,) = ev.of_type(RULE)
+    assert rule.name == "control-plane-anti-affinity"
+    assert rule.parent == ev.named("control-plane").urn
+    assert rule.inputs["computeClusterId"] == "domain-c8"
+    from offline.fakes import fake_uuid
+
+    assert rule.inputs["virtualMachineIds"] == [fake_uuid("vm", f"control-plane-{n}").upper() for n in SERVERS]
+    assert rule.inputs["enabled"] is True and rule.inputs["mandatory"] is False
+
+
+def test_agents_get_an_anti_affinity_rule_when_configured():
+    cfg = prod_config()
+    ev = build(cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"anti_affinity": True})}), False).evaluation
+    rule = ev.named("agents-anti-affinity")
+    assert len(rule.inputs["virtualMachineIds"]) == 9
+
+
+def test_a_single_server_gets_no_rule():
+    cfg = prod_config()
+    one = cfg.control_plane.model_copy(update={"nodes": {"cp-1": "10.20.0.11"}})
+    ev = build(cfg.model_copy(update={"control_plane": one}), False).evaluation
+    assert ev.of_type(RULE) == []
