@@ -3,6 +3,9 @@
 import pulumi
 
 import config
+from components.node_pool import NodePool
+from components.ssh_trust import SshTrust
+from components.vsphere_access import VsphereAccess
 from config import capacity
 
 try:
@@ -11,9 +14,17 @@ except config.ConfigError as error:
     # Nothing has been registered yet; RunError prints the message without a traceback.
     raise pulumi.RunError(str(error)) from None
 
-cfg = stack.config
+cfg, secrets = stack.config, stack.secrets
 for warning in config.warnings(cfg):
     pulumi.log.warn(warning)
+
+if cfg.cluster_mode == "vsphere-k3s":
+    # The platform: VMs -> k3s -> CPI -> CSI -> StorageClass, each waiting only on what it needs.
+    access = VsphereAccess("vsphere", cfg.vsphere, secrets)
+    ssh = SshTrust("ssh", cfg.ssh)
+    servers = NodePool("control-plane", cfg.control_plane, role="server", access=access, network=cfg.network, trust=ssh)
+    agents = NodePool("agents", cfg.agents, role="agent", access=access, network=cfg.network, trust=ssh)
+    pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
 
 pulumi.export(
     "counties",
@@ -29,6 +40,3 @@ pulumi.export(
         for name, county in cfg.counties.items()
     },
 )
-
-if cfg.cluster_mode == "vsphere-k3s":
-    pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
