@@ -46,6 +46,8 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
     problems += checks.addresses(sections["network"], sections["controlPlane"], sections["agents"], sections["k3s"])
     problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
     problems += checks.hosts(counties)
+    problems += checks.vcenter_tls(sections["vsphere"])
+    problems += checks.snapshots(sections["csi"])
 
     if problems:
         raise ConfigError(problems)
