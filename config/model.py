@@ -247,7 +247,8 @@ class K3sConfig(Model):
 def _url_template(value: str) -> str:
     rest = value.replace("{version}", "", 1)
     if not value.startswith(("https://", "http://")) or "{version}" not in value or "{" in rest or "}" in rest:
-        raise _fail(
+        # Not `_fail`: pydantic formats a message only when given context, so its brace escaping would show.
+        raise PydanticCustomError(
             "url_template",
             f"'{value}' must be an http(s) URL containing {{version}} exactly once and no other braces, "
             "e.g. https://mirror.example.org/vsphere-csi/{version}/vsphere-csi-driver.yaml",
