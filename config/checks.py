@@ -216,3 +216,39 @@ def warnings(vsphere: VsphereConfig | None) -> list[str]:
             "trust any certificate. Set vsphere.thumbprint or vsphere.caCertificate instead"
         ]
     return []
+
+
+def vcenter_tls(vsphere: VsphereConfig | None) -> list[str]:
+    """The CPI and CSI verify vCenter's certificate unless the operator explicitly opts out."""
+    if vsphere is None:
+        return []
+    pinned = vsphere.thumbprint or vsphere.ca_certificate
+    if vsphere.insecure and pinned:
+        return [
+            f"{key_path('vsphere', 'insecure')}: is true while vsphere.thumbprint or vsphere.caCertificate is set; "
+            "remove insecure to verify the certificate (recommended), or remove the thumbprint/CA"
+        ]
+    if not vsphere.insecure and not pinned:
+        return [
+            f"{key_path('vsphere', 'thumbprint')}: the CPI and CSI must verify vCenter's certificate; set "
+            "vsphere.thumbprint (SHA-1, e.g. AB:CD:...) or vsphere.caCertificate (PEM), or, for a lab only, "
+            "vsphere.insecure: true"
+        ]
+    if vsphere.ca_certificate and "-----BEGIN CERTIFICATE-----" not in vsphere.ca_certificate:
+        return [
+            f"{key_path('vsphere', 'caCertificate')}: is not a PEM certificate; paste the CA bundle including "
+            "the -----BEGIN CERTIFICATE----- lines"
+        ]
+    return []
+
+
+def snapshots(csi: CsiConfig | None) -> list[str]:
+    if csi is None or not csi.snapshots.enabled or csi.snapshots.version:
+        return []
+    if compatibility.qualified_snapshotter(csi.version) is None:
+        return [
+            f"{key_path('csi', 'snapshots', 'version')}: no external-snapshotter release is known to be qualified "
+            f"for vSphere CSI {csi.version}; set it (see the CSI release notes), or add a row to "
+            "config/compatibility.yaml"
+        ]
+    return []

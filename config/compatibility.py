@@ -34,3 +34,8 @@ def supported_kubernetes(component: str, version: str) -> list[str] | None:
 
 def known_releases(component: str) -> list[str]:
     return list(table()[component])
+
+
+def qualified_snapshotter(csi_version: str) -> str | None:
+    """The external-snapshotter release qualified for a CSI release; None if the table has no row."""
+    return table().get("snapshotter", {}).get(minor_of(csi_version))

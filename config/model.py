@@ -244,16 +244,101 @@ class K3sConfig(Model):
     service_cidr: IPv4Network = Field(default="10.43.0.0/16", description="Service network.")
 
 
+def _url_template(value: str) -> str:
+    rest = value.replace("{version}", "", 1)
+    if not value.startswith(("https://", "http://")) or "{version}" not in value or "{" in rest or "}" in rest:
+        # Not `_fail`: pydantic formats a message only when given context, so its brace escaping would show.
+        raise PydanticCustomError(
+            "url_template",
+            f"'{value}' must be an http(s) URL containing {{version}} exactly once and no other braces, "
+            "e.g. https://mirror.example.org/vsphere-csi/{version}/vsphere-csi-driver.yaml",
+        )
+    return value
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+        raise _fail("url", f"'{value}' is not an http(s) URL, e.g. https://kubernetes.github.io/cloud-provider-vsphere")
+    return value.rstrip("/")
+
+
+_CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _cluster_id(value: str) -> str:
+    if not _CLUSTER_ID.match(value):
+        raise _fail(
+            "cluster_id",
+            f"'{value}' is not a valid CSI cluster id; use 1-64 letters, digits, '.', '_' or '-'",
+        )
+    return value
+
+
+def _snapshotter_version(value: str) -> str:
+    if not _V_SEMVER.match(value):
+        raise _fail("snapshotter_version", f"'{value}' is not an external-snapshotter release; write it as vX.Y.Z, e.g. v8.2.0")
+    return value
+
+
+UrlTemplate = Annotated[str, AfterValidator(_url_template)]
+Url = Annotated[str, AfterValidator(_url)]
+ClusterId = Annotated[str, AfterValidator(_cluster_id)]
+
+
 class CpiConfig(Model):
     """`cht-hosting:cpi`: the vSphere Cloud Provider Interface."""
 
     version: CpiVersion = Field(description="vsphere-cpi chart version; its minor must equal the k3s minor.")
+    chart_repository: Url = Field(
+        default="https://kubernetes.github.io/cloud-provider-vsphere",
+        description="Helm repository of the vsphere-cpi chart; a mirror URL for air-gapped sites.",
+    )
+    image: str | None = Field(
+        default=None,
+        description="CPI image repository without tag (a mirror); default: the chart's "
+        "registry.k8s.io/cloud-pv-vsphere/cloud-provider-vsphere.",
+    )
+
+
+class CsiSnapshotsConfig(Model):
+    """`cht-hosting:csi.snapshots`: CSI volume snapshots (CRDs, snapshot-controller, a VolumeSnapshotClass)."""
+
+    enabled: bool = Field(default=False, description="Install the snapshot CRDs, controller and VolumeSnapshotClass.")
+    version: Annotated[str, AfterValidator(_snapshotter_version)] | None = Field(
+        default=None,
+        description="external-snapshotter release (vX.Y.Z); default: the one qualified for `csi.version` "
+        "(config/compatibility.yaml).",
+    )
+    base_url: UrlTemplate = Field(
+        default="https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/{version}",
+        description="Where the external-snapshotter files are fetched from; `{version}` is replaced "
+        "(a mirror URL for air-gapped sites).",
+    )
+    deletion_policy: Literal["Retain", "Delete"] = Field(
+        default="Retain",
+        description="VolumeSnapshotClass deletionPolicy: Retain keeps the vSphere snapshot when its "
+        "VolumeSnapshot is deleted.",
+    )
 
 
 class CsiConfig(Model):
     """`cht-hosting:csi`: the vSphere Container Storage Interface driver."""
 
     version: CsiVersion = Field(description="vSphere CSI release, vX.Y.Z.")
+    manifest_url: UrlTemplate = Field(
+        default="https://raw.githubusercontent.com/kubernetes-sigs/vsphere-csi-driver/{version}/manifests/vanilla/"
+        "vsphere-csi-driver.yaml",
+        description="The upstream vanilla manifest; `{version}` is replaced by `version` (a mirror URL for "
+        "air-gapped sites).",
+    )
+    cluster_id: ClusterId | None = Field(
+        default=None,
+        description="CNS cluster id (at most 64 characters, unique per vCenter); default: derived from the "
+        "project and stack names. Never change it after the first `pulumi up`.",
+    )
+    snapshots: CsiSnapshotsConfig = Field(
+        default_factory=CsiSnapshotsConfig, description="CSI volume snapshots (off by default)."
+    )
 
 
 class StorageClassConfig(Model):

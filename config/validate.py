@@ -71,6 +71,8 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
         problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
         problems += checks.reserves(sections["agents"], sections["capacity"])
         problems += checks.cns_grants(sections["vsphere"])
+        problems += checks.vcenter_tls(sections["vsphere"])
+        problems += checks.snapshots(sections["csi"])
 
     if problems:
         raise ConfigError(problems)
