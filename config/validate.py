@@ -73,6 +73,12 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
         problems += checks.cns_grants(sections["vsphere"])
         problems += checks.vcenter_tls(sections["vsphere"])
         problems += checks.snapshots(sections["csi"])
+        vsphere = sections["vsphere"]
+        if vsphere and vsphere.storage_user and "vsphereStoragePassword" not in raw:
+            problems.append(
+                f"{key_path('vsphereStoragePassword')}: is required because vsphere.storageUser is set; set it with "
+                "`pulumi config set --secret vsphereStoragePassword ...`"
+            )
 
     if problems:
         raise ConfigError(problems)

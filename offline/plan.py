@@ -33,7 +33,10 @@ def run(stack: str, overrides: dict | None = None, stack_dir: Path = engine.ROOT
 
     file = stackfile.load(stack, root=stack_dir, overrides=overrides)
     config, secret_keys, notes = dict(file.config), list(file.secret_keys), []
-    for key in required_secrets(config.get(f"{engine.PROJECT}:clusterMode", MODES[0])):
+    needed = required_secrets(config.get(f"{engine.PROJECT}:clusterMode", MODES[0]))
+    if '"storageUser"' in config.get(f"{engine.PROJECT}:vsphere", ""):
+        needed.append("vsphereStoragePassword")
+    for key in needed:
         full = f"{engine.PROJECT}:{key}"
         if full not in config:
             config[full] = stackfile.PLACEHOLDER

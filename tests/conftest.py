@@ -23,7 +23,10 @@ from offline.engine import Evaluation  # noqa: E402
 def raw_config(stack: str, **overrides) -> tuple[dict, frozenset[str]]:
     """A stack file's `cht-hosting:` keys as plain values (what validation receives), secrets included."""
     values, secret_keys = stackfile.raw(stackfile.load(stack))
-    for key in required_secrets(values.get("clusterMode", MODES[0])):
+    needed = required_secrets(values.get("clusterMode", MODES[0]))
+    if (values.get("vsphere") or {}).get("storageUser"):
+        needed.append("vsphereStoragePassword")
+    for key in needed:
         values.setdefault(key, "[secret]")
         secret_keys = secret_keys | {key}
     values.update(overrides)

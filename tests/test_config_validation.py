@@ -345,20 +345,31 @@ def test_hardware_version_below_15():
 
 
 def test_vcenter_password_is_required():
-    assert problems_with(("vspherePassword", DELETE), secret_keys=set()) == [
+    assert problems_with(("vspherePassword", DELETE), secret_keys={"vsphereStoragePassword"}) == [
         "cht-hosting:vspherePassword: is required; set it with `pulumi config set --secret vspherePassword ...`"
     ]
 
 
+def test_storage_password_is_required_with_a_storage_user():
+    raw, secrets = raw_config("prod")
+    raw = {k: v for k, v in raw.items() if k != "vsphereStoragePassword"}
+    with pytest.raises(ConfigError) as error:
+        validate(raw, secrets)
+    assert error.value.problems == [
+        "cht-hosting:vsphereStoragePassword: is required because vsphere.storageUser is set; set it with "
+        "`pulumi config set --secret vsphereStoragePassword ...`"
+    ]
+
+
 def test_secret_stored_in_plain_text():
-    assert problems_with(secret_keys=set()) == [
+    assert problems_with(secret_keys={"vsphereStoragePassword"}) == [
         "cht-hosting:vspherePassword: is stored in plain text; set it with "
         "`pulumi config set --secret vspherePassword ...`"
     ]
 
 
 def test_secret_inside_object_config_is_refused():
-    assert problems_with(secret_keys={"vspherePassword", "vsphere"}) == [
+    assert problems_with(secret_keys={"vspherePassword", "vsphereStoragePassword", "vsphere"}) == [
         "cht-hosting:vsphere: is set as a secret, but secrets belong in keys of their own "
         f"({', '.join(SECRET_KEYS)}); set it again without --secret"
     ]
