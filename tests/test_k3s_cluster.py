@@ -225,3 +225,28 @@ def test_registry_mirrors_reach_every_node():
 def test_an_even_number_of_servers_is_refused():
     with pytest.raises(ProgramFailed, match="odd number of servers"):
         run(servers={"cp-1": "10.20.0.11", "cp-2": "10.20.0.12"})
+
+
+def test_prod_config_bootstraps_every_node():
+    """The prod stack's k3s slice and nodes, as the lead composes them in __main__.py."""
+    from config.validate import validate
+    from tests.conftest import raw_config
+
+    cfg = validate(*raw_config("prod"))
+    seen: dict = {}
+
+    def build():
+        seen["cluster"] = K3sCluster(
+            "k3s",
+            cfg.k3s,
+            servers=handles(cfg.control_plane.nodes, "server"),
+            agents=handles(cfg.agents.nodes, "agent"),
+        )
+
+    ev = record(build, stack="prod")
+    configured = {r.name for r in ev.of_type(CMD) if r.name.endswith("-configure")}
+    assert configured == {f"k3s-{n}-configure" for n in [*cfg.control_plane.nodes, *cfg.agents.nodes]}
+    assert len(configured) == 12
+    for r in ev.of_type(PLAN):
+        assert r.inputs["spec"]["version"] == "v1.36.3+k3s1"
+    assert yaml.safe_load(ev.named("k3s-k8s").inputs["kubeconfig"])["current-context"] == "cht-hosting-prod"
