@@ -55,6 +55,38 @@ def _k3s_version(value: str) -> str:
     return value
 
 
+def _kube_vip_version(value: str) -> str:
+    if not _V_SEMVER.match(value):
+        raise _fail("kube_vip_version", f"'{value}' is not a kube-vip release; write it as vX.Y.Z, e.g. v1.0.0")
+    return value
+
+
+def _suc_version(value: str) -> str:
+    if not _V_SEMVER.match(value):
+        raise _fail(
+            "suc_version", f"'{value}' is not a system-upgrade-controller release; write it as vX.Y.Z, e.g. v0.20.1"
+        )
+    return value
+
+
+def _interface_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", value):
+        raise _fail(
+            "interface_name",
+            f"'{value}' is not a network interface name; use the name `ip link` shows on the servers, e.g. ens192",
+        )
+    return value
+
+
+def _mirror_endpoint(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s'\"]+", value):
+        raise _fail(
+            "mirror_endpoint",
+            f"'{value}' is not a registry mirror URL; write it with its scheme, e.g. https://mirror.moh.example.org",
+        )
+    return value
+
+
 def _cht_version(value: object) -> str:
     text = str(value)
     match = _SEMVER.match(text)
@@ -242,6 +274,24 @@ class K3sConfig(Model):
     install_script_url: str = Field(default="https://get.k3s.io", description="k3s install script; a mirror URL.")
     cluster_cidr: IPv4Network = Field(default="10.42.0.0/16", description="Pod network.")
     service_cidr: IPv4Network = Field(default="10.43.0.0/16", description="Service network.")
+    kube_vip_version: Annotated[str, AfterValidator(_kube_vip_version)] = Field(
+        default="v1.0.0", description="kube-vip release (image tag) that holds the VIP, vX.Y.Z."
+    )
+    kube_vip_interface: Annotated[str, AfterValidator(_interface_name)] = Field(
+        default="ens192",
+        description="Network interface on the servers that carries the VIP (ens192 for vmxnet3 on Ubuntu).",
+    )
+    system_upgrade_controller_version: Annotated[str, AfterValidator(_suc_version)] = Field(
+        default="v0.20.1", description="system-upgrade-controller release that runs the rolling k3s upgrades."
+    )
+    registry_mirrors: dict[str, Annotated[list[Annotated[str, AfterValidator(_mirror_endpoint)]], Field(min_length=1)]] = Field(
+        default_factory=dict,
+        description="Container registry mirrors for every node (registries.yaml): registry -> endpoint URLs, "
+        "e.g. docker.io: [https://mirror.moh.example.org].",
+    )
+    drain_timeout_minutes: PositiveInt = Field(
+        default=10, description="How long removing a node waits for its pods to be evicted before giving up."
+    )
 
 
 def _url_template(value: str) -> str:

@@ -7,6 +7,7 @@ the plan can redact wherever they surface.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -54,7 +55,44 @@ def _virtual_machine(args: MockResourceArgs) -> dict[str, Any]:
     }
 
 
+def _k3s_yaml(name: str) -> str:
+    """A kubeconfig shaped like the one k3s writes (/etc/rancher/k3s/k3s.yaml), with dummy PEM data."""
+    ca = base64.b64encode(f"-----BEGIN CERTIFICATE-----\nmockca{digest('ca', name)}\n-----END CERTIFICATE-----\n".encode()).decode()
+    cert = base64.b64encode(f"-----BEGIN CERTIFICATE-----\nmockcrt{digest('crt', name)}\n-----END CERTIFICATE-----\n".encode()).decode()
+    key_text = f"-----BEGIN EC PRIVATE KEY-----\n{fake_secret('kubekey', name, 40)}\n-----END EC PRIVATE KEY-----\n"
+    key = base64.b64encode(key_text.encode()).decode()
+    SECRET_VALUES.add(key)
+    return (
+        "apiVersion: v1\n"
+        "clusters:\n"
+        "- cluster:\n"
+        f"    certificate-authority-data: {ca}\n"
+        "    server: https://127.0.0.1:6443\n"
+        "  name: default\n"
+        "contexts:\n"
+        "- context:\n"
+        "    cluster: default\n"
+        "    user: default\n"
+        "  name: default\n"
+        "current-context: default\n"
+        "kind: Config\n"
+        "preferences: {}\n"
+        "users:\n"
+        "- name: default\n"
+        "  user:\n"
+        f"    client-certificate-data: {cert}\n"
+        f"    client-key-data: {key}\n"
+    )
+
+
+def _remote_command(args: MockResourceArgs) -> dict[str, Any]:
+    create = str(args.inputs.get("create") or "")
+    stdout = _k3s_yaml(args.name) if create.endswith("cat /etc/rancher/k3s/k3s.yaml") else ""
+    return {"stdout": stdout, "stderr": ""}
+
+
 RESOURCE_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict[str, Any]]] = {
+    "command:remote:Command": _remote_command,
     "random:index/randomPassword:RandomPassword": lambda a: {
         "result": fake_secret("pw", a.name, int(a.inputs.get("length", 24)))
     },

@@ -1,0 +1,429 @@
+"""Pure renderers for the k3s cluster: node config files, the scripts run over SSH, kubeconfig, LB config.
+
+Nothing here imports Pulumi, so every function is tested directly (the scripts also under shellcheck and
+bash, against a sandbox with stub commands). Lifecycle, in the order the component runs it:
+
+- configure  (`configure_script`): wait for cloud-init, write config.yaml, the token file (read from stdin),
+  registries.yaml and, on servers, the kube-vip manifest; restart k3s if it runs and a file changed.
+- install    (`install_script`): install k3s through the install script once; a joining node first waits for
+  the API endpoint. A second run finds k3s installed and does nothing (upgrades are the Plans' job).
+- upgrade    (`upgrade_plans`): system-upgrade-controller Plans, servers one at a time, then agents.
+- remove     (`drain_script` on the first server, then `uninstall_script` on the node).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import yaml
+
+CONFIG_DIR = "/etc/rancher/k3s"
+CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
+TOKEN_FILE = f"{CONFIG_DIR}/cluster-token"
+REGISTRIES_FILE = f"{CONFIG_DIR}/registries.yaml"
+KUBECONFIG_FILE = f"{CONFIG_DIR}/k3s.yaml"
+KUBE_VIP_FILE = "/var/lib/rancher/k3s/server/manifests/cht-kube-vip.yaml"
+API_PORT = 6443
+# Keeps everything but critical add-ons (and the DaemonSets that tolerate it) off the servers, so CHT
+# workloads only ever land on agents.
+SERVER_TAINT = "CriticalAddonsOnly=true:NoExecute"
+# servicelb: the API endpoint is kube-vip or an external LB; local-storage: volumes come from the vSphere CSI.
+DISABLED_ADDONS = ("servicelb", "local-storage")
+UPGRADE_NAMESPACE = "system-upgrade"
+SERVER_PLAN = "k3s-server"
+AGENT_PLAN = "k3s-agent"
+
+Role = Literal["server", "agent"]
+
+
+@dataclass(frozen=True)
+class ClusterShape:
+    """What every node's config depends on: the same values on every server, so critical flags agree."""
+
+    api_endpoint: str
+    server_ips: tuple[str, ...]
+    cluster_cidr: str
+    service_cidr: str
+
+    @property
+    def api_url(self) -> str:
+        return f"https://{self.api_endpoint}:{API_PORT}"
+
+
+def service_name(role: Role) -> str:
+    return "k3s" if role == "server" else "k3s-agent"
+
+
+# --- files ----------------------------------------------------------------------------------------------
+
+
+def node_config(shape: ClusterShape, *, role: Role, first: bool, name: str, ip: str, vm_uuid: str) -> str:
+    """/etc/rancher/k3s/config.yaml for one node. The token is only referenced (token-file), never inlined."""
+    config: dict = {
+        "node-name": name,
+        "node-ip": ip,
+        "token-file": TOKEN_FILE,
+        # k3s adds cloud-provider=external itself only while its own CCM runs; we disable that CCM for the
+        # vSphere CPI, so every node says it explicitly, with the VM the CPI must find.
+        "kubelet-arg": ["cloud-provider=external", f"provider-id=vsphere://{vm_uuid.lower()}"],
+    }
+    if role == "server":
+        if first:
+            config["cluster-init"] = True
+        else:
+            config["server"] = shape.api_url
+        config.update(
+            {
+                "tls-san": [shape.api_endpoint, *shape.server_ips],
+                "disable-cloud-controller": True,
+                "disable": list(DISABLED_ADDONS),
+                "cluster-cidr": shape.cluster_cidr,
+                "service-cidr": shape.service_cidr,
+                "node-taint": [SERVER_TAINT],
+                "write-kubeconfig-mode": "0600",
+            }
+        )
+    else:
+        config["server"] = shape.api_url
+    return yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
+
+
+def registries_config(mirrors: Mapping[str, Sequence[str]]) -> str | None:
+    """/etc/rancher/k3s/registries.yaml, or None when no mirror is configured."""
+    if not mirrors:
+        return None
+    return yaml.safe_dump(
+        {"mirrors": {registry: {"endpoint": list(endpoints)} for registry, endpoints in sorted(mirrors.items())}},
+        sort_keys=True,
+        default_flow_style=False,
+    )
+
+
+def kube_vip_manifest(vip: str, *, version: str, interface: str) -> str:
+    """kube-vip as a DaemonSet on the servers, auto-deployed by k3s from its manifests directory.
+
+    Every server carries the file, so the VIP survives the loss of any one server; leader election keeps
+    the address on exactly one of them.
+    """
+    labels = {"app.kubernetes.io/name": "kube-vip", "app.kubernetes.io/part-of": "cht-hosting"}
+    env = {
+        "address": vip,
+        "port": str(API_PORT),
+        "vip_interface": interface,
+        "vip_arp": "true",
+        "vip_cidr": "32",
+        "cp_enable": "true",
+        "cp_namespace": "kube-system",
+        "svc_enable": "false",
+        "vip_leaderelection": "true",
+        "vip_leasename": "plndr-cp-lock",
+        "vip_leaseduration": "5",
+        "vip_renewdeadline": "3",
+        "vip_retryperiod": "1",
+    }
+    docs = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kube-vip", "namespace": "kube-system"}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "system:kube-vip-role"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["services/status"], "verbs": ["update"]},
+                {"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": ["list", "get", "watch", "update"]},
+                {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "get", "watch", "update", "patch"]},
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "verbs": ["list", "get", "watch", "update", "create"],
+                },
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "get", "watch", "update"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:kube-vip-binding"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kube-vip-role"},
+            "subjects": [{"kind": "ServiceAccount", "name": "kube-vip", "namespace": "kube-system"}],
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "kube-vip", "namespace": "kube-system", "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": "kube-vip",
+                        "hostNetwork": True,
+                        "priorityClassName": "system-node-critical",
+                        "nodeSelector": {"node-role.kubernetes.io/control-plane": "true"},
+                        # The servers carry our taint and, until the CPI runs, the uninitialized taint.
+                        "tolerations": [{"operator": "Exists"}],
+                        "containers": [
+                            {
+                                "name": "kube-vip",
+                                "image": f"ghcr.io/kube-vip/kube-vip:{version}",
+                                "imagePullPolicy": "IfNotPresent",
+                                "args": ["manager"],
+                                "env": [{"name": k, "value": v} for k, v in env.items()],
+                                "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+                                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
+    return yaml.safe_dump_all(docs, sort_keys=True, default_flow_style=False)
+
+
+def nginx_stream_config(server_ips: Sequence[str], *, stack: str) -> str:
+    """An nginx `stream` block balancing TCP :6443 across the servers, for an external load balancer."""
+    upstreams = "\n".join(f"        server {ip}:{API_PORT} max_fails=2 fail_timeout=10s;" for ip in server_ips)
+    return (
+        f"# k3s API load balancer for cht-hosting stack '{stack}': include at the top level of nginx.conf\n"
+        "# (outside `http`); needs the stream module. TLS passes through to the servers.\n"
+        "stream {\n"
+        f"    upstream cht_hosting_{stack.replace('-', '_')}_k3s_api {{\n"
+        f"{upstreams}\n"
+        "    }\n"
+        "    server {\n"
+        f"        listen {API_PORT};\n"
+        f"        proxy_pass cht_hosting_{stack.replace('-', '_')}_k3s_api;\n"
+        "        proxy_connect_timeout 5s;\n"
+        "        proxy_timeout 30m;\n"
+        "    }\n"
+        "}\n"
+    )
+
+
+def kubeconfig_for(raw: str, *, api_endpoint: str, stack: str) -> str:
+    """k3s.yaml from the first server, pointed at the API endpoint, with names unique per stack."""
+    doc = yaml.safe_load(raw)
+    name = f"cht-hosting-{stack}"
+    try:
+        cluster = dict(doc["clusters"][0]["cluster"])
+        user = dict(doc["users"][0]["user"])
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(f"{KUBECONFIG_FILE} on the first server is not a kubeconfig k3s wrote") from None
+    cluster["server"] = f"https://{api_endpoint}:{API_PORT}"
+    rewritten = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": user}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+    }
+    return yaml.safe_dump(rewritten, sort_keys=False, default_flow_style=False)
+
+
+# --- upgrade Plans ----------------------------------------------------------------------------------------
+
+
+def upgrade_plans(version: str) -> tuple[dict, dict]:
+    """The server Plan (one server at a time, cordoned) and the agent Plan that waits for it."""
+    common = {
+        "concurrency": 1,
+        "cordon": True,
+        "version": version,
+        "serviceAccountName": "system-upgrade",
+        "upgrade": {"image": "rancher/k3s-upgrade"},
+    }
+    server = {
+        **common,
+        "nodeSelector": {
+            "matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "In", "values": ["true"]}]
+        },
+        "tolerations": [{"operator": "Exists"}],  # our CriticalAddonsOnly taint, and any other on a server
+    }
+    agent = {
+        **common,
+        "nodeSelector": {
+            "matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"}]
+        },
+        # `prepare` blocks until every node of the server Plan runs `version`: servers before agents.
+        "prepare": {"image": "rancher/k3s-upgrade", "args": ["prepare", SERVER_PLAN]},
+    }
+    return server, agent
+
+
+# --- scripts ----------------------------------------------------------------------------------------------
+
+_SHEBANG = """\
+#!/usr/bin/env bash
+set -euo pipefail
+fail() { echo "cht-hosting: $*" >&2; exit 1; }
+"""
+_PRELUDE = _SHEBANG + """\
+# Tests point this at a sandbox directory; on a node it is empty (sudo drops it from the environment).
+root="${CHT_SANDBOX_ROOT:-}"
+"""
+
+_PUT = """\
+changed=0
+# put PATH MODE: install stdin as PATH unless PATH already holds exactly that; remember a change.
+put() {
+  local path="$root$1" mode="$2" tmp
+  mkdir -p "$(dirname "$path")"
+  tmp="$(mktemp "$path.XXXXXX")"
+  cat >"$tmp"
+  chmod "$mode" "$tmp"
+  if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
+    rm -f "$tmp"
+  else
+    mv -f "$tmp" "$path"
+    changed=1
+  fi
+}
+# drop PATH: remove a file we no longer manage.
+drop() {
+  if [ -e "$root$1" ]; then
+    rm -f "$root$1"
+    changed=1
+  fi
+}
+"""
+
+
+def _heredoc(path: str, mode: str, text: str) -> str:
+    delimiter = "CHT_HOSTING_EOF"
+    if delimiter in text:
+        raise ValueError(f"{path} contains the heredoc delimiter {delimiter}")
+    return f"put {path} {mode} <<'{delimiter}'\n{text.rstrip(chr(10))}\n{delimiter}\n"
+
+
+def configure_script(
+    *,
+    name: str,
+    role: Role,
+    config_yaml: str,
+    registries_yaml: str | None,
+    kube_vip_yaml: str | None,
+) -> str:
+    """Configure one node; the cluster token arrives on stdin (first line) and only ever goes to a 0600 file."""
+    service = service_name(role)
+    parts = [
+        _PRELUDE,
+        f"# Configure k3s on {name} ({role}).\n",
+        _PUT,
+        """\
+# The VM's first boot (users, keys, packages) must be done before k3s goes on it.
+if command -v cloud-init >/dev/null 2>&1; then
+  status=0
+  cloud-init status --wait >/dev/null || status=$?
+  # 2 means finished with recoverable errors, which cloud-init reports for harmless warnings.
+  if [ "$status" -ne 0 ] && [ "$status" -ne 2 ]; then
+    fail "cloud-init failed on this node (exit $status); see /var/log/cloud-init-output.log"
+  fi
+fi
+token=""
+IFS= read -r token || true
+[ -n "$token" ] || fail "no cluster token on stdin"
+""",
+        f'put {TOKEN_FILE} 600 <<<"$token"\n',
+        "unset token\n",
+        _heredoc(CONFIG_FILE, "600", config_yaml),
+        _heredoc(REGISTRIES_FILE, "600", registries_yaml) if registries_yaml else f"drop {REGISTRIES_FILE}\n",
+    ]
+    if role == "server":
+        parts.append(_heredoc(KUBE_VIP_FILE, "600", kube_vip_yaml) if kube_vip_yaml else f"drop {KUBE_VIP_FILE}\n")
+    parts.append(
+        f"""\
+# k3s reads these files only at start; the install script does not notice them changing.
+if [ "$changed" -eq 1 ] && systemctl is-enabled --quiet {service} 2>/dev/null; then
+  echo "cht-hosting: configuration of {name} changed; restarting {service}"
+  systemctl restart {service} || fail "{service} did not restart with the new configuration; see journalctl -u {service}"
+else
+  echo "cht-hosting: configuration of {name} is up to date (changed=$changed)"
+fi
+"""
+    )
+    return "".join(parts)
+
+
+def install_script(
+    *,
+    name: str,
+    role: Role,
+    version: str,
+    install_script_url: str,
+    join_url: str | None,
+    wait_seconds: int = 900,
+) -> str:
+    """Install k3s once. A node that finds k3s installed exits without touching it (the Plans upgrade it)."""
+    service = service_name(role)
+    q = shlex.quote
+    wait = ""
+    if join_url:
+        wait = f"""\
+# Join only once the cluster answers at the API endpoint.
+deadline=$((SECONDS + {wait_seconds}))
+until curl -ksf --max-time 5 {q(join_url + "/ping")} >/dev/null; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    fail "the cluster did not answer at {join_url} within {wait_seconds}s; check that the first server runs and the API endpoint reaches it"
+  fi
+  sleep 5
+done
+"""
+    return f"""{_PRELUDE}# Install k3s {version} on {name} ({role}), once.
+if [ -x "$root/usr/local/bin/k3s" ] && systemctl is-enabled --quiet {service} 2>/dev/null; then
+  echo "cht-hosting: k3s is already installed on {name}; nothing to do (upgrades run through system-upgrade-controller)"
+  exit 0
+fi
+{wait}installer="$(mktemp)"
+trap 'rm -f "$installer"' EXIT
+curl -sfL --retry 5 --retry-delay 2 -o "$installer" {q(install_script_url)} \\
+  || fail "could not download the k3s install script from {install_script_url}; check the node's network or k3s.installScriptUrl"
+INSTALL_K3S_VERSION={q(version)} INSTALL_K3S_EXEC={role} sh "$installer" \\
+  || fail "the k3s install script failed on {name}; see journalctl -u {service}"
+systemctl is-active --quiet {service} || fail "{service} is not running on {name} after the install; see journalctl -u {service}"
+echo "cht-hosting: k3s {version} installed on {name}"
+"""
+
+
+def uninstall_script(*, name: str, role: Role) -> str:
+    """Remove k3s from a node that leaves the cluster (its VM is deleted right after)."""
+    script = "k3s-uninstall.sh" if role == "server" else "k3s-agent-uninstall.sh"
+    return f"""{_PRELUDE}# Uninstall k3s from {name} ({role}).
+if [ -x "$root/usr/local/bin/{script}" ]; then
+  "$root/usr/local/bin/{script}" || fail "{script} failed on {name}"
+  echo "cht-hosting: k3s removed from {name}"
+else
+  echo "cht-hosting: k3s is not installed on {name}; nothing to do"
+fi
+"""
+
+
+def drain_script(*, name: str, timeout_minutes: int) -> str:
+    """Run on the first server before a node goes: drain it, then delete its Node (which frees its etcd seat)."""
+    return f"""{_SHEBANG}# Drain {name} and remove it from the cluster.
+if ! out="$(k3s kubectl get node {name} -o name 2>&1)"; then
+  case "$out" in
+    *NotFound*|*"not found"*)
+      echo "cht-hosting: node {name} is not in the cluster; nothing to drain"
+      exit 0 ;;
+    *) fail "cannot reach the cluster to drain {name}: $out" ;;
+  esac
+fi
+k3s kubectl drain {name} --ignore-daemonsets --delete-emptydir-data --timeout={timeout_minutes}m \\
+  || fail "draining {name} did not finish within {timeout_minutes} minutes; find the pods that block it (kubectl get pods -A -o wide --field-selector spec.nodeName={name}), fix them, and run pulumi up again"
+k3s kubectl delete node {name} --timeout=2m || fail "could not delete node {name} from the cluster"
+echo "cht-hosting: node {name} drained and removed from the cluster"
+"""
+
+
+def read_kubeconfig_command() -> str:
+    return f"sudo -n cat {KUBECONFIG_FILE}"
+
+
+def as_root(script: str) -> str:
+    """The command line that runs `script` as root over SSH (the script text carries no secret)."""
+    return f"sudo -n bash -c {shlex.quote(script)}"

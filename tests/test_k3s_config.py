@@ -1,0 +1,76 @@
+"""Config keys K3sCluster added under `cht-hosting:k3s`: defaults and exact messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import ConfigError
+from config.validate import validate
+from tests.conftest import raw_config
+
+K3S = {"version": "v1.36.3+k3s1", "apiEndpoint": "10.20.0.10"}
+
+
+def problems(**k3s) -> list[str]:
+    values, secret_keys = raw_config("prod", k3s={**K3S, **k3s})
+    with pytest.raises(ConfigError) as error:
+        validate(values, secret_keys)
+    return error.value.problems
+
+
+def test_defaults():
+    values, secret_keys = raw_config("prod", k3s=K3S)
+    k3s = validate(values, secret_keys).k3s
+    assert k3s.kube_vip_version == "v1.0.0"
+    assert k3s.kube_vip_interface == "ens192"
+    assert k3s.system_upgrade_controller_version == "v0.20.1"
+    assert k3s.registry_mirrors == {}
+    assert k3s.drain_timeout_minutes == 10
+
+
+def test_kube_vip_version():
+    assert problems(kubeVipVersion="1.0") == [
+        "cht-hosting:k3s.kubeVipVersion: '1.0' is not a kube-vip release; write it as vX.Y.Z, e.g. v1.0.0"
+    ]
+
+
+def test_system_upgrade_controller_version():
+    assert problems(systemUpgradeControllerVersion="latest") == [
+        "cht-hosting:k3s.systemUpgradeControllerVersion: 'latest' is not a system-upgrade-controller release; "
+        "write it as vX.Y.Z, e.g. v0.20.1"
+    ]
+
+
+def test_kube_vip_interface():
+    assert problems(kubeVipInterface="ens 192") == [
+        "cht-hosting:k3s.kubeVipInterface: 'ens 192' is not a network interface name; use the name `ip link` "
+        "shows on the servers, e.g. ens192"
+    ]
+
+
+def test_registry_mirror_endpoint_needs_a_scheme():
+    assert problems(registryMirrors={"docker.io": ["mirror.moh.example.org"]}) == [
+        "cht-hosting:k3s.registryMirrors.docker.io[0]: 'mirror.moh.example.org' is not a registry mirror URL; "
+        "write it with its scheme, e.g. https://mirror.moh.example.org"
+    ]
+
+
+def test_registry_mirror_needs_an_endpoint():
+    assert problems(registryMirrors={"docker.io": []}) == [
+        "cht-hosting:k3s.registryMirrors.docker.io: needs at least one entry"
+    ]
+
+
+def test_drain_timeout():
+    assert problems(drainTimeoutMinutes=0) == ["cht-hosting:k3s.drainTimeoutMinutes: must be a positive number, got 0"]
+
+
+def test_removing_a_server_to_an_even_count_is_refused():
+    values, secret_keys = raw_config("prod")
+    values["controlPlane"] = {**values["controlPlane"], "nodes": {"cp-1": "10.20.0.11", "cp-2": "10.20.0.12"}}
+    with pytest.raises(ConfigError) as error:
+        validate(values, secret_keys)
+    assert error.value.problems == [
+        "cht-hosting:controlPlane.nodes: 2 control-plane nodes; etcd needs an odd number (1, 3 or 5) to keep "
+        "quorum, add or remove one"
+    ]
