@@ -3,9 +3,13 @@
 import pulumi
 
 import config
+from components.k3s_cluster import K3sCluster
 from components.node_pool import NodePool
 from components.ssh_trust import SshTrust
+from components.storage_class import StorageClass
 from components.vsphere_access import VsphereAccess
+from components.vsphere_cpi import VsphereCpi
+from components.vsphere_csi import VsphereCsi
 from config import capacity
 
 try:
@@ -24,6 +28,26 @@ if cfg.cluster_mode == "vsphere-k3s":
     ssh = SshTrust("ssh", cfg.ssh)
     servers = NodePool("control-plane", cfg.control_plane, role="server", access=access, network=cfg.network, trust=ssh)
     agents = NodePool("agents", cfg.agents, role="agent", access=access, network=cfg.network, trust=ssh)
+    cluster = K3sCluster("k3s", cfg.k3s, servers=servers.nodes, agents=agents.nodes)
+
+    def on_cluster(*after: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(provider=cluster.provider, depends_on=list(after))
+
+    # The CPI initialises the nodes (removes their uninitialized taint) before the CSI controller can run.
+    storage_password = secrets.vsphere_storage_password or secrets.vsphere_password
+    cpi = VsphereCpi("vsphere-cpi", cfg.cpi, cfg.vsphere, storage_password, opts=on_cluster())
+    csi = VsphereCsi(
+        "vsphere-csi", cfg.csi, cfg.vsphere, storage_password,
+        control_plane_nodes=len(cfg.control_plane.nodes), opts=on_cluster(cpi),
+    )
+    storage_class = StorageClass("storage-class", cfg.storage_class, opts=on_cluster(csi))
+
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("apiUrl", cluster.api_url)
+    if cluster.lb_nginx_config:
+        pulumi.export("apiLoadBalancerNginxConfig", cluster.lb_nginx_config)
+    pulumi.export("storageClass", storage_class.name)
+    pulumi.export("csiClusterId", csi.cluster_id)
     pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
 
 pulumi.export(
