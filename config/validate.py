@@ -17,6 +17,8 @@ from .model import OPTIONAL_SECTIONS, SECTIONS, ChtSettings, County, Model, Stac
 SECRET_KEYS: dict[str, bool] = {
     "vspherePassword": True,
     "vsphereStoragePassword": False,
+    # county -> {user, password, secret, uuid} of a county migrated from Docker Compose.
+    "migratedCredentials": False,
 }
 KNOWN_KEYS = [*SECTIONS, "counties", *SECRET_KEYS]
 
@@ -46,6 +48,7 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
     problems += checks.addresses(sections["network"], sections["controlPlane"], sections["agents"], sections["k3s"])
     problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
     problems += checks.hosts(counties)
+    problems += checks.cht_settings(sections["cht"], counties, {k for k in SECRET_KEYS if k in raw})
 
     if problems:
         raise ConfigError(problems)
