@@ -47,16 +47,6 @@ def migrated_county(name: str, **overrides) -> County:
     return validate(values, secret_keys | {"migratedCredentials"}).counties[name]
 
 
-@pytest.fixture(scope="session")
-def prod_counties() -> dict[str, County]:
-    return validate(*raw_config("prod")).counties
-
-
-@pytest.fixture(scope="session")
-def prod_cht(prod_counties) -> Evaluation:
-    return build_counties(prod_counties)
-
-
 def in_project(evaluation: Evaluation, name: str):
     return evaluation.descendants(evaluation.named(name))
 
@@ -222,8 +212,8 @@ def test_larger_storage_expands_the_same_claim():
 def test_five_x_adds_nouveau_sidecar_and_drops_nothing_stateful():
     four = build_counties({"mombasa": county("mombasa", couchdbNodes=3, version="4.22.0")})
     five = build_counties({"mombasa": county("mombasa", couchdbNodes=3, version="5.2.0")})
-    assert {r.urn for r in four.of_type(PVC)} == {r.urn for r in five.of_type(PVC)}
-    assert [r.inputs for r in four.of_type(PVC)] == [r.inputs for r in five.of_type(PVC)]
+    # Registration order is not deterministic; compare by URN.
+    assert {r.urn: r.inputs for r in four.of_type(PVC)} == {r.urn: r.inputs for r in five.of_type(PVC)}
     node = by_k8s_name(five, "mombasa", DEPLOYMENT)["cht-couchdb-2"]
     containers = node.inputs["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["cht-couchdb-2", "cht-couchdb-nouveau"]
