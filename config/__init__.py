@@ -27,6 +27,30 @@ class Secrets:
     vsphere_password: pulumi.Output[str] | None = None
     vsphere_storage_password: pulumi.Output[str] | None = None
     kubeconfig: pulumi.Output[str] | None = None
+    migrated_credentials: pulumi.Output[dict] | None = None
+    """county -> {user, password, secret, uuid}, for counties migrated from Docker Compose."""
+
+    def credentials_for(self, county: str) -> pulumi.Output[dict] | None:
+        """The migrated credentials of one county (a secret Output), or None when the stack has none."""
+        if self.migrated_credentials is None:
+            return None
+        return self.migrated_credentials.apply(lambda all_: _county_credentials(all_, county))
+
+
+_CREDENTIAL_KEYS = ("user", "password", "secret", "uuid")
+
+
+def _county_credentials(all_credentials: Any, county: str) -> dict | None:
+    entry = (all_credentials or {}).get(county) if isinstance(all_credentials, dict) else None
+    if entry is None:
+        return None
+    missing = [k for k in _CREDENTIAL_KEYS if not isinstance(entry.get(k), str) or not entry.get(k)]
+    if missing:
+        raise ConfigError(
+            [f"{PROJECT}:migratedCredentials.{county}: missing {', '.join(missing)}; set each with "
+             f"`pulumi config set --secret --path 'migratedCredentials.{county}.<key>' ...`"]
+        )
+    return {k: entry[k] for k in _CREDENTIAL_KEYS}
 
 
 @dataclass(frozen=True)
@@ -75,5 +99,6 @@ def load() -> Stack:
             vsphere_password=cfg.get_secret("vspherePassword"),
             vsphere_storage_password=cfg.get_secret("vsphereStoragePassword"),
             kubeconfig=cfg.get_secret("kubeconfig"),
+            migrated_credentials=cfg.get_secret_object("migratedCredentials"),
         ),
     )

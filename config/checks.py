@@ -7,7 +7,17 @@ from collections import defaultdict
 
 from . import compatibility, names
 from .errors import key_path
-from .model import CapacityConfig, County, K3sConfig, NetworkConfig, NodePoolConfig, CpiConfig, CsiConfig, VsphereConfig
+from .model import (
+    CapacityConfig,
+    ChtSettings,
+    County,
+    CpiConfig,
+    CsiConfig,
+    K3sConfig,
+    NetworkConfig,
+    NodePoolConfig,
+    VsphereConfig,
+)
 
 POOLS = ("controlPlane", "agents")
 
@@ -207,6 +217,40 @@ def cns_grants(vsphere: VsphereConfig | None) -> list[str]:
         "it inherits there; set storageUser to a dedicated account (e.g. k8s-cns@vsphere.local), "
         "or set vsphere.manageCnsRoles: false if the vCenter team grants the roles"
     ]
+
+
+def cht_settings(cht: ChtSettings | None, counties: dict[str, County], secret_keys_present: set[str]) -> list[str]:
+    """Rules about the CHT settings of every county (after overrides) and the `cht` defaults."""
+    problems = []
+    if cht is not None and cht.migration is not None:
+        problems.append(
+            f"{key_path('cht', 'migration')}: a migration brings one county's existing data; move it under "
+            "counties.<name>.migration"
+        )
+    for name, county in counties.items():
+        settings = county.settings
+        major = int(settings.version.split(".")[0])
+        if settings.upgrades == "admin-app" and major >= 5:
+            problems.append(
+                f"{key_path('counties', name, 'upgrades')}: CHT {settings.version} has no upgrade service "
+                "(Medic removed it in 5.x); set upgrades: config. Coming from admin-app on 4.x: first set version "
+                "to the release the admin app shows and upgrades: config, apply, then set the 5.x version"
+            )
+        migration = settings.migration
+        if migration is None:
+            continue
+        if len(migration.volumes) != settings.couchdb_nodes:
+            problems.append(
+                f"{key_path('counties', name, 'migration', 'volumes')}: {len(migration.volumes)} volume(s) for "
+                f"{settings.couchdb_nodes} CouchDB node(s); give exactly one per node, in node order"
+            )
+        if "migratedCredentials" not in secret_keys_present:
+            problems.append(
+                f"{key_path('counties', name, 'migration')}: a migrated county must keep its CouchDB user, password, "
+                "secret and uuid; set them with `pulumi config set --secret --path "
+                f"'migratedCredentials.{name}.password' ...` (and user, secret, uuid; see couchdb-migration get-env)"
+            )
+    return problems
 
 
 def warnings(vsphere: VsphereConfig | None) -> list[str]:

@@ -429,6 +429,71 @@ class Budget(Model):
     memory_gb: PositiveFloat = Field(description="Memory the county's pods request in total, GB.")
 
 
+def _couchdb_user(value: str) -> str:
+    if not _COUCHDB_USER.match(value):
+        raise _fail(
+            "couchdb_user",
+            f"'{value}' is not a usable CouchDB admin name; use 1-32 lower-case letters, digits, '_' or '-', "
+            "starting with a letter (it goes into COUCH_URL unencoded), e.g. medic",
+        )
+    return value
+
+
+def _data_path(value: str) -> str:
+    parts = value.replace("%d", "1").split("/")
+    if value.startswith("/") or any(p in ("", ".", "..") for p in parts if value) or value.count("%d") > 1:
+        raise _fail(
+            "data_path",
+            f"'{value}' is not a relative path inside the volume; write e.g. data, storage/medic-core/couchdb/data, "
+            "couchdb%d (%d becomes the node number), or \"\" for the volume root",
+        )
+    return value
+
+
+_COUCHDB_USER = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class TlsSettings(Model):
+    """How the county's Ingress gets its certificate."""
+
+    secret_name: NodeName = Field(
+        default="cht-tls",
+        description="TLS Secret (in the county's namespace) the Ingress serves; create it, or let cert-manager "
+        "fill it via `clusterIssuer`.",
+    )
+    cluster_issuer: NodeName | None = Field(
+        default=None, description="cert-manager ClusterIssuer that issues `secretName`; default: none (bring the Secret)."
+    )
+
+
+class VsphereVolume(Model):
+    """An existing vSphere (CNS) volume that holds a Compose deployment's CouchDB data."""
+
+    volume_handle: Annotated[str, Field(min_length=1)] = Field(
+        description="The CNS volume ID (First Class Disk ID) the CSI driver attaches, e.g. from `govc disk.ls`."
+    )
+
+
+class HostPathVolume(Model):
+    """A directory on one node that holds a Compose deployment's CouchDB data (the pod is pinned to that node)."""
+
+    host_path: Annotated[str, Field(pattern=r"^/.+")] = Field(description="Absolute directory on the node.")
+    node: NodeName = Field(description="The agent node the directory is on (Kubernetes node name).")
+
+
+class Migration(Model):
+    """A county brought over from Docker Compose: its existing CouchDB data, one volume per CouchDB node."""
+
+    volumes: list[VsphereVolume | HostPathVolume] = Field(
+        min_length=1,
+        description="One entry per CouchDB node, in node order: `{volumeHandle: ...}` or `{hostPath: ..., node: ...}`.",
+    )
+    data_path: Annotated[str, AfterValidator(_data_path)] = Field(
+        default="data",
+        description="Where CouchDB's data is inside each volume (subPath; %d is the node number; \"\" is the root).",
+    )
+
+
 class ChtSettings(Model):
     """`cht-hosting:cht`: defaults for every county; each county's overrides under `counties` use the same keys."""
 
@@ -449,6 +514,24 @@ class ChtSettings(Model):
     )
     host: DnsName | None = Field(default=None, description="Explicit host name; wins over `hostTemplate`.")
     registry: str = Field(default="public.ecr.aws/medic", description="Image registry (a mirror of Medic's).")
+    upgrades: Literal["config", "admin-app"] = Field(
+        default="config",
+        description="config: the version here is the truth (no upgrade service); admin-app (4.x only): the "
+        "admin app's Upgrade button works and Pulumi never reverts what it installed.",
+    )
+    upgrade_service_image: str = Field(
+        default="medicmobile/upgrade-service:0.32",
+        description="Image of Medic's Kubernetes upgrade service (only with upgrades: admin-app).",
+    )
+    couchdb_user: Annotated[str, AfterValidator(_couchdb_user)] = Field(
+        default="medic", description="CouchDB admin user name (a migrated county's comes from migratedCredentials)."
+    )
+    tls: TlsSettings = Field(default_factory=TlsSettings, description="Ingress certificate: Secret name, cert-manager issuer.")
+    migration: Migration | None = Field(
+        default=None,
+        description="Bring a Docker Compose county's existing CouchDB volume(s) instead of new ones "
+        "(set before the county's first `pulumi up`; needs migratedCredentials).",
+    )
 
 
 class County(Model):

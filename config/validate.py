@@ -18,6 +18,8 @@ SECRET_KEYS: dict[str, bool] = {
     "vspherePassword": True,
     "vsphereStoragePassword": False,
     "kubeconfig": False,
+    # county -> {user, password, secret, uuid} of a county migrated from Docker Compose.
+    "migratedCredentials": False,
 }
 SECRET_MODES: dict[str, str] = {
     "vspherePassword": "vsphere-k3s",
@@ -29,6 +31,8 @@ MODES = tuple(MODE_SECTIONS)
 
 def required_secrets(mode: str) -> list[str]:
     return [k for k, required in SECRET_KEYS.items() if required and SECRET_MODES.get(k, mode) == mode]
+
+
 KNOWN_KEYS = ["clusterMode", *SECTIONS, "counties", *SECRET_KEYS]
 
 
@@ -79,6 +83,7 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
                 f"{key_path('vsphereStoragePassword')}: is required because vsphere.storageUser is set; set it with "
                 "`pulumi config set --secret vsphereStoragePassword ...`"
             )
+    problems += checks.cht_settings(sections["cht"], counties, {k for k in SECRET_KEYS if k in raw})
 
     if problems:
         raise ConfigError(problems)

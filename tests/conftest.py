@@ -37,3 +37,18 @@ def raw_config(stack: str, **overrides) -> tuple[dict, frozenset[str]]:
 def prod() -> Evaluation:
     evaluation, _ = plan.run("prod")
     return evaluation
+
+
+@pytest.fixture(scope="session")
+def prod_counties():
+    from config.validate import validate
+
+    return validate(*raw_config("prod")).counties
+
+
+@pytest.fixture(scope="session")
+def prod_cht(prod_counties) -> Evaluation:
+    """Every prod county's ChtProject, evaluated once per session (until __main__ composes them)."""
+    from tests.test_cht_project import build_counties
+
+    return build_counties(prod_counties)

@@ -1,0 +1,292 @@
+"""ChtProject on the mock engine: the prod stack's 50 counties (once per session) and focused variants."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components.cht_project import ChtProject
+from config.model import County
+from config.validate import validate
+from offline.engine import Evaluation, ProgramFailed, record
+from tests.conftest import raw_config
+
+PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+PV = "kubernetes:core/v1:PersistentVolume"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+
+
+def build_counties(counties: dict[str, County], credentials: dict[str, dict] | None = None) -> Evaluation:
+    def build():
+        provider = k8s.Provider("k8s", kubeconfig="apiVersion: v1\nkind: Config\n")
+        for name, county in counties.items():
+            creds = None
+            if credentials and name in credentials:
+                creds = pulumi.Output.secret(credentials[name])
+            project = ChtProject(
+                name, county, storage_class="vmware-sc", credentials=creds, opts=pulumi.ResourceOptions(provider=provider)
+            )
+            pulumi.export(name, {"url": project.url, "namespace": project.namespace})
+
+    return record(build)
+
+
+def county(name: str = "kwale", **overrides) -> County:
+    values, secret_keys = raw_config("prod")
+    values["counties"] = {name: overrides}
+    return validate(values, secret_keys).counties[name]
+
+
+def migrated_county(name: str, **overrides) -> County:
+    values, secret_keys = raw_config("prod", migratedCredentials="[secret]")
+    values["counties"] = {name: overrides}
+    return validate(values, secret_keys | {"migratedCredentials"}).counties[name]
+
+
+def in_project(evaluation: Evaluation, name: str):
+    return evaluation.descendants(evaluation.named(name))
+
+
+def by_k8s_name(evaluation: Evaluation, project: str, type_: str) -> dict:
+    return {r.inputs["metadata"]["name"]: r for r in in_project(evaluation, project) if r.type == type_}
+
+
+# --- the prod stack ---------------------------------------------------------------------------------------
+
+
+def test_prod_has_fifty_projects_namespaced_by_county(prod_cht, prod_counties):
+    projects = prod_cht.of_type("cht-hosting:cht:ChtProject")
+    assert len(projects) == 50 == len(prod_counties)
+    for name in prod_counties:
+        for r in in_project(prod_cht, name):
+            assert r.name.startswith(f"{name}-")
+            metadata = r.inputs.get("metadata") or {}
+            if r.type.startswith("kubernetes:") and r.type not in (PV, "kubernetes:core/v1:Namespace"):
+                assert metadata["namespace"] == name, r.name
+    assert prod_cht.outputs["nairobi"] == {"url": "https://nairobi.echis.moh.example.org", "namespace": "nairobi"}
+
+
+def test_every_pvc_is_protected_retained_and_on_the_storage_class(prod_cht, prod_counties):
+    pvcs = prod_cht.of_type(PVC)
+    assert len(pvcs) == sum(c.settings.couchdb_nodes for c in prod_counties.values())  # one per CouchDB node
+    for pvc in pvcs:
+        assert pvc.protect and pvc.retain_on_delete, pvc.name
+        assert pvc.inputs["spec"]["storageClassName"] == "vmware-sc"
+        assert pvc.inputs["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert "spec.storageClassName" in pvc.ignore_changes
+        assert not pvc.replace_on_changes and not pvc.delete_before_replace
+    mombasa = by_k8s_name(prod_cht, "mombasa", PVC)
+    assert sorted(mombasa) == ["couchdb-1-claim0", "couchdb-2-claim0", "couchdb-3-claim0"]
+    assert {p.inputs["spec"]["resources"]["requests"]["storage"] for p in mombasa.values()} == {"300Gi"}
+
+
+def test_namespace_and_credentials_outlive_the_county(prod_cht):
+    for r in prod_cht.of_type("kubernetes:core/v1:Namespace") + prod_cht.of_type("kubernetes:core/v1:Secret"):
+        assert r.retain_on_delete, r.name
+    deployments = prod_cht.of_type(DEPLOYMENT)
+    assert deployments and not any(d.retain_on_delete or d.protect for d in deployments)
+
+
+def test_credentials_secret_is_secret_and_complete(prod_cht):
+    secret = prod_cht.named("kwale-credentials")
+    assert secret.inputs["metadata"]["name"] == "cht-couchdb-credentials"
+    assert "stringData" in secret.secret_inputs
+    data = secret.inputs["stringData"]
+    assert set(data) == {"COUCHDB_USER", "COUCHDB_PASSWORD", "COUCHDB_SECRET", "COUCHDB_UUID", "COUCH_URL"}
+    assert data["COUCH_URL"] == f"http://medic:{data['COUCHDB_PASSWORD']}@haproxy.kwale.svc.cluster.local:5984/medic"
+    password = prod_cht.named("kwale-couchdb-password")
+    assert password.inputs["special"] is False and password.inputs["length"] == 32
+    # Generated once: nothing that changes (version, sizes) feeds the generators.
+    for r in in_project(prod_cht, "kwale"):
+        if r.type.startswith("random:"):
+            assert "keepers" not in r.inputs
+
+
+def test_three_node_topology(prod_cht):
+    deployments = by_k8s_name(prod_cht, "mombasa", DEPLOYMENT)
+    assert sorted(deployments) == [
+        "cht-api", "cht-couchdb-1", "cht-couchdb-2", "cht-couchdb-3", "cht-haproxy", "cht-haproxy-healthcheck", "cht-sentinel"
+    ]
+    for name, d in deployments.items():
+        spec = d.inputs["spec"]
+        assert spec["strategy"] == {"type": "Recreate"}
+        (container,) = spec["template"]["spec"]["containers"]  # 4.x: no sidecar
+        assert container["name"] == name
+        assert container["image"] == f"public.ecr.aws/medic/{name.rstrip('-123') if 'couchdb' in name else name}:4.22.0"
+        assert "livenessProbe" not in container
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+    node2 = deployments["cht-couchdb-2"].inputs["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in node2["containers"][0]["volumeMounts"]}
+    assert mounts["/opt/couchdb/data"]["subPath"] == "data" and mounts["/opt/couchdb/etc/local.d"]["subPath"] == "local.d"
+    assert node2["volumes"] == [{"name": "couchdb-data", "persistentVolumeClaim": {"claimName": "couchdb-2-claim0"}}]
+    services = by_k8s_name(prod_cht, "mombasa", SERVICE)
+    assert sorted(services) == ["api", "couchdb-1", "couchdb-2", "couchdb-3", "haproxy", "healthcheck"]
+    assert [p["port"] for p in services["couchdb-3"].inputs["spec"]["ports"]] == [5984, 4369, 9100]
+
+
+def test_budget_becomes_quota_and_requests(prod_cht):
+    quota = by_k8s_name(prod_cht, "mombasa", "kubernetes:core/v1:ResourceQuota")["cht-budget"]
+    assert quota.inputs["spec"]["hard"]["requests.cpu"] == "8000m"
+    assert quota.inputs["spec"]["hard"]["requests.memory"] == "32768Mi"
+    assert quota.inputs["spec"]["hard"]["persistentvolumeclaims"] == "3"
+    total = 0
+    for d in by_k8s_name(prod_cht, "mombasa", DEPLOYMENT).values():
+        for c in d.inputs["spec"]["template"]["spec"]["containers"]:
+            total += int(c["resources"]["requests"]["cpu"].rstrip("m"))
+    assert 7990 <= total <= 8000
+
+
+def test_network_policies_per_namespace(prod_cht):
+    for name in ("kwale", "mombasa"):
+        policies = by_k8s_name(prod_cht, name, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        assert sorted(policies) == ["api-from-ingress-controller", "same-namespace-only"]
+
+
+def test_ingress_to_api_with_tls_body_size_and_timeouts(prod_cht):
+    (ingress,) = by_k8s_name(prod_cht, "kwale", "kubernetes:networking.k8s.io/v1:Ingress").values()
+    spec = ingress.inputs["spec"]
+    assert spec["ingressClassName"] == "traefik"
+    assert spec["tls"] == [{"hosts": ["kwale.echis.moh.example.org"], "secretName": "cht-tls"}]
+    (rule,) = spec["rules"]
+    assert rule["host"] == "kwale.echis.moh.example.org"
+    assert rule["http"]["paths"][0]["backend"] == {"service": {"name": "api", "port": {"number": 5988}}}
+    middleware = prod_cht.named("kwale-body-size")
+    assert middleware.inputs["spec"]["buffering"]["maxRequestBodyBytes"] == 33554432
+    api = by_k8s_name(prod_cht, "kwale", SERVICE)["api"]
+    assert api.inputs["metadata"]["annotations"]["traefik.ingress.kubernetes.io/service.serverstransport"] == (
+        "kwale-cht-api-transport@kubernetescrd"
+    )
+
+
+def test_config_policy_has_no_upgrade_service_and_ignores_nothing(prod_cht):
+    kinds = {r.type for r in in_project(prod_cht, "kwale")}
+    assert not {"kubernetes:rbac.authorization.k8s.io/v1:Role", "kubernetes:core/v1:ServiceAccount"} & kinds
+    assert all(not d.ignore_changes for d in prod_cht.of_type(DEPLOYMENT))
+
+
+def test_no_secret_in_plain_inputs(prod_cht):
+    secret_values = {
+        v for s in prod_cht.of_type("kubernetes:core/v1:Secret") for k, v in s.inputs["stringData"].items()
+        if k != "COUCHDB_USER"
+    }
+    for r in prod_cht.registrations:
+        if r.type == "kubernetes:core/v1:Secret" or r.type.startswith("random:"):
+            continue
+        text = json.dumps(r.inputs)
+        assert not any(v in text for v in secret_values), r.name
+
+
+# --- variants ---------------------------------------------------------------------------------------------
+
+
+def test_version_bump_changes_images_only_never_a_volume():
+    old = build_counties({"kwale": county(version="4.21.1"), "mombasa": county("mombasa", couchdbNodes=3)})
+    new = build_counties({"kwale": county(version="4.22.0"), "mombasa": county("mombasa", couchdbNodes=3, version="4.22.0")})
+    before = {r.urn: r for r in old.registrations}
+    changed = []
+    for r in new.registrations:
+        if r.inputs != before[r.urn].inputs:
+            changed.append(r)
+    assert {r.type for r in changed} == {DEPLOYMENT}
+    assert {r.inputs["metadata"]["name"] for r in changed} == {
+        "cht-api", "cht-sentinel", "cht-haproxy", "cht-haproxy-healthcheck", "cht-couchdb"
+    }
+    assert len(new.registrations) == len(old.registrations)
+
+
+def test_larger_storage_expands_the_same_claim():
+    small = build_counties({"kwale": county(couchdbStorageGb=100)})
+    large = build_counties({"kwale": county(couchdbStorageGb=250)})
+    (a,), (b,) = small.of_type(PVC), large.of_type(PVC)
+    assert a.urn == b.urn and a.inputs["metadata"] == b.inputs["metadata"]
+    assert b.inputs["spec"]["resources"]["requests"]["storage"] == "250Gi"
+    assert {k: v for k, v in a.inputs["spec"].items() if k != "resources"} == {
+        k: v for k, v in b.inputs["spec"].items() if k != "resources"
+    }
+
+
+def test_five_x_adds_nouveau_sidecar_and_drops_nothing_stateful():
+    four = build_counties({"mombasa": county("mombasa", couchdbNodes=3, version="4.22.0")})
+    five = build_counties({"mombasa": county("mombasa", couchdbNodes=3, version="5.2.0")})
+    # Registration order is not deterministic; compare by URN.
+    assert {r.urn: r.inputs for r in four.of_type(PVC)} == {r.urn: r.inputs for r in five.of_type(PVC)}
+    node = by_k8s_name(five, "mombasa", DEPLOYMENT)["cht-couchdb-2"]
+    containers = node.inputs["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["cht-couchdb-2", "cht-couchdb-nouveau"]
+    assert containers[1]["image"] == "public.ecr.aws/medic/cht-couchdb-nouveau:5.2.0"
+    assert containers[1]["volumeMounts"] == [{"name": "couchdb-data", "mountPath": "/data/nouveau", "subPath": "data"}]
+    services = by_k8s_name(five, "mombasa", SERVICE)
+    assert {"nouveau-1", "nouveau-2", "nouveau-3"} <= set(services)
+    assert services["nouveau-2"].inputs["spec"]["selector"] == {"cht.service": "couchdb-2"}
+    assert "nouveau-1" not in by_k8s_name(four, "mombasa", SERVICE)
+    api = by_k8s_name(five, "mombasa", DEPLOYMENT)["cht-api"]
+    env = {e["name"] for e in api.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "UPGRADE_SERVICE_URL" not in env
+
+
+def test_five_x_single_node_has_nouveau_service():
+    five = build_counties({"kwale": county(version="5.2.0")})
+    assert by_k8s_name(five, "kwale", SERVICE)["nouveau"].inputs["spec"]["selector"] == {"cht.service": "couchdb"}
+
+
+def test_admin_app_policy_brings_upgrade_service_and_never_reverts_images():
+    evaluation = build_counties({"kwale": county(upgrades="admin-app")})
+    role = by_k8s_name(evaluation, "kwale", "kubernetes:rbac.authorization.k8s.io/v1:Role")["deployment-manager"]
+    assert role.inputs["metadata"]["namespace"] == "kwale"
+    assert {tuple(rule["resources"]) for rule in role.inputs["rules"]} == {("deployments",), ("pods",)}
+    assert not evaluation.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    binding = by_k8s_name(evaluation, "kwale", "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")["deployment-manager-cht"]
+    assert binding.inputs["subjects"] == [{"kind": "ServiceAccount", "name": "cht-upgrade-service-user", "namespace": "kwale"}]
+    deployments = by_k8s_name(evaluation, "kwale", DEPLOYMENT)
+    upgrade = deployments.pop("upgrade-service")
+    assert upgrade.inputs["spec"]["template"]["spec"]["serviceAccountName"] == "cht-upgrade-service-user"
+    assert not upgrade.ignore_changes
+    for name, d in deployments.items():
+        assert d.ignore_changes == ("spec.template.spec.containers",), name
+    api_env = {e["name"]: e.get("value") for e in deployments["cht-api"].inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert api_env["UPGRADE_SERVICE_URL"] == "http://upgrade-service.kwale.svc.cluster.local:5008"
+
+
+def test_migrated_vsphere_volume_binds_a_static_retained_pv_with_old_credentials():
+    old = {"user": "admin", "password": "old p@ss/word", "secret": "s3cret", "uuid": "0f0e"}
+    evaluation = build_counties(
+        {"lamu": migrated_county("lamu", migration={"volumes": [{"volumeHandle": "fcd-1234"}], "dataPath": ""})},
+        credentials={"lamu": old},
+    )
+    (pv,) = evaluation.of_type(PV)
+    assert pv.inputs["metadata"]["name"] == "couchdb-pv-lamu-1"
+    assert pv.protect and pv.retain_on_delete
+    spec = pv.inputs["spec"]
+    assert spec["persistentVolumeReclaimPolicy"] == "Retain"
+    assert spec["csi"] == {"driver": "csi.vsphere.vmware.com", "volumeHandle": "fcd-1234", "fsType": "ext4"}
+    assert spec["claimRef"] == {"namespace": "lamu", "name": "couchdb-claim0"}
+    (pvc,) = evaluation.of_type(PVC)
+    assert pvc.inputs["spec"]["volumeName"] == "couchdb-pv-lamu-1" and pvc.inputs["spec"]["storageClassName"] == ""
+    assert pvc.protect and pvc.retain_on_delete
+    (couch,) = [d for d in evaluation.of_type(DEPLOYMENT) if d.inputs["metadata"]["name"] == "cht-couchdb"]
+    mounts = couch.inputs["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert "subPath" not in mounts[0]  # dataPath "" = the volume root
+    data = evaluation.named("lamu-credentials").inputs["stringData"]
+    assert data["COUCHDB_USER"] == "admin" and data["COUCHDB_SECRET"] == "s3cret" and data["COUCHDB_UUID"] == "0f0e"
+    assert data["COUCH_URL"] == "http://admin:old%20p%40ss%2Fword@haproxy.lamu.svc.cluster.local:5984/medic"
+    assert not evaluation.of_type("random:index/randomPassword:RandomPassword")
+
+
+def test_migrated_host_path_is_pinned_to_its_node():
+    evaluation = build_counties(
+        {"lamu": migrated_county("lamu", migration={"volumes": [{"hostPath": "/srv/couchdb1", "node": "agent-3"}]})},
+        credentials={"lamu": {"user": "medic", "password": "p", "secret": "s", "uuid": "u"}},
+    )
+    (pv,) = evaluation.of_type(PV)
+    assert pv.inputs["spec"]["hostPath"] == {"path": "/srv/couchdb1", "type": "Directory"}
+    term = pv.inputs["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+    assert term == {"key": "kubernetes.io/hostname", "operator": "In", "values": ["agent-3"]}
+
+
+def test_migrated_county_without_credentials_is_refused():
+    with pytest.raises(ProgramFailed, match="migratedCredentials.lamu"):
+        build_counties({"lamu": migrated_county("lamu", migration={"volumes": [{"volumeHandle": "fcd-1"}]})})
