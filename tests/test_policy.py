@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+from pathlib import Path
 from types import SimpleNamespace
 
 import pulumi
@@ -418,3 +419,18 @@ def test_a_broken_miniature_is_caught_by_every_rule_that_applies():
 def test_the_prod_stack_passes_the_pack(prod):
     assert run_pack(prod) == []
     assert all(r.retain_on_delete for r in prod.of_type(rules.PVC)), "every PVC must be retain_on_delete"
+
+
+def test_the_pack_entry_point_wires_every_rule(monkeypatch):
+    """Runs policy/__main__.py with PolicyPack replaced by a recorder (the real one never returns)."""
+    import runpy
+
+    import pulumi_policy
+
+    made: list[dict] = []
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: made.append(kwargs))
+    runpy.run_path(str(Path(rules.__file__).with_name("__main__.py")), run_name="__main__")
+    [pack] = made
+    assert pack["name"] == "cht-hosting-production"
+    assert pack["enforcement_level"] is rules.ENFORCEMENT_LEVEL
+    assert [p.name for p in pack["policies"]] == [p.name for p in rules.POLICIES]
