@@ -3,6 +3,9 @@
 import pulumi
 
 import config
+import pulumi_kubernetes as k8s
+
+from components.cht_project import ChtProject
 from components.k3s_cluster import K3sCluster
 from components.node_pool import NodePool
 from components.ssh_trust import SshTrust
@@ -49,12 +52,34 @@ if cfg.cluster_mode == "vsphere-k3s":
     pulumi.export("storageClass", storage_class.name)
     pulumi.export("csiClusterId", csi.cluster_id)
     pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
+    provider, storage_class_name, county_after = cluster.provider, storage_class.name, [storage_class]
+else:
+    # An existing cluster (k3d on a laptop, EKS, ...): only the counties, on its own StorageClass.
+    existing = cfg.existing_cluster
+    provider = k8s.Provider(
+        "existing-cluster",
+        kubeconfig=secrets.kubeconfig,  # None: the operator's own kubeconfig ($KUBECONFIG or ~/.kube/config)
+        context=existing.context,
+    )
+    storage_class_name, county_after = existing.storage_class, []
+
+# Counties deploy in parallel: each waits only for the StorageClass, never for another county.
+projects = {
+    name: ChtProject(
+        name,
+        county,
+        storage_class=storage_class_name,
+        credentials=secrets.credentials_for(name) if county.settings.migration else None,
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=county_after),
+    )
+    for name, county in cfg.counties.items()
+}
 
 pulumi.export(
     "counties",
     {
         name: {
-            "url": f"https://{county.host}",
+            "url": projects[name].url,
             "version": county.settings.version,
             "couchdbNodes": county.settings.couchdb_nodes,
             "couchdbStorageGb": county.settings.couchdb_storage_gb,

@@ -83,7 +83,8 @@ def _tree(evaluation: Evaluation) -> list[str]:
     lines: list[str] = []
 
     def walk(parent_urn: str, depth: int) -> None:
-        for r in children[parent_urn]:
+        # Registration order varies from run to run; sort so two plans of the same config are identical.
+        for r in sorted(children[parent_urn], key=lambda c: (c.type, c.name)):
             if r.custom:
                 continue
             direct = sum(1 for c in children[r.urn] if c.custom)
@@ -129,6 +130,7 @@ def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
             vm = {k: v for k, v in r.inputs.items() if k != "extraConfig"}
             files[Path("nodes") / r.name / "vm.yaml"] = _yaml(vm)
     for namespace, docs in manifests.items():
+        docs.sort(key=lambda d: (d["kind"], (d.get("metadata") or {}).get("name", "")))
         files[Path("manifests") / f"{namespace}.yaml"] = yaml.safe_dump_all(docs, sort_keys=True)
     files[Path("outputs.json")] = engine.to_json(evaluation.outputs) + "\n"
     files[Path("plan.txt")] = report(evaluation, [])

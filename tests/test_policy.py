@@ -197,6 +197,16 @@ def test_private_key_in_a_command_line_or_guestinfo_is_caught_but_not_in_the_con
     assert found and "'extraConfig.guestinfo.userdata (decoded)'" in found[0]
 
 
+def test_a_node_host_key_may_travel_only_in_its_own_cloud_init_ssh_keys():
+    host_key = "#cloud-config\nssh_keys:\n  ed25519_private: |\n    " + PEM.replace("\n", "\n    ") + "\n"
+    extra = {"guestinfo.userdata": base64.b64encode(host_key.encode()).decode(), "guestinfo.userdata.encoding": "base64"}
+    assert violations(rules.validate_no_plaintext_secrets, resource(rules.VM, good_vm(extraConfig=extra))) == []
+    elsewhere = host_key + "runcmd:\n- echo '" + PEM.replace("\n", " ") + "'\n"
+    extra = {"guestinfo.userdata": base64.b64encode(elsewhere.encode()).decode(), "guestinfo.userdata.encoding": "base64"}
+    found = violations(rules.validate_no_plaintext_secrets, resource(rules.VM, good_vm(extraConfig=extra)))
+    assert found and "'extraConfig.guestinfo.userdata (decoded)'" in found[0]
+
+
 def test_generated_secret_may_only_travel_in_secret_carriers():
     password = "pw-Zq8rT2mN7vXc4LbY"
     generator = ("random:index/randomPassword:RandomPassword", "couchdb-password", {"length": 20, "result": password})
