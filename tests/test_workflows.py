@@ -105,18 +105,22 @@ def test_deploys_happen_on_main_behind_the_production_environment():
 
 
 def _copy_project(dst: Path) -> Path:
+    """The project with only its small staging stack, so planning every stack twice stays fast."""
     ignore = shutil.ignore_patterns("venv", ".venv", ".git", "build", "__pycache__", ".pytest_cache", "tests")
     shutil.copytree(ROOT, dst, ignore=ignore)
+    for stack_file in dst.glob("Pulumi.*.yaml"):
+        if stack_file.name != "Pulumi.staging.yaml":
+            stack_file.unlink()
     return dst
 
 
 def test_plan_diff_script_shows_a_removed_county_and_fails_on_a_broken_head_stack(tmp_path):
     base = _copy_project(tmp_path / "base")
     head = _copy_project(tmp_path / "head")
-    stack_file = head / "Pulumi.prod.yaml"
+    stack_file = head / "Pulumi.staging.yaml"
     text = stack_file.read_text()
-    assert "      lamu: {}\n" in text
-    stack_file.write_text(text.replace("      lamu: {}\n", ""))
+    assert "    kwale: {couchdbNodes: 3}\n" in text
+    stack_file.write_text(text.replace("    kwale: {couchdbNodes: 3}\n", ""))
     (head / "Pulumi.broken.yaml").write_text("config:\n  cht-hosting:bogus: 1\n")
 
     env = {**os.environ, "PYTHON": sys.executable, "BASE_SHA": "a" * 40, "HEAD_SHA": "b" * 40}
@@ -128,14 +132,14 @@ def test_plan_diff_script_shows_a_removed_county_and_fails_on_a_broken_head_stac
     assert "Stacks that do not plan on the head: broken" in result.stderr
 
     diff = (tmp_path / "out" / "plan.diff").read_text()
-    assert "--- base/prod/plan.txt" in diff and "+++ head/prod/plan.txt" in diff
-    assert any(line.startswith("-") and "lamu" in line for line in diff.splitlines())
+    assert "--- base/staging/plan.txt" in diff and "+++ head/staging/plan.txt" in diff
+    assert any(line.startswith("-") and "kwale" in line for line in diff.splitlines())
     assert "-Stack broken does not exist on the base." in diff  # absent on base, failed on head
     assert "head/broken/PLAN-FAILED.txt" in diff and "bogus" in diff
 
     comment = (tmp_path / "out" / "comment.md").read_text()
     assert comment.startswith("<!-- cht-hosting:offline-plan -->\n### Offline plan: base `aaaaaaa` → head `bbbbbbb`")
-    assert "Stacks: broken prod." in comment
+    assert "Stacks: broken staging." in comment
     assert ":x: **broken** does not plan on the head" in comment
     assert "`````diff\n" in comment and diff[:200] in comment
 
