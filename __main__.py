@@ -6,6 +6,7 @@ import config
 import pulumi_kubernetes as k8s
 
 from components.cht_project import ChtProject
+from components.ingress_edge import IngressEdge
 from components.k3s_cluster import K3sCluster
 from components.node_pool import NodePool
 from components.ssh_trust import SshTrust
@@ -44,11 +45,19 @@ if cfg.cluster_mode == "vsphere-k3s":
         control_plane_nodes=len(cfg.control_plane.nodes), opts=on_cluster(cpi),
     )
     storage_class = StorageClass("storage-class", cfg.storage_class, opts=on_cluster(csi))
+    edge = IngressEdge(
+        "ingress",
+        cfg.ingress,
+        hosts={name: county.host for name, county in cfg.counties.items()},
+        agent_ips=list(cfg.agents.nodes.values()),
+        opts=on_cluster(),
+    )
 
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("apiUrl", cluster.api_url)
     if cluster.lb_nginx_config:
         pulumi.export("apiLoadBalancerNginxConfig", cluster.lb_nginx_config)
+    pulumi.export("edgeNginxConfig", edge.edge_nginx_config)
     pulumi.export("storageClass", storage_class.name)
     pulumi.export("csiClusterId", csi.cluster_id)
     pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))

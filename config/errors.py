@@ -75,8 +75,13 @@ def _friendly(error: dict, model: type[BaseModel]) -> str:
         return f"unknown key; {hint}remove it or fix its spelling (allowed here: {', '.join(allowed)})"
     if kind == "missing":
         return "is required; add it (see 'Config reference' in the README)"
-    if kind in ("greater_than", "greater_than_equal"):
+    bound = error.get("ctx", {})
+    if kind == "greater_than" and bound.get("gt") == 0:
         return f"must be a positive number, got {value!r}"
+    if kind in ("greater_than", "greater_than_equal"):
+        return f"must be at least {bound.get('ge', bound.get('gt'))}, got {value!r}"
+    if kind in ("less_than", "less_than_equal"):
+        return f"must be at most {bound.get('le', bound.get('lt'))}, got {value!r}"
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return f"must be a whole number, got {value!r}"
     if kind in ("float_parsing", "float_type"):

@@ -402,6 +402,23 @@ class StorageClassConfig(Model):
     fs_type: Literal["ext4", "xfs"] = Field(default="ext4", description="Filesystem of new volumes.")
 
 
+NodePort = Annotated[int, Field(ge=30000, le=32767)]
+
+
+class IngressConfig(Model):
+    """`cht-hosting:ingress`: how county traffic reaches k3s's traefik (servicelb is off, so through NodePorts)."""
+
+    https_node_port: NodePort = Field(default=30443, description="NodePort of traefik's HTTPS entrypoint on every node.")
+    http_node_port: NodePort = Field(default=30080, description="NodePort of traefik's HTTP entrypoint on every node.")
+    replicas: Annotated[int, Field(ge=1)] = Field(
+        default=2, description="traefik replicas (on the agents): every county's traffic goes through them."
+    )
+    timeout_seconds: PositiveInt = Field(
+        default=3600,
+        description="traefik's client read/write/idle timeouts, as CHT's own nginx (slow uploads, long syncs).",
+    )
+
+
 class CapacityConfig(Model):
     """`cht-hosting:capacity`: how the counties' budgets are checked against the agents."""
 
@@ -571,6 +588,7 @@ class StackConfig(Model):
     cpi: CpiConfig | None = None
     csi: CsiConfig | None = None
     storage_class: StorageClassConfig | None = None
+    ingress: IngressConfig | None = None
     capacity: CapacityConfig | None = None
     existing_cluster: ExistingClusterConfig | None = None
     cht: ChtSettings
@@ -588,14 +606,17 @@ SECTIONS: dict[str, type[Model]] = {
     "cpi": CpiConfig,
     "csi": CsiConfig,
     "storageClass": StorageClassConfig,
+    "ingress": IngressConfig,
     "capacity": CapacityConfig,
     "existingCluster": ExistingClusterConfig,
     "cht": ChtSettings,
 }
-OPTIONAL_SECTIONS = {"ssh", "storageClass", "capacity"}
+OPTIONAL_SECTIONS = {"ssh", "storageClass", "ingress", "capacity"}
 # Which sections each cluster mode reads; a section of the other mode is refused (it would be ignored).
 MODE_SECTIONS: dict[str, set[str]] = {
-    "vsphere-k3s": {"vsphere", "network", "controlPlane", "agents", "ssh", "k3s", "cpi", "csi", "storageClass", "capacity"},
+    "vsphere-k3s": {
+        "vsphere", "network", "controlPlane", "agents", "ssh", "k3s", "cpi", "csi", "storageClass", "ingress", "capacity"
+    },
     "existing": {"existingCluster"},
 }
 MODE_PURPOSE = {

@@ -1,0 +1,70 @@
+"""Pure renders for the way in: traefik's settings on k3s and the edge nginx in front of the cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import yaml
+
+
+def traefik_values(*, https_node_port: int, http_node_port: int, replicas: int, timeout_seconds: int) -> str:
+    """valuesContent of k3s's HelmChartConfig for its bundled traefik chart.
+
+    servicelb is disabled (no LoadBalancer implementation), so traefik is published on fixed NodePorts the
+    edge nginx can target. The entrypoint timeouts are cluster-wide: they match CHT's nginx (3600 s), so a
+    slow upload or a long sync is not cut off at traefik's 60 s default.
+    """
+    timeouts = {name: f"{timeout_seconds}s" for name in ("readTimeout", "writeTimeout", "idleTimeout")}
+    values = {
+        "deployment": {"replicas": replicas},
+        "service": {"type": "NodePort"},
+        "ports": {
+            "web": {"nodePort": http_node_port, "transport": {"respondingTimeouts": timeouts}},
+            "websecure": {"nodePort": https_node_port, "transport": {"respondingTimeouts": timeouts}},
+        },
+    }
+    return yaml.safe_dump(values, sort_keys=True)
+
+
+def edge_nginx_config(
+    hosts: Mapping[str, str], node_ips: Sequence[str], *, https_node_port: int, stack: str, timeout_seconds: int
+) -> str:
+    """nginx config for an edge proxy outside the cluster: each county's host name -> traefik on the nodes.
+
+    TLS passes through by SNI (certificates live in the cluster, per county); hosts that are not a county
+    are closed. Port 80 only redirects to https. `hosts` maps county -> host name.
+    """
+    tag = f"cht_hosting_{stack.replace('-', '_')}"
+    width = max((len(h) for h in hosts.values()), default=0)
+    routes = "\n".join(f"        {host:<{width}}  {tag}_traefik;  # {county}" for county, host in hosts.items())
+    servers = "\n".join(f"        server {ip}:{https_node_port} max_fails=2 fail_timeout=10s;" for ip in node_ips)
+    names = " ".join(hosts.values())
+    return (
+        f"# Edge nginx for cht-hosting stack '{stack}': county host names -> traefik on the cluster's nodes.\n"
+        "# 1) At the top level of nginx.conf (outside `http`, needs the stream module): HTTPS passes through.\n"
+        "stream {\n"
+        f"    map $ssl_preread_server_name ${tag}_backend {{\n"
+        f"{routes}\n"
+        f"        {'default':<{width}}  {tag}_closed;\n"
+        "    }\n"
+        f"    upstream {tag}_traefik {{\n"
+        f"{servers}\n"
+        "    }\n"
+        f"    upstream {tag}_closed {{\n"
+        "        server 127.0.0.1:9;  # discard: a host name that is not a county gets no answer\n"
+        "    }\n"
+        "    server {\n"
+        "        listen 443;\n"
+        "        ssl_preread on;\n"
+        f"        proxy_pass ${tag}_backend;\n"
+        "        proxy_connect_timeout 5s;\n"
+        f"        proxy_timeout {timeout_seconds}s;\n"
+        "    }\n"
+        "}\n"
+        "# 2) Inside the `http` block: plain HTTP only redirects.\n"
+        "# server {\n"
+        "#     listen 80;\n"
+        f"#     server_name {names};\n"
+        "#     return 301 https://$host$request_uri;\n"
+        "# }\n"
+    )

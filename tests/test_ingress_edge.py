@@ -1,0 +1,60 @@
+"""The way in: traefik on fixed NodePorts with CHT's timeouts, and the edge nginx config."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from components.edge_render import edge_nginx_config, traefik_values
+from components.ingress_edge import IngressEdge
+from config.model import IngressConfig
+from offline.engine import record
+from tests.test_config_validation import problems_with
+
+HOSTS = {"nairobi": "nairobi.echis.example.org", "kwale": "kwale.echis.example.org"}
+
+
+def test_traefik_is_published_on_fixed_node_ports_with_chts_timeouts():
+    values = yaml.safe_load(traefik_values(https_node_port=30443, http_node_port=30080, replicas=2, timeout_seconds=3600))
+    assert values["service"] == {"type": "NodePort"}
+    assert values["deployment"] == {"replicas": 2}
+    assert values["ports"]["websecure"]["nodePort"] == 30443
+    assert values["ports"]["web"]["nodePort"] == 30080
+    for port in ("web", "websecure"):
+        assert values["ports"][port]["transport"]["respondingTimeouts"] == {
+            "readTimeout": "3600s", "writeTimeout": "3600s", "idleTimeout": "3600s"
+        }
+
+
+def test_edge_nginx_routes_every_county_host_to_traefik_on_every_agent():
+    text = edge_nginx_config(HOSTS, ["10.0.0.21", "10.0.0.22"], https_node_port=30443, stack="prod", timeout_seconds=3600)
+    routes = dict(re.findall(r"^\s+(\S+)\s+(cht_hosting_prod_\w+);", text, flags=re.M))
+    assert routes == {
+        "nairobi.echis.example.org": "cht_hosting_prod_traefik",
+        "kwale.echis.example.org": "cht_hosting_prod_traefik",
+        "default": "cht_hosting_prod_closed",
+    }
+    assert re.findall(r"server (\S+) max_fails", text) == ["10.0.0.21:30443", "10.0.0.22:30443"]
+    assert "ssl_preread on;" in text and "proxy_timeout 3600s;" in text
+    assert "#     server_name nairobi.echis.example.org kwale.echis.example.org;" in text
+    assert text.count("{") == text.count("}")
+
+
+def test_component_registers_k3s_traefik_helm_chart_config():
+    def build():
+        IngressEdge("ingress", IngressConfig(), hosts=HOSTS, agent_ips=["10.0.0.21"])
+
+    evaluation = record(build)
+    config = evaluation.named("ingress-traefik")
+    assert config.type == "kubernetes:helm.cattle.io/v1:HelmChartConfig"
+    assert config.inputs["metadata"] == {"name": "traefik", "namespace": "kube-system"}
+    assert yaml.safe_load(config.inputs["spec"]["valuesContent"])["ports"]["websecure"]["nodePort"] == 30443
+    assert config.parent == evaluation.named("ingress").urn
+
+
+def test_node_port_outside_the_kubernetes_range_is_refused():
+    assert problems_with(("ingress", {"httpsNodePort": 443, "httpNodePort": 40000})) == [
+        "cht-hosting:ingress.httpsNodePort: must be at least 30000, got 443",
+        "cht-hosting:ingress.httpNodePort: must be at most 32767, got 40000",
+    ]
