@@ -85,6 +85,28 @@ class Evaluation:
     def type_counts(self) -> Counter:
         return Counter(r.type for r in self.registrations)
 
+    def critical_path(self) -> list[Registration]:
+        """The longest chain of resources that wait on each other (inputs, depends_on, providers).
+
+        Its length is what bounds a deployment's wall time when the engine runs everything else in parallel.
+        """
+        customs = {r.urn: r for r in self.registrations if r.custom}
+        memo: dict[str, list[Registration]] = {}
+
+        def waits_for(r: Registration) -> set[str]:
+            deps = set(r.depends_on)
+            if r.provider:
+                deps.add(r.provider.rsplit("::", 1)[0])  # a provider reference is "<urn>::<id>"
+            return {d for d in deps if d in customs and d != r.urn}
+
+        def longest(urn: str) -> list[Registration]:
+            if urn not in memo:
+                chains = [longest(d) for d in waits_for(customs[urn])]
+                memo[urn] = max(chains, key=len, default=[]) + [customs[urn]]
+            return memo[urn]
+
+        return max((longest(urn) for urn in customs), key=len, default=[])
+
     def redact(self, text: str) -> str:
         for value in sorted(self.secret_values, key=len, reverse=True):
             text = text.replace(value, "[secret]")

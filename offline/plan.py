@@ -59,6 +59,13 @@ def report(evaluation: Evaluation, notes: list[str]) -> str:
         lines += ["Warnings:", *(f"  - {w}" for w in problems), ""]
     lines += [f"`pulumi up` would create {len(evaluation.registrations)} resources.", "", "Component tree:"]
     lines += _tree(evaluation)
+    path = evaluation.critical_path()
+    if path:
+        lines += [
+            "",
+            f"Critical path ({len(path)} resources that wait on each other; everything else runs beside it):",
+            "  " + " -> ".join(r.name for r in path),
+        ]
     lines += ["", "Resources by type:"]
     lines += [f"  {count:5d}  {type_}" for type_, count in sorted(evaluation.type_counts().items())]
     counties = evaluation.outputs.get("counties") or {}

@@ -1,0 +1,136 @@
+"""Whole stacks on the mock engine: composition, adding and removing a county, the dev stack, scale."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from offline import plan, stackfile
+from offline.engine import Evaluation
+
+COUNTIES = "cht-hosting:counties"
+
+
+def prod_county_config() -> dict:
+    return copy.deepcopy(yaml.safe_load(stackfile.stack_path("prod").read_text())["config"][COUNTIES])
+
+
+def run(stack: str, **overrides) -> Evaluation:
+    return plan.run(stack, overrides=overrides)[0]
+
+
+def inputs_by_urn(evaluation: Evaluation) -> dict:
+    return {r.urn: (r.inputs, sorted(r.depends_on), r.protect, r.ignore_changes) for r in evaluation.registrations}
+
+
+def county_urns(evaluation: Evaluation, county: str) -> set[str]:
+    component = next(r for r in evaluation.of_type("cht-hosting:cht:ChtProject") if r.name == county)
+    return {component.urn} | {r.urn for r in evaluation.descendants(component)}
+
+
+@pytest.fixture(scope="module")
+def with_new_county() -> Evaluation:
+    counties = prod_county_config()
+    counties["marsabit-north"] = {}
+    return run("prod", **{COUNTIES: counties})
+
+
+@pytest.fixture(scope="module")
+def without_lamu() -> Evaluation:
+    counties = prod_county_config()
+    del counties["lamu"]
+    return run("prod", **{COUNTIES: counties})
+
+
+def test_prod_composes_the_platform_then_fifty_counties(prod):
+    counts = prod.type_counts()
+    assert counts["vsphere:index/virtualMachine:VirtualMachine"] == 12
+    assert counts["cht-hosting:k3s:K3sCluster"] == 1
+    assert counts["cht-hosting:cht:ChtProject"] == 50
+    k8s_provider = prod.named("k3s-k8s")
+    for r in prod.registrations:
+        if r.custom and r.type.startswith("kubernetes:") and r.type != "pulumi:providers:kubernetes":
+            assert r.provider.startswith(k8s_provider.urn), r.name
+
+
+def test_counties_wait_for_the_storage_class_and_nothing_county_specific(prod):
+    storage_class = prod.named("storage-class-class")
+    for pvc in prod.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
+        assert storage_class.urn in pvc.depends_on, pvc.name
+    projects = {r.name: county_urns(prod, r.name) for r in prod.of_type("cht-hosting:cht:ChtProject")}
+    for county, urns in projects.items():
+        others = set().union(*(u for c, u in projects.items() if c != county))
+        for urn in urns:
+            assert not set(prod.by_urn[urn].depends_on) & others, f"{county} waits for another county"
+
+
+def test_adding_a_county_changes_no_existing_resource(prod, with_new_county):
+    before, after = inputs_by_urn(prod), inputs_by_urn(with_new_county)
+    added = set(after) - set(before)
+    assert added == county_urns(with_new_county, "marsabit-north")
+    assert len(added) > 20
+    assert not set(before) - set(after)
+    changed = [urn for urn in before if before[urn] != after[urn]]
+    assert changed == []
+
+
+def test_removing_a_county_touches_only_its_own_resources(prod, without_lamu):
+    before, after = inputs_by_urn(prod), inputs_by_urn(without_lamu)
+    assert set(before) - set(after) == county_urns(prod, "lamu")
+    assert not set(after) - set(before)
+    assert [urn for urn in after if before[urn] != after[urn]] == []
+
+
+def test_removed_county_keeps_its_volumes_and_credentials(prod):
+    lamu = county_urns(prod, "lamu")
+    kept = [prod.by_urn[u] for u in lamu if prod.by_urn[u].retain_on_delete]
+    kinds = {r.type for r in kept}
+    assert "kubernetes:core/v1:PersistentVolumeClaim" in kinds
+    assert "kubernetes:core/v1:Secret" in kinds
+    assert all(r.protect for r in kept if r.type == "kubernetes:core/v1:PersistentVolumeClaim")
+
+
+def test_critical_path_does_not_grow_with_counties_or_agents():
+    staging = yaml.safe_load(stackfile.stack_path("staging").read_text())["config"]
+    many_counties = {f"county-{i:02d}": {} for i in range(12)}
+    agents = dict(staging["cht-hosting:agents"])
+    agents["nodes"] = {f"uat-agent-{i}": f"10.30.0.{20 + i}" for i in range(1, 7)}
+    capacity = {"onShortfall": "warn"}
+    base = run("staging").critical_path()
+    wide = run("staging", **{COUNTIES: many_counties, "cht-hosting:capacity": capacity}).critical_path()
+    tall = run("staging", **{"cht-hosting:agents": agents}).critical_path()
+    assert len(base) == len(wide) == len(tall)
+    assert base[-1].type == "kubernetes:apps/v1:Deployment"  # a county workload ends the chain
+    assert "kubernetes:storage.k8s.io/v1:StorageClass" in {r.type for r in base}
+
+
+# --- the dev stack: counties on an existing cluster -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dev() -> Evaluation:
+    return run("dev")
+
+
+def test_dev_registers_no_vsphere_or_remote_command_resource(dev):
+    types = set(dev.type_counts())
+    assert not {t for t in types if t.startswith(("vsphere:", "command:", "pulumi:providers:vsphere", "tls:"))}
+    assert not {t for t in types if t.startswith("cht-hosting:") and t != "cht-hosting:cht:ChtProject"}
+    assert dev.type_counts()["cht-hosting:cht:ChtProject"] == 2
+
+
+def test_dev_counties_get_the_same_resources_as_in_prod_on_the_existing_cluster(prod, dev):
+    def shape(evaluation, county):
+        return sorted((evaluation.by_urn[u].type, evaluation.by_urn[u].name) for u in county_urns(evaluation, county))
+
+    assert shape(dev, "kwale") == shape(prod, "kwale")
+    provider = dev.named("existing-cluster")
+    assert provider.inputs.get("context") == "k3d-cht-dev"
+    for urn in county_urns(dev, "kwale"):
+        r = dev.by_urn[urn]
+        if r.custom and r.type.startswith("kubernetes:"):
+            assert r.provider.startswith(provider.urn), r.name
+    pvc = dev.named("kwale-couchdb-pvc")
+    assert pvc.inputs["spec"]["storageClassName"] == "local-path"
