@@ -99,13 +99,17 @@ class Evaluation:
                 deps.add(r.provider.rsplit("::", 1)[0])  # a provider reference is "<urn>::<id>"
             return {d for d in deps if d in customs and d != r.urn}
 
+        def rank(chain: list[Registration]) -> tuple:
+            # Among equally long chains, the same one every run (registration order varies).
+            return len(chain), [r.name for r in chain]
+
         def longest(urn: str) -> list[Registration]:
             if urn not in memo:
                 chains = [longest(d) for d in waits_for(customs[urn])]
-                memo[urn] = max(chains, key=len, default=[]) + [customs[urn]]
+                memo[urn] = max(chains, key=rank, default=[]) + [customs[urn]]
             return memo[urn]
 
-        return max((longest(urn) for urn in customs), key=len, default=[])
+        return max((longest(urn) for urn in customs), key=rank, default=[])
 
     def redact(self, text: str) -> str:
         for value in sorted(self.secret_values, key=len, reverse=True):
