@@ -47,8 +47,6 @@ def prod_counties():
 
 
 @pytest.fixture(scope="session")
-def prod_cht(prod_counties) -> Evaluation:
-    """Every prod county's ChtProject, evaluated once per session (until __main__ composes them)."""
-    from tests.test_cht_project import build_counties
-
-    return build_counties(prod_counties)
+def prod_cht(prod) -> Evaluation:
+    """Every prod county's ChtProject: the whole prod stack, evaluated once per session."""
+    return prod

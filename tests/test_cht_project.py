@@ -67,7 +67,7 @@ def test_prod_has_fifty_projects_namespaced_by_county(prod_cht, prod_counties):
             metadata = r.inputs.get("metadata") or {}
             if r.type.startswith("kubernetes:") and r.type not in (PV, "kubernetes:core/v1:Namespace"):
                 assert metadata["namespace"] == name, r.name
-    assert prod_cht.outputs["nairobi"] == {"url": "https://nairobi.echis.moh.example.org", "namespace": "nairobi"}
+    assert prod_cht.outputs["counties"]["nairobi"]["url"] == "https://nairobi.echis.moh.example.org"
 
 
 def test_every_pvc_is_protected_retained_and_on_the_storage_class(prod_cht, prod_counties):
@@ -84,8 +84,14 @@ def test_every_pvc_is_protected_retained_and_on_the_storage_class(prod_cht, prod
     assert {p.inputs["spec"]["resources"]["requests"]["storage"] for p in mombasa.values()} == {"300Gi"}
 
 
+def county_registrations(evaluation):
+    return [r for p in evaluation.of_type("cht-hosting:cht:ChtProject") for r in evaluation.descendants(p)]
+
+
 def test_namespace_and_credentials_outlive_the_county(prod_cht):
-    for r in prod_cht.of_type("kubernetes:core/v1:Namespace") + prod_cht.of_type("kubernetes:core/v1:Secret"):
+    kept = [r for r in county_registrations(prod_cht) if r.type in ("kubernetes:core/v1:Namespace", "kubernetes:core/v1:Secret")]
+    assert len(kept) == 100
+    for r in kept:
         assert r.retain_on_delete, r.name
     deployments = prod_cht.of_type(DEPLOYMENT)
     assert deployments and not any(d.retain_on_delete or d.protect for d in deployments)
@@ -169,10 +175,9 @@ def test_config_policy_has_no_upgrade_service_and_ignores_nothing(prod_cht):
 
 
 def test_no_secret_in_plain_inputs(prod_cht):
-    secret_values = {
-        v for s in prod_cht.of_type("kubernetes:core/v1:Secret") for k, v in s.inputs["stringData"].items()
-        if k != "COUCHDB_USER"
-    }
+    county_secrets = [r for r in county_registrations(prod_cht) if r.type == "kubernetes:core/v1:Secret"]
+    secret_values = {v for s in county_secrets for k, v in s.inputs["stringData"].items() if k != "COUCHDB_USER"}
+    assert len(secret_values) == 50 * 4
     for r in prod_cht.registrations:
         if r.type == "kubernetes:core/v1:Secret" or r.type.startswith("random:"):
             continue

@@ -1,4 +1,4 @@
-"""Every built-in Kubernetes object of the prod stack's ChtProjects is valid for the cluster's minor."""
+"""Every built-in Kubernetes object of the prod stack is valid for the cluster's minor."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ from config import compatibility
 from tests.conftest import raw_config
 from tests.test_cht_project import build_counties, county, migrated_county
 
-# Traefik's CRDs are not in the OpenAPI schema of Kubernetes itself; checked by their own tests.
-CUSTOM = ("kubernetes:traefik.io/",)
+# Custom resources (traefik, k3s's helm controller, system-upgrade-controller, snapshots) are not in the
+# OpenAPI schema of Kubernetes itself; their own tests check them.
+CUSTOM = (
+    "kubernetes:traefik.io/",
+    "kubernetes:helm.cattle.io/",
+    "kubernetes:upgrade.cattle.io/",
+    "kubernetes:snapshot.storage.k8s.io/",
+)
 
 
 def k8s_minor() -> str:
