@@ -95,7 +95,9 @@ def _tree(evaluation: Evaluation) -> list[str]:
             if r.custom:
                 continue
             direct = sum(1 for c in children[r.urn] if c.custom)
-            lines.append(f"  {'  ' * depth}{r.type} {r.name} ({direct} resources)")
+            # A remote component (a manifest the provider fetches and expands at deploy time) shows its source.
+            source = f" (expanded at deploy time from {r.inputs['file']})" if "file" in r.inputs else ""
+            lines.append(f"  {'  ' * depth}{r.type} {r.name}{source or f' ({direct} resources)'}")
             walk(r.urn, depth + 1)
 
     roots = {r.parent for r in evaluation.registrations if r.parent not in evaluation.by_urn}

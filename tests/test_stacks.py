@@ -21,8 +21,24 @@ def run(stack: str, **overrides) -> Evaluation:
     return plan.run(stack, overrides=overrides)[0]
 
 
-def inputs_by_urn(evaluation: Evaluation) -> dict:
-    return {r.urn: (r.inputs, sorted(r.depends_on), r.protect, r.ignore_changes) for r in evaluation.registrations}
+def effective_inputs(r) -> dict:
+    """The inputs Pulumi diffs: those named in ignore_changes (dotted paths) are not compared."""
+    inputs = copy.deepcopy(r.inputs)
+    for path in r.ignore_changes:
+        *parents, last = path.split(".")
+        node = inputs
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return inputs
+
+
+def inputs_by_urn(evaluation: Evaluation, dependencies: bool = True) -> dict:
+    return {
+        r.urn: (effective_inputs(r), sorted(r.depends_on) if dependencies else None, r.protect, r.ignore_changes)
+        for r in evaluation.registrations
+    }
 
 
 def county_urns(evaluation: Evaluation, county: str) -> set[str]:
@@ -134,3 +150,67 @@ def test_dev_counties_get_the_same_resources_as_in_prod_on_the_existing_cluster(
             assert r.provider.startswith(provider.urn), r.name
     pvc = dev.named("kwale-couchdb-pvc")
     assert pvc.inputs["spec"]["storageClassName"] == "local-path"
+
+
+# --- day-2 changes on the whole prod stack ----------------------------------------------------------------
+
+
+def changed_urns(before: Evaluation, after: Evaluation) -> set[str]:
+    a, b = inputs_by_urn(before), inputs_by_urn(after)
+    assert set(a) == set(b), "a version bump must add or remove nothing"
+    return {urn for urn in a if a[urn] != b[urn]}
+
+
+def prod_config(key: str) -> dict:
+    return copy.deepcopy(yaml.safe_load(stackfile.stack_path("prod").read_text())["config"][f"cht-hosting:{key}"])
+
+
+def test_k3s_version_bump_changes_the_upgrade_plans_and_nothing_else(prod):
+    k3s = prod_config("k3s")
+    k3s["version"] = "v1.36.4+k3s1"
+    bumped = run("prod", **{"cht-hosting:k3s": k3s})
+    changed = changed_urns(prod, bumped)
+    assert sorted(bumped.by_urn[u].type for u in changed) == ["kubernetes:upgrade.cattle.io/v1:Plan"] * 2
+    for urn in changed:
+        assert bumped.by_urn[urn].inputs["spec"]["version"] == "v1.36.4+k3s1"
+
+
+def test_cht_version_bump_changes_images_only_never_a_volume(prod):
+    cht = prod_config("cht")
+    cht["version"] = "4.22.1"
+    bumped = run("prod", **{"cht-hosting:cht": cht})
+    changed = changed_urns(prod, bumped)
+    assert {bumped.by_urn[u].type for u in changed} == {"kubernetes:apps/v1:Deployment"}
+    assert len(changed) == 46 * 5 + 2 * 7 + 2 * 5  # every CHT Deployment of every county (3-node: 7, else 5)
+    for urn in changed:
+        before, after = prod.by_urn[urn].inputs, bumped.by_urn[urn].inputs
+        for old, new in zip(before["spec"]["template"]["spec"]["containers"], after["spec"]["template"]["spec"]["containers"]):
+            assert new["image"].endswith(":4.22.1") and old["image"].endswith(":4.22.0")
+            assert {**new, "image": old["image"]} == old  # only the image differs
+
+
+def test_removing_an_agent_removes_only_that_node_and_drains_it_first(prod):
+    agents = prod_config("agents")
+    del agents["nodes"]["agent-9"]
+    smaller = run("prod", **{"cht-hosting:agents": agents})
+    # Dependencies are compared apart: the cluster's provider stops waiting for the removed node.
+    before, after = inputs_by_urn(prod, dependencies=False), inputs_by_urn(smaller, dependencies=False)
+    removed = {prod.by_urn[u].name for u in set(before) - set(after)}
+    assert removed == {
+        "agents-agent-9", "agents-agent-9-host-key", "agents-agent-9-cns-vm",
+        "k3s-agent-9-configure", "k3s-agent-9-install", "k3s-agent-9-removal",
+    }
+    assert not set(after) - set(before)
+    assert [smaller.by_urn[u].name for u in after if before[u] != after[u]] == []
+    rewired = [u for u in after if sorted(prod.by_urn[u].depends_on) != sorted(smaller.by_urn[u].depends_on)]
+    assert [smaller.by_urn[u].name for u in rewired] == ["k3s-k8s"]
+    provider_before, provider_after = prod.named("k3s-k8s"), smaller.named("k3s-k8s")
+    assert set(provider_before.depends_on) - set(provider_after.depends_on) == {prod.named("k3s-agent-9-install").urn}
+    removal = prod.named("k3s-agent-9-removal")
+    assert "drain" in removal.inputs["delete"] and "delete node" in removal.inputs["delete"].replace("'", "")
+    install = prod.named("k3s-agent-9-install")
+    assert "k3s-agent-uninstall.sh" in install.inputs["delete"]
+    # The engine deletes dependents first: removal (drain) -> install (uninstall) -> configure -> VM.
+    assert install.urn in removal.depends_on
+    assert prod.named("k3s-agent-9-configure").urn in install.depends_on
+    assert prod.named("agents-agent-9").urn in prod.named("k3s-agent-9-configure").depends_on
