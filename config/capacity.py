@@ -22,6 +22,9 @@ class CountyLoad:
 
 @dataclass(frozen=True)
 class CapacityReport:
+    servers: int
+    cpu_per_server: float
+    memory_gb_per_server: float
     agents: int
     spare_agents: int
     cpu_per_agent: float
@@ -65,6 +68,9 @@ class CapacityReport:
 def plan(config: StackConfig) -> CapacityReport:
     agents, capacity = config.agents, config.capacity
     return CapacityReport(
+        servers=len(config.control_plane.nodes),
+        cpu_per_server=config.control_plane.cpus,
+        memory_gb_per_server=config.control_plane.memory_gb,
         agents=len(agents.nodes),
         spare_agents=capacity.spare_agents,
         cpu_per_agent=agents.cpus - capacity.reserved_cpu_per_agent,
@@ -105,6 +111,8 @@ def table(report: CapacityReport) -> str:
         f"  {'requested by counties':<24}{report.requested_cpu:>10g}{report.requested_memory_gb:>12g}",
         f"  {'used':<24}{pct(report.requested_cpu, report.allocatable_cpu):>10}"
         f"{pct(report.requested_memory_gb, report.allocatable_memory_gb):>12}",
+        f"  {f'control plane ({report.servers})':<24}{report.servers * report.cpu_per_server:>10g}"
+        f"{report.servers * report.memory_gb_per_server:>12g}  tainted: etcd, k3s, CPI, CSI only",
         "",
         f"  {'county':<24}{'CPU':>10}{'memory GB':>12}",
         *(f"  {c.name:<24}{c.cpu:>10g}{c.memory_gb:>12g}" for c in report.counties),

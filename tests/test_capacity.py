@@ -70,6 +70,7 @@ def test_report_table_lists_pool_and_every_county():
     assert "Agents: 9 x (47 CPU, 188 GB allocatable); planned for 1 lost, so 8 serve." in text
     assert "  allocatable (N-1)              376        1504" in text
     assert "  nairobi                         12          48" in text
+    assert "  control plane (3)               12          24  tainted: etcd, k3s, CPI, CSI only" in text
     assert text.endswith("Fits.")
     names = {c.name for c in report.counties}
     assert sum(1 for line in text.splitlines() if line.split()[:1] and line.split()[0] in names) == 50
