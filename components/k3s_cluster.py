@@ -196,6 +196,7 @@ class K3sCluster(pulumi.ComponentResource):
             f"{name}-upgrades",
             version=k3s.version,
             controller_version=k3s.system_upgrade_controller_version,
+            controller_url=k3s.system_upgrade_controller_url,
             opts=pulumi.ResourceOptions(parent=self, providers=[self.provider]),
         )
         # Marks the component complete; the outputs show on the component in the CLI.

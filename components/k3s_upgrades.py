@@ -15,7 +15,6 @@ import pulumi_kubernetes as k8s
 
 from . import k3s_render
 
-RELEASES = "https://github.com/rancher/system-upgrade-controller/releases/download"
 
 
 class K3sUpgrades(pulumi.ComponentResource):
@@ -30,19 +29,21 @@ class K3sUpgrades(pulumi.ComponentResource):
         *,
         version: str,
         controller_version: str,
+        controller_url: str,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`opts` must carry the cluster's Kubernetes provider (`providers=[provider]`)."""
         super().__init__("cht-hosting:k3s:K3sUpgrades", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        releases = controller_url.replace("{version}", controller_version).rstrip("/")
 
         crds = k8s.yaml.v2.ConfigFile(
-            f"{name}-crds", file=f"{RELEASES}/{controller_version}/crd.yaml", opts=child
+            f"{name}-crds", file=f"{releases}/crd.yaml", opts=child
         )
         # The controller manifest also creates the system-upgrade namespace and service account.
         controller = k8s.yaml.v2.ConfigFile(
             f"{name}-controller",
-            file=f"{RELEASES}/{controller_version}/system-upgrade-controller.yaml",
+            file=f"{releases}/system-upgrade-controller.yaml",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[crds]),
         )
         server_spec, agent_spec = k3s_render.upgrade_plans(version)

@@ -284,6 +284,11 @@ class K3sConfig(Model):
     system_upgrade_controller_version: Annotated[str, AfterValidator(_suc_version)] = Field(
         default="v0.20.1", description="system-upgrade-controller release that runs the rolling k3s upgrades."
     )
+    system_upgrade_controller_url: str = Field(
+        default="https://github.com/rancher/system-upgrade-controller/releases/download/{version}",
+        description="Where the controller's crd.yaml and system-upgrade-controller.yaml are fetched from; "
+        "`{version}` is replaced by systemUpgradeControllerVersion (a mirror for air-gapped sites).",
+    )
     registry_mirrors: dict[str, Annotated[list[Annotated[str, AfterValidator(_mirror_endpoint)]], Field(min_length=1)]] = Field(
         default_factory=dict,
         description="Container registry mirrors for every node (registries.yaml): registry -> endpoint URLs, "

@@ -250,3 +250,15 @@ def test_prod_config_bootstraps_every_node():
     for r in ev.of_type(PLAN):
         assert r.inputs["spec"]["version"] == "v1.36.3+k3s1"
     assert yaml.safe_load(ev.named("k3s-k8s").inputs["kubeconfig"])["current-context"] == "cht-hosting-prod"
+
+
+def test_upgrade_controller_manifests_can_come_from_a_mirror():
+    evaluation, _ = run(
+        systemUpgradeControllerUrl="https://mirror.moh.example.org/suc/{version}/",
+        systemUpgradeControllerVersion="v0.20.1",
+    )
+    files = sorted(r.inputs["file"] for r in evaluation.of_type("kubernetes:yaml/v2:ConfigFile"))
+    assert files == [
+        "https://mirror.moh.example.org/suc/v0.20.1/crd.yaml",
+        "https://mirror.moh.example.org/suc/v0.20.1/system-upgrade-controller.yaml",
+    ]
