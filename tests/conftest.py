@@ -33,6 +33,26 @@ def raw_config(stack: str, **overrides) -> tuple[dict, frozenset[str]]:
     return values, secret_keys
 
 
+@pytest.fixture
+def stack_config():
+    """Loads any `Pulumi.<stack>.yaml` as the CLI would hand it to the program: `project:key` -> string,
+    `secure:` values (and secrets the stack needs but leaves out) as placeholders marked secret."""
+
+    def load(stack: str, **overrides) -> tuple[dict[str, str], list[str]]:
+        file = stackfile.load(stack, overrides=overrides or None)
+        config, secrets = dict(file.config), list(file.secret_keys)
+        values, _ = stackfile.raw(file)
+        needed = required_secrets(values.get("clusterMode", MODES[0]))
+        if (values.get("vsphere") or {}).get("storageUser"):
+            needed.append("vsphereStoragePassword")
+        for key in needed:
+            config.setdefault(f"cht-hosting:{key}", stackfile.PLACEHOLDER)
+            secrets.append(f"cht-hosting:{key}")
+        return config, secrets
+
+    return load
+
+
 @pytest.fixture(scope="session")
 def prod() -> Evaluation:
     evaluation, _ = plan.run("prod")

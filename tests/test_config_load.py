@@ -1,0 +1,40 @@
+"""config.load(): the program's only reader of stack config, through Pulumi's own config runtime."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+import config
+from offline import stackfile
+from offline.engine import record
+
+
+@pytest.mark.parametrize("stack", stackfile.available_stacks())
+def test_every_stack_file_loads_through_pulumi_config(stack, stack_config):
+    values, secret_keys = stack_config(stack)
+    seen = {}
+
+    def program():
+        loaded = config.load()
+        seen["config"] = loaded.config
+        pulumi.export("password", loaded.secrets.vsphere_password)
+
+    evaluation = record(program, stack=stack, config=values, secret_keys=secret_keys)
+    assert seen["config"].counties
+    expected = stackfile.PLACEHOLDER if seen["config"].cluster_mode == "vsphere-k3s" else None
+    assert evaluation.outputs["password"] == expected
+
+
+def test_a_secret_leaf_inside_an_object_key_is_refused(stack_config):
+    values, secret_keys = stack_config("staging")
+
+    def program():
+        config.load()
+
+    with pytest.raises(config.ConfigError) as error:
+        record(program, config=values, secret_keys=[*secret_keys, "cht-hosting:network"])
+    assert error.value.problems == [
+        "cht-hosting:network: is set as a secret, but secrets belong in keys of their own "
+        "(vspherePassword, vsphereStoragePassword, kubeconfig, migratedCredentials); set it again without --secret"
+    ]
