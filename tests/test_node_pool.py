@@ -210,7 +210,7 @@ def test_each_vm_gets_its_own_host_key_in_cloud_init_and_pinned_in_its_connectio
         public = user["ssh_keys"]["ed25519_public"]
         assert public.startswith("ssh-ed25519 ") and public == handles[node]["hostKey"]
         assert user["ssh_keys"]["ed25519_private"]
-        assert user["ssh_deletekeys"] is True and user["ssh_genkeytypes"] == []
+        assert user["ssh_deletekeys"] is True and user["ssh_genkeytypes"] == ["ed25519"]
         seen.add(public)
     assert len(seen) == 12
 
