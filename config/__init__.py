@@ -71,6 +71,12 @@ def _decode(value: str) -> Any:
         return value
 
 
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    return "[secret]"
+
+
 def read_raw() -> tuple[dict[str, Any], frozenset[str]]:
     """Every `cht-hosting:` key as plain values (secret keys excluded), and the names of the secret keys."""
     raw: dict[str, Any] = {}
@@ -82,7 +88,8 @@ def read_raw() -> tuple[dict[str, Any], frozenset[str]]:
         if runtime_config.is_config_secret(full_key) or full_key in runtime_config.get_config_secret_keys_env():
             secret.add(key)
         if key in SECRET_KEYS:
-            raw[key] = "[secret]"  # presence only; the value is read as an Output below
+            # Presence and shape only (an object's key names, e.g. counties); values are read as Outputs below.
+            raw[key] = _masked(_decode(runtime_config.get_config(full_key)))
         else:
             raw[key] = _decode(runtime_config.get_config(full_key))
     return raw, frozenset(secret)

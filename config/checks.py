@@ -219,7 +219,16 @@ def cns_grants(vsphere: VsphereConfig | None) -> list[str]:
     ]
 
 
-def cht_settings(cht: ChtSettings | None, counties: dict[str, County], secret_keys_present: set[str]) -> list[str]:
+CREDENTIAL_KEYS = ("user", "password", "secret", "uuid")
+
+
+def cht_settings(
+    cht: ChtSettings | None,
+    counties: dict[str, County],
+    secret_keys_present: set[str],
+    migrated_shape: object = None,
+) -> list[str]:
+    """`migrated_shape`: the migratedCredentials object with its values masked (county and key names only)."""
     """Rules about the CHT settings of every county (after overrides) and the `cht` defaults."""
     problems = []
     if cht is not None and cht.migration is not None:
@@ -250,6 +259,15 @@ def cht_settings(cht: ChtSettings | None, counties: dict[str, County], secret_ke
                 "secret and uuid; set them with `pulumi config set --secret --path "
                 f"'migratedCredentials.{name}.password' ...` (and user, secret, uuid; see couchdb-migration get-env)"
             )
+        elif isinstance(migrated_shape, dict):
+            entry = migrated_shape.get(name)
+            missing = [k for k in CREDENTIAL_KEYS if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                problems.append(
+                    f"{key_path('migratedCredentials', name)}: missing {', '.join(missing)} of the migrated county; "
+                    f"set each with `pulumi config set --secret --path 'migratedCredentials.{name}.<key>' ...` "
+                    "(the values couchdb-migration get-env prints)"
+                )
     return problems
 
 

@@ -83,7 +83,9 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
                 f"{key_path('vsphereStoragePassword')}: is required because vsphere.storageUser is set; set it with "
                 "`pulumi config set --secret vsphereStoragePassword ...`"
             )
-    problems += checks.cht_settings(sections["cht"], counties, {k for k in SECRET_KEYS if k in raw})
+    problems += checks.cht_settings(
+        sections["cht"], counties, {k for k in SECRET_KEYS if k in raw}, raw.get("migratedCredentials")
+    )
 
     if problems:
         raise ConfigError(problems)
@@ -95,6 +97,13 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
 
 def warnings(config: StackConfig) -> list[str]:
     found = checks.warnings(config.vsphere)
+    for name, county in config.counties.items():
+        if county.settings.upgrades == "admin-app":
+            found.append(
+                f"{key_path('counties', name, 'upgrades')}: admin-app: after creation Pulumi ignores the county's "
+                "CHT containers (images, resources, env), so an upgrade done in the admin app is never reverted; "
+                f"what runs may differ from version {county.settings.version} in config"
+            )
     if config.capacity and config.capacity.on_shortfall == "warn" and (message := _capacity_shortfall(config)):
         found.append(message)
     return found

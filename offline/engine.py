@@ -159,6 +159,8 @@ def _unwrap_secrets(value: Any) -> tuple[Any, bool]:
     if isinstance(value, list):
         items = [_unwrap_secrets(v) for v in value]
         return [v for v, _ in items], any(s for _, s in items)
+    if isinstance(value, float) and value.is_integer():
+        return int(value), False  # the wire carries every number as a double; 5984, not 5984.0
     return value, False
 
 
@@ -257,7 +259,28 @@ def record(
 
 
 def _config_secrets(config: dict[str, str], secret_keys) -> set[str]:
-    return {config[k] for k in secret_keys if k in config and config[k]}
+    """Secret config values, and every string inside a secret object (set leaf by leaf with --path)."""
+    found: set[str] = set()
+
+    def leaves(value: Any) -> None:
+        if isinstance(value, str) and value:
+            found.add(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                leaves(v)
+        elif isinstance(value, list):
+            for v in value:
+                leaves(v)
+
+    for key in secret_keys:
+        text = config.get(key)
+        if text:
+            found.add(text)
+            try:
+                leaves(json.loads(text))
+            except ValueError:
+                pass
+    return found
 
 
 def _run(body):

@@ -72,14 +72,28 @@ def load(stack: str, root: Path = ROOT, overrides: dict | None = None) -> StackF
     for key, value in entries.items():
         if value is None:
             continue  # an override that removes a key
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[key] = PLACEHOLDER
-            secret_keys.append(key)
-        elif isinstance(value, str):
-            config[key] = value
-        else:
-            config[key] = json.dumps(value)
+        value, secret = _without_secure_leaves(value)
+        if secret:
+            secret_keys.append(key)  # as the CLI marks a key holding any `secure:` leaf
+        config[key] = value if isinstance(value, str) else json.dumps(value)
     return StackFile(stack=stack, path=path, config=config, secret_keys=tuple(secret_keys))
+
+
+def _is_secure(value: object) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _without_secure_leaves(value: object) -> tuple[object, bool]:
+    """Replace every `{secure: ...}` (the whole value, or leaves set with `--path`) by the placeholder."""
+    if _is_secure(value):
+        return PLACEHOLDER, True
+    if isinstance(value, dict):
+        pairs = {k: _without_secure_leaves(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+    if isinstance(value, list):
+        items = [_without_secure_leaves(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
 
 
 def raw(file: StackFile) -> tuple[dict, frozenset[str]]:

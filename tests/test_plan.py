@@ -93,3 +93,50 @@ def test_a_county_listed_twice_is_an_error(tmp_path):
 def test_unknown_stack_names_the_stacks_that_exist(capsys):
     assert plan.main(["nosuch"]) == 2
     assert "Pulumi.nosuch.yaml not found; stacks here: dev, prod, staging" in capsys.readouterr().err
+
+
+def _migrated_stack(folder: Path, name: str, credentials: dict) -> None:
+    document = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    document["config"]["cht-hosting:counties"]["kwale"] = {
+        "couchdbNodes": 3, "migration": {"volumes": [{"volumeHandle": f"fcd-{n}"} for n in (1, 2, 3)]}
+    }
+    document["config"]["cht-hosting:migratedCredentials"] = credentials
+    (folder / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document))
+
+
+def test_secrets_set_leaf_by_leaf_with_path_plan_and_stay_hidden(tmp_path):
+    # `pulumi config set --secret --path 'migratedCredentials.kwale.password' ...` writes `secure:` leaves.
+    leaves = {k: {"secure": f"v1:{k}"} for k in ("user", "password", "secret", "uuid")}
+    _migrated_stack(tmp_path, "migrated", {"kwale": leaves})
+    file = stackfile.load("migrated", root=tmp_path)
+    assert "cht-hosting:migratedCredentials" in file.secret_keys
+    assert json.loads(file.config["cht-hosting:migratedCredentials"])["kwale"]["password"] == stackfile.PLACEHOLDER
+    evaluation, _ = plan.run("migrated", stack_dir=tmp_path)
+    written = plan.write_review_folder(evaluation, tmp_path / "out")
+    kwale = (tmp_path / "out" / "manifests" / "kwale.yaml").read_text()
+    assert "COUCHDB_PASSWORD: <secret>" in kwale
+    assert "volumeHandle: fcd-1" in (tmp_path / "out" / "manifests" / "_cluster.yaml").read_text()
+    assert not any(stackfile.PLACEHOLDER in p.read_text() for p in written)
+
+
+def test_migrated_county_without_its_credentials_entry_is_refused(tmp_path):
+    _migrated_stack(tmp_path, "migrated", {"nairobi": {"password": {"secure": "v1:x"}}})
+    with pytest.raises(plan.ProgramFailed) as failure:
+        plan.run("migrated", stack_dir=tmp_path)
+    assert failure.value.message.splitlines()[1:] == [
+        "  - cht-hosting:migratedCredentials.kwale: missing user, password, secret, uuid of the migrated county; "
+        "set each with `pulumi config set --secret --path 'migratedCredentials.kwale.<key>' ...` (the values "
+        "couchdb-migration get-env prints)"
+    ]
+
+
+def test_plan_says_when_a_county_lets_the_admin_app_upgrade(tmp_path):
+    document = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    document["config"]["cht-hosting:counties"]["nairobi"] = {"upgrades": "admin-app"}
+    (tmp_path / "Pulumi.adminapp.yaml").write_text(yaml.safe_dump(document))
+    evaluation, notes = plan.run("adminapp", stack_dir=tmp_path)
+    assert (
+        "cht-hosting:counties.nairobi.upgrades: admin-app: after creation Pulumi ignores the county's CHT containers "
+        "(images, resources, env), so an upgrade done in the admin app is never reverted; what runs may differ "
+        "from version 4.22.0 in config"
+    ) in plan.report(evaluation, notes)
