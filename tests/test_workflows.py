@@ -8,6 +8,7 @@ protected environment.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -164,3 +165,23 @@ def test_every_job_has_least_privilege_permissions_declared(name):
 def test_the_plan_diff_script_passes_shellcheck():
     result = subprocess.run([str(BIN / "shellcheck"), str(PLAN_DIFF)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
+
+
+CI_STACKS = ROOT / ".github" / "scripts" / "ci-stacks.sh"
+
+
+def test_ci_previews_and_deploys_every_stack_but_a_laptops(tmp_path):
+    result = subprocess.run(["bash", str(CI_STACKS), str(ROOT)], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == ["prod", "staging"]  # dev is k3d on a laptop
+    (tmp_path / "Pulumi.eks.yaml").write_text(
+        "config:\n  cht-hosting:clusterMode: existing\n  cht-hosting:kubeconfig:\n    secure: v1:abc\n"
+    )
+    (tmp_path / "Pulumi.laptop.yaml").write_text("config:\n  cht-hosting:clusterMode: existing\n")
+    result = subprocess.run(["bash", str(CI_STACKS), str(tmp_path)], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == ["eks"]
+
+
+def test_preview_and_deploy_list_their_stacks_with_the_same_script():
+    for name in ("preview.yml", "deploy.yml"):
+        steps = [s for job in load(name)["jobs"].values() for s in job.get("steps", [])]
+        assert any(".github/scripts/ci-stacks.sh" in str(s.get("run", "")) for s in steps), name
