@@ -75,7 +75,7 @@ class ChtProject(pulumi.ComponentResource):
         in_ns = ResourceOptions(parent=self, depends_on=[self.ns])
         self._in_ns = in_ns
 
-        self._guardrails(name, in_ns)
+        self._quota = self._guardrails(name, in_ns)
         self.secret = self._credentials(name, credentials, in_ns)
         couch_services, couch_deployments = self._couchdb(name, storage_class, in_ns)
         self._stateless(name, in_ns, couch_services)
@@ -101,9 +101,9 @@ class ChtProject(pulumi.ComponentResource):
 
     # --- isolation ----------------------------------------------------------------------------------------
 
-    def _guardrails(self, name: str, opts: ResourceOptions) -> None:
+    def _guardrails(self, name: str, opts: ResourceOptions) -> k8s.core.v1.ResourceQuota:
         settings = self._settings
-        k8s.core.v1.ResourceQuota(
+        quota = k8s.core.v1.ResourceQuota(
             f"{name}-quota", metadata=self._meta("cht-budget"), spec={"hard": render.quota(settings)}, opts=opts
         )
         k8s.core.v1.LimitRange(
@@ -111,6 +111,7 @@ class ChtProject(pulumi.ComponentResource):
         )
         for policy, spec in render.network_policies().items():
             k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}", metadata=self._meta(policy), spec=spec, opts=opts)
+        return quota
 
     # --- credentials -----------------------------------------------------------------------------------------
 
@@ -167,7 +168,8 @@ class ChtProject(pulumi.ComponentResource):
         size = f"{settings.couchdb_storage_gb}Gi"
         keep = ResourceOptions(protect=True, retain_on_delete=True)
         spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
-        depends = []
+        # The quota caps requests.storage: a larger volume must wait until the quota has grown with it.
+        depends: list[pulumi.Resource] = [self._quota]
         if settings.migration is None:
             spec["storageClassName"] = storage_class
         else:

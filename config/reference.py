@@ -28,6 +28,9 @@ SECRET_NOTES = {
     "vsphereStoragePassword": "Password of `vsphere.storageUser`; default: `vspherePassword`.",
     "kubeconfig": "`existing` mode: the kubeconfig of the cluster to deploy onto; default: the operator's own "
     "(`~/.kube/config`, or `$KUBECONFIG`).",
+    "migratedCredentials": "Counties migrated from Docker Compose: `<county>: {user, password, secret, uuid}`, the "
+    "values `couchdb-migration get-env` prints; set leaf by leaf with "
+    "`pulumi config set --secret --path 'migratedCredentials.<county>.password' ...`.",
 }
 
 
@@ -46,7 +49,7 @@ def _type_name(annotation: object) -> str:
     if origin is dict:
         return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "mapping (below)"
+        return "mapping (keys below)"
     return {str: "text", int: "integer", float: "number", bool: "true/false"}.get(annotation, str(annotation))
 
 
@@ -66,15 +69,27 @@ def _default(field) -> str:
     return f"`{value}`"
 
 
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The models a field holds: itself, or inside Optional[...], list[...] or a union."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{field.alias or name}"
         annotation = field.annotation
         rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {field.description or ''} |")
-        nested = typing.get_origin(annotation) is None and isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        if nested:
-            rows += _rows(annotation, f"{key}.")
+        item = "[]" if typing.get_origin(annotation) is list else ""
+        for nested in _models_in(annotation):
+            rows += _rows(nested, f"{key}{item}.")
     return rows
 
 
@@ -104,7 +119,7 @@ def render() -> str:
         "",
         "| key | meaning |",
         "|---|---|",
-        *(f"| `{PROJECT}:{key}` | {SECRET_NOTES.get(key, '')} |" for key in SECRET_KEYS),
+        *(f"| `{PROJECT}:{key}` | {SECRET_NOTES[key]} |" for key in SECRET_KEYS),
     ]
     return "\n".join(lines).strip() + "\n"
 

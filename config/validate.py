@@ -78,6 +78,12 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
         problems += checks.vcenter_tls(sections["vsphere"])
         problems += checks.snapshots(sections["csi"])
         vsphere = sections["vsphere"]
+        if vsphere and not vsphere.storage_user and "vsphereStoragePassword" in raw:
+            problems.append(
+                f"{key_path('vsphereStoragePassword')}: is set, but vsphere.storageUser is not, so the CPI and CSI "
+                "would log in as vsphere.user with this password; set vsphere.storageUser, or remove it with "
+                "`pulumi config rm vsphereStoragePassword`"
+            )
         if vsphere and vsphere.storage_user and "vsphereStoragePassword" not in raw:
             problems.append(
                 f"{key_path('vsphereStoragePassword')}: is required because vsphere.storageUser is set; set it with "

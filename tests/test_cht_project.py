@@ -295,3 +295,9 @@ def test_migrated_host_path_is_pinned_to_its_node():
 def test_migrated_county_without_credentials_is_refused():
     with pytest.raises(ProgramFailed, match="migratedCredentials.lamu"):
         build_counties({"lamu": migrated_county("lamu", migration={"volumes": [{"volumeHandle": "fcd-1"}]})})
+
+
+def test_a_volume_grows_only_after_its_quota_has(prod_cht):
+    for pvc in prod_cht.of_type(PVC):
+        county = pvc.inputs["metadata"]["namespace"]
+        assert prod_cht.named(f"{county}-quota").urn in pvc.depends_on, pvc.name

@@ -362,6 +362,14 @@ def test_storage_password_is_required_with_a_storage_user():
     ]
 
 
+def test_storage_password_without_a_storage_user_is_refused():
+    assert problems_with(("vsphere.storageUser", DELETE), ("vsphere.manageCnsRoles", False)) == [
+        "cht-hosting:vsphereStoragePassword: is set, but vsphere.storageUser is not, so the CPI and CSI would log "
+        "in as vsphere.user with this password; set vsphere.storageUser, or remove it with "
+        "`pulumi config rm vsphereStoragePassword`"
+    ]
+
+
 def test_secret_stored_in_plain_text():
     assert problems_with(secret_keys={"vsphereStoragePassword"}) == [
         "cht-hosting:vspherePassword: is stored in plain text; set it with "
