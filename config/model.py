@@ -546,7 +546,9 @@ class ChtSettings(Model):
         description="Image of Medic's Kubernetes upgrade service (only with upgrades: admin-app).",
     )
     couchdb_user: Annotated[str, AfterValidator(_couchdb_user)] = Field(
-        default="medic", description="CouchDB admin user name (a migrated county's comes from migratedCredentials)."
+        default="medic",
+        description="CouchDB admin user name (a migrated county's comes from migratedCredentials). Never change it "
+        "once a county is deployed: CouchDB keeps the first admin it saw, and the API would be locked out.",
     )
     tls: TlsSettings = Field(default_factory=TlsSettings, description="Ingress certificate: Secret name, cert-manager issuer.")
     migration: Migration | None = Field(
