@@ -6,11 +6,21 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from . import capacity, checks
 from .errors import ConfigError, key_path, problems_from
-from .model import MODE_PURPOSE, MODE_SECTIONS, OPTIONAL_SECTIONS, SECTIONS, ChtSettings, County, Model, StackConfig
+from .model import (
+    MODE_PURPOSE,
+    MODE_SECTIONS,
+    OPTIONAL_SECTIONS,
+    SECTIONS,
+    ChtSettings,
+    County,
+    Model,
+    NodePoolConfig,
+    StackConfig,
+)
 
 # Secrets live in keys of their own (never inside an object, whose secret leaves reach the program as
 # plain text). Each maps to whether it is required (in the cluster mode it belongs to, if any).
@@ -49,6 +59,7 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
     problems += _unknown_and_secret_keys(raw, secret_keys, mode)
 
     sections: dict[str, Model | None] = {}
+    partial: set[str] = set()  # sections that failed; at most their `nodes` are known
     for key, model in SECTIONS.items():
         in_mode = key == "cht" or key in MODE_SECTIONS[mode]
         if key in raw and not in_mode:
@@ -64,7 +75,8 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
             sections[key] = model.model_validate(_none_is_empty(raw[key]))
         except ValidationError as error:
             problems += problems_from(error, key, model)
-            sections[key] = None
+            sections[key] = _partial_pool(raw[key]) if model is NodePoolConfig else None
+            partial.add(key)
 
     counties, county_problems = _counties(raw.get("counties"), raw.get("cht"))
     problems += county_problems
@@ -73,7 +85,7 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
         problems += checks.pools(sections["controlPlane"], sections["agents"])
         problems += checks.addresses(sections["network"], sections["controlPlane"], sections["agents"], sections["k3s"])
         problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
-        problems += checks.reserves(sections["agents"], sections["capacity"])
+        problems += checks.reserves(None if "agents" in partial else sections["agents"], sections["capacity"])
         problems += checks.cns_grants(sections["vsphere"])
         problems += checks.vcenter_tls(sections["vsphere"])
         problems += checks.snapshots(sections["csi"])
@@ -117,6 +129,21 @@ def warnings(config: StackConfig) -> list[str]:
 
 def _capacity_shortfall(config: StackConfig) -> str | None:
     return capacity.shortfall(capacity.plan(config), config)
+
+
+_NODES = TypeAdapter(NodePoolConfig.model_fields["nodes"].annotation)
+
+
+def _partial_pool(value: Any) -> NodePoolConfig | None:
+    """A pool whose size is wrong still has nodes to check (counts, addresses), so all problems show at once.
+
+    Only `nodes` is filled in; the cross-field rules read nothing else, and a config with problems is
+    never returned to the program.
+    """
+    try:
+        return NodePoolConfig.model_construct(nodes=_NODES.validate_python(value.get("nodes")))
+    except (ValidationError, AttributeError):
+        return None
 
 
 def _none_is_empty(value: Any) -> Any:

@@ -458,3 +458,13 @@ def test_kubeconfig_secret_is_refused_in_vsphere_mode():
         "cht-hosting:kubeconfig: has no meaning when clusterMode is vsphere-k3s (the program builds VMs, k3s, the "
         "CPI and the CSI); remove it with `pulumi config rm kubeconfig`"
     ]
+
+
+def test_node_problems_still_show_when_the_pool_size_is_wrong():
+    assert problems_with(("controlPlane.diskGb", 0), ("controlPlane.nodes.cp-4", "10.20.0.21")) == [
+        "cht-hosting:controlPlane.diskGb: must be a positive number, got 0",
+        "cht-hosting:controlPlane.nodes: 4 control-plane nodes; etcd needs an odd number (1, 3 or 5) to keep "
+        "quorum, add or remove one",
+        "cht-hosting:agents.nodes.agent-1: 10.20.0.21 is already the address of cht-hosting:controlPlane.nodes.cp-4; "
+        "give every node its own address",
+    ]
