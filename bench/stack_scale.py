@@ -7,8 +7,11 @@ in counties. Each measurement runs in its own process so peak memory (max RSS) i
 
 A second, "structured" floor replays the same bare resources with the program's parents, providers,
 depends_on and options (`struct s`, `vs struct`): the gap between the two floors is what the component
-tree itself costs; the gap between it and the program is the typed SDK classes, the Outputs between
-resources and our own code.
+tree itself costs. A third, "sdk" floor (`sdk s`, `vs sdk`) makes the Kubernetes and random resources
+(everything in a county) through their SDK classes (pulumi_kubernetes.apps.v1.Deployment, ...) with the
+same inputs: the gap between it and the structured floor is what those classes cost (their built-in
+aliases, type-driven serialization); the gap between it and the program is our own code, the Outputs
+between resources and the platform's other SDK classes.
 
     venv/bin/python bench/stack_scale.py              # 10, 50, 200, 500 counties, 3 repeats each
     venv/bin/python bench/stack_scale.py 10 50 --repeats 1
@@ -119,12 +122,13 @@ def measure_floor(counties: int) -> dict:
     return {"seconds": time.perf_counter() - start, "resources": len(replay)}
 
 
-def measure_structured(counties: int) -> dict:
+def measure_structured(counties: int, sdk_classes: bool = False) -> dict:
     """A second floor: the same bare resources, also with the program's parents, providers, depends_on and options.
 
     What it adds over the flat floor is what the component tree and its wiring cost the SDK by themselves.
     It still uses no typed SDK classes (pulumi_kubernetes.apps.v1.Deployment, ...), no Outputs between
-    resources and no render functions.
+    resources and no render functions. With `sdk_classes`, the Kubernetes and random resources (all of a
+    county's) are made through their SDK classes instead, with the same inputs: the third floor.
     """
     import pulumi
 
@@ -143,7 +147,10 @@ def measure_structured(counties: int) -> dict:
                 depends_on=[made[urn] for urn in r["depends_on"] if urn in made] or None,
                 **r["options"],
             )
-            if r["type"].startswith("pulumi:providers:"):
+            sdk_class = _sdk_class(r["type"]) if sdk_classes else None
+            if sdk_class:
+                made[r["urn"]] = sdk_class(r["name"], opts=opts, **_sdk_kwargs(r))
+            elif r["type"].startswith("pulumi:providers:"):
                 made[r["urn"]] = pulumi.ProviderResource(r["type"].split(":")[-1], r["name"], dict(r["inputs"]), opts)
             elif r["custom"]:
                 made[r["urn"]] = pulumi.CustomResource(r["type"], r["name"], dict(r["inputs"]), opts)
@@ -156,7 +163,50 @@ def measure_structured(counties: int) -> dict:
     return {"seconds": time.perf_counter() - start, "resources": len(replay)}
 
 
-MEASURES = {"program": measure_program, "floor": measure_floor, "structured": measure_structured}
+_K8S_MODULES = {
+    "core/v1": "core.v1", "apps/v1": "apps.v1", "networking.k8s.io/v1": "networking.v1",
+    "rbac.authorization.k8s.io/v1": "rbac.v1", "storage.k8s.io/v1": "storage.v1",
+}
+_K8S_CUSTOM_GROUPS = ("traefik.io", "upgrade.cattle.io", "helm.cattle.io")
+
+
+def _sdk_class(type_: str):
+    """The SDK class the program uses for a type token (Kubernetes and random only), or None."""
+    import importlib
+
+    package, module, kind = type_.split(":")
+    if package == "kubernetes" and module in _K8S_MODULES:
+        return getattr(importlib.import_module(f"pulumi_kubernetes.{_K8S_MODULES[module]}"), kind)
+    if package == "kubernetes" and module.split("/")[0] in _K8S_CUSTOM_GROUPS:
+        import pulumi_kubernetes
+
+        return pulumi_kubernetes.apiextensions.CustomResource
+    if package == "random":
+        import pulumi_random
+
+        return getattr(pulumi_random, kind)
+    return None
+
+
+def _sdk_kwargs(r: dict) -> dict:
+    """Recorded (engine, camelCase) top-level inputs as the SDK class's keyword arguments."""
+    import re
+
+    typed_k8s = r["type"].split(":")[1] in _K8S_MODULES  # these classes set apiVersion and kind themselves
+    return {
+        re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): value
+        for key, value in r["inputs"].items()
+        if not (typed_k8s and key in ("apiVersion", "kind"))
+    }
+
+
+def measure_sdk_classes(counties: int) -> dict:
+    return measure_structured(counties, sdk_classes=True)
+
+
+MEASURES = {
+    "program": measure_program, "floor": measure_floor, "structured": measure_structured, "sdk": measure_sdk_classes,
+}
 
 
 def _child(kind: str, counties: int) -> dict:
@@ -183,19 +233,20 @@ def main() -> None:
         return
 
     print(f"{'counties':>8} {'resources':>9} {'program s':>10} {'floor s':>8} {'ratio':>6} "
-          f"{'ms/county':>9} {'program MB':>10} {'floor MB':>9} {'struct s':>9} {'vs struct':>9}")
+          f"{'ms/county':>9} {'program MB':>10} {'floor MB':>9} {'struct s':>9} {'vs struct':>9} {'sdk s':>6} {'vs sdk':>6}")
     for counties in args.sizes:
         runs = []
         for _ in range(args.repeats):
             # Side by side in the same run; the program first, as it writes the replay the floors use.
             runs.append({kind: _child(kind, counties) for kind in MEASURES})
         best = {kind: min((run[kind] for run in runs), key=lambda f: f["seconds"]) for kind in MEASURES}
-        program, floor, structured = best["program"], best["floor"], best["structured"]
+        program, floor, structured, sdk = best["program"], best["floor"], best["structured"], best["sdk"]
         print(
             f"{counties:>8} {program['resources']:>9} {program['seconds']:>10.2f} {floor['seconds']:>8.2f} "
             f"{program['seconds'] / floor['seconds']:>5.2f}x {1000 * program['seconds'] / counties:>9.1f} "
             f"{program['peak_mb']:>10.0f} {floor['peak_mb']:>9.0f} {structured['seconds']:>9.2f} "
-            f"{program['seconds'] / structured['seconds']:>8.2f}x"
+            f"{program['seconds'] / structured['seconds']:>8.2f}x {sdk['seconds']:>6.2f} "
+            f"{program['seconds'] / sdk['seconds']:>5.2f}x"
         )
 
 
