@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import runpy
+import threading
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -128,7 +129,14 @@ class ProgramFailed(Exception):
 
 
 class FakeCloud(Mocks):
+    def __init__(self):
+        super().__init__()
+        # The inputs MockMonitor deserialized for the registration in flight on this thread, so the recording
+        # monitor need not deserialize them a second time (registrations run on a thread pool).
+        self.in_flight = threading.local()
+
     def new_resource(self, args: MockResourceArgs):
+        self.in_flight.inputs = args.inputs
         state = dict(args.inputs)
         make = fakes.RESOURCE_OUTPUTS.get(args.typ)
         if make:
@@ -145,6 +153,11 @@ class FakeCloud(Mocks):
         return make(args) if make else {}
 
 
+def _internal(key: str) -> bool:
+    """Keys the engine treats as internal, as `deserialize_properties(..., keep_internal=False)` drops them."""
+    return key.startswith("__") and key != "__provider"
+
+
 def _unwrap_secrets(value: Any) -> tuple[Any, bool]:
     """Deserialized inputs carry secrets as wrapped dicts; return the plain value and whether any was secret."""
     if rpc.is_rpc_secret(value):
@@ -153,6 +166,8 @@ def _unwrap_secrets(value: Any) -> tuple[Any, bool]:
     if isinstance(value, dict):
         out, secret = {}, False
         for k, v in value.items():
+            if _internal(k):
+                continue
             out[k], s = _unwrap_secrets(v)
             secret |= s
         return out, secret
@@ -165,16 +180,23 @@ def _unwrap_secrets(value: Any) -> tuple[Any, bool]:
 
 
 class RecordingMonitor(MockMonitor):
-    def __init__(self, mocks: Mocks):
+    def __init__(self, mocks: FakeCloud):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
 
     def RegisterResource(self, request):
+        self.mocks.in_flight.inputs = None
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
+        # MockMonitor deserialized the inputs (keep_internal=False) to hand them to FakeCloud; reuse them.
+        deserialized = self.mocks.in_flight.inputs
+        if deserialized is None:
+            deserialized = rpc.deserialize_properties(request.object, keep_internal=False)
         inputs, secret_keys = {}, set()
-        for key, value in rpc.deserialize_properties(request.object, keep_internal=False).items():
+        for key, value in deserialized.items():
+            if _internal(key):
+                continue
             inputs[key], secret = _unwrap_secrets(value)
             if secret:
                 secret_keys.add(key)
