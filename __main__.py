@@ -1,7 +1,5 @@
 """cht-hosting: load and validate the stack config, compose the components, export what operators need."""
 
-import gc
-
 import pulumi
 
 import config
@@ -16,12 +14,10 @@ from components.storage_class import StorageClass
 from components.vsphere_access import VsphereAccess
 from components.vsphere_cpi import VsphereCpi
 from components.vsphere_csi import VsphereCsi
+import tuning
 from config import capacity
 
-# Nearly everything the SDK allocates stays alive until the program ends (resources, Outputs, futures), so
-# CPython's full-heap collections found almost nothing yet took ~40% of the evaluation time at 200 counties.
-# Young cyclic garbage is still collected; only the full sweeps become rare. Memory stays the same.
-gc.set_threshold(2000, 50, 10000)
+tuning.apply()
 
 try:
     stack = config.load()

@@ -5,6 +5,9 @@ same inputs, registered flat (no components, no config, no render functions). Th
 program costs on top of what Pulumi itself costs for that many resources; the goal is <= 1.3x and linear
 in counties. Each measurement runs in its own process so peak memory (max RSS) is its own.
 
+A "tuned" floor is the flat floor with the program's own interpreter settings (tuning.py: a GC threshold),
+so `vs tuned` shows our cost apart from that setting; the structured and sdk floors below run tuned too.
+
 A second, "structured" floor replays the same bare resources with the program's parents, providers,
 depends_on and options (`struct s`, `vs struct`): the gap between the two floors is what the component
 tree itself costs. A third, "sdk" floor (`sdk s`, `vs sdk`) makes the Kubernetes and random resources
@@ -101,14 +104,22 @@ def measure_program(counties: int) -> dict:
     return {"seconds": seconds, "resources": len(evaluation.registrations)}
 
 
-def measure_floor(counties: int) -> dict:
-    """The headline floor: the same resources with the same inputs, bare and flat."""
+def measure_floor(counties: int, tuned: bool = False) -> dict:
+    """The headline floor: the same resources with the same inputs, bare and flat.
+
+    `tuned`: with the program's own interpreter settings (tuning.py), so the ratio shows our code's cost
+    apart from the GC setting the program brings.
+    """
     import pulumi
 
     from offline import engine
 
     replay = json.loads((ROOT / "build" / f"bench-replay-{counties}.json").read_text())
     _warm_imports()
+    if tuned:
+        import tuning
+
+        tuning.apply()
 
     def bare():
         for r in replay:
@@ -136,6 +147,9 @@ def measure_structured(counties: int, sdk_classes: bool = False) -> dict:
 
     replay = json.loads((ROOT / "build" / f"bench-replay-{counties}.json").read_text())
     _warm_imports()
+    import tuning
+
+    tuning.apply()  # as the program, so `vs struct` and `vs sdk` compare like with like
 
     def structured():
         made: dict[str, pulumi.Resource] = {}
@@ -204,8 +218,16 @@ def measure_sdk_classes(counties: int) -> dict:
     return measure_structured(counties, sdk_classes=True)
 
 
+def measure_tuned_floor(counties: int) -> dict:
+    return measure_floor(counties, tuned=True)
+
+
 MEASURES = {
-    "program": measure_program, "floor": measure_floor, "structured": measure_structured, "sdk": measure_sdk_classes,
+    "program": measure_program,
+    "floor": measure_floor,
+    "tuned": measure_tuned_floor,
+    "structured": measure_structured,
+    "sdk": measure_sdk_classes,
 }
 
 
@@ -233,7 +255,8 @@ def main() -> None:
         return
 
     print(f"{'counties':>8} {'resources':>9} {'program s':>10} {'floor s':>8} {'ratio':>6} "
-          f"{'ms/county':>9} {'program MB':>10} {'floor MB':>9} {'struct s':>9} {'vs struct':>9} {'sdk s':>6} {'vs sdk':>6}")
+          f"{'ms/county':>9} {'program MB':>10} {'floor MB':>9} {'tuned s':>8} {'vs tuned':>8} "
+          f"{'struct s':>9} {'vs struct':>9} {'sdk s':>6} {'vs sdk':>6}")
     for counties in args.sizes:
         runs = []
         for _ in range(args.repeats):
@@ -241,10 +264,12 @@ def main() -> None:
             runs.append({kind: _child(kind, counties) for kind in MEASURES})
         best = {kind: min((run[kind] for run in runs), key=lambda f: f["seconds"]) for kind in MEASURES}
         program, floor, structured, sdk = best["program"], best["floor"], best["structured"], best["sdk"]
+        tuned = best["tuned"]
         print(
             f"{counties:>8} {program['resources']:>9} {program['seconds']:>10.2f} {floor['seconds']:>8.2f} "
             f"{program['seconds'] / floor['seconds']:>5.2f}x {1000 * program['seconds'] / counties:>9.1f} "
-            f"{program['peak_mb']:>10.0f} {floor['peak_mb']:>9.0f} {structured['seconds']:>9.2f} "
+            f"{program['peak_mb']:>10.0f} {floor['peak_mb']:>9.0f} {tuned['seconds']:>8.2f} "
+            f"{program['seconds'] / tuned['seconds']:>7.2f}x {structured['seconds']:>9.2f} "
             f"{program['seconds'] / structured['seconds']:>8.2f}x {sdk['seconds']:>6.2f} "
             f"{program['seconds'] / sdk['seconds']:>5.2f}x"
         )
