@@ -49,24 +49,23 @@ def _ipv4_network(value: object) -> str:
         ) from None
 
 
-def _k3s_version(value: str) -> str:
-    if not _K3S_VERSION.match(value):
-        raise _fail("k3s_version", f"'{value}' is not a k3s release; write it as vX.Y.Z+k3sN, e.g. v1.36.3+k3s1")
-    return value
+def _release(kind: str, pattern: re.Pattern, what: str, form: str, example: str):
+    """A validator for a release name: `'<value>' is not <what>; write it as <form>, e.g. <example>`."""
+
+    def check(value: object) -> str:
+        text = str(value)
+        if not pattern.match(text):
+            raise _fail(kind, f"'{value}' is not {what}; write it as {form}, e.g. {example}")
+        return text
+
+    return check
 
 
-def _kube_vip_version(value: str) -> str:
-    if not _V_SEMVER.match(value):
-        raise _fail("kube_vip_version", f"'{value}' is not a kube-vip release; write it as vX.Y.Z, e.g. v1.0.0")
-    return value
-
-
-def _suc_version(value: str) -> str:
-    if not _V_SEMVER.match(value):
-        raise _fail(
-            "suc_version", f"'{value}' is not a system-upgrade-controller release; write it as vX.Y.Z, e.g. v0.20.1"
-        )
-    return value
+_k3s_version = _release("k3s_version", _K3S_VERSION, "a k3s release", "vX.Y.Z+k3sN", "v1.36.3+k3s1")
+_kube_vip_version = _release("kube_vip_version", _V_SEMVER, "a kube-vip release", "vX.Y.Z", "v1.0.0")
+_suc_version = _release("suc_version", _V_SEMVER, "a system-upgrade-controller release", "vX.Y.Z", "v0.20.1")
+_cpi_version = _release("cpi_version", _SEMVER, "a vsphere-cpi chart version", "X.Y.Z", "1.36.0")
+_csi_version = _release("csi_version", _V_SEMVER, "a vSphere CSI release", "vX.Y.Z", "v3.8.0")
 
 
 def _interface_name(value: str) -> str:
@@ -95,19 +94,6 @@ def _cht_version(value: object) -> str:
     if int(match.group(1)) not in (4, 5):
         raise _fail("cht_version", f"CHT Core {text} is not supported; use a 4.x or 5.x release, e.g. 4.22.0")
     return text
-
-
-def _cpi_version(value: object) -> str:
-    text = str(value)
-    if not _SEMVER.match(text):
-        raise _fail("cpi_version", f"'{value}' is not a vsphere-cpi chart version; write it as X.Y.Z, e.g. 1.36.0")
-    return text
-
-
-def _csi_version(value: str) -> str:
-    if not _V_SEMVER.match(value):
-        raise _fail("csi_version", f"'{value}' is not a vSphere CSI release; write it as vX.Y.Z, e.g. v3.8.0")
-    return value
 
 
 def _dns_name(value: str) -> str:
