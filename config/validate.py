@@ -39,8 +39,14 @@ SECRET_MODES: dict[str, str] = {
 MODES = tuple(MODE_SECTIONS)
 
 
-def required_secrets(mode: str) -> list[str]:
-    return [k for k, required in SECRET_KEYS.items() if required and SECRET_MODES.get(k, mode) == mode]
+def required_secrets(raw: Mapping[str, Any]) -> list[str]:
+    """The secret keys this config needs set (its cluster mode's, and the storage account's if it has one)."""
+    mode = raw.get("clusterMode", MODES[0])
+    needed = [k for k, required in SECRET_KEYS.items() if required and SECRET_MODES.get(k, mode) == mode]
+    vsphere = raw.get("vsphere")
+    if mode == "vsphere-k3s" and isinstance(vsphere, Mapping) and vsphere.get("storageUser"):
+        needed.append("vsphereStoragePassword")
+    return needed
 
 
 KNOWN_KEYS = ["clusterMode", *SECTIONS, "counties", *SECRET_KEYS]

@@ -29,14 +29,11 @@ def run(stack: str, overrides: dict | None = None, stack_dir: Path = engine.ROOT
     """Evaluate a stack file; returns the evaluation and notes about placeholders used."""
     if str(engine.ROOT) not in sys.path:
         sys.path.insert(0, str(engine.ROOT))
-    from config.validate import MODES, required_secrets
+    from config.validate import required_secrets
 
     file = stackfile.load(stack, root=stack_dir, overrides=overrides)
     config, secret_keys, notes = dict(file.config), list(file.secret_keys), []
-    needed = required_secrets(config.get(f"{engine.PROJECT}:clusterMode", MODES[0]))
-    if '"storageUser"' in config.get(f"{engine.PROJECT}:vsphere", ""):
-        needed.append("vsphereStoragePassword")
-    for key in needed:
+    for key in required_secrets(stackfile.raw(file)[0]):
         full = f"{engine.PROJECT}:{key}"
         if full not in config:
             config[full] = stackfile.PLACEHOLDER

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.validate import MODES, required_secrets  # noqa: E402
+from config.validate import required_secrets  # noqa: E402
 from offline import plan, stackfile  # noqa: E402
 from offline.engine import Evaluation  # noqa: E402
 
@@ -23,13 +23,10 @@ from offline.engine import Evaluation  # noqa: E402
 def raw_config(stack: str, **overrides) -> tuple[dict, frozenset[str]]:
     """A stack file's `cht-hosting:` keys as plain values (what validation receives), secrets included."""
     values, secret_keys = stackfile.raw(stackfile.load(stack))
-    needed = required_secrets(values.get("clusterMode", MODES[0]))
-    if (values.get("vsphere") or {}).get("storageUser"):
-        needed.append("vsphereStoragePassword")
-    for key in needed:
+    values.update(overrides)
+    for key in required_secrets(values):
         values.setdefault(key, "[secret]")
         secret_keys = secret_keys | {key}
-    values.update(overrides)
     return values, secret_keys
 
 
@@ -42,10 +39,7 @@ def stack_config():
         file = stackfile.load(stack, overrides=overrides or None)
         config, secrets = dict(file.config), list(file.secret_keys)
         values, _ = stackfile.raw(file)
-        needed = required_secrets(values.get("clusterMode", MODES[0]))
-        if (values.get("vsphere") or {}).get("storageUser"):
-            needed.append("vsphereStoragePassword")
-        for key in needed:
+        for key in required_secrets(values):
             config.setdefault(f"cht-hosting:{key}", stackfile.PLACEHOLDER)
             secrets.append(f"cht-hosting:{key}")
         return config, secrets

@@ -21,10 +21,9 @@ KUBECONFIG = "apiVersion: v1\nkind: Config\n"
 
 def stack_config(**sections: Any) -> StackConfig:
     """The prod stack's config with whole sections replaced or merged (`vsphere={...}` merges keys)."""
-    raw, secret_keys = raw_config("prod")
-    for key, value in sections.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    return validate(raw, secret_keys)
+    base, _ = raw_config("prod")
+    merged = {key: {**base.get(key, {}), **value} if isinstance(value, dict) else value for key, value in sections.items()}
+    return validate(*raw_config("prod", **merged))
 
 
 def build(cfg: StackConfig, password: str = PASSWORD, control_plane_nodes: int | None = None) -> Evaluation:
