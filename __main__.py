@@ -72,6 +72,9 @@ else:
         "existing-cluster",
         kubeconfig=secrets.kubeconfig,  # None: the operator's own kubeconfig ($KUBECONFIG or ~/.kube/config)
         context=existing.context,
+        # A new kubeconfig or context for the same cluster updates the provider instead of replacing
+        # everything on it (the counties' volumes included).
+        cluster_identifier=f"cht-hosting-{pulumi.get_stack()}",
     )
     storage_class_name, county_after = existing.storage_class, []
 

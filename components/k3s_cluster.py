@@ -185,6 +185,9 @@ class K3sCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
+            # A re-read kubeconfig (a renewed client certificate) must update the provider, never replace it:
+            # a replaced provider replaces every object on it, the counties' volumes included.
+            cluster_identifier=f"cht-hosting-{stack}",
             opts=pulumi.ResourceOptions(parent=self, depends_on=installs),
         )
         self.lb_nginx_config = (

@@ -71,6 +71,11 @@ def test_prod_composes_the_platform_then_fifty_counties(prod):
             assert r.provider.startswith(k8s_provider.urn), r.name
 
 
+def test_a_new_kubeconfig_never_replaces_the_kubernetes_provider(prod, dev):
+    assert prod.named("k3s-k8s").inputs["clusterIdentifier"] == "cht-hosting-prod"
+    assert dev.named("existing-cluster").inputs["clusterIdentifier"] == "cht-hosting-dev"
+
+
 def test_counties_wait_for_the_storage_class_and_nothing_county_specific(prod):
     storage_class = prod.named("storage-class-class")
     for pvc in prod.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
