@@ -64,3 +64,11 @@ def prod_counties():
 def prod_cht(prod) -> Evaluation:
     """Every prod county's ChtProject: the whole prod stack, evaluated once per session."""
     return prod
+
+
+@pytest.fixture(scope="session")
+def prod_storage() -> Evaluation:
+    """The prod stack's CPI -> CSI -> StorageClass chain on a test Provider, built once for the storage tests."""
+    from tests.storage_stack import build, stack_config
+
+    return build(stack_config())

@@ -10,13 +10,8 @@ from tests.storage_stack import PASSWORD, build, provider_urn, stack_config
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
-@pytest.fixture(scope="module")
-def prod():
-    return build(stack_config())
-
-
-def test_release_is_the_official_chart_at_the_pinned_version(prod):
-    release = prod.named("vsphere-cpi-release")
+def test_release_is_the_official_chart_at_the_pinned_version(prod_storage):
+    release = prod_storage.named("vsphere-cpi-release")
     assert release.type == "kubernetes:helm.sh/v3:Release"
     assert release.inputs["chart"] == "vsphere-cpi"
     assert release.inputs["version"] == "1.36.0"  # Pulumi.prod.yaml cpi.version, k3s v1.36
@@ -26,9 +21,9 @@ def test_release_is_the_official_chart_at_the_pinned_version(prod):
     assert release.inputs["atomic"] is True
 
 
-def test_credentials_only_in_a_secret_the_chart_is_pointed_at(prod):
-    release = prod.named("vsphere-cpi-release")
-    secret = prod.named("vsphere-cpi-credentials")
+def test_credentials_only_in_a_secret_the_chart_is_pointed_at(prod_storage):
+    release = prod_storage.named("vsphere-cpi-release")
+    secret = prod_storage.named("vsphere-cpi-credentials")
     assert release.inputs["values"]["config"]["secret"] == {"create": False, "name": "vsphere-cloud-secret"}
     assert secret.inputs["metadata"] == {"name": "vsphere-cloud-secret", "namespace": "kube-system"}
     assert secret.inputs["stringData"] == {
@@ -41,8 +36,8 @@ def test_credentials_only_in_a_secret_the_chart_is_pointed_at(prod):
     kubernetes_validate.validate({k: v for k, v in secret.inputs.items()}, "1.36", strict=True)
 
 
-def test_certificate_verification_by_thumbprint(prod):
-    config = prod.named("vsphere-cpi-release").inputs["values"]["config"]
+def test_certificate_verification_by_thumbprint(prod_storage):
+    config = prod_storage.named("vsphere-cpi-release").inputs["values"]["config"]
     assert config["thumbprint"] == "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"
 
 
@@ -62,17 +57,17 @@ def test_insecure_is_an_explicit_opt_in():
     assert config["thumbprint"] == "" and config["caFile"] == ""
 
 
-def test_cpi_tolerates_the_k3s_server_taint(prod):
-    tolerations = prod.named("vsphere-cpi-release").inputs["values"]["daemonset"]["tolerations"]
+def test_cpi_tolerates_the_k3s_server_taint(prod_storage):
+    tolerations = prod_storage.named("vsphere-cpi-release").inputs["values"]["daemonset"]["tolerations"]
     assert {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoExecute"} in tolerations
 
 
-def test_everything_is_on_the_clusters_provider_under_the_component(prod):
-    component = prod.named("vsphere-cpi")
+def test_everything_is_on_the_clusters_provider_under_the_component(prod_storage):
+    component = prod_storage.named("vsphere-cpi")
     assert component.type == "cht-hosting:storage:VsphereCpi"
-    children = prod.children(component)
+    children = prod_storage.children(component)
     assert {c.name for c in children} == {"vsphere-cpi-credentials", "vsphere-cpi-release"}
-    assert all(c.provider.startswith(provider_urn(prod) + "::") for c in children)
+    assert all(c.provider.startswith(provider_urn(prod_storage) + "::") for c in children)
 
 
 def test_storage_password_falls_back_to_the_pulumi_user_without_a_storage_user():
