@@ -20,6 +20,7 @@ plan: $(VENV)/.runtime
 	$(PY) -m offline.plan $(STACK) --out $(OUT)
 
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 clean:

@@ -1,20 +1,19 @@
 """cht-hosting: load and validate the stack config, compose the components, export what operators need."""
 
 import pulumi
-
-import config
 import pulumi_kubernetes as k8s
 
-from components.cht_project import ChtProject
-from components.ingress_edge import IngressEdge
-from components.k3s_cluster import K3sCluster
-from components.node_pool import NodePool
-from components.ssh_trust import SshTrust
-from components.storage_class import StorageClass
-from components.vsphere_access import VsphereAccess
-from components.vsphere_cpi import VsphereCpi
-from components.vsphere_csi import VsphereCsi
+import config
 import tuning
+from components.cht.project import ChtProject
+from components.edge.ingress import IngressEdge
+from components.k3s.cluster import K3sCluster
+from components.ssh.trust import SshTrust
+from components.storage.cpi import VsphereCpi
+from components.storage.csi import VsphereCsi
+from components.storage.storage_class import StorageClass
+from components.vsphere.access import VsphereAccess
+from components.vsphere.node_pool import NodePool
 from config import capacity
 
 tuning.apply()

@@ -76,7 +76,7 @@ def addresses(
             "use the router address inside it"
         )
 
-    nodes = [(pool, name, ip) for pool, cfg in zip(POOLS, (control_plane, agents)) if cfg for name, ip in cfg.nodes.items()]
+    nodes = [(pool, name, ip) for pool, cfg in zip(POOLS, (control_plane, agents), strict=True) if cfg for name, ip in cfg.nodes.items()]
 
     pools_by_name: dict[str, list[str]] = defaultdict(list)
     for pool, name, _ in nodes:

@@ -7,22 +7,23 @@ is what the offline plan prints and what the stack tests assert on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import runpy
-import threading
 import sys
+import threading
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks, rpc, set_mocks
-from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockMonitor
 
 from . import fakes
 
@@ -109,7 +110,7 @@ class Evaluation:
         def longest(urn: str) -> list[Registration]:
             if urn not in memo:
                 chains = [longest(d) for d in waits_for(customs[urn])]
-                memo[urn] = max(chains, key=rank, default=[]) + [customs[urn]]
+                memo[urn] = [*max(chains, key=rank, default=[]), customs[urn]]
             return memo[urn]
 
         return max((longest(urn) for urn in customs), key=rank, default=[])
@@ -298,10 +299,8 @@ def _config_secrets(config: dict[str, str], secret_keys) -> set[str]:
         text = config.get(key)
         if text:
             found.add(text)
-            try:
+            with contextlib.suppress(ValueError):
                 leaves(json.loads(text))
-            except ValueError:
-                pass
     return found
 
 

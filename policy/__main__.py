@@ -6,8 +6,7 @@ from pathlib import Path
 # The pack may be run by path (not as a package), so make rules.py importable from here.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pulumi_policy import PolicyPack  # noqa: E402
-
-from rules import ENFORCEMENT_LEVEL, POLICIES  # noqa: E402
+from pulumi_policy import PolicyPack
+from rules import ENFORCEMENT_LEVEL, POLICIES
 
 PolicyPack(name="cht-hosting-production", enforcement_level=ENFORCEMENT_LEVEL, policies=POLICIES)

@@ -32,7 +32,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
-
 from pulumi_policy import (
     EnforcementLevel,
     Policy,

@@ -7,17 +7,11 @@ with preview=False, so an output the mocks did not resolve fails loudly instead 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from config.validate import required_secrets  # noqa: E402
-from offline import plan, stackfile  # noqa: E402
-from offline.engine import Evaluation  # noqa: E402
+from config.validate import required_secrets
+from offline import plan, stackfile
+from offline.engine import Evaluation
 
 
 def raw_config(stack: str, **overrides) -> tuple[dict, frozenset[str]]:

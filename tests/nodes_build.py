@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.node import NodeHandle
-from components.node_pool import NodePool
-from components.ssh_trust import SshTrust
-from components.vsphere_access import VsphereAccess
+from components.ssh.trust import SshTrust
+from components.vsphere.access import VsphereAccess
+from components.vsphere.node import NodeHandle
+from components.vsphere.node_pool import NodePool
 from config import Secrets
 from config.model import StackConfig
 from config.validate import validate

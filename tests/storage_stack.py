@@ -7,9 +7,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.storage_class import StorageClass
-from components.vsphere_cpi import VsphereCpi
-from components.vsphere_csi import VsphereCsi
+from components.storage.cpi import VsphereCpi
+from components.storage.csi import VsphereCsi
+from components.storage.storage_class import StorageClass
 from config.model import StackConfig
 from config.validate import validate
 from offline.engine import Evaluation, record

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.cht_project import ChtProject
+from components.cht.project import ChtProject
 from config.model import County
 from config.validate import validate
 from offline.engine import Evaluation, ProgramFailed, record
@@ -293,7 +293,7 @@ def test_migrated_host_path_is_pinned_to_its_node():
 
 
 def test_migrated_county_without_credentials_is_refused():
-    with pytest.raises(ProgramFailed, match="migratedCredentials.lamu"):
+    with pytest.raises(ProgramFailed, match=r"migratedCredentials\.lamu"):
         build_counties({"lamu": migrated_county("lamu", migration={"volumes": [{"volumeHandle": "fcd-1"}]})})
 
 

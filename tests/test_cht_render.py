@@ -6,7 +6,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from components import cht_render as render
+from components.cht import render
 from config.model import ChtSettings
 
 

@@ -7,7 +7,7 @@ import base64
 import pytest
 import yaml
 
-from components import cloud_init
+from components.vsphere import cloud_init
 from config.validate import validate
 from tests.conftest import raw_config
 

@@ -6,8 +6,8 @@ import re
 
 import yaml
 
-from components.edge_render import edge_nginx_config, traefik_values
-from components.ingress_edge import IngressEdge
+from components.edge.ingress import IngressEdge
+from components.edge.render import edge_nginx_config, traefik_values
 from config.model import IngressConfig
 from offline.engine import record
 from tests.test_config_validation import problems_with

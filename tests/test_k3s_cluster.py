@@ -7,8 +7,8 @@ import pytest
 import yaml
 from pulumi_command import remote
 
-from components.k3s_cluster import K3sCluster
-from components.node import NodeHandle
+from components.k3s.cluster import K3sCluster
+from components.vsphere.node import NodeHandle
 from config.model import K3sConfig
 from offline import fakes
 from offline.engine import Evaluation, ProgramFailed, record

@@ -6,7 +6,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components import k3s_render as r
+from components.k3s import render as r
 
 SHAPE = r.ClusterShape("10.20.0.10", ("10.20.0.11", "10.20.0.12", "10.20.0.13"), "10.42.0.0/16", "10.43.0.0/16")
 # Flags k3s refuses to join on when they differ between servers (k3s docs: "critical configuration values").

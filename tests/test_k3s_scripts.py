@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components import k3s_render as r
+from components.k3s import render as r
 
 SHELLCHECK = Path("/work/main/venv/bin/shellcheck")
 TOKEN = "mocktokenK3sSecretValue0123456789abcdef"

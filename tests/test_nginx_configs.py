@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from components.edge_render import edge_nginx_config
-from components.k3s_render import nginx_stream_config
+from components.edge.render import edge_nginx_config
+from components.k3s.render import nginx_stream_config
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")

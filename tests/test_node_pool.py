@@ -234,7 +234,7 @@ def test_each_node_exposes_name_ip_role_and_lower_case_bios_uuid(built, ev):
 
 def test_each_connection_uses_the_program_key_as_a_secret_and_bounded_retries(built, ev):
     program_key = ev.named("ssh-program-key")
-    for name, out in ev.outputs["handles"].items():
+    for _name, out in ev.outputs["handles"].items():
         assert out["host"] == out["ip"]
         assert out["user"] == "chtadmin"
         assert out["privateKey"].startswith("mockkey") and out["privateKeyIsSecret"] is True

@@ -163,7 +163,7 @@ def test_secret_env_must_come_from_a_secret_ref():
     plain = [{"name": "COUCHDB_USER", "value": "admin"}, from_secret]
     args = resource(DEPLOYMENT, workload(container(env=plain)))
     assert violations(rules.validate_no_plaintext_secrets, args) == []
-    leaked = plain + [{"name": "COUCHDB_SECRET", "value": "s3cr3t-value"}]
+    leaked = [*plain, {"name": "COUCHDB_SECRET", "value": "s3cr3t-value"}]
     [message] = violations(rules.validate_no_plaintext_secrets, resource(DEPLOYMENT, workload(container(env=leaked))))
     assert "env COUCHDB_SECRET as a literal value" in message and "secretKeyRef" in message
 

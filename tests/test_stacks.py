@@ -189,7 +189,7 @@ def test_cht_version_bump_changes_images_only_never_a_volume(prod):
     assert len(changed) == 46 * 5 + 2 * 7 + 2 * 5  # every CHT Deployment of every county (3-node: 7, else 5)
     for urn in changed:
         before, after = prod.by_urn[urn].inputs, bumped.by_urn[urn].inputs
-        for old, new in zip(before["spec"]["template"]["spec"]["containers"], after["spec"]["template"]["spec"]["containers"]):
+        for old, new in zip(before["spec"]["template"]["spec"]["containers"], after["spec"]["template"]["spec"]["containers"], strict=True):
             assert new["image"].endswith(":4.22.1") and old["image"].endswith(":4.22.0")
             assert {**new, "image": old["image"]} == old  # only the image differs
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import kubernetes_validate
-import pytest
 
-from components.vsphere_render import gcfg_quote
+from components.storage.render import gcfg_quote
 from tests.storage_stack import KUBECONFIG, PASSWORD, build, provider_urn, stack_config
 
 
@@ -57,7 +56,7 @@ def test_chain_is_cpi_then_csi_then_storage_class_on_the_clusters_provider(prod_
     assert cpi.urn in csi.depends_on
     assert csi.urn in sc.depends_on
     for r in prod_storage.registrations:
-        if r.custom and r.type.startswith("kubernetes:") or r.type.startswith("kubernetes:yaml"):
+        if (r.custom and r.type.startswith("kubernetes:")) or r.type.startswith("kubernetes:yaml"):
             assert r.provider.startswith(provider + "::"), r.name
     order = [r.name for r in prod_storage.registrations]
     assert order.index("vsphere-cpi-release") < order.index("vsphere-csi-driver") < order.index("storage-class-class")

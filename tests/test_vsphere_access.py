@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.vsphere_access import CNS_ROLES, SYSTEM_PRIVILEGES, principal
+from components.vsphere.access import CNS_ROLES, SYSTEM_PRIVILEGES, principal
 from config.errors import ConfigError
 from tests.nodes_build import PASSWORD, build, prod_config
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import kubernetes_validate
-import pytest
 
 from tests.storage_stack import PASSWORD, build, provider_urn, stack_config
 

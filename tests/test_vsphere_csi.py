@@ -6,7 +6,7 @@ import kubernetes_validate
 import pulumi
 import pytest
 
-from components import vsphere_csi
+from components.storage import csi as vsphere_csi
 from tests.storage_stack import PASSWORD, build, provider_urn, stack_config
 from tests.test_vsphere_render import controller_deployment, parse_gcfg
 

@@ -8,7 +8,7 @@ import re
 import kubernetes_validate
 import pytest
 
-from components import vsphere_render as render
+from components.storage import render
 
 ACCESS = render.VcenterAccess(
     server="vcenter.moh.example.org", datacenter="MOH-DC1", user="k8s-cns@vsphere.local", thumbprint="AB:CD:EF"

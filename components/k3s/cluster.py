@@ -25,9 +25,9 @@ from pulumi_command import remote
 
 from config.model import K3sConfig
 
-from . import k3s_render
-from .k3s_upgrades import K3sUpgrades
-from .node import NodeHandle
+from ..vsphere.node import NodeHandle
+from . import render as k3s_render
+from .upgrades import K3sUpgrades
 
 # Commands that carry the token (or print the kubeconfig) never stream output to the engine log.
 _SECRET_OUTPUTS = ["stdout", "stderr"]
@@ -158,7 +158,7 @@ class K3sCluster(pulumi.ComponentResource):
             installs.append(node_commands(agent, False, [first_install]))
 
         drain_minutes = k3s.drain_timeout_minutes
-        for node, install in zip([*other_servers, *agents], installs[1:]):
+        for node, install in zip([*other_servers, *agents], installs[1:], strict=True):
             note = f"echo {node.name} is drained from {first_server.name} before it is removed"
             remote.Command(
                 f"{name}-{node.name}-removal",

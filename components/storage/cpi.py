@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from config.model import CpiConfig, VsphereConfig
 
-from . import vsphere_render as render
+from . import render
 
 
 def vcenter_access(vsphere: VsphereConfig) -> render.VcenterAccess:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import k3s_render
-
+from . import render as k3s_render
 
 
 class K3sUpgrades(pulumi.ComponentResource):

@@ -1,6 +1,6 @@
 """Pure renderers for the vSphere CPI and CSI: config files, chart values, manifest adjustments.
 
-Nothing here imports Pulumi; `vsphere_cpi.py`, `vsphere_csi.py` and `storage_class.py` call these with
+Nothing here imports Pulumi; `cpi.py`, `csi.py` and `storage_class.py` call these with
 plain values (inside `.apply` where a secret is involved) and the tests call them directly.
 """
 

@@ -27,7 +27,8 @@ from pulumi import Input, Output, ResourceOptions
 
 from config import names
 from config.model import County, HostPathVolume
-from . import cht_render as render
+
+from . import render
 
 # pulumi up does not wait for CHT workloads to become ready: API migrations and view indexing can take
 # hours, clustered nodes restart until node 1 is up, and a WaitForFirstConsumer PVC binds only once its
@@ -64,7 +65,7 @@ class ChtProject(pulumi.ComponentResource):
             )
         self._name, self._county, self._settings = name, county, settings
         self._ns = names.namespace(county.name)
-        child = ResourceOptions(parent=self)
+        ResourceOptions(parent=self)
 
         self.ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -77,7 +78,7 @@ class ChtProject(pulumi.ComponentResource):
 
         self._quota = self._guardrails(name, in_ns)
         self.secret = self._credentials(name, credentials, in_ns)
-        couch_services, couch_deployments = self._couchdb(name, storage_class, in_ns)
+        couch_services, _couch_deployments = self._couchdb(name, storage_class, in_ns)
         self._stateless(name, in_ns, couch_services)
         if render.upgrade_service_enabled(settings):
             self._upgrade_service(name, in_ns)

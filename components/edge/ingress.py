@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from config.model import IngressConfig
 
-from .edge_render import edge_nginx_config, traefik_values
+from .render import edge_nginx_config, traefik_values
 
 
 class IngressEdge(pulumi.ComponentResource):

@@ -26,8 +26,8 @@ import pulumi_kubernetes as k8s
 from config import compatibility
 from config.model import CsiConfig, VsphereConfig
 
-from . import vsphere_render as render
-from .vsphere_cpi import dependencies, vcenter_access
+from . import render
+from .cpi import dependencies, vcenter_access
 
 SNAPSHOT_CLASS = "vsphere-snapshots"
 

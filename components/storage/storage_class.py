@@ -19,8 +19,8 @@ import pulumi_kubernetes as k8s
 
 from config.model import StorageClassConfig
 
-from . import vsphere_render as render
-from .vsphere_cpi import dependencies
+from . import render
+from .cpi import dependencies
 
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 

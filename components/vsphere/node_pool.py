@@ -25,10 +25,10 @@ from pulumi_command import remote
 
 from config.model import NetworkConfig, NodePoolConfig
 
+from ..ssh.trust import SshTrust
 from . import cloud_init
+from .access import VsphereAccess
 from .node import NodeHandle
-from .ssh_trust import SshTrust
-from .vsphere_access import VsphereAccess
 
 # After creation, these never change a node:
 # - clone: a rebuilt or renamed template (the TF provider's recommended pattern, terraform-provider-vsphere#1474);

@@ -1,7 +1,7 @@
 """Pure rendering for a county's CHT Core: names, env, configmap data, resources, probes, policies.
 
 No Pulumi here: everything is plain data derived from the validated `ChtSettings` and the county name,
-so it is tested directly and `cht_project.py` only wires it into typed resources. Facts (env per node,
+so it is tested directly and `project.py` only wires it into typed resources. Facts (env per node,
 ports, container names) follow Medic's charts; see shared/facts/cht-core-on-kubernetes.md.
 """
 
@@ -197,8 +197,8 @@ def resource_split(settings: ChtSettings) -> dict[str, Resources]:
     split: dict[str, Resources] = {}
     for node in nodes:
         if major(settings.version) >= 5:
-            split[node.container] = share("couchdb", tuple(p * (1 - n) for p, n in zip(per_node, _NOUVEAU_SHARE)))
-            split[f"{node.container}/nouveau"] = share("couchdb", tuple(p * n for p, n in zip(per_node, _NOUVEAU_SHARE)))
+            split[node.container] = share("couchdb", tuple(p * (1 - n) for p, n in zip(per_node, _NOUVEAU_SHARE, strict=True)))
+            split[f"{node.container}/nouveau"] = share("couchdb", tuple(p * n for p, n in zip(per_node, _NOUVEAU_SHARE, strict=True)))
         else:
             split[node.container] = share("couchdb", per_node)
     split["cht-api"] = share("api")
