@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from . import compatibility, names
+from . import compatibility, names, versions
 from .errors import key_path
 from .model import (
     CapacityConfig,
@@ -238,8 +238,7 @@ def cht_settings(
         )
     for name, county in counties.items():
         settings = county.settings
-        major = int(settings.version.split(".")[0])
-        if settings.upgrades == "admin-app" and major >= 5:
+        if settings.upgrades == "admin-app" and versions.major(settings.version) >= 5:
             problems.append(
                 f"{key_path('counties', name, 'upgrades')}: CHT {settings.version} has no upgrade service "
                 "(Medic removed it in 5.x); set upgrades: config. Coming from admin-app on 4.x: first set version "

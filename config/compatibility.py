@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from . import versions
+
 _TABLE = Path(__file__).with_name("compatibility.yaml")
 
 
@@ -16,15 +18,14 @@ def table() -> dict[str, dict[str, list[str]]]:
 
 
 def minor_of(version: str) -> str:
-    """'v1.36.3+k3s1' -> '1.36'; '1.36.0' -> '1.36'; 'v3.8.0' -> 'v3.8'."""
-    prefix = "v" if version.startswith("v") else ""
-    major, minor = version.lstrip("v").split("+")[0].split(".")[:2]
-    return f"{prefix}{major}.{minor}"
+    """The table's row key: '1.36.0' -> '1.36'; 'v3.8.0' -> 'v3.8' (rows keep the release's own prefix)."""
+    prefix = "v" if versions.form_of(version) != versions.PLAIN else ""
+    return prefix + versions.minor_line(version)
 
 
 def kubernetes_minor(k3s_version: str) -> str:
     """'v1.36.3+k3s1' -> '1.36'."""
-    return minor_of(k3s_version).lstrip("v")
+    return versions.minor_line(k3s_version)
 
 
 def supported_kubernetes(component: str, version: str) -> list[str] | None:

@@ -16,14 +16,12 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from . import versions
 from .names import DNS_LABEL
 
 # --- reusable value types ---------------------------------------------------------------------------
 
 _DNS_LABEL = DNS_LABEL
-_K3S_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$")
-_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
-_V_SEMVER = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
 
 def _fail(kind: str, message: str) -> PydanticCustomError:
@@ -49,23 +47,24 @@ def _ipv4_network(value: object) -> str:
         ) from None
 
 
-def _release(kind: str, pattern: re.Pattern, what: str, form: str, example: str):
+def _release(kind: str, form: str, what: str, example: str):
     """A validator for a release name: `'<value>' is not <what>; write it as <form>, e.g. <example>`."""
 
     def check(value: object) -> str:
         text = str(value)
-        if not pattern.match(text):
+        if not versions.is_valid(text, form):
             raise _fail(kind, f"'{value}' is not {what}; write it as {form}, e.g. {example}")
         return text
 
     return check
 
 
-_k3s_version = _release("k3s_version", _K3S_VERSION, "a k3s release", "vX.Y.Z+k3sN", "v1.36.3+k3s1")
-_kube_vip_version = _release("kube_vip_version", _V_SEMVER, "a kube-vip release", "vX.Y.Z", "v1.0.0")
-_suc_version = _release("suc_version", _V_SEMVER, "a system-upgrade-controller release", "vX.Y.Z", "v0.20.1")
-_cpi_version = _release("cpi_version", _SEMVER, "a vsphere-cpi chart version", "X.Y.Z", "1.36.0")
-_csi_version = _release("csi_version", _V_SEMVER, "a vSphere CSI release", "vX.Y.Z", "v3.8.0")
+_k3s_version = _release("k3s_version", versions.K3S, "a k3s release", "v1.36.3+k3s1")
+_kube_vip_version = _release("kube_vip_version", versions.V, "a kube-vip release", "v1.0.0")
+_suc_version = _release("suc_version", versions.V, "a system-upgrade-controller release", "v0.20.1")
+_cpi_version = _release("cpi_version", versions.PLAIN, "a vsphere-cpi chart version", "1.36.0")
+_csi_version = _release("csi_version", versions.V, "a vSphere CSI release", "v3.8.0")
+_snapshotter_version = _release("snapshotter_version", versions.V, "an external-snapshotter release", "v8.2.0")
 
 
 def _interface_name(value: str) -> str:
@@ -88,10 +87,9 @@ def _mirror_endpoint(value: str) -> str:
 
 def _cht_version(value: object) -> str:
     text = str(value)
-    match = _SEMVER.match(text)
-    if not match:
+    if not versions.is_valid(text, versions.PLAIN):
         raise _fail("cht_version", f"'{value}' is not a CHT Core release; write it as X.Y.Z, e.g. 4.22.0")
-    if int(match.group(1)) not in (4, 5):
+    if versions.major(text) not in (4, 5):
         raise _fail("cht_version", f"CHT Core {text} is not supported; use a 4.x or 5.x release, e.g. 4.22.0")
     return text
 
@@ -312,12 +310,6 @@ def _cluster_id(value: str) -> str:
             "cluster_id",
             f"'{value}' is not a valid CSI cluster id; use 1-64 letters, digits, '.', '_' or '-'",
         )
-    return value
-
-
-def _snapshotter_version(value: str) -> str:
-    if not _V_SEMVER.match(value):
-        raise _fail("snapshotter_version", f"'{value}' is not an external-snapshotter release; write it as vX.Y.Z, e.g. v8.2.0")
     return value
 
 

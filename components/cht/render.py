@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from config import versions
 from config.model import ChtSettings, HostPathVolume
 
 CREDENTIALS_SECRET = "cht-couchdb-credentials"
@@ -34,16 +35,12 @@ LIMIT_FACTOR = 2
 
 
 def major(version: str) -> int:
-    return int(version.split(".")[0])
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split("."))
+    return versions.major(version)
 
 
 def supports_default_ulimit(version: str) -> bool:
     """`DEFAULT_ULIMIT` is read by the CouchDB entrypoint from 4.20.0 on (cht-core#9923)."""
-    return _version_tuple(version) >= (4, 20, 0)
+    return versions.at_least(version, "4.20.0")
 
 
 def svc_host(service: str, namespace: str) -> str:
