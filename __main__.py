@@ -14,7 +14,7 @@ from components.storage.csi import VsphereCsi
 from components.storage.storage_class import StorageClass
 from components.vsphere.access import VsphereAccess
 from components.vsphere.node_pool import NodePool
-from config import capacity
+from config import capacity, names
 
 tuning.apply()
 
@@ -73,7 +73,7 @@ else:
         context=existing.context,
         # A new kubeconfig or context for the same cluster updates the provider instead of replacing
         # everything on it (the counties' volumes included).
-        cluster_identifier=f"cht-hosting-{pulumi.get_stack()}",
+        cluster_identifier=names.cluster_identifier(pulumi.get_stack()),
     )
     storage_class_name, county_after = existing.storage_class, []
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ValidationError
 
-PROJECT = "cht-hosting"
+from .names import PROJECT
 
 
 class ConfigError(Exception):

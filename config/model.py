@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from . import versions
-from .names import DNS_LABEL
+from .names import DNS_LABEL, MAX_CSI_CLUSTER_ID, MAX_DNS_LABEL, MAX_DNS_NAME, MIN_HARDWARE_VERSION
 
 # --- reusable value types ---------------------------------------------------------------------------
 
@@ -96,20 +96,20 @@ def _cht_version(value: object) -> str:
 
 def _dns_name(value: str) -> str:
     labels = value.rstrip(".").split(".")
-    if len(value) > 253 or not all(_DNS_LABEL.match(label) and len(label) <= 63 for label in labels):
+    if len(value) > MAX_DNS_NAME or not all(_DNS_LABEL.match(label) and len(label) <= MAX_DNS_LABEL for label in labels):
         raise _fail(
             "dns_name",
             f"'{value}' is not a DNS name; use lower-case letters, digits, '-' and dots, "
-            "at most 63 characters between dots",
+            f"at most {MAX_DNS_LABEL} characters between dots",
         )
     return value
 
 
 def _node_name(value: str) -> str:
-    if not _DNS_LABEL.match(value) or len(value) > 63:
+    if not _DNS_LABEL.match(value) or len(value) > MAX_DNS_LABEL:
         raise _fail(
             "node_name",
-            f"'{value}' is not a valid node name; use at most 63 lower-case letters, digits and '-', "
+            f"'{value}' is not a valid node name; use at most {MAX_DNS_LABEL} lower-case letters, digits and '-', "
             "starting and ending with a letter or digit (it becomes the VM's host name and the Kubernetes node name)",
         )
     return value
@@ -146,8 +146,8 @@ NodeName = Annotated[str, AfterValidator(_node_name)]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
-# vSphere hardware versions that exist (pulumi-vsphere accepts 4, 7-11, 13-15, 17-22); the CSI driver needs >= 15.
-HARDWARE_VERSIONS = (15, 17, 18, 19, 20, 21, 22)
+# vSphere hardware versions that exist (pulumi-vsphere accepts 4, 7-11, 13-15, 17-22) and can run the CSI driver.
+HARDWARE_VERSIONS = tuple(v for v in (*range(4, 12), *range(13, 16), *range(17, 23)) if v >= MIN_HARDWARE_VERSION)
 
 
 def _hardware_version(value: int) -> int:
@@ -155,7 +155,7 @@ def _hardware_version(value: int) -> int:
         raise _fail(
             "hardware_version",
             f"hardware version {value} cannot run the vSphere CSI driver; use one of "
-            f"{', '.join(map(str, HARDWARE_VERSIONS))} (15 or higher, and no higher than your ESXi hosts support)",
+            f"{', '.join(map(str, HARDWARE_VERSIONS))} ({MIN_HARDWARE_VERSION} or higher, and no higher than your ESXi hosts support)",
         )
     return value
 
@@ -301,14 +301,14 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
-_CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_CLUSTER_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_CSI_CLUSTER_ID - 1}}}$")
 
 
 def _cluster_id(value: str) -> str:
     if not _CLUSTER_ID.match(value):
         raise _fail(
             "cluster_id",
-            f"'{value}' is not a valid CSI cluster id; use 1-64 letters, digits, '.', '_' or '-'",
+            f"'{value}' is not a valid CSI cluster id; use 1-{MAX_CSI_CLUSTER_ID} letters, digits, '.', '_' or '-'",
         )
     return value
 
@@ -366,7 +366,7 @@ class CsiConfig(Model):
     )
     cluster_id: ClusterId | None = Field(
         default=None,
-        description="CNS cluster id (at most 64 characters, unique per vCenter); default: derived from the "
+        description=f"CNS cluster id (at most {MAX_CSI_CLUSTER_ID} characters, unique per vCenter); default: derived from the "
         "project and stack names. Never change it after the first `pulumi up`.",
     )
     snapshots: CsiSnapshotsConfig = Field(

@@ -1,16 +1,99 @@
-"""Names derived from config keys, in one place so validation and the components agree."""
+"""Names and limits that several areas share, stated once so config, the components, the offline plan and
+the policy pack agree.
+
+Standard library only: the policy pack (policy/__main__.py) loads this module on its own, in a venv without
+the program's dependencies.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
 import re
+
+# --- this project -------------------------------------------------------------------------------------------
+
+PROJECT = "cht-hosting"
+"""The Pulumi project (Pulumi.yaml `name`): config keys are `cht-hosting:<key>`."""
+
+
+def cluster_identifier(stack: str) -> str:
+    """The Kubernetes provider's fixed `clusterIdentifier` and the kubeconfig's cluster/user/context name.
+
+    Fixed per stack so that a renewed kubeconfig or context updates the provider instead of replacing it.
+    """
+    return f"{PROJECT}-{stack}"
+
+
+COUNTY_LABEL = f"{PROJECT}/county"
+"""Every county's namespace and pods carry `cht-hosting/county: <county>`; the policy pack finds counties by it."""
+
+# --- Kubernetes names -----------------------------------------------------------------------------------------
 
 # RFC 1123 label: what Kubernetes accepts as a namespace and what DNS accepts between two dots.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+MAX_DNS_LABEL = 63
+MAX_DNS_NAME = 253
+
+KUBE_SYSTEM = "kube-system"
+CSI_NAMESPACE = "vmware-system-csi"  # the vSphere CSI driver's manifests hard-code it
+UPGRADE_NAMESPACE = "system-upgrade"  # system-upgrade-controller's manifest creates it
+CPI_NAMESPACE = KUBE_SYSTEM
+INGRESS_NAMESPACE = KUBE_SYSTEM  # where k3s runs its packaged traefik
 
 # Kubernetes namespaces the cluster itself uses; a county must not take one of them.
 RESERVED_NAMESPACES = frozenset(
-    {"default", "kube-system", "kube-public", "kube-node-lease", "vmware-system-csi", "system-upgrade"}
+    {"default", KUBE_SYSTEM, "kube-public", "kube-node-lease", CSI_NAMESPACE, UPGRADE_NAMESPACE}
 )
+
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"  # k3s sets it to "true" on servers
+
+# Keeps everything but critical add-ons (and what tolerates it) off the k3s servers, so CHT workloads only
+# ever land on agents; the add-ons this program installs on the servers tolerate it.
+SERVER_TAINT_KEY = "CriticalAddonsOnly"
+SERVER_TAINT_EFFECT = "NoExecute"
+SERVER_TAINT = f"{SERVER_TAINT_KEY}=true:{SERVER_TAINT_EFFECT}"  # k3s `node-taint` syntax
+SERVER_TAINT_TOLERATION = {"key": SERVER_TAINT_KEY, "operator": "Exists", "effect": SERVER_TAINT_EFFECT}
+
+# --- vSphere ----------------------------------------------------------------------------------------------------
+
+CSI_DRIVER = "csi.vsphere.vmware.com"
+"""The vSphere CSI driver's name: the StorageClass provisioner and a static PV's `csi.driver`."""
+
+MAX_CSI_CLUSTER_ID = 64  # vsphere-csi-driver pkg/common/config: a longer cluster-id is refused
+MIN_HARDWARE_VERSION = 15  # the vSphere CSI driver needs VM hardware version 15 or later
+
+# cloud-init's VMware datasource (DataSourceVMware.decode): `guestinfo.<key>.encoding` values it understands.
+GUESTINFO_BASE64 = ("base64", "b64")
+GUESTINFO_GZIP_BASE64 = ("gzip+base64", "gz+b64")
+GUESTINFO_ENCODINGS = GUESTINFO_BASE64 + GUESTINFO_GZIP_BASE64
+
+
+def encode_guestinfo(text: str) -> tuple[str, str]:
+    """`(data, encoding)` for a guestinfo key: base64, so YAML survives the VMX format."""
+    return base64.b64encode(text.encode()).decode(), GUESTINFO_BASE64[0]
+
+
+def decode_guestinfo(data: str, encoding: str) -> str:
+    """What cloud-init reads from a guestinfo value and its `.encoding` (any other encoding: the value as is).
+
+    Raises ValueError when the value does not decode as its encoding says.
+    """
+    try:
+        if encoding in GUESTINFO_GZIP_BASE64:
+            raw = gzip.decompress(base64.b64decode(data, validate=True))
+        elif encoding in GUESTINFO_BASE64:
+            raw = base64.b64decode(data, validate=True)
+        else:
+            return data
+    except (binascii.Error, OSError, EOFError) as error:
+        raise ValueError(f"not {encoding} data: {error}") from None
+    return raw.decode("utf-8", errors="replace")
+
+
+# --- a county's names -------------------------------------------------------------------------------------------
+
 MAX_COUCHDB_NODES = 3
 
 
@@ -24,9 +107,9 @@ def static_pv_name(county: str, node: int) -> str:
 
 
 def max_county_name_length() -> int:
-    """The longest county name whose every derived name is still a DNS-1123 label (63 characters)."""
+    """The longest county name whose every derived name is still a DNS-1123 label."""
     longest_suffix = max(
         len(namespace("")),
         len(static_pv_name("", MAX_COUCHDB_NODES)),
     )
-    return 63 - longest_suffix
+    return MAX_DNS_LABEL - longest_suffix

@@ -25,12 +25,13 @@ from pulumi.runtime import config as runtime_config
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
 
+from config.names import PROJECT
+
 from . import fakes
 
 ROOT = Path(__file__).resolve().parent.parent
 # Stands in for a secret in everything the plan prints or writes (a plain scalar in YAML and JSON alike).
 REDACTED = "<secret>"
-PROJECT = "cht-hosting"
 
 
 @dataclass

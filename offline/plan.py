@@ -9,13 +9,13 @@ Exit codes: 0 planned, 2 the stack config is invalid (every problem is printed),
 from __future__ import annotations
 
 import argparse
-import base64
-import gzip
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import yaml
+
+from config.names import PROJECT, decode_guestinfo
 
 from . import engine, stackfile
 from .engine import Evaluation, ProgramFailed
@@ -34,7 +34,7 @@ def run(stack: str, overrides: dict | None = None, stack_dir: Path = engine.ROOT
     file = stackfile.load(stack, root=stack_dir, overrides=overrides)
     config, secret_keys, notes = dict(file.config), list(file.secret_keys), []
     for key in required_secrets(stackfile.raw(file)[0]):
-        full = f"{engine.PROJECT}:{key}"
+        full = f"{PROJECT}:{key}"
         if full not in config:
             config[full] = stackfile.PLACEHOLDER
             secret_keys.append(full)
@@ -132,7 +132,8 @@ def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
             extra = r.inputs.get("extraConfig") or {}
             for part in ("userdata", "metadata", "vendordata"):
                 if f"guestinfo.{part}" in extra:
-                    files[Path("nodes") / r.name / f"{part}.yaml"] = _decode_guestinfo(extra, part)
+                    encoding = extra.get(f"guestinfo.{part}.encoding", "")
+                    files[Path("nodes") / r.name / f"{part}.yaml"] = decode_guestinfo(extra[f"guestinfo.{part}"], encoding)
             vm = {k: v for k, v in r.inputs.items() if k != "extraConfig"}
             files[Path("nodes") / r.name / "vm.yaml"] = _yaml(vm)
     for namespace, docs in manifests.items():
@@ -148,16 +149,6 @@ def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
         path.write_text(evaluation.redact(text))
         written.append(path)
     return written
-
-
-def _decode_guestinfo(extra: dict, part: str) -> str:
-    data = extra[f"guestinfo.{part}"]
-    encoding = extra.get(f"guestinfo.{part}.encoding", "")
-    if encoding in ("base64", "b64"):
-        return base64.b64decode(data).decode()
-    if encoding in ("gzip+base64", "gz+b64"):
-        return gzip.decompress(base64.b64decode(data)).decode()
-    return data
 
 
 def _yaml(value) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from config.names import PROJECT
+
 from .engine import ROOT
 
 # Stands in for a `secure:` value the offline plan cannot decrypt (and must never print).
@@ -98,7 +100,7 @@ def _without_secure_leaves(value: object) -> tuple[object, bool]:
 
 def raw(file: StackFile) -> tuple[dict, frozenset[str]]:
     """The stack's `cht-hosting:` keys as plain values, as `config.read_raw()` sees them under the CLI."""
-    prefix = "cht-hosting:"
+    prefix = f"{PROJECT}:"
     values = {}
     for key, value in file.config.items():
         if key.startswith(prefix):

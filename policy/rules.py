@@ -24,9 +24,6 @@ claim to enforce:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import gzip
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -42,6 +39,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import UnknownValueError
+
+# Shared with the program (ChtProject labels every county's namespace with COUNTY_LABEL).
+from config.names import COUNTY_LABEL, GUESTINFO_ENCODINGS, MIN_HARDWARE_VERSION, decode_guestinfo
 
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
@@ -63,10 +63,6 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "kubernetes:core/v1:Pod": ("spec",),
 }
 
-COUNTY_LABEL = "cht-hosting/county"
-"""The contract with ChtProject: every county's namespace carries `cht-hosting/county: <county name>`."""
-
-MIN_HARDWARE_VERSION = 15  # vSphere CSI needs VM hardware version 15 or later
 RESOURCE_KEYS = ("cpu", "memory")
 
 SECRET_NAME = re.compile(r"(?i)(passw(or)?d|secret|token|private[_-]?key|api[_-]?key|credential)")
@@ -248,10 +244,12 @@ def _plain_strings(resource_type: str, props: Mapping[str, Any], carriers: froze
         for key in list(extra) if isinstance(extra, Mapping) else []:
             encoding = _safe(lambda k=key: extra.get(f"{k}.encoding"))
             raw = _safe(lambda k=key: extra[k])
-            if isinstance(raw, str) and isinstance(encoding, str):
-                decoded = _decode_guestinfo(raw, encoding)
-                if decoded is not None:
-                    yield f"extraConfig.{key} (decoded)", _without_host_keys(decoded)
+            if isinstance(raw, str) and encoding in GUESTINFO_ENCODINGS:
+                try:
+                    decoded = decode_guestinfo(raw, encoding)
+                except ValueError:
+                    continue  # not what its encoding says: scanned as it is above
+                yield f"extraConfig.{key} (decoded)", _without_host_keys(decoded)
 
 
 def _without_host_keys(userdata: str) -> str:
@@ -290,18 +288,6 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
             child = _safe(lambda i=index: value[i])
             if child is not None:
                 yield from _strings(child, f"{path}[{index}]")
-
-
-def _decode_guestinfo(data: str, encoding: str) -> str | None:
-    try:
-        raw = base64.b64decode(data, validate=True)
-        if encoding in ("gzip+base64", "gz+b64"):
-            raw = gzip.decompress(raw)
-        elif encoding not in ("base64", "b64"):
-            return None
-        return raw.decode("utf-8", errors="replace")
-    except (binascii.Error, OSError, EOFError, ValueError):
-        return None
 
 
 def validate_generated_secrets_stay_secret(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -380,7 +366,7 @@ def validate_vm_ready_for_csi(args: ResourceValidationArgs, report_violation: Re
     version = args.props.get("hardwareVersion")
     # Numbers reach policies as protobuf doubles (19.0), so any real number counts.
     if not isinstance(version, (int, float)) or isinstance(version, bool) or version < MIN_HARDWARE_VERSION:
-        problems.append(f"hardware_version>={MIN_HARDWARE_VERSION} (was {version!r}; CSI needs 15+)")
+        problems.append(f"hardware_version>={MIN_HARDWARE_VERSION} (was {version!r}; CSI needs {MIN_HARDWARE_VERSION}+)")
     if args.props.get("scsiType") != "pvscsi":
         problems.append(f"scsi_type='pvscsi' (was {args.props.get('scsiType')!r})")
     if problems:

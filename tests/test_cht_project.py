@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components.cht.project import ChtProject
+from config import names
 from config.model import County
 from config.validate import validate
 from offline.engine import Evaluation, ProgramFailed, record
@@ -267,7 +268,7 @@ def test_migrated_vsphere_volume_binds_a_static_retained_pv_with_old_credentials
     assert pv.protect and pv.retain_on_delete
     spec = pv.inputs["spec"]
     assert spec["persistentVolumeReclaimPolicy"] == "Retain"
-    assert spec["csi"] == {"driver": "csi.vsphere.vmware.com", "volumeHandle": "fcd-1234", "fsType": "ext4"}
+    assert spec["csi"] == {"driver": names.CSI_DRIVER, "volumeHandle": "fcd-1234", "fsType": "ext4"}
     assert spec["claimRef"] == {"namespace": "lamu", "name": "couchdb-claim0"}
     (pvc,) = evaluation.of_type(PVC)
     assert pvc.inputs["spec"]["volumeName"] == "couchdb-pv-lamu-1" and pvc.inputs["spec"]["storageClassName"] == ""

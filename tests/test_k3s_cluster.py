@@ -9,6 +9,7 @@ from pulumi_command import remote
 
 from components.k3s.cluster import K3sCluster
 from components.vsphere.node import NodeHandle
+from config import names
 from config.model import K3sConfig
 from offline import fakes
 from offline.engine import Evaluation, ProgramFailed, record
@@ -103,7 +104,7 @@ def test_every_node_gets_its_flags_and_vm_uuid(kube_vip):
         script = ev.named(f"k3s-{node}-configure").inputs["create"]
         assert f"provider-id=vsphere://{fakes.fake_uuid('vm', node)}" in script
         assert "cloud-provider=external" in script and f"node-name: {node}" in script
-        assert ("CriticalAddonsOnly=true:NoExecute" in script) == (node in SERVERS)
+        assert (names.SERVER_TAINT in script) == (node in SERVERS)
         assert ("disable-cloud-controller: true" in script) == (node in SERVERS)
         assert ("ghcr.io/kube-vip/kube-vip:v1.0.0" in script) == (node in SERVERS)
     assert "cluster-init: true" in ev.named("k3s-cp-1-configure").inputs["create"]
@@ -138,7 +139,7 @@ def test_kubeconfig_is_a_secret_rewritten_to_the_endpoint(kube_vip):
     assert "kubeconfig" in provider.secret_inputs
     doc = yaml.safe_load(provider.inputs["kubeconfig"])
     assert doc["clusters"][0]["cluster"]["server"] == "https://10.20.0.10:6443"
-    assert doc["current-context"] == "cht-hosting-test"
+    assert doc["current-context"] == names.cluster_identifier("test")
     assert doc["users"][0]["user"]["client-key-data"]
     assert ev.outputs["kubeconfig"] == provider.inputs["kubeconfig"]
     assert seen["cluster"].lb_nginx_config is None
@@ -249,7 +250,7 @@ def test_prod_config_bootstraps_every_node():
     assert len(configured) == 12
     for r in ev.of_type(PLAN):
         assert r.inputs["spec"]["version"] == "v1.36.3+k3s1"
-    assert yaml.safe_load(ev.named("k3s-k8s").inputs["kubeconfig"])["current-context"] == "cht-hosting-prod"
+    assert yaml.safe_load(ev.named("k3s-k8s").inputs["kubeconfig"])["current-context"] == names.cluster_identifier("prod")
 
 
 def test_upgrade_controller_manifests_can_come_from_a_mirror():

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from components.k3s import render as r
+from config import names
 
 SHAPE = r.ClusterShape("10.20.0.10", ("10.20.0.11", "10.20.0.12", "10.20.0.13"), "10.42.0.0/16", "10.43.0.0/16")
 # Flags k3s refuses to join on when they differ between servers (k3s docs: "critical configuration values").
@@ -25,7 +26,7 @@ def test_first_server_initialises_etcd_with_every_flag():
     assert c["node-ip"] == "10.20.0.11" and c["node-name"] == "cp-1"
     assert c["disable-cloud-controller"] is True
     assert c["kubelet-arg"] == ["cloud-provider=external", "provider-id=vsphere://4211abcd-ef00-1111-2222-333344445555"]
-    assert c["node-taint"] == ["CriticalAddonsOnly=true:NoExecute"]
+    assert c["node-taint"] == [names.SERVER_TAINT]
     assert c["disable"] == ["servicelb", "local-storage"]  # traefik stays for ingress
     assert (c["cluster-cidr"], c["service-cidr"]) == ("10.42.0.0/16", "10.43.0.0/16")
 
@@ -88,12 +89,13 @@ users:
   user: {client-certificate-data: Q0VSVA==, client-key-data: S0VZ}
 """
     doc = yaml.safe_load(r.kubeconfig_for(raw, api_endpoint="10.20.0.10", stack="prod"))
+    name = names.cluster_identifier("prod")
     assert doc["clusters"] == [
-        {"name": "cht-hosting-prod", "cluster": {"certificate-authority-data": "Q0E=", "server": "https://10.20.0.10:6443"}}
+        {"name": name, "cluster": {"certificate-authority-data": "Q0E=", "server": "https://10.20.0.10:6443"}}
     ]
-    assert doc["users"][0] == {"name": "cht-hosting-prod", "user": {"client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ"}}
-    assert doc["contexts"][0]["context"] == {"cluster": "cht-hosting-prod", "user": "cht-hosting-prod"}
-    assert doc["current-context"] == "cht-hosting-prod"
+    assert doc["users"][0] == {"name": name, "user": {"client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ"}}
+    assert doc["contexts"][0]["context"] == {"cluster": name, "user": name}
+    assert doc["current-context"] == name
     assert "default" not in r.kubeconfig_for(raw, api_endpoint="10.20.0.10", stack="prod")
 
 

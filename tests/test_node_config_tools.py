@@ -13,7 +13,8 @@ import subprocess
 import pytest
 import yaml
 
-from offline.plan import VM_TYPE, _decode_guestinfo
+from config.names import decode_guestinfo
+from offline.plan import VM_TYPE
 
 CLOUD_INIT = shutil.which("cloud-init")
 NETPLAN = shutil.which("netplan") or shutil.which("netplan", path="/usr/sbin")
@@ -25,6 +26,12 @@ needs_netplan = pytest.mark.skipif(
 )
 
 
+def guestinfo(vm, part: str) -> str:
+    """What cloud-init reads from the VM's guestinfo key `part`."""
+    extra = vm.inputs["extraConfig"]
+    return decode_guestinfo(extra[f"guestinfo.{part}"], extra[f"guestinfo.{part}.encoding"])
+
+
 def schema_check(path) -> subprocess.CompletedProcess:
     return subprocess.run([CLOUD_INIT, "schema", "-c", str(path)], capture_output=True, text=True)
 
@@ -34,7 +41,7 @@ def test_every_node_userdata_is_valid_cloud_config(prod, tmp_path):
     vms = prod.of_type(VM_TYPE)
     assert len(vms) == 12
     for vm in vms:
-        userdata = _decode_guestinfo(vm.inputs["extraConfig"], "userdata")
+        userdata = guestinfo(vm, "userdata")
         path = tmp_path / f"{vm.name}.yaml"
         path.write_text(userdata)
         result = schema_check(path)
@@ -61,7 +68,7 @@ def netplan_generate(root, network: dict) -> subprocess.CompletedProcess:
 @needs_netplan
 def test_every_node_network_config_renders_with_netplan(prod, tmp_path):
     for vm in prod.of_type(VM_TYPE):
-        metadata = yaml.safe_load(_decode_guestinfo(vm.inputs["extraConfig"], "metadata"))
+        metadata = yaml.safe_load(guestinfo(vm, "metadata"))
         root = tmp_path / vm.name
         result = netplan_generate(root, metadata["network"])
         assert result.returncode == 0, f"{vm.name}: {result.stderr}"

@@ -30,6 +30,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from config.names import COUNTY_LABEL
 from offline import fakes
 from offline.engine import Evaluation, record
 from policy import rules
@@ -257,7 +258,7 @@ def test_commands_that_carry_a_secret_must_log_nothing(props, secret_outputs, ca
 
 
 def _namespace(name: str, county: str | None) -> tuple[str, str, dict]:
-    labels = {rules.COUNTY_LABEL: county} if county else {}
+    labels = {COUNTY_LABEL: county} if county else {}
     return (rules.NAMESPACE, name, {"metadata": {"name": name, "labels": labels}})
 
 
@@ -358,7 +359,7 @@ def _cluster(compliant: bool) -> None:
     """A miniature of the program: what the components register, either by the rules or broken."""
     token = random.RandomPassword("k3s-token", length=32, special=False)
     namespace = k8s.core.v1.Namespace(
-        "nairobi", metadata={"name": "nairobi", "labels": {rules.COUNTY_LABEL: "nairobi"}}
+        "nairobi", metadata={"name": "nairobi", "labels": {COUNTY_LABEL: "nairobi"}}
     )
     if compliant:
         k8s.networking.v1.NetworkPolicy(

@@ -7,6 +7,7 @@ import copy
 import pytest
 import yaml
 
+from config import names
 from offline import plan, stackfile
 from offline.engine import Evaluation
 
@@ -72,8 +73,8 @@ def test_prod_composes_the_platform_then_fifty_counties(prod):
 
 
 def test_a_new_kubeconfig_never_replaces_the_kubernetes_provider(prod, dev):
-    assert prod.named("k3s-k8s").inputs["clusterIdentifier"] == "cht-hosting-prod"
-    assert dev.named("existing-cluster").inputs["clusterIdentifier"] == "cht-hosting-dev"
+    assert prod.named("k3s-k8s").inputs["clusterIdentifier"] == names.cluster_identifier("prod")
+    assert dev.named("existing-cluster").inputs["clusterIdentifier"] == names.cluster_identifier("dev")
 
 
 def test_counties_wait_for_the_storage_class_and_nothing_county_specific(prod):

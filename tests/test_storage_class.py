@@ -5,6 +5,7 @@ from __future__ import annotations
 import kubernetes_validate
 
 from components.storage.render import gcfg_quote
+from config import names
 from tests.storage_stack import KUBECONFIG, PASSWORD, build, provider_urn, stack_config
 
 
@@ -15,7 +16,7 @@ def test_default_class_retains_and_expands(prod_storage):
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
         "metadata": {"name": "vmware-sc", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-        "provisioner": "csi.vsphere.vmware.com",
+        "provisioner": names.CSI_DRIVER,
         "parameters": {"csi.storage.k8s.io/fstype": "ext4", "storagepolicyname": "cht-couchdb"},
         "reclaimPolicy": "Retain",
         "allowVolumeExpansion": True,

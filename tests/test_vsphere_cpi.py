@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import kubernetes_validate
 
+from config import names
 from tests.storage_stack import PASSWORD, build, provider_urn, stack_config
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -58,7 +59,7 @@ def test_insecure_is_an_explicit_opt_in():
 
 def test_cpi_tolerates_the_k3s_server_taint(prod_storage):
     tolerations = prod_storage.named("vsphere-cpi-release").inputs["values"]["daemonset"]["tolerations"]
-    assert {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoExecute"} in tolerations
+    assert names.SERVER_TAINT_TOLERATION in tolerations
 
 
 def test_everything_is_on_the_clusters_provider_under_the_component(prod_storage):

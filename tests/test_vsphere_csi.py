@@ -7,6 +7,7 @@ import pulumi
 import pytest
 
 from components.storage import csi as vsphere_csi
+from config import names
 from tests.storage_stack import PASSWORD, build, provider_urn, stack_config
 from tests.test_vsphere_render import controller_deployment, parse_gcfg
 
@@ -133,7 +134,7 @@ def test_snapshots_install_crds_controller_and_class(with_snapshots):
         "apiVersion": "snapshot.storage.k8s.io/v1",
         "kind": "VolumeSnapshotClass",
         "metadata": {"name": "vsphere-snapshots"},
-        "driver": "csi.vsphere.vmware.com",
+        "driver": names.CSI_DRIVER,
         "deletionPolicy": "Retain",
     }
     assert all(c.urn in snapshot_class.depends_on for c in crds)

@@ -9,6 +9,7 @@ import kubernetes_validate
 import pytest
 
 from components.storage import render
+from config import names
 
 ACCESS = render.VcenterAccess(
     server="vcenter.moh.example.org", datacenter="MOH-DC1", user="k8s-cns@vsphere.local", thumbprint="AB:CD:EF"
@@ -109,7 +110,7 @@ def test_cpi_values_carry_no_credentials_and_use_our_secret():
 
 def test_cpi_tolerates_the_server_taint_and_uninitialised_nodes():
     tolerations = render.cpi_values(ACCESS)["daemonset"]["tolerations"]
-    assert {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoExecute"} in tolerations
+    assert names.SERVER_TAINT_TOLERATION in tolerations
     assert {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"} in tolerations
 
 
@@ -197,7 +198,7 @@ def test_controller_replicas_never_exceed_control_plane_nodes(control_plane, rep
 def test_controller_tolerates_the_server_taint_once_even_when_applied_twice():
     twice = render.adjust_csi_object(render.adjust_csi_object(controller_deployment(), 3), 3)
     tolerations = twice["spec"]["template"]["spec"]["tolerations"]
-    assert tolerations.count({"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoExecute"}) == 1
+    assert tolerations.count(names.SERVER_TAINT_TOLERATION) == 1
     assert {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"} in tolerations
 
 
@@ -253,7 +254,7 @@ def test_snapshot_controller_is_pinned_and_placed_on_servers():
     spec = adjusted["spec"]["template"]["spec"]
     assert spec["containers"][0]["image"] == "registry.k8s.io/sig-storage/snapshot-controller:v8.4.0"
     assert adjusted["spec"]["replicas"] == 1
-    assert {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoExecute"} in spec["tolerations"]
+    assert names.SERVER_TAINT_TOLERATION in spec["tolerations"]
     kubernetes_validate.validate(adjusted, K8S, strict=True)
     assert render.adjust_snapshot_object(controller_deployment(), 3, "v8.4.0") is None
 
@@ -286,6 +287,6 @@ def test_volume_snapshot_class_shape():
         "apiVersion": "snapshot.storage.k8s.io/v1",
         "kind": "VolumeSnapshotClass",
         "metadata": {"name": "vsphere-snapshots"},
-        "driver": "csi.vsphere.vmware.com",
+        "driver": names.CSI_DRIVER,
         "deletionPolicy": "Retain",
     }

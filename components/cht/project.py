@@ -69,7 +69,7 @@ class ChtProject(pulumi.ComponentResource):
 
         self.ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": self._ns, "labels": {"cht-hosting/county": county.name}},
+            metadata={"name": self._ns, "labels": {names.COUNTY_LABEL: county.name}},
             # Deleting a namespace deletes the PVCs and the credentials in it.
             opts=ResourceOptions(parent=self, retain_on_delete=True),
         )
@@ -194,7 +194,7 @@ class ChtProject(pulumi.ComponentResource):
                     }
                 }
             else:
-                pv_spec["csi"] = {"driver": "csi.vsphere.vmware.com", "volumeHandle": source.volume_handle, "fsType": "ext4"}
+                pv_spec["csi"] = {"driver": names.CSI_DRIVER, "volumeHandle": source.volume_handle, "fsType": "ext4"}
             pv = k8s.core.v1.PersistentVolume(
                 f"{name}-{node.service}-pv",
                 metadata={"name": pv_name, "labels": render.labels(self._county.name, node.service)},

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from config import versions
 from config.model import ChtSettings, HostPathVolume
+from config.names import COUNTY_LABEL, INGRESS_NAMESPACE, PROJECT
 
 CREDENTIALS_SECRET = "cht-couchdb-credentials"
 SERVERS_CONFIGMAP = "couchdb-servers-configmap"
@@ -27,8 +28,7 @@ UPGRADE_SERVICE_ACCOUNT = "cht-upgrade-service-user"
 # Request body and timeouts of CHT's own nginx (cht-core nginx/nginx.conf).
 MAX_BODY_BYTES = 32 * 1024 * 1024
 PROXY_TIMEOUT_SECONDS = 3600
-# Where k3s runs its packaged traefik, and the label its pods carry.
-INGRESS_NAMESPACE = "kube-system"
+# The label the pods of k3s's packaged traefik carry (in INGRESS_NAMESPACE).
 INGRESS_POD_LABELS = {"app.kubernetes.io/name": "traefik"}
 # Limits are this multiple of requests: room for bursts (view indexing) without starving the node.
 LIMIT_FACTOR = 2
@@ -142,8 +142,8 @@ def labels(county: str, service: str) -> dict[str, str]:
     return {
         "cht.service": service,
         "app.kubernetes.io/part-of": "cht",
-        "app.kubernetes.io/managed-by": "cht-hosting",
-        "cht-hosting/county": county,
+        "app.kubernetes.io/managed-by": PROJECT,
+        COUNTY_LABEL: county,
     }
 
 

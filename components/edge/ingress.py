@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from config.model import IngressConfig
+from config.names import INGRESS_NAMESPACE
 
 from .render import edge_nginx_config, traefik_values
 
@@ -35,7 +36,7 @@ class IngressEdge(pulumi.ComponentResource):
             f"{name}-traefik",
             api_version="helm.cattle.io/v1",
             kind="HelmChartConfig",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="traefik", namespace="kube-system"),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="traefik", namespace=INGRESS_NAMESPACE),
             spec={
                 "valuesContent": traefik_values(
                     https_node_port=ingress.https_node_port,

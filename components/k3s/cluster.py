@@ -24,6 +24,7 @@ import pulumi_random as random
 from pulumi_command import remote
 
 from config.model import K3sConfig
+from config.names import cluster_identifier
 
 from ..vsphere.node import NodeHandle
 from . import render as k3s_render
@@ -187,7 +188,7 @@ class K3sCluster(pulumi.ComponentResource):
             kubeconfig=self.kubeconfig,
             # A re-read kubeconfig (a renewed client certificate) must update the provider, never replace it:
             # a replaced provider replaces every object on it, the counties' volumes included.
-            cluster_identifier=f"cht-hosting-{stack}",
+            cluster_identifier=cluster_identifier(stack),
             opts=pulumi.ResourceOptions(parent=self, depends_on=installs),
         )
         self.lb_nginx_config = (

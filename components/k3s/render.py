@@ -20,6 +20,8 @@ from typing import Literal
 
 import yaml
 
+from config.names import CONTROL_PLANE_LABEL, KUBE_SYSTEM, PROJECT, SERVER_TAINT, cluster_identifier
+
 CONFIG_DIR = "/etc/rancher/k3s"
 CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
 TOKEN_FILE = f"{CONFIG_DIR}/cluster-token"
@@ -27,12 +29,8 @@ REGISTRIES_FILE = f"{CONFIG_DIR}/registries.yaml"
 KUBECONFIG_FILE = f"{CONFIG_DIR}/k3s.yaml"
 KUBE_VIP_FILE = "/var/lib/rancher/k3s/server/manifests/cht-kube-vip.yaml"
 API_PORT = 6443
-# Keeps everything but critical add-ons (and the DaemonSets that tolerate it) off the servers, so CHT
-# workloads only ever land on agents.
-SERVER_TAINT = "CriticalAddonsOnly=true:NoExecute"
 # servicelb: the API endpoint is kube-vip or an external LB; local-storage: volumes come from the vSphere CSI.
 DISABLED_ADDONS = ("servicelb", "local-storage")
-UPGRADE_NAMESPACE = "system-upgrade"
 SERVER_PLAN = "k3s-server"
 AGENT_PLAN = "k3s-agent"
 
@@ -108,7 +106,7 @@ def kube_vip_manifest(vip: str, *, version: str, interface: str) -> str:
     Every server carries the file, so the VIP survives the loss of any one server; leader election keeps
     the address on exactly one of them.
     """
-    labels = {"app.kubernetes.io/name": "kube-vip", "app.kubernetes.io/part-of": "cht-hosting"}
+    labels = {"app.kubernetes.io/name": "kube-vip", "app.kubernetes.io/part-of": PROJECT}
     env = {
         "address": vip,
         "port": str(API_PORT),
@@ -116,7 +114,7 @@ def kube_vip_manifest(vip: str, *, version: str, interface: str) -> str:
         "vip_arp": "true",
         "vip_cidr": "32",
         "cp_enable": "true",
-        "cp_namespace": "kube-system",
+        "cp_namespace": KUBE_SYSTEM,
         "svc_enable": "false",
         "vip_leaderelection": "true",
         "vip_leasename": "plndr-cp-lock",
@@ -125,7 +123,7 @@ def kube_vip_manifest(vip: str, *, version: str, interface: str) -> str:
         "vip_retryperiod": "1",
     }
     docs = [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kube-vip", "namespace": "kube-system"}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kube-vip", "namespace": KUBE_SYSTEM}},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
@@ -147,12 +145,12 @@ def kube_vip_manifest(vip: str, *, version: str, interface: str) -> str:
             "kind": "ClusterRoleBinding",
             "metadata": {"name": "system:kube-vip-binding"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kube-vip-role"},
-            "subjects": [{"kind": "ServiceAccount", "name": "kube-vip", "namespace": "kube-system"}],
+            "subjects": [{"kind": "ServiceAccount", "name": "kube-vip", "namespace": KUBE_SYSTEM}],
         },
         {
             "apiVersion": "apps/v1",
             "kind": "DaemonSet",
-            "metadata": {"name": "kube-vip", "namespace": "kube-system", "labels": labels},
+            "metadata": {"name": "kube-vip", "namespace": KUBE_SYSTEM, "labels": labels},
             "spec": {
                 "selector": {"matchLabels": labels},
                 "template": {
@@ -161,7 +159,7 @@ def kube_vip_manifest(vip: str, *, version: str, interface: str) -> str:
                         "serviceAccountName": "kube-vip",
                         "hostNetwork": True,
                         "priorityClassName": "system-node-critical",
-                        "nodeSelector": {"node-role.kubernetes.io/control-plane": "true"},
+                        "nodeSelector": {CONTROL_PLANE_LABEL: "true"},
                         # The servers carry our taint and, until the CPI runs, the uninitialized taint.
                         "tolerations": [{"operator": "Exists"}],
                         "containers": [
@@ -206,7 +204,7 @@ def nginx_stream_config(server_ips: Sequence[str], *, stack: str) -> str:
 def kubeconfig_for(raw: str, *, api_endpoint: str, stack: str) -> str:
     """k3s.yaml from the first server, pointed at the API endpoint, with names unique per stack."""
     doc = yaml.safe_load(raw)
-    name = f"cht-hosting-{stack}"
+    name = cluster_identifier(stack)
     try:
         cluster = dict(doc["clusters"][0]["cluster"])
         user = dict(doc["users"][0]["user"])
@@ -240,14 +238,14 @@ def upgrade_plans(version: str) -> tuple[dict, dict]:
     server = {
         **common,
         "nodeSelector": {
-            "matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "In", "values": ["true"]}]
+            "matchExpressions": [{"key": CONTROL_PLANE_LABEL, "operator": "In", "values": ["true"]}]
         },
         "tolerations": [{"operator": "Exists"}],  # our CriticalAddonsOnly taint, and any other on a server
     }
     agent = {
         **common,
         "nodeSelector": {
-            "matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"}]
+            "matchExpressions": [{"key": CONTROL_PLANE_LABEL, "operator": "DoesNotExist"}]
         },
         # `prepare` blocks until every node of the server Plan runs `version`: servers before agents.
         "prepare": {"image": "rancher/k3s-upgrade", "args": ["prepare", SERVER_PLAN]},

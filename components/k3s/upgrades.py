@@ -13,6 +13,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from config.names import UPGRADE_NAMESPACE
+
 from . import render as k3s_render
 
 
@@ -51,7 +53,7 @@ class K3sUpgrades(pulumi.ComponentResource):
             f"{name}-server-plan",
             api_version="upgrade.cattle.io/v1",
             kind="Plan",
-            metadata={"name": k3s_render.SERVER_PLAN, "namespace": k3s_render.UPGRADE_NAMESPACE},
+            metadata={"name": k3s_render.SERVER_PLAN, "namespace": UPGRADE_NAMESPACE},
             spec=server_spec,
             opts=after_controller,
         )
@@ -59,7 +61,7 @@ class K3sUpgrades(pulumi.ComponentResource):
             f"{name}-agent-plan",
             api_version="upgrade.cattle.io/v1",
             kind="Plan",
-            metadata={"name": k3s_render.AGENT_PLAN, "namespace": k3s_render.UPGRADE_NAMESPACE},
+            metadata={"name": k3s_render.AGENT_PLAN, "namespace": UPGRADE_NAMESPACE},
             spec=agent_spec,
             opts=after_controller,
         )

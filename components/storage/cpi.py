@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from config.model import CpiConfig, VsphereConfig
+from config.names import CPI_NAMESPACE
 
 from . import render
 
@@ -55,7 +56,7 @@ class VsphereCpi(pulumi.ComponentResource):
 
         self.credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=render.CPI_SECRET, namespace=render.CPI_NAMESPACE),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=render.CPI_SECRET, namespace=CPI_NAMESPACE),
             type="Opaque",
             string_data=secret_password.apply(lambda pw: render.cpi_credentials(access.server, access.user, pw)),
             opts=child,
@@ -66,7 +67,7 @@ class VsphereCpi(pulumi.ComponentResource):
         if values["config"]["caFile"]:
             self.ca = k8s.core.v1.ConfigMap(
                 f"{name}-ca",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=render.CPI_CA_CONFIGMAP, namespace=render.CPI_NAMESPACE),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=render.CPI_CA_CONFIGMAP, namespace=CPI_NAMESPACE),
                 data={render.CPI_CA_FILE: access.ca_certificate},
                 opts=child,
             )
@@ -78,7 +79,7 @@ class VsphereCpi(pulumi.ComponentResource):
             chart="vsphere-cpi",
             version=cpi.version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=cpi.chart_repository),
-            namespace=render.CPI_NAMESPACE,
+            namespace=CPI_NAMESPACE,
             values=values,
             # Wait for the DaemonSet to be ready, and roll back a failed upgrade instead of leaving it half done.
             atomic=True,

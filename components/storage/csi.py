@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 
 from config import compatibility
 from config.model import CsiConfig, VsphereConfig
+from config.names import CSI_NAMESPACE
 
 from . import render
 from .cpi import dependencies, vcenter_access
@@ -77,7 +78,7 @@ class VsphereCsi(pulumi.ComponentResource):
 
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=render.CSI_NAMESPACE),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=CSI_NAMESPACE),
             opts=child,
         )
 
@@ -89,7 +90,7 @@ class VsphereCsi(pulumi.ComponentResource):
 
         self.config_secret = k8s.core.v1.Secret(
             f"{name}-config",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=render.CSI_SECRET, namespace=render.CSI_NAMESPACE),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=render.CSI_SECRET, namespace=CSI_NAMESPACE),
             type="Opaque",
             string_data=pulumi.Output.secret(password).apply(secret_data),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, self.namespace]),

@@ -12,16 +12,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-CSI_NAMESPACE = "vmware-system-csi"
+from config.names import (
+    CONTROL_PLANE_LABEL,
+    CSI_DRIVER,
+    MAX_CSI_CLUSTER_ID,
+    SERVER_TAINT_TOLERATION,
+)
+
 CSI_SECRET = "vsphere-config-secret"
 CSI_CONF_KEY = "csi-vsphere.conf"
 CSI_CA_KEY = "vsphere-ca.pem"
 # The manifest mounts the whole vsphere-config-secret at /etc/cloud, so a second key is a file there.
 CSI_CA_PATH = f"/etc/cloud/{CSI_CA_KEY}"
 CSI_CONTROLLER = "vsphere-csi-controller"
-PROVISIONER = "csi.vsphere.vmware.com"
 
-CPI_NAMESPACE = "kube-system"
 CPI_SECRET = "vsphere-cloud-secret"
 CPI_CA_CONFIGMAP = "vsphere-cpi-ca"
 CPI_CA_DIR = "/etc/vsphere-ca"
@@ -30,14 +34,9 @@ CPI_CA_FILE = "ca.pem"
 SNAPSHOT_CONTROLLER = "snapshot-controller"
 SNAPSHOT_CRDS = ("volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots")
 
-CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
-# The taint the k3s servers carry, so that only cluster add-ons run there.
-SERVER_TAINT_TOLERATION = {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoExecute"}
 CONTROL_PLANE_TOLERATION = {"key": CONTROL_PLANE_LABEL, "operator": "Exists", "effect": "NoSchedule"}
 MAX_CSI_CONTROLLERS = 3  # upstream's replica count; required anti-affinity needs one node per replica
 MAX_SNAPSHOT_CONTROLLERS = 2  # upstream's replica count (leader election)
-
-MAX_CLUSTER_ID = 64  # pkg/common/config: cluster-id longer than 64 characters is refused
 
 
 # --- cluster id -----------------------------------------------------------------------------------------
@@ -49,10 +48,10 @@ def cluster_id(project: str, stack: str) -> str:
     CNS tags every volume with it, so it must never change after the first deployment.
     """
     text = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{project}-{stack}").strip("-.") or "cluster"
-    if len(text) <= MAX_CLUSTER_ID:
+    if len(text) <= MAX_CSI_CLUSTER_ID:
         return text
     suffix = hashlib.sha256(text.encode()).hexdigest()[:8]
-    return f"{text[: MAX_CLUSTER_ID - len(suffix) - 1].rstrip('-.')}-{suffix}"
+    return f"{text[: MAX_CSI_CLUSTER_ID - len(suffix) - 1].rstrip('-.')}-{suffix}"
 
 
 # --- csi-vsphere.conf -----------------------------------------------------------------------------------
@@ -79,8 +78,8 @@ def gcfg_quote(value: str) -> str:
 
 def csi_conf(access: VcenterAccess, password: str, cluster: str) -> str:
     """`csi-vsphere.conf` for the vanilla CSI driver (one vCenter, one datacenter)."""
-    if len(cluster) > MAX_CLUSTER_ID:
-        raise ValueError(f"cluster-id '{cluster}' is longer than {MAX_CLUSTER_ID} characters")
+    if len(cluster) > MAX_CSI_CLUSTER_ID:
+        raise ValueError(f"cluster-id '{cluster}' is longer than {MAX_CSI_CLUSTER_ID} characters")
     lines = [
         "[Global]",
         f"cluster-id = {gcfg_quote(cluster)}",
@@ -250,6 +249,6 @@ def volume_snapshot_class(name: str, deletion_policy: str) -> dict[str, Any]:
         "apiVersion": "snapshot.storage.k8s.io/v1",
         "kind": "VolumeSnapshotClass",
         "metadata": {"name": name},
-        "driver": PROVISIONER,
+        "driver": CSI_DRIVER,
         "deletionPolicy": deletion_policy,
     }

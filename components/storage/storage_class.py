@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from config.model import StorageClassConfig
+from config.names import CSI_DRIVER
 
 from . import render
 from .cpi import dependencies
@@ -31,7 +32,7 @@ def storage_class_object(cfg: StorageClassConfig) -> dict[str, Any]:
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
         "metadata": {"name": cfg.name, "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
-        "provisioner": render.PROVISIONER,
+        "provisioner": CSI_DRIVER,
         "parameters": render.storage_class_parameters(cfg.storage_policy_name, cfg.datastore_url, cfg.fs_type),
         "reclaimPolicy": "Retain",
         "allowVolumeExpansion": True,

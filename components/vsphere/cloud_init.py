@@ -7,13 +7,13 @@ customization is never used alongside: the two fight over the network config on 
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from dataclasses import dataclass
 
 import yaml
 
 from config.model import NetworkConfig
+from config.names import encode_guestinfo
 
 # Interfaces k3s creates (flannel VXLAN, the CNI bridge, pod veths). VMware Tools would otherwise report
 # their addresses as the VM's guest IPs, and the vSphere CPI would pick one as the node's address.
@@ -111,14 +111,8 @@ def userdata(
 
 
 def guestinfo(metadata_yaml: str, userdata_yaml: str) -> dict[str, str]:
-    """The VM extraConfig keys the VMware datasource reads (base64, so YAML survives the VMX format)."""
-
-    def b64(text: str) -> str:
-        return base64.b64encode(text.encode()).decode()
-
-    return {
-        "guestinfo.metadata": b64(metadata_yaml),
-        "guestinfo.metadata.encoding": "base64",
-        "guestinfo.userdata": b64(userdata_yaml),
-        "guestinfo.userdata.encoding": "base64",
-    }
+    """The VM extraConfig keys the VMware datasource reads, each with its `.encoding`."""
+    extra: dict[str, str] = {}
+    for part, text in (("metadata", metadata_yaml), ("userdata", userdata_yaml)):
+        extra[f"guestinfo.{part}"], extra[f"guestinfo.{part}.encoding"] = encode_guestinfo(text)
+    return extra
