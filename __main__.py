@@ -40,7 +40,7 @@ if cfg.cluster_mode == "vsphere-k3s":
         return pulumi.ResourceOptions(provider=cluster.provider, depends_on=list(after))
 
     # The CPI initialises the nodes (removes their uninitialized taint) before the CSI controller can run.
-    storage_password = secrets.vsphere_storage_password or secrets.vsphere_password
+    storage_password = secrets.storage_password
     cpi = VsphereCpi("vsphere-cpi", cfg.cpi, cfg.vsphere, storage_password, opts=on_cluster())
     csi = VsphereCsi(
         "vsphere-csi", cfg.csi, cfg.vsphere, storage_password,
@@ -83,7 +83,7 @@ projects = {
         name,
         county,
         storage_class=storage_class_name,
-        credentials=secrets.credentials_for(name) if county.settings.migration else None,
+        credentials=stack.county_credentials(name),
         opts=pulumi.ResourceOptions(provider=provider, depends_on=county_after),
     )
     for name, county in cfg.counties.items()

@@ -15,6 +15,7 @@ from pulumi.runtime import config as runtime_config
 
 from .errors import PROJECT, ConfigError
 from .model import County, StackConfig
+from .secrets import CREDENTIAL_KEYS, SECRET_MASK, SECRETS
 from .validate import SECRET_KEYS, validate, warnings
 
 __all__ = ["ConfigError", "County", "Secrets", "Stack", "StackConfig", "load", "read_raw", "warnings"]
@@ -22,13 +23,22 @@ __all__ = ["ConfigError", "County", "Secrets", "Stack", "StackConfig", "load", "
 
 @dataclass(frozen=True)
 class Secrets:
-    """Operator-supplied secrets, never plain values."""
+    """Operator-supplied secrets, never plain values: one field per row of `config.secrets.SECRETS`."""
 
     vsphere_password: pulumi.Output[str] | None = None
     vsphere_storage_password: pulumi.Output[str] | None = None
     kubeconfig: pulumi.Output[str] | None = None
     migrated_credentials: pulumi.Output[dict] | None = None
     """county -> {user, password, secret, uuid}, for counties migrated from Docker Compose."""
+
+    @property
+    def storage_password(self) -> pulumi.Output[str] | None:
+        """The password of the account the CPI and CSI use: `vsphere.storageUser`'s, else `vsphere.user`'s.
+
+        Validation requires `vsphereStoragePassword` exactly when `vsphere.storageUser` is set, so the two
+        fall back together (`VsphereConfig.storage_account`).
+        """
+        return self.vsphere_storage_password or self.vsphere_password
 
     def credentials_for(self, county: str) -> pulumi.Output[dict] | None:
         """The migrated credentials of one county (a secret Output), or None when the stack has none."""
@@ -37,26 +47,24 @@ class Secrets:
         return self.migrated_credentials.apply(lambda all_: _county_credentials(all_, county))
 
 
-_CREDENTIAL_KEYS = ("user", "password", "secret", "uuid")
-
-
 def _county_credentials(all_credentials: Any, county: str) -> dict | None:
+    # Validation checked every migrated county's entry (checks.cht_settings); this only selects it.
     entry = (all_credentials or {}).get(county) if isinstance(all_credentials, dict) else None
-    if entry is None:
+    if not isinstance(entry, dict):
         return None
-    missing = [k for k in _CREDENTIAL_KEYS if not isinstance(entry.get(k), str) or not entry.get(k)]
-    if missing:
-        raise ConfigError(
-            [f"{PROJECT}:migratedCredentials.{county}: missing {', '.join(missing)}; set each with "
-             f"`pulumi config set --secret --path 'migratedCredentials.{county}.<key>' ...`"]
-        )
-    return {k: entry[k] for k in _CREDENTIAL_KEYS}
+    return {k: entry.get(k) for k in CREDENTIAL_KEYS}
 
 
 @dataclass(frozen=True)
 class Stack:
     config: StackConfig
     secrets: Secrets
+
+    def county_credentials(self, county: str) -> pulumi.Output[dict] | None:
+        """The existing CouchDB credentials a migrated county keeps; None for a county the program set up."""
+        if self.config.counties[county].settings.migration is None:
+            return None
+        return self.secrets.credentials_for(county)
 
 
 def _all_keys() -> set[str]:
@@ -72,9 +80,12 @@ def _decode(value: str) -> Any:
 
 
 def _masked(value: Any) -> Any:
+    """A secret's shape without its values: key names kept, text as SECRET_MASK or "" (unset), else None."""
     if isinstance(value, dict):
         return {k: _masked(v) for k, v in value.items()}
-    return "[secret]"
+    if isinstance(value, str):
+        return SECRET_MASK if value else ""
+    return None
 
 
 def read_raw() -> tuple[dict[str, Any], frozenset[str]]:
@@ -100,12 +111,5 @@ def load() -> Stack:
     raw, secret_keys = read_raw()
     stack_config = validate(raw, secret_keys)
     cfg = pulumi.Config(PROJECT)
-    return Stack(
-        config=stack_config,
-        secrets=Secrets(
-            vsphere_password=cfg.get_secret("vspherePassword"),
-            vsphere_storage_password=cfg.get_secret("vsphereStoragePassword"),
-            kubeconfig=cfg.get_secret("kubeconfig"),
-            migrated_credentials=cfg.get_secret_object("migratedCredentials"),
-        ),
-    )
+    read = {"text": cfg.get_secret, "object": cfg.get_secret_object}
+    return Stack(config=stack_config, secrets=Secrets(**{s.field: read[s.shape](s.key) for s in SECRETS}))

@@ -18,6 +18,7 @@ from .model import (
     NodePoolConfig,
     VsphereConfig,
 )
+from .secrets import CREDENTIAL_KEYS
 
 POOLS = ("controlPlane", "agents")
 
@@ -28,6 +29,11 @@ def _is_ip(value: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _is_text(value: object) -> bool:
+    """A non-empty text secret (validation sees it masked, the offline plan as its placeholder)."""
+    return isinstance(value, str) and bool(value)
 
 
 def county_name(name: str) -> list[str]:
@@ -209,7 +215,7 @@ def cns_grants(vsphere: VsphereConfig | None) -> list[str]:
     """The CNS roles must go to an account of their own: an explicit role on an entity overrides inherited ones."""
     if vsphere is None or not vsphere.manage_cns_roles:
         return []
-    if (vsphere.storage_user or vsphere.user).lower() != vsphere.user.lower():
+    if vsphere.storage_account.lower() != vsphere.user.lower():
         return []
     return [
         f"{key_path('vsphere', 'storageUser')}: the CNS roles would be granted to {vsphere.user}, the account "
@@ -217,9 +223,6 @@ def cns_grants(vsphere: VsphereConfig | None) -> list[str]:
         "it inherits there; set storageUser to a dedicated account (e.g. k8s-cns@vsphere.local), "
         "or set vsphere.manageCnsRoles: false if the vCenter team grants the roles"
     ]
-
-
-CREDENTIAL_KEYS = ("user", "password", "secret", "uuid")
 
 
 def cht_settings(
@@ -260,7 +263,7 @@ def cht_settings(
             )
         elif isinstance(migrated_shape, dict):
             entry = migrated_shape.get(name)
-            missing = [k for k in CREDENTIAL_KEYS if not isinstance(entry, dict) or k not in entry]
+            missing = [k for k in CREDENTIAL_KEYS if not isinstance(entry, dict) or not _is_text(entry.get(k))]
             if missing:
                 problems.append(
                     f"{key_path('migratedCredentials', name)}: missing {', '.join(missing)} of the migrated county; "

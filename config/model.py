@@ -208,6 +208,11 @@ class VsphereConfig(Model):
         default=False, description="Skip vCenter certificate verification (not for production; the plan warns)."
     )
 
+    @property
+    def storage_account(self) -> str:
+        """The account the CPI and CSI log in as (its password: `config.Secrets.storage_password`)."""
+        return self.storage_user or self.user
+
 
 class NetworkConfig(Model):
     """`cht-hosting:network`: the node network every VM gets a static address on."""

@@ -18,21 +18,10 @@ from pydantic_core import PydanticUndefined
 
 from .errors import PROJECT
 from .model import MODE_SECTIONS, OPTIONAL_SECTIONS, SECTIONS
-from .validate import SECRET_KEYS
+from .secrets import SECRETS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
-
-SECRET_NOTES = {
-    "vspherePassword": "Password of `vsphere.user`. Required in `vsphere-k3s` mode.",
-    "vsphereStoragePassword": "Password of `vsphere.storageUser`; default: `vspherePassword`.",
-    "kubeconfig": "`existing` mode: the kubeconfig of the cluster to deploy onto; default: the operator's own "
-    "(`~/.kube/config`, or `$KUBECONFIG`).",
-    "migratedCredentials": "Counties migrated from Docker Compose: `<county>: {user, password, secret, uuid}`, the "
-    "values `couchdb-migration get-env` prints; set leaf by leaf with "
-    "`pulumi config set --secret --path 'migratedCredentials.<county>.password' ...`.",
-}
-
 
 def _type_name(annotation: object) -> str:
     origin = typing.get_origin(annotation)
@@ -119,7 +108,7 @@ def render() -> str:
         "",
         "| key | meaning |",
         "|---|---|",
-        *(f"| `{PROJECT}:{key}` | {SECRET_NOTES[key]} |" for key in SECRET_KEYS),
+        *(f"| `{PROJECT}:{spec.key}` | {spec.note} |" for spec in SECRETS),
     ]
     return "\n".join(lines).strip() + "\n"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from . import capacity, checks
+from . import capacity, checks, secrets
 from .errors import ConfigError, key_path, problems_from
 from .model import (
     MODE_PURPOSE,
@@ -22,27 +22,15 @@ from .model import (
     StackConfig,
 )
 
-# Secrets live in keys of their own (never inside an object, whose secret leaves reach the program as
-# plain text). Each maps to whether it is required (in the cluster mode it belongs to, if any).
-SECRET_KEYS: dict[str, bool] = {
-    "vspherePassword": True,
-    "vsphereStoragePassword": False,
-    "kubeconfig": False,
-    # county -> {user, password, secret, uuid} of a county migrated from Docker Compose.
-    "migratedCredentials": False,
-}
-SECRET_MODES: dict[str, str] = {
-    "vspherePassword": "vsphere-k3s",
-    "vsphereStoragePassword": "vsphere-k3s",
-    "kubeconfig": "existing",
-}
 MODES = tuple(MODE_SECTIONS)
+# The secret keys by name (the table itself is config/secrets.py).
+SECRET_KEYS = secrets.BY_KEY
 
 
 def required_secrets(raw: Mapping[str, Any]) -> list[str]:
     """The secret keys this config needs set (its cluster mode's, and the storage account's if it has one)."""
     mode = raw.get("clusterMode", MODES[0])
-    needed = [k for k, required in SECRET_KEYS.items() if required and SECRET_MODES.get(k, mode) == mode]
+    needed = [s.key for s in secrets.SECRETS if s.required and mode in s.modes]
     vsphere = raw.get("vsphere")
     if mode == "vsphere-k3s" and isinstance(vsphere, Mapping) and vsphere.get("storageUser"):
         needed.append("vsphereStoragePassword")
@@ -169,14 +157,14 @@ def _unknown_and_secret_keys(raw: Mapping[str, Any], secret_keys: frozenset[str]
                 f"{key_path(key)}: is set as a secret, but secrets belong in keys of their own "
                 f"({', '.join(SECRET_KEYS)}); set it again without --secret"
             )
-    for key, required in SECRET_KEYS.items():
-        own_mode = SECRET_MODES.get(key, mode)
-        if key in raw and own_mode != mode:
+    for spec in secrets.SECRETS:
+        key = spec.key
+        if key in raw and mode not in spec.modes:
             problems.append(
                 f"{key_path(key)}: has no meaning when clusterMode is {mode} ({MODE_PURPOSE[mode]}); "
                 f"remove it with `pulumi config rm {key}`"
             )
-        elif required and own_mode == mode and key not in raw:
+        elif spec.required and mode in spec.modes and key not in raw:
             problems.append(f"{key_path(key)}: is required; set it with `pulumi config set --secret {key} ...`")
         elif key in raw and key not in secret_keys:
             problems.append(

@@ -25,7 +25,7 @@ def vcenter_access(vsphere: VsphereConfig) -> render.VcenterAccess:
     return render.VcenterAccess(
         server=vsphere.server,
         datacenter=vsphere.datacenter,
-        user=vsphere.storage_user or vsphere.user,
+        user=vsphere.storage_account,
         thumbprint=vsphere.thumbprint,
         ca_certificate=vsphere.ca_certificate,
         insecure=vsphere.insecure,

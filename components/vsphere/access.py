@@ -122,7 +122,7 @@ class VsphereAccess(pulumi.ComponentResource):
             name=cfg.template, datacenter_id=self.datacenter_id, opts=invoke
         )
 
-        self.storage_principal = principal(cfg.storage_user or cfg.user)
+        self.storage_principal = principal(cfg.storage_account)
         self.roles = {}
         if cfg.manage_cns_roles:
             self._cns_roles(name, invoke)

@@ -1,0 +1,75 @@
+"""The one table of secret config keys: it drives validation, loading and the README reference.
+
+Secrets live in keys of their own (never inside an object, whose secret leaves would reach the
+program as plain text). Adding a secret is one `SecretSpec` row; `Secrets` gains its field from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic.alias_generators import to_snake
+
+# The CouchDB credentials a county brought over from Docker Compose keeps (couchdb-migration get-env).
+CREDENTIAL_KEYS = ("user", "password", "secret", "uuid")
+# What validation sees in place of a secret's text (it checks shapes, never values).
+SECRET_MASK = "[secret]"
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    key: str
+    """The config key (`cht-hosting:<key>`)."""
+    modes: tuple[str, ...]
+    """The cluster modes that read it; set in another mode, it is refused (it would be ignored)."""
+    required: bool
+    """Required in those modes (a secret needed only with another key is checked with that key)."""
+    shape: Literal["text", "object"]
+    note: str
+    """What the README reference says about it."""
+
+    @property
+    def field(self) -> str:
+        """Its attribute on `config.Secrets`."""
+        return to_snake(self.key)
+
+
+BOTH_MODES = ("vsphere-k3s", "existing")
+
+SECRETS: tuple[SecretSpec, ...] = (
+    SecretSpec(
+        "vspherePassword",
+        ("vsphere-k3s",),
+        True,
+        "text",
+        "Password of `vsphere.user`. Required in `vsphere-k3s` mode.",
+    ),
+    SecretSpec(
+        "vsphereStoragePassword",
+        ("vsphere-k3s",),
+        False,
+        "text",
+        "Password of `vsphere.storageUser`; required exactly when `vsphere.storageUser` is set (without it the "
+        "CPI and CSI use `vsphere.user` and `vspherePassword`).",
+    ),
+    SecretSpec(
+        "kubeconfig",
+        ("existing",),
+        False,
+        "text",
+        "`existing` mode: the kubeconfig of the cluster to deploy onto; default: the operator's own "
+        "(`~/.kube/config`, or `$KUBECONFIG`).",
+    ),
+    SecretSpec(
+        "migratedCredentials",
+        BOTH_MODES,
+        False,
+        "object",
+        "Counties migrated from Docker Compose: `<county>: {user, password, secret, uuid}`, the "
+        "values `couchdb-migration get-env` prints; set leaf by leaf with "
+        "`pulumi config set --secret --path 'migratedCredentials.<county>.password' ...`.",
+    ),
+)
+
+BY_KEY: dict[str, SecretSpec] = {spec.key: spec for spec in SECRETS}
