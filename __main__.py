@@ -9,6 +9,7 @@ from components.cht.project import ChtProject
 from components.edge.ingress import IngressEdge
 from components.k3s.cluster import K3sCluster
 from components.ssh.trust import SshTrust
+from components.storage import render as storage_render
 from components.storage.cpi import VsphereCpi
 from components.storage.csi import VsphereCsi
 from components.storage.storage_class import StorageClass
@@ -18,14 +19,27 @@ from config import capacity, names
 
 tuning.apply()
 
+# K3sCluster joins every server through the API once the cluster exists (the seed is remembered), so the
+# seed may be removed and a server that sorts before it may be added.
+ETCD_SEED_CAN_MOVE = False
+
 try:
     stack = config.load()
+    # What the last update deployed (a read of this stack's own outputs), checked before anything registers.
+    deployed, _ = config.deployed.read(stack.config.deployed_state.organization)
+    csi_cluster_id = None
+    if stack.config.csi is not None:
+        csi_cluster_id = stack.config.csi.cluster_id or storage_render.cluster_id(pulumi.get_project(), pulumi.get_stack())
+    if problems := config.guards.check(
+        stack.config, deployed, csi_cluster_id=csi_cluster_id, etcd_seed_can_move=ETCD_SEED_CAN_MOVE
+    ):
+        raise config.ConfigError(problems)
 except config.ConfigError as error:
     # Nothing has been registered yet; RunError prints the message without a traceback.
     raise pulumi.RunError(str(error)) from None
 
 cfg, secrets = stack.config, stack.secrets
-for warning in config.warnings(cfg):
+for warning in [*config.warnings(cfg), *config.guards.unused_acceptances(cfg, deployed)]:
     pulumi.log.warn(warning)
 
 if cfg.cluster_mode == "vsphere-k3s":
@@ -64,6 +78,7 @@ if cfg.cluster_mode == "vsphere-k3s":
     pulumi.export("csiClusterId", csi.cluster_id)
     pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
     provider, storage_class_name, county_after = cluster.provider, storage_class.name, [storage_class]
+    etcd_seed = min(cfg.control_plane.nodes)  # K3sCluster seeds etcd on the first server by name
 else:
     # An existing cluster (k3d on a laptop, EKS, ...): only the counties, on its own StorageClass.
     existing = cfg.existing_cluster
@@ -76,6 +91,7 @@ else:
         cluster_identifier=names.cluster_identifier(pulumi.get_stack()),
     )
     storage_class_name, county_after = existing.storage_class, []
+    etcd_seed = None
 
 # Counties deploy in parallel: each waits only for the StorageClass, never for another county.
 projects = {
@@ -103,3 +119,6 @@ pulumi.export(
         for name, county in cfg.counties.items()
     },
 )
+
+# What later updates compare their config with (config/guards.py); no secrets.
+pulumi.export(config.deployed.OUTPUT, config.deployed.snapshot(cfg, etcd_seed=etcd_seed, csi_cluster_id=csi_cluster_id))

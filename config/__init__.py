@@ -13,12 +13,13 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from . import deployed, guards
 from .errors import PROJECT, ConfigError
 from .model import County, StackConfig
 from .secrets import CREDENTIAL_KEYS, SECRET_MASK, SECRETS
 from .validate import SECRET_KEYS, validate, warnings
 
-__all__ = ["ConfigError", "County", "Secrets", "Stack", "StackConfig", "load", "read_raw", "warnings"]
+__all__ = ["ConfigError", "County", "Secrets", "Stack", "StackConfig", "deployed", "guards", "load", "read_raw", "warnings"]
 
 
 @dataclass(frozen=True)

@@ -559,6 +559,46 @@ class ExistingClusterConfig(Model):
     storage_class: NodeName = Field(description="Name of an existing StorageClass for the CouchDB volumes.")
 
 
+_ORGANIZATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+# The edits a README procedure asks the operator to accept for one update (a rotated admin user).
+ACCEPTABLE_CHANGE = re.compile(r"counties\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.couchdbUser")
+
+
+def _organization(value: str) -> str:
+    if not _ORGANIZATION.fullmatch(value):
+        raise _fail(
+            "organization",
+            f"'{value}' is not a Pulumi organization name; use letters, digits, '-', '_' or '.', "
+            "e.g. moh-kenya (self-managed backends: organization)",
+        )
+    return value
+
+
+def _acceptable_change(value: str) -> str:
+    if not ACCEPTABLE_CHANGE.fullmatch(value):
+        raise _fail(
+            "acceptable_change",
+            f"'{value}' cannot be accepted; only a rotated admin user can, as counties.<county>.couchdbUser "
+            "(README 'Rotating a county's CouchDB admin user'); every other refused edit has a procedure instead",
+        )
+    return value
+
+
+class DeployedStateConfig(Model):
+    """`cht-hosting:deployedState`: where the program reads what it last deployed, and one-off acceptances."""
+
+    organization: Annotated[str, AfterValidator(_organization)] | None = Field(
+        default=None,
+        description="Organization of this stack, read as `<organization>/cht-hosting/<stack>` for the last "
+        "deployed state; default: the current one (`organization` on a self-managed backend).",
+    )
+    accept: list[Annotated[str, AfterValidator(_acceptable_change)]] = Field(
+        default_factory=list,
+        description="Edits of deployed values to accept for one update, only `counties.<county>.couchdbUser` "
+        "(README 'Rotating a county's CouchDB admin user'); remove the entry after the update.",
+    )
+
+
 # --- the whole stack ------------------------------------------------------------------------------------
 
 
@@ -581,6 +621,7 @@ class StackConfig(Model):
     ingress: IngressConfig | None = None
     capacity: CapacityConfig | None = None
     existing_cluster: ExistingClusterConfig | None = None
+    deployed_state: DeployedStateConfig = Field(default_factory=DeployedStateConfig)
     cht: ChtSettings
     counties: dict[str, County]
 
@@ -599,15 +640,17 @@ SECTIONS: dict[str, type[Model]] = {
     "ingress": IngressConfig,
     "capacity": CapacityConfig,
     "existingCluster": ExistingClusterConfig,
+    "deployedState": DeployedStateConfig,
     "cht": ChtSettings,
 }
-OPTIONAL_SECTIONS = {"ssh", "storageClass", "ingress", "capacity"}
+OPTIONAL_SECTIONS = {"ssh", "storageClass", "ingress", "capacity", "deployedState"}
 # Which sections each cluster mode reads; a section of the other mode is refused (it would be ignored).
 MODE_SECTIONS: dict[str, set[str]] = {
     "vsphere-k3s": {
-        "vsphere", "network", "controlPlane", "agents", "ssh", "k3s", "cpi", "csi", "storageClass", "ingress", "capacity"
+        "vsphere", "network", "controlPlane", "agents", "ssh", "k3s", "cpi", "csi", "storageClass", "ingress", "capacity",
+        "deployedState",
     },
-    "existing": {"existingCluster"},
+    "existing": {"existingCluster", "deployedState"},
 }
 MODE_PURPOSE = {
     "vsphere-k3s": "the program builds VMs, k3s, the CPI and the CSI",

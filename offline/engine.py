@@ -130,15 +130,24 @@ class ProgramFailed(Exception):
         super().__init__(message)
 
 
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
 class FakeCloud(Mocks):
-    def __init__(self):
+    def __init__(self, stack_outputs: dict[str, Any] | None = None):
         super().__init__()
+        # What a StackReference reads: the deployed stack's outputs (`pulumi stack output --json`); none
+        # stands for a stack's first update.
+        self.stack_outputs = stack_outputs or {}
         # The inputs MockMonitor deserialized for the registration in flight on this thread, so the recording
         # monitor need not deserialize them a second time (registrations run on a thread pool).
         self.in_flight = threading.local()
 
     def new_resource(self, args: MockResourceArgs):
         self.in_flight.inputs = args.inputs
+        if args.typ == STACK_REFERENCE:  # a read (ReadResource), never recorded as a registration
+            name = args.resource_id or args.name
+            return name, {"name": name, "outputs": self.stack_outputs, "secretOutputNames": []}
         state = dict(args.inputs)
         make = fakes.RESOURCE_OUTPUTS.get(args.typ)
         if make:
@@ -238,11 +247,15 @@ def evaluate(
     config: dict[str, str],
     secret_keys: list[str] | tuple[str, ...] = (),
     program: Path = ROOT / "__main__.py",
+    stack_outputs: dict[str, Any] | None = None,
 ) -> Evaluation:
-    """Run `program` for `stack` with `config` (`project:key` -> string, as the CLI passes it)."""
+    """Run `program` for `stack` with `config` (`project:key` -> string, as the CLI passes it);
+    `stack_outputs`: what the stack deployed last (its outputs), none for a first update."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    return record(lambda: runpy.run_path(str(program), run_name="__main__"), stack, config, secret_keys)
+    return record(
+        lambda: runpy.run_path(str(program), run_name="__main__"), stack, config, secret_keys, stack_outputs
+    )
 
 
 def record(
@@ -250,18 +263,22 @@ def record(
     stack: str = "test",
     config: dict[str, str] | None = None,
     secret_keys: list[str] | tuple[str, ...] = (),
+    stack_outputs: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Run `build` (a program, or a test that constructs components) on fresh mocks and record it all."""
     config = config or {}
     logger = logging.getLogger(f"cht-hosting.offline.{stack}")
     logger.propagate = False
     logger.handlers = [collector := _WarningCollector()]
-    mocks = FakeCloud()
+    mocks = FakeCloud(stack_outputs)
     monitor = RecordingMonitor(mocks)
 
     # A fresh root stack per run, so exports of an earlier run do not leak into this one.
     runtime_settings.ROOT.set(None)
-    set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
+    # `organization` is what a self-managed backend reports.
+    set_mocks(
+        mocks, project=PROJECT, stack=stack, organization="organization", preview=False, logger=logger, monitor=monitor
+    )
     runtime_config.set_all_config(dict(config), list(secret_keys))
     root = runtime_settings.get_root_resource()
 

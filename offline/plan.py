@@ -2,6 +2,8 @@
 
     python -m offline.plan prod                 # print the plan
     python -m offline.plan prod --out build/prod  # also write what a reviewer diffs between branches
+    python -m offline.plan prod --deployed prod-outputs.json  # check against production
+                                                 # (the file: `pulumi stack output --json`)
 
 Exit codes: 0 planned, 2 the stack config is invalid (every problem is printed), 1 anything else.
 """
@@ -9,6 +11,7 @@ Exit codes: 0 planned, 2 the stack config is invalid (every problem is printed),
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -25,8 +28,14 @@ COMMAND_TYPES = ("command:remote:Command", "command:local:Command")
 VM_TYPE = "vsphere:index/virtualMachine:VirtualMachine"
 
 
-def run(stack: str, overrides: dict | None = None, stack_dir: Path = engine.ROOT) -> tuple[Evaluation, list[str]]:
-    """Evaluate a stack file; returns the evaluation and notes about placeholders used."""
+def run(
+    stack: str, overrides: dict | None = None, stack_dir: Path = engine.ROOT, deployed: dict | None = None
+) -> tuple[Evaluation, list[str]]:
+    """Evaluate a stack file; returns the evaluation and notes about placeholders used.
+
+    `deployed`: the stack's outputs as `pulumi stack output --json` prints them (what production runs), so
+    the edits the guards refuse show; without it the plan is a first update.
+    """
     if str(engine.ROOT) not in sys.path:
         sys.path.insert(0, str(engine.ROOT))
     from config.validate import required_secrets
@@ -39,7 +48,7 @@ def run(stack: str, overrides: dict | None = None, stack_dir: Path = engine.ROOT
             config[full] = stackfile.PLACEHOLDER
             secret_keys.append(full)
             notes.append(f"{full} is not set in {file.path.name}; a placeholder stands in (set it before `pulumi up`)")
-    return engine.evaluate(stack, config, secret_keys), notes
+    return engine.evaluate(stack, config, secret_keys, stack_outputs=deployed), notes
 
 
 # --- the printed report --------------------------------------------------------------------------------
@@ -158,6 +167,18 @@ def _yaml(value) -> str:
 # --- command line ------------------------------------------------------------------------------------------
 
 
+def _deployed_outputs(path: Path) -> dict:
+    try:
+        outputs = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise stackfile.StackFileError(f"--deployed {path}: not readable as JSON ({error})") from None
+    if not isinstance(outputs, dict):
+        raise stackfile.StackFileError(
+            f"--deployed {path}: is not the JSON object `pulumi stack output --json` prints"
+        )
+    return outputs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n")[0])
     parser.add_argument("stack", help=f"stack name ({', '.join(stackfile.available_stacks()) or 'none found'})")
@@ -165,9 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stack-dir", type=Path, default=engine.ROOT, help="folder holding Pulumi.<stack>.yaml (default: the project)"
     )
+    parser.add_argument(
+        "--deployed",
+        type=Path,
+        help="the stack's outputs as `pulumi stack output --json` prints them: check the config against what "
+        "is deployed (default: a first update)",
+    )
     args = parser.parse_args(argv)
     try:
-        evaluation, notes = run(args.stack, stack_dir=args.stack_dir)
+        deployed = _deployed_outputs(args.deployed) if args.deployed else None
+        evaluation, notes = run(args.stack, stack_dir=args.stack_dir, deployed=deployed)
     except stackfile.StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,148 @@
+"""What the stack last deployed: exported as one versioned `deployedState` output, read back next time.
+
+The program reads its own stack's previous outputs through a `StackReference` to itself
+(`<organization>/<project>/<stack>`; `organization` on a self-managed backend), before any resource is
+registered, so `guards.py` can refuse edits that would reset, shrink, downgrade or re-seed what runs.
+On a stack's first update the reference has no outputs: nothing is deployed, every edit is accepted.
+
+`deployedState` holds no secret: names, sizes, versions, addresses, the CouchDB admin user names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from .errors import PROJECT, ConfigError
+from .model import StackConfig
+
+OUTPUT = "deployedState"
+SCHEMA = 1
+
+
+class _Record(BaseModel):
+    # Read leniently (a newer program may add keys); `schema` says whether this program understands it.
+    model_config = ConfigDict(frozen=True, extra="ignore", alias_generator=to_camel, validate_by_name=True)
+
+
+class DeployedCounty(_Record):
+    couchdb_nodes: int
+    couchdb_storage_gb: int
+    couchdb_user: str | None = None  # None: recorded by a program that did not export it
+    version: str
+
+
+class DeployedNode(_Record):
+    role: str  # "server" | "agent"
+    address: str
+    hardware_version: int | None = None
+    disk_gb: int | None = None
+
+
+class DeployedState(_Record):
+    schema_: int = Field(alias="schema")
+    cluster_mode: str = "vsphere-k3s"
+    counties: dict[str, DeployedCounty] = Field(default_factory=dict)
+    nodes: dict[str, DeployedNode] = Field(default_factory=dict)
+    etcd_seed: str | None = None
+    k3s_version: str | None = Field(default=None, alias="k3sVersion")
+    csi_cluster_id: str | None = None
+
+    @property
+    def servers(self) -> list[str]:
+        return sorted(name for name, node in self.nodes.items() if node.role == "server")
+
+
+def stack_name(organization: str, project: str, stack: str) -> str:
+    return f"{organization}/{project}/{stack}"
+
+
+def parse(outputs: dict[str, Any] | None, source: str) -> DeployedState | None:
+    """The deployed state in a stack's outputs (`pulumi stack output --json`); None when nothing is deployed.
+
+    A stack deployed before `deployedState` existed still exported `counties` and `csiClusterId`: those
+    are remembered (without the admin user names, the servers and the nodes).
+    """
+    outputs = outputs or {}
+    state = outputs.get(OUTPUT)
+    if state is None:
+        return _legacy(outputs, source)
+    try:
+        parsed = DeployedState.model_validate(state)
+    except ValidationError as error:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+        raise ConfigError(
+            [f"{OUTPUT} (the output of {source}): is not one this program wrote ({detail}); check the stack "
+             "name (cht-hosting:deployedState.organization) and the program version"]
+        ) from None
+    if parsed.schema_ > SCHEMA:
+        raise ConfigError(
+            [f"{OUTPUT} (the output of {source}): was written by a newer cht-hosting (schema {parsed.schema_}, "
+             f"this program knows {SCHEMA}); deploy with that version or newer"]
+        )
+    return parsed
+
+
+def _legacy(outputs: dict[str, Any], source: str) -> DeployedState | None:
+    counties = outputs.get("counties")
+    if not isinstance(counties, dict) or not counties:
+        return None
+    try:
+        return DeployedState.model_validate(
+            {"schema": 0, "counties": counties, "csiClusterId": outputs.get("csiClusterId")}
+        )
+    except ValidationError:
+        raise ConfigError(
+            [f"counties (the output of {source}): is not one this program wrote; check the stack name "
+             "(cht-hosting:deployedState.organization)"]
+        ) from None
+
+
+def snapshot(config: StackConfig, *, etcd_seed: str | None, csi_cluster_id: str | None) -> dict[str, Any]:
+    """The `deployedState` output for what this update deploys (camelCase, as every output)."""
+    nodes: dict[str, DeployedNode] = {}
+    if config.cluster_mode == "vsphere-k3s":
+        hardware = config.vsphere.hardware_version
+        for role, pool in (("server", config.control_plane), ("agent", config.agents)):
+            for name, address in pool.nodes.items():
+                nodes[name] = DeployedNode(role=role, address=address, hardware_version=hardware, disk_gb=pool.disk_gb)
+    state = DeployedState(
+        schema_=SCHEMA,
+        cluster_mode=config.cluster_mode,
+        counties={
+            name: DeployedCounty(
+                couchdb_nodes=county.settings.couchdb_nodes,
+                couchdb_storage_gb=county.settings.couchdb_storage_gb,
+                couchdb_user=county.settings.couchdb_user,
+                version=county.settings.version,
+            )
+            for name, county in config.counties.items()
+        },
+        nodes=nodes,
+        etcd_seed=etcd_seed,
+        k3s_version=config.k3s.version if config.k3s else None,
+        csi_cluster_id=csi_cluster_id,
+    )
+    return state.model_dump(by_alias=True)
+
+
+def read(organization: str | None) -> tuple[DeployedState | None, str]:
+    """Read the stack's own previous outputs (a StackReference to itself) and wait for them.
+
+    Nothing else is registered before this returns: the guards decide whether the update may go on.
+    """
+    import pulumi
+    from pulumi.runtime.sync_await import _sync_await  # the SDK's own way to wait inside a program (invokes)
+
+    source = stack_name(organization or pulumi.get_organization(), pulumi.get_project(), pulumi.get_stack())
+    try:
+        reference = pulumi.StackReference(f"{PROJECT}-deployed-state", stack_name=source)
+        outputs = _sync_await(reference.outputs.future())
+    except Exception as error:  # the backend's message (unknown stack, no access) is what the operator needs
+        raise ConfigError(
+            [f"{PROJECT}:deployedState.organization: reading the stack's own outputs from {source} failed "
+             f"({error}); set the organization that holds this stack"]
+        ) from None
+    return parse(outputs, source), source

@@ -1,0 +1,235 @@
+"""Edits refused because of what is deployed: each would reset, shrink, downgrade or re-seed something.
+
+`check(config, deployed)` compares the validated config with the `deployedState` the last update
+exported (`deployed.py`) and returns every problem at once, each naming the key, what is deployed and the
+safe procedure (a README section). With nothing deployed (a first update) it returns nothing.
+"""
+
+from __future__ import annotations
+
+from . import versions
+from .deployed import DeployedState
+from .errors import key_path
+from .model import StackConfig
+
+# CHT Core 5.x upgrades only from 4.5 or later (older 4.x data is not migrated by 5.x).
+CHT_5_FROM = "4.5.0"
+
+
+# README sections that hold the procedures.
+RESIZE = "Resizing a county's CouchDB cluster"
+ROTATE = "Rotating a county's CouchDB admin user"
+
+
+def _readme(section: str) -> str:
+    return f"README '{section}'"
+
+
+def check(
+    config: StackConfig,
+    deployed: DeployedState | None,
+    *,
+    csi_cluster_id: str | None = None,
+    etcd_seed_can_move: bool = True,
+) -> list[str]:
+    """`csi_cluster_id`: the id this config deploys (explicit or derived); `etcd_seed_can_move`: whether the
+    k3s cluster joins every server through the API once it exists (then the seed may be removed, and a server
+    that sorts before it may be added)."""
+    if deployed is None:
+        return []
+    accepted = set(config.deployed_state.accept)
+    problems = _cluster_mode(config, deployed)
+    problems += _counties(config, deployed, accepted)
+    if config.cluster_mode == "vsphere-k3s" and deployed.cluster_mode == "vsphere-k3s":
+        problems += _k3s(config, deployed)
+        problems += _csi(deployed, csi_cluster_id)
+        problems += _nodes(config, deployed)
+        problems += _servers(config, deployed, etcd_seed_can_move)
+    return problems
+
+
+def unused_acceptances(config: StackConfig, deployed: DeployedState | None) -> list[str]:
+    """Warnings for `deployedState.accept` entries that accept nothing in this update (remove them)."""
+    found = []
+    for entry in config.deployed_state.accept:
+        county = entry.split(".")[1]
+        was = deployed.counties.get(county) if deployed else None
+        now = config.counties.get(county)
+        if was is None or now is None or was.couchdb_user in (None, now.settings.couchdb_user):
+            found.append(
+                f"{key_path('deployedState', 'accept')}: '{entry}' accepts nothing in this update; remove it "
+                "so a later change of that user is refused again"
+            )
+    return found
+
+
+def _cluster_mode(config: StackConfig, deployed: DeployedState) -> list[str]:
+    if config.cluster_mode == deployed.cluster_mode:
+        return []
+    return [
+        f"{key_path('clusterMode')}: {deployed.cluster_mode} is deployed, this config has {config.cluster_mode}; "
+        "the update would delete everything the other mode built (VMs, volumes, counties). Keep "
+        f"clusterMode: {deployed.cluster_mode}, and build the other mode in a stack of its own"
+    ]
+
+
+def _counties(config: StackConfig, deployed: DeployedState, accepted: set[str]) -> list[str]:
+    problems = []
+    missing = [name for name in deployed.counties if name not in config.counties]
+    new = [name for name in config.counties if name not in deployed.counties]
+    if missing and new:
+        listed = ", ".join(f"'{n}'" for n in new)
+        for name in missing:
+            problems.append(
+                f"{key_path('counties', name)}: deployed county '{name}' is missing and {listed} "
+                f"{'is' if len(new) == 1 else 'are'} new in the same update; a county cannot be renamed (its name is "
+                "its namespace and its volumes': the new one would start empty). Keep the name and change only "
+                f"its host, or remove and add in two separate updates ({_readme('Renaming a county')})"
+            )
+    for name, was in deployed.counties.items():
+        county = config.counties.get(name)
+        if county is None:
+            continue  # removing a county is allowed (README 'Removing a county, and really deleting one')
+        now = county.settings
+        if now.couchdb_nodes != was.couchdb_nodes:
+            problems.append(
+                f"{key_path('counties', name, 'couchdbNodes')}: {was.couchdb_nodes} CouchDB node(s) deployed, this "
+                f"config has {now.couchdb_nodes}; changing it in place starts new, empty CouchDB volumes and "
+                f"shards. Keep {was.couchdb_nodes} and follow {_readme(RESIZE)}"
+            )
+        if now.couchdb_storage_gb < was.couchdb_storage_gb:
+            problems.append(
+                f"{key_path('counties', name, 'couchdbStorageGb')}: {was.couchdb_storage_gb} GB deployed, this config "
+                f"has {now.couchdb_storage_gb}; a volume never shrinks. Keep {was.couchdb_storage_gb} or more "
+                f"({_readme('Growing a county')})"
+            )
+        user_key = f"counties.{name}.couchdbUser"
+        if was.couchdb_user is not None and now.couchdb_user != was.couchdb_user and user_key not in accepted:
+            problems.append(
+                f"{key_path('counties', name, 'couchdbUser')}: admin user '{was.couchdb_user}' deployed, this config "
+                f"has '{now.couchdb_user}'; CouchDB keeps the admin it was set up with, so CHT would be locked out. "
+                f"Keep '{was.couchdb_user}', or rotate it as {_readme(ROTATE)} "
+                f"says (it adds '{user_key}' to deployedState.accept for one update)"
+            )
+        problems += _cht_version(name, was.version, now.version)
+    return problems
+
+
+def _cht_version(name: str, was: str, now: str) -> list[str]:
+    path = key_path("counties", name, "version")
+    if versions.release(now) < versions.release(was):
+        return [
+            f"{path}: CHT {was} deployed, this config has {now}; CHT does not support downgrades (its databases "
+            f"and views are migrated forward, cht-core#9954). Keep {was} or a later release; to go back, restore a "
+            f"backup taken on the older release ({_readme('Backups')})"
+        ]
+    if versions.major(now) >= 5 and versions.major(was) == 4 and not versions.at_least(was, CHT_5_FROM):
+        return [
+            f"{path}: CHT {was} deployed, this config has {now}; CHT 5.x upgrades only from {CHT_5_FROM} or later. "
+            f"First set a 4.x release of at least {CHT_5_FROM} and apply, then set {now} "
+            f"({_readme('Upgrading CHT Core')})"
+        ]
+    return []
+
+
+def _k3s(config: StackConfig, deployed: DeployedState) -> list[str]:
+    if deployed.k3s_version is None or config.k3s is None:
+        return []
+    was, now = versions.release(deployed.k3s_version), versions.release(config.k3s.version)
+    path = key_path("k3s", "version")
+    if now < was:
+        return [
+            f"{path}: k3s {deployed.k3s_version} deployed, this config has {config.k3s.version}; Kubernetes does "
+            f"not support downgrades (etcd and the API objects are already on the newer release). Keep "
+            f"{deployed.k3s_version} or later"
+        ]
+    if now.major == was.major and now.minor > was.minor + 1:
+        return [
+            f"{path}: k3s {deployed.k3s_version} deployed, this config has {config.k3s.version}; Kubernetes "
+            f"upgrades one minor release at a time. Set a v{was.major}.{was.minor + 1}.x release, apply, then go on "
+            f"({_readme('Upgrading k3s')})"
+        ]
+    if now.major != was.major:
+        return [
+            f"{path}: k3s {deployed.k3s_version} deployed, this config has {config.k3s.version}; a major release "
+            "change is not an upgrade this program can run. Keep the deployed major release"
+        ]
+    return []
+
+
+def _csi(deployed: DeployedState, csi_cluster_id: str | None) -> list[str]:
+    if deployed.csi_cluster_id is None or csi_cluster_id is None or csi_cluster_id == deployed.csi_cluster_id:
+        return []
+    return [
+        f"{key_path('csi', 'clusterId')}: cluster id '{deployed.csi_cluster_id}' deployed, this config gives "
+        f"'{csi_cluster_id}'; CNS tags every volume with it, and a new id orphans every existing volume. Set "
+        f"csi.clusterId: {deployed.csi_cluster_id}"
+    ]
+
+
+def _nodes(config: StackConfig, deployed: DeployedState) -> list[str]:
+    problems = []
+    pools = {"server": ("controlPlane", config.control_plane), "agent": ("agents", config.agents)}
+    for name, was in deployed.nodes.items():
+        found = [(key, role, pool) for role, (key, pool) in pools.items() if name in pool.nodes]
+        if not found:
+            continue  # removed (servers: see _servers)
+        key, role, pool = found[0]
+        if role != was.role:
+            problems.append(
+                f"{key_path(key, 'nodes', name)}: node {name} is deployed as {'a server' if was.role == 'server' else 'an agent'}; "
+                "a VM cannot change role in place. Remove it in one update and add it under a new name in the next "
+                f"({_readme('Replacing a node')})"
+            )
+            continue
+        address = pool.nodes[name]
+        if address != was.address:
+            problems.append(
+                f"{key_path(key, 'nodes', name)}: node {name} is deployed at {was.address}, this config has "
+                f"{address}; the VM keeps the address it was built with (cloud-init runs once), so the cluster "
+                f"would lose it. Keep {was.address}, or replace the node ({_readme('Replacing a node')})"
+            )
+        if was.disk_gb is not None and pool.disk_gb < was.disk_gb:
+            problems.append(
+                f"{key_path(key, 'diskGb')}: node {name} has a {was.disk_gb} GB disk deployed, this config has "
+                f"{pool.disk_gb}; vSphere never shrinks a disk. Keep {was.disk_gb} or more"
+            )
+        hardware = config.vsphere.hardware_version
+        if was.hardware_version is not None and hardware < was.hardware_version:
+            problems.append(
+                f"{key_path('vsphere', 'hardwareVersion')}: node {name} runs hardware version {was.hardware_version}, "
+                f"this config has {hardware}; a VM's hardware version cannot be lowered. Keep {was.hardware_version} "
+                "or higher"
+            )
+    return problems
+
+
+def _servers(config: StackConfig, deployed: DeployedState, etcd_seed_can_move: bool) -> list[str]:
+    was = deployed.servers
+    if not was:
+        return []
+    now = sorted(config.control_plane.nodes)
+    removed = [n for n in was if n not in now]
+    path = key_path("controlPlane", "nodes")
+    problems = []
+    if len(removed) > 1:
+        problems.append(
+            f"{path}: servers {', '.join(was)} deployed, this config removes {', '.join(removed)}; etcd loses "
+            "quorum when more than one member leaves at once. Remove one server per update, adding its "
+            f"replacement in the same update so the count stays odd ({_readme('Replacing a node')})"
+        )
+    if etcd_seed_can_move:
+        return problems
+    seed = deployed.etcd_seed or was[0]
+    if seed in removed:
+        problems.append(
+            f"{key_path('controlPlane', 'nodes', seed)}: {seed} seeded etcd and the other servers join through it; "
+            "removing it would re-seed etcd on another server. Keep it"
+        )
+    added_before = [n for n in now if n not in was and n < seed]
+    if added_before:
+        problems.append(
+            f"{key_path('controlPlane', 'nodes', added_before[0])}: sorts before {seed}, the server that seeded "
+            "etcd, and would seed a second cluster; choose a name that sorts after it"
+        )
+    return problems
