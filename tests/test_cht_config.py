@@ -100,8 +100,16 @@ def test_migrated_credentials_must_be_secret():
 
 
 def test_migrated_credentials_entry_must_be_complete():
-    from config import _county_credentials
-
-    assert _county_credentials({"lamu": {"user": "u", "password": "p", "secret": "s", "uuid": "i"}}, "kwale") is None
-    with pytest.raises(ConfigError, match=r"migratedCredentials.lamu: missing secret, uuid"):
-        _county_credentials({"lamu": {"user": "u", "password": "p"}}, "lamu")
+    """Checked once, in validation, on the secret's shape (validation sees `[secret]` or "" for each leaf)."""
+    values, keys = raw_config(
+        "prod",
+        migratedCredentials={"lamu": {"user": "[secret]", "password": "[secret]", "secret": ""}},
+    )
+    values["counties"] = {**values["counties"], "lamu": {"migration": {"volumes": [{"volumeHandle": "fcd-1"}]}}}
+    with pytest.raises(ConfigError) as error:
+        validate(values, keys | {"migratedCredentials"})
+    assert error.value.problems == [
+        "cht-hosting:migratedCredentials.lamu: missing secret, uuid of the migrated county; set each with "
+        "`pulumi config set --secret --path 'migratedCredentials.lamu.<key>' ...` (the values couchdb-migration "
+        "get-env prints)"
+    ]
