@@ -71,6 +71,8 @@ if cfg.cluster_mode == "vsphere-k3s":
 
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("apiUrl", cluster.api_url)
+    # Remembered for the next update: once the cluster exists no server is ever seeded again.
+    pulumi.export("etcdSeed", cluster.etcd_seed)
     if cluster.lb_nginx_config:
         pulumi.export("apiLoadBalancerNginxConfig", cluster.lb_nginx_config)
     pulumi.export("edgeNginxConfig", edge.edge_nginx_config)

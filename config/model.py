@@ -59,7 +59,7 @@ def _release(kind: str, form: str, what: str, example: str):
     return check
 
 
-_k3s_version = _release("k3s_version", versions.K3S, "a k3s release", "v1.36.3+k3s1")
+_k3s_version = _release("k3s_version", versions.K3S, "a k3s release", "v1.36.1+k3s1")
 _kube_vip_version = _release("kube_vip_version", versions.V, "a kube-vip release", "v1.0.0")
 _suc_version = _release("suc_version", versions.V, "a system-upgrade-controller release", "v0.20.1")
 _cpi_version = _release("cpi_version", versions.PLAIN, "a vsphere-cpi chart version", "1.36.0")
@@ -266,9 +266,10 @@ class K3sConfig(Model):
     kube_vip_version: Annotated[str, AfterValidator(_kube_vip_version)] = Field(
         default="v1.0.0", description="kube-vip release (image tag) that holds the VIP, vX.Y.Z."
     )
-    kube_vip_interface: Annotated[str, AfterValidator(_interface_name)] = Field(
-        default="ens192",
-        description="Network interface on the servers that carries the VIP (ens192 for vmxnet3 on Ubuntu).",
+    kube_vip_interface: Annotated[str, AfterValidator(_interface_name)] | None = Field(
+        default=None,
+        description="Network interface on the servers that carries the VIP; unset, kube-vip uses the interface "
+        "of the default route (vmxnet3 NICs come up as ens160, ens192 or ens224 depending on the VM).",
     )
     system_upgrade_controller_version: Annotated[str, AfterValidator(_suc_version)] = Field(
         default="v0.20.1", description="system-upgrade-controller release that runs the rolling k3s upgrades."

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks, rpc, set_mocks
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import settings as runtime_settings
@@ -53,6 +54,8 @@ class Registration:
     delete_before_replace: bool
     additional_secret_outputs: tuple[str, ...]
     replace_on_changes: tuple[str, ...]
+    aliases: tuple[dict, ...] = ()
+    """The registration's aliases as the SDK sent them (`{"spec": {"parentUrn": ...}}` or `{"urn": ...}`)."""
 
 
 @dataclass
@@ -228,6 +231,7 @@ class RecordingMonitor(MockMonitor):
                 delete_before_replace=request.deleteBeforeReplace,
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 replace_on_changes=tuple(request.replaceOnChanges),
+                aliases=tuple(json_format.MessageToDict(alias) for alias in request.aliases),
             )
         )
         return response

@@ -244,7 +244,7 @@ def test_pod_network_overlapping_the_node_network():
 
 def test_malformed_k3s_version():
     assert problems_with(("k3s.version", "1.36.3")) == [
-        "cht-hosting:k3s.version: '1.36.3' is not a k3s release; write it as vX.Y.Z+k3sN, e.g. v1.36.3+k3s1"
+        "cht-hosting:k3s.version: '1.36.3' is not a k3s release; write it as vX.Y.Z+k3sN, e.g. v1.36.1+k3s1"
     ]
 
 
@@ -272,7 +272,7 @@ def test_k3s_minor_not_supported_by_cpi_and_csi():
 
 def test_cpi_release_for_another_minor():
     assert problems_with(("cpi.version", "1.35.0")) == [
-        "cht-hosting:cpi.version: vSphere CPI 1.35.0 supports Kubernetes 1.35, but k3s.version v1.36.3+k3s1 is "
+        "cht-hosting:cpi.version: vSphere CPI 1.35.0 supports Kubernetes 1.35, but k3s.version v1.36.1+k3s1 is "
         "Kubernetes 1.36; use 1.36.x"
     ]
 

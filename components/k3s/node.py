@@ -1,0 +1,157 @@
+"""K3sNode: one node's k3s lifecycle, from its configuration to its removal.
+
+Creates, on the node's own SSH connection (children named `<name>-<step>`, `<name>` = `<cluster>-<node>`):
+- `configure`: waits for cloud-init, writes config.yaml, the token file (from stdin), registries.yaml and,
+  on servers, the kube-vip manifest; re-runs in place when that configuration changes (restarting k3s).
+- `install`: installs k3s once. A `k3s.version` bump never re-runs it (`ignore_changes=["create"]`):
+  upgrades are the Plans' job. It is replaced, never updated, when the node's VM changes (the VM's UUID is
+  its trigger): its `delete` uninstalls k3s from the old VM, and the new VM gets k3s again under the same
+  node name.
+- `removal`: nothing on create; its `delete` drains the node and deletes its Node object (freeing a
+  server's etcd seat and the node-password secret) before `install`'s delete uninstalls k3s. Replaced with
+  the VM too, so a replaced node is drained and deleted before its new VM joins.
+
+Both replacements delete before they create: the old VM answers at the same address as the new one, so an
+uninstall that ran after the new install would remove k3s from the new VM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from ..vsphere.node import NodeHandle
+from . import render
+
+# Commands that carry a secret on stdin never stream output to the engine log.
+_SECRET_OUTPUTS = ["stdout", "stderr"]
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """What every node is given alike, decided once by K3sCluster."""
+
+    shape: render.ClusterShape
+    version: str
+    install_script_url: str
+    registries_yaml: str | None
+    kube_vip_yaml: str | None
+    """The kube-vip manifest servers carry, or None (load-balancer mode)."""
+    drain_timeout_minutes: int
+
+
+class K3sNode(pulumi.ComponentResource):
+    install: remote.Command
+    """Done once k3s runs on the node; what later steps wait for."""
+
+    def __init__(
+        self,
+        name: str,
+        node: NodeHandle,
+        settings: NodeSettings,
+        *,
+        seeds_etcd: bool,
+        token: pulumi.Output[str],
+        kubeconfig: pulumi.Output[str] | None,
+        after: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`seeds_etcd`: this server starts the cluster (only before it exists). `kubeconfig`: the admin
+        kubeconfig an agent drains itself with (servers have their own). `after`: what must be up first."""
+        super().__init__("cht-hosting:k3s:K3sNode", name, None, opts)
+        if (node.role == "agent") != (kubeconfig is not None):
+            raise ValueError(f"{node.name}: an agent needs the cluster's kubeconfig to drain itself, a server does not")
+        parent = opts.parent if opts else None
+        # Before nodes had a component of their own their commands were the cluster's children: the alias keeps
+        # their URNs, so a deployed cluster sees no delete (no uninstall) and no create.
+        moved = [pulumi.Alias(parent=parent)] if parent else []
+        # The VM's identity: a replaced VM (a new UUID) replaces the install and the removal.
+        vm_identity = [node.uuid]
+        shape = settings.shape
+
+        config_yaml = node.uuid.apply(
+            lambda uuid: render.node_config(
+                shape, role=node.role, seeds_etcd=seeds_etcd, name=node.name, ip=node.ip, vm_uuid=uuid
+            )
+        )
+        script = config_yaml.apply(
+            lambda text: render.as_root(
+                render.configure_script(
+                    name=node.name,
+                    role=node.role,
+                    config_yaml=text,
+                    registries_yaml=settings.registries_yaml,
+                    kube_vip_yaml=settings.kube_vip_yaml if node.role == "server" else None,
+                )
+            )
+        )
+        configure = remote.Command(
+            f"{name}-configure",
+            connection=node.connection,
+            create=script,
+            update=script,  # a configuration change updates the files in place; never a replacement
+            stdin=pulumi.Output.secret(token),  # the only way the token reaches a node
+            logging=remote.Logging.NONE,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[node.vm, *after],
+                additional_secret_outputs=_SECRET_OUTPUTS,
+                aliases=moved,
+            ),
+        )
+        self.install = remote.Command(
+            f"{name}-install",
+            connection=node.connection,
+            create=render.as_root(
+                render.install_script(
+                    name=node.name,
+                    role=node.role,
+                    version=settings.version,
+                    install_script_url=settings.install_script_url,
+                    join_url=None if seeds_etcd else shape.api_url,
+                )
+            ),
+            delete=render.as_root(render.uninstall_script(name=node.name, role=node.role)),
+            triggers=vm_identity,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[configure],
+                # Installed once; later versions arrive through the upgrade Plans. A node added (or replaced)
+                # later installs the version configured at that time.
+                ignore_changes=["create"],
+                delete_before_replace=True,
+                aliases=moved,
+            ),
+        )
+        note = f"echo {node.name} is drained before k3s leaves it"
+        drain = render.as_root(
+            render.drain_script(
+                name=node.name, role=node.role, api_url=shape.api_url, timeout_minutes=settings.drain_timeout_minutes
+            )
+        )
+        self.removal = remote.Command(
+            f"{name}-removal",
+            connection=node.connection,
+            create=note,
+            update=note,  # a changed timeout (or a renewed kubeconfig) updates the stored delete; nothing runs
+            delete=drain,
+            triggers=vm_identity,
+            **(
+                {"stdin": pulumi.Output.secret(kubeconfig), "logging": remote.Logging.NONE}
+                if kubeconfig is not None
+                else {}
+            ),
+            # Depends on `install`, so the engine deletes it first: drain, then uninstall, then the VM goes.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.install],
+                delete_before_replace=True,
+                additional_secret_outputs=_SECRET_OUTPUTS if kubeconfig is not None else None,
+                aliases=moved,
+            ),
+        )
+        # Marks the component complete (the engine records it as created once its children are).
+        self.register_outputs({})
