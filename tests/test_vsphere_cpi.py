@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import kubernetes_validate
+import yaml
 
 from config import names
 from tests.storage_stack import PASSWORD, build, provider_urn, stack_config
@@ -24,7 +25,7 @@ def test_release_is_the_official_chart_at_the_pinned_version(prod_storage):
 def test_credentials_only_in_a_secret_the_chart_is_pointed_at(prod_storage):
     release = prod_storage.named("vsphere-cpi-release")
     secret = prod_storage.named("vsphere-cpi-credentials")
-    assert release.inputs["values"]["config"]["secret"] == {"create": False, "name": "vsphere-cloud-secret"}
+    assert release.inputs["values"]["config"] == {"enabled": False, "secret": {"create": False}}
     assert secret.inputs["metadata"] == {"name": "vsphere-cloud-secret", "namespace": "kube-system"}
     assert secret.inputs["stringData"] == {
         "vcenter.moh.example.org.username": "k8s-cns@vsphere.local",  # vsphere.storageUser
@@ -36,25 +37,37 @@ def test_credentials_only_in_a_secret_the_chart_is_pointed_at(prod_storage):
     kubernetes_validate.validate({k: v for k, v in secret.inputs.items()}, "1.36", strict=True)
 
 
+def cpi_conf(evaluation) -> dict:
+    return yaml.safe_load(evaluation.named("vsphere-cpi-config").inputs["data"]["vsphere.conf"])
+
+
 def test_certificate_verification_by_thumbprint(prod_storage):
-    config = prod_storage.named("vsphere-cpi-release").inputs["values"]["config"]
-    assert config["thumbprint"] == "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"
+    assert cpi_conf(prod_storage)["global"]["thumbprint"] == "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"
 
 
-def test_ca_certificate_is_mounted_from_a_configmap():
+def test_with_only_a_ca_bundle_the_cpi_reads_caFile_from_the_mounted_configmap():
     evaluation = build(stack_config(vsphere={"thumbprint": None, "caCertificate": PEM}))
-    ca = evaluation.named("vsphere-cpi-ca")
-    assert ca.inputs["data"] == {"ca.pem": PEM}
-    kubernetes_validate.validate(ca.inputs, "1.36", strict=True)
+    config_map = evaluation.named("vsphere-cpi-config")
+    assert config_map.inputs["metadata"] == {"name": "cloud-config", "namespace": "kube-system"}
+    assert config_map.inputs["data"]["vsphere-ca.pem"] == PEM
+    conf = cpi_conf(evaluation)
+    assert conf["global"]["caFile"] == "/etc/cloud/vsphere-ca.pem"
+    assert "thumbprint" not in conf["global"] and "insecureFlag" not in conf["global"]
+    kubernetes_validate.validate(config_map.inputs, "1.36", strict=True)
     release = evaluation.named("vsphere-cpi-release")
-    assert release.inputs["values"]["config"]["caFile"] == "/etc/vsphere-ca/ca.pem"
-    assert ca.urn in release.depends_on
+    assert release.inputs["values"]["config"]["enabled"] is False  # the chart mounts `cloud-config`
+    assert config_map.urn in release.depends_on
+
+
+def test_the_password_is_in_the_secret_never_in_the_configmap(prod_storage):
+    config_map = prod_storage.named("vsphere-cpi-config")
+    assert PASSWORD not in repr(config_map.inputs)
+    assert cpi_conf(prod_storage)["global"]["secretName"] == "vsphere-cloud-secret"
 
 
 def test_insecure_is_an_explicit_opt_in():
     evaluation = build(stack_config(vsphere={"thumbprint": None, "insecure": True}))
-    config = evaluation.named("vsphere-cpi-release").inputs["values"]["config"]
-    assert config["thumbprint"] == "" and config["caFile"] == ""
+    assert cpi_conf(evaluation)["global"]["insecureFlag"] is True
 
 
 def test_cpi_tolerates_the_k3s_server_taint(prod_storage):
@@ -66,7 +79,7 @@ def test_everything_is_on_the_clusters_provider_under_the_component(prod_storage
     component = prod_storage.named("vsphere-cpi")
     assert component.type == "cht-hosting:storage:VsphereCpi"
     children = prod_storage.children(component)
-    assert {c.name for c in children} == {"vsphere-cpi-credentials", "vsphere-cpi-release"}
+    assert {c.name for c in children} == {"vsphere-cpi-credentials", "vsphere-cpi-config", "vsphere-cpi-release"}
     assert all(c.provider.startswith(provider_urn(prod_storage) + "::") for c in children)
 
 

@@ -7,6 +7,7 @@ import re
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from components.storage import render
 from config import names
@@ -94,42 +95,75 @@ def test_csi_conf_refuses_a_long_cluster_id():
         render.csi_conf(ACCESS, "pw", "x" * 65)
 
 
-# --- CPI values ----------------------------------------------------------------------------------------------
+# --- CPI vsphere.conf and values ---------------------------------------------------------------------------
 
 
-def test_cpi_values_carry_no_credentials_and_use_our_secret():
-    values = render.cpi_values(ACCESS)
-    config = values["config"]
-    assert config["enabled"] is True
-    assert config["secret"] == {"create": False, "name": "vsphere-cloud-secret"}
-    assert config["username"] == "" and config["password"] == ""
-    assert config["vcenter"] == "vcenter.moh.example.org" and config["datacenter"] == "MOH-DC1"
-    assert config["thumbprint"] == "AB:CD:EF" and config["caFile"] == ""
-    assert config["region"] == "" and config["zone"] == ""  # zone lookup off: no vSphere tags needed
+def cpi_conf(access: render.VcenterAccess) -> dict:
+    return yaml.safe_load(render.cpi_conf(access))
+
+
+def test_cpi_conf_names_the_vcenter_the_datacenter_and_our_secret():
+    conf = cpi_conf(ACCESS)
+    assert conf["vcenter"] == {"vcenter.moh.example.org": {"server": "vcenter.moh.example.org", "datacenters": ["MOH-DC1"]}}
+    assert conf["global"]["secretName"] == "vsphere-cloud-secret"
+    assert conf["global"]["secretNamespace"] == "kube-system"
+    assert conf["global"]["port"] == 443
+    assert "labels" not in conf  # zone lookup off: no vSphere tag categories needed
+
+
+def test_cpi_conf_with_only_a_ca_bundle_points_caFile_at_the_bundle_beside_it():
+    access = render.VcenterAccess(server="vc.example.org", datacenter="DC", user="u", ca_certificate=PEM)
+    conf = cpi_conf(access)
+    assert conf["global"]["caFile"] == "/etc/cloud/vsphere-ca.pem"
+    assert "thumbprint" not in conf["global"] and "insecureFlag" not in conf["global"]
+    assert "ca-file" not in render.cpi_conf(access)
+    data = render.cpi_config_data(access)
+    # The ConfigMap is mounted whole at /etc/cloud, so its key vsphere-ca.pem is the file caFile names.
+    assert set(data) == {"vsphere.conf", "vsphere-ca.pem"} and data["vsphere-ca.pem"] == PEM
+    assert f"{render.CPI_CONFIG_DIR}/{render.CPI_CA_KEY}" == conf["global"]["caFile"]
+
+
+def test_cpi_conf_with_a_thumbprint_pins_it_and_with_both_carries_both():
+    assert cpi_conf(ACCESS)["global"]["thumbprint"] == "AB:CD:EF"
+    both = render.VcenterAccess(server="vc", datacenter="DC", user="u", thumbprint="AB:CD", ca_certificate=PEM)
+    assert {"thumbprint", "caFile"} <= set(cpi_conf(both)["global"])
+
+
+def test_cpi_conf_insecure_is_explicit_and_mounts_no_ca():
+    access = render.VcenterAccess(server="vc", datacenter="DC", user="u", ca_certificate=PEM, insecure=True)
+    conf = cpi_conf(access)
+    assert conf["global"]["insecureFlag"] is True and "caFile" not in conf["global"]
+    assert set(render.cpi_config_data(access)) == {"vsphere.conf"}
+
+
+@pytest.mark.parametrize("datacenter", ["yes", "DC: one", "#dc", "a\nb", "  spaced  ", "0x10"])
+def test_cpi_conf_keeps_a_datacenter_name_a_plain_string(datacenter):
+    access = render.VcenterAccess(server="vc.example.org", datacenter=datacenter, user="u", thumbprint="AB")
+    assert cpi_conf(access)["vcenter"]["vc.example.org"]["datacenters"] == [datacenter]
+
+
+def test_cpi_values_turn_the_charts_config_off_and_carry_no_vcenter_setting():
+    values = render.cpi_values(render.cpi_config_data(ACCESS))
+    assert values["config"] == {"enabled": False, "secret": {"create": False}}
+    assert values["daemonset"]["cmdline"] == {"cloudConfig": {"dir": "/etc/cloud", "file": "vsphere.conf"}}
+    assert "vcenter.moh.example.org" not in repr(values)
+
+
+def test_cpi_pods_roll_when_the_config_changes():
+    annotation = "cht-hosting/cloud-config-sha256"
+    before = render.cpi_values(render.cpi_config_data(ACCESS))["daemonset"]["podAnnotations"][annotation]
+    again = render.cpi_values(render.cpi_config_data(ACCESS))["daemonset"]["podAnnotations"][annotation]
+    with_ca = render.VcenterAccess(**{**ACCESS.__dict__, "ca_certificate": PEM})
+    after = render.cpi_values(render.cpi_config_data(with_ca))["daemonset"]["podAnnotations"][annotation]
+    assert before == again and before != after
 
 
 def test_cpi_tolerates_the_server_taint_and_uninitialised_nodes():
-    tolerations = render.cpi_values(ACCESS)["daemonset"]["tolerations"]
+    values = render.cpi_values(render.cpi_config_data(ACCESS), image="registry.moh.example.org/cpi")
+    tolerations = values["daemonset"]["tolerations"]
     assert names.SERVER_TAINT_TOLERATION in tolerations
     assert {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"} in tolerations
-
-
-def test_cpi_values_mount_the_ca_when_there_is_no_thumbprint():
-    access = render.VcenterAccess(server="vc", datacenter="DC", user="u", ca_certificate=PEM)
-    values = render.cpi_values(access, image="registry.moh.example.org/cpi")
-    assert values["config"]["caFile"] == "/etc/vsphere-ca/ca.pem"
-    assert values["config"]["thumbprint"] == ""
-    daemonset = values["daemonset"]
-    assert daemonset["image"] == "registry.moh.example.org/cpi"
-    assert daemonset["extraVolumes"] == [{"name": "vsphere-ca", "configMap": {"name": "vsphere-cpi-ca"}}]
-    assert daemonset["extraVolumeMounts"][0]["mountPath"] == "/etc/vsphere-ca"
-
-
-def test_cpi_values_insecure_leaves_verification_to_the_chart_default_off():
-    access = render.VcenterAccess(server="vc", datacenter="DC", user="u", thumbprint="AB", insecure=True)
-    config = render.cpi_values(access)["config"]
-    # The chart writes insecureFlag: true exactly when both are empty.
-    assert config["thumbprint"] == "" and config["caFile"] == ""
+    assert values["daemonset"]["image"] == "registry.moh.example.org/cpi"
 
 
 def test_cpi_credentials_keys_are_per_vcenter():

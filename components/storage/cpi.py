@@ -3,9 +3,13 @@
 Creates, in kube-system:
 - Secret `vsphere-cloud-secret` with `<vcenter>.username` / `<vcenter>.password` (a Pulumi secret; the
   chart is told not to create its own, so no credential is ever a chart value);
-- ConfigMap `vsphere-cpi-ca` with vCenter's CA, when `vsphere.caCertificate` is set (and no thumbprint);
+- ConfigMap `cloud-config`: the CPI's vsphere.conf (YAML; vCenter, datacenter, how to verify vCenter's
+  certificate, which Secret holds the credentials) and, with `vsphere.caCertificate`, the CA bundle
+  `vsphere-ca.pem` it names as `caFile`. Rendered by us, not by the chart: chart 1.36.0 writes the CA as
+  `ca-file`, which CPI v1.36.0 does not read (see `render.cpi_conf`);
 - Helm release `vsphere-cpi` of the chart version pinned in `cpi.version` (its minor is the k3s minor,
-  checked by config), which initialises the nodes (providerID, addresses) and clears the
+  checked by config) with its own config and Secret turned off, so its DaemonSet mounts `cloud-config`.
+  It initialises the nodes (providerID, addresses) and clears the
   `node.cloudprovider.kubernetes.io/uninitialized` taint the CSI controller does not tolerate.
 """
 
@@ -63,15 +67,15 @@ class VsphereCpi(pulumi.ComponentResource):
         )
         depends: list[pulumi.Resource] = [*after, self.credentials]
 
-        values = render.cpi_values(access, image=cpi.image)
-        if values["config"]["caFile"]:
-            self.ca = k8s.core.v1.ConfigMap(
-                f"{name}-ca",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=render.CPI_CA_CONFIGMAP, namespace=CPI_NAMESPACE),
-                data={render.CPI_CA_FILE: access.ca_certificate},
-                opts=child,
-            )
-            depends.append(self.ca)
+        config_data = render.cpi_config_data(access)
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=render.CPI_CONFIGMAP, namespace=CPI_NAMESPACE),
+            data=config_data,
+            opts=child,
+        )
+        depends.append(self.config_map)
+        values = render.cpi_values(config_data, image=cpi.image)
 
         self.release = k8s.helm.v3.Release(
             f"{name}-release",

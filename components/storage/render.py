@@ -12,8 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from config.names import (
     CONTROL_PLANE_LABEL,
+    CPI_NAMESPACE,
     CSI_DRIVER,
     MAX_CSI_CLUSTER_ID,
     SERVER_TAINT_TOLERATION,
@@ -27,9 +30,16 @@ CSI_CA_PATH = f"/etc/cloud/{CSI_CA_KEY}"
 CSI_CONTROLLER = "vsphere-csi-controller"
 
 CPI_SECRET = "vsphere-cloud-secret"
-CPI_CA_CONFIGMAP = "vsphere-cpi-ca"
-CPI_CA_DIR = "/etc/vsphere-ca"
-CPI_CA_FILE = "ca.pem"
+# With `config.enabled: false` the vsphere-cpi chart renders no config of its own and mounts the ConfigMap
+# named `cloud-config` at `daemonset.cmdline.cloudConfig.dir` (chart 1.36.0 templates/daemonset.yaml,
+# volume `vsphere-config-volume`). We own that ConfigMap, so the CPI reads our vsphere.conf.
+CPI_CONFIGMAP = "cloud-config"
+CPI_CONFIG_DIR = "/etc/cloud"
+CPI_CONFIG_FILE = "vsphere.conf"
+# A second key of the same ConfigMap: a file beside vsphere.conf in the mounted directory.
+CPI_CA_KEY = "vsphere-ca.pem"
+CPI_CA_PATH = f"{CPI_CONFIG_DIR}/{CPI_CA_KEY}"
+CPI_CONFIG_CHECKSUM_ANNOTATION = "cht-hosting/cloud-config-sha256"
 
 SNAPSHOT_CONTROLLER = "snapshot-controller"
 SNAPSHOT_CRDS = ("volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots")
@@ -99,7 +109,49 @@ def csi_conf(access: VcenterAccess, password: str, cluster: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- CPI chart values -------------------------------------------------------------------------------------
+# --- CPI vsphere.conf and chart values ---------------------------------------------------------------------
+
+
+def cpi_conf(access: VcenterAccess) -> str:
+    """The CPI's own vsphere.conf (YAML, as CPI v1.36.0 reads it: pkg/common/config/types_yaml.go).
+
+    Not the chart's generated one: chart 1.36.0 writes a CA as `ca-file:`, a key the CPI does not read
+    (its field tag is `caFile`), so a CA bundle given to the chart is silently dropped. No credential is
+    here: the CPI reads them from the Secret named by `secretName`/`secretNamespace`.
+    """
+    verify: dict[str, Any] = {}
+    if access.insecure:
+        verify["insecureFlag"] = True
+    else:
+        if access.thumbprint:
+            verify["thumbprint"] = access.thumbprint
+        if access.ca_certificate:
+            verify["caFile"] = CPI_CA_PATH
+    document = {
+        "global": {
+            "port": access.port,
+            **verify,
+            "secretName": CPI_SECRET,
+            "secretNamespace": CPI_NAMESPACE,
+        },
+        "vcenter": {access.server: {"server": access.server, "datacenters": [access.datacenter]}},
+        # No `labels`: without zone/region tag categories the CPI's zone lookup is off (the chart's default
+        # categories k8s-region/k8s-zone make node initialisation fail where vCenter has no such tags).
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def cpi_config_data(access: VcenterAccess) -> dict[str, str]:
+    """The `cloud-config` ConfigMap's data: vsphere.conf and, when configured, the CA bundle it points at."""
+    data = {CPI_CONFIG_FILE: cpi_conf(access)}
+    if access.ca_certificate and not access.insecure:
+        data[CPI_CA_KEY] = access.ca_certificate
+    return data
+
+
+def config_checksum(data: dict[str, str]) -> str:
+    """A digest of a ConfigMap's data: as a pod annotation it restarts the pods when the data changes."""
+    return hashlib.sha256(yaml.safe_dump(data, sort_keys=True).encode()).hexdigest()
 
 
 def cpi_tolerations() -> list[dict[str, str]]:
@@ -112,34 +164,20 @@ def cpi_tolerations() -> list[dict[str, str]]:
     ]
 
 
-def cpi_values(access: VcenterAccess, image: str | None = None) -> dict[str, Any]:
-    """Values for the vsphere-cpi chart. No credential is among them: they are in our own Secret."""
-    verify = not access.insecure
-    config: dict[str, Any] = {
-        "enabled": True,
-        "name": "vsphere-cloud-config",
-        "vcenter": access.server,
-        "datacenter": access.datacenter,
-        # Not the chart's "user"/"pass" placeholders: with secret.create false the chart does not read them.
-        "username": "",
-        "password": "",
-        # Empty labels turn the CPI's zone lookup off; the chart's default tag categories (k8s-region,
-        # k8s-zone) would make node initialisation fail where vCenter has no such tags.
-        "region": "",
-        "zone": "",
-        # The chart writes insecureFlag: true when neither of these is set.
-        "thumbprint": access.thumbprint if verify and access.thumbprint else "",
-        "caFile": f"{CPI_CA_DIR}/{CPI_CA_FILE}" if verify and access.ca_certificate and not access.thumbprint else "",
-        "secret": {"create": False, "name": CPI_SECRET},
+def cpi_values(config_data: dict[str, str], image: str | None = None) -> dict[str, Any]:
+    """Values for the vsphere-cpi chart: its own config and Secret off (ours are used), our tolerations.
+
+    No credential and no vCenter setting is among them. The CPI reads vsphere.conf only at start, so the
+    pods carry a checksum of it and a changed config (a new CA bundle) rolls them.
+    """
+    daemonset: dict[str, Any] = {
+        "tolerations": cpi_tolerations(),
+        "cmdline": {"cloudConfig": {"dir": CPI_CONFIG_DIR, "file": CPI_CONFIG_FILE}},
+        "podAnnotations": {CPI_CONFIG_CHECKSUM_ANNOTATION: config_checksum(config_data)},
     }
-    daemonset: dict[str, Any] = {"tolerations": cpi_tolerations()}
     if image:
         daemonset["image"] = image
-    if config["caFile"]:
-        daemonset["extraVolumes"] = [{"name": "vsphere-ca", "configMap": {"name": CPI_CA_CONFIGMAP}}]
-        # The chart's template reads `extraVolumeMounts` (its values.yaml misspells it `extraVolumesMounts`).
-        daemonset["extraVolumeMounts"] = [{"name": "vsphere-ca", "mountPath": CPI_CA_DIR, "readOnly": True}]
-    return {"config": config, "daemonset": daemonset}
+    return {"config": {"enabled": False, "secret": {"create": False}}, "daemonset": daemonset}
 
 
 def cpi_credentials(server: str, user: str, password: str) -> dict[str, str]:
