@@ -30,6 +30,17 @@ class CapacityReport:
     cpu_per_agent: float
     memory_gb_per_agent: float
     counties: tuple[CountyLoad, ...]
+    servers_apart: bool = True
+    """A DRS anti-affinity rule keeps the servers on distinct ESXi hosts (`controlPlane.antiAffinity`)."""
+    agents_apart: bool = True
+    """A DRS anti-affinity rule keeps the agents on distinct ESXi hosts (`agents.antiAffinity`)."""
+
+    @property
+    def esxi_hosts_needed(self) -> int:
+        """ESXi hosts the anti-affinity rules need to be honoured: one per VM of the largest kept-apart pool
+        (the two pools' rules are independent, so a server and an agent may share a host)."""
+        pools = [n for n, apart in ((self.servers, self.servers_apart), (self.agents, self.agents_apart)) if apart and n >= 2]
+        return max(pools, default=0)
 
     @property
     def serving_agents(self) -> int:
@@ -78,6 +89,8 @@ def plan(config: StackConfig) -> CapacityReport:
         counties=tuple(
             CountyLoad(name, c.settings.budget.cpu, c.settings.budget.memory_gb) for name, c in config.counties.items()
         ),
+        servers_apart=config.control_plane.anti_affinity,
+        agents_apart=agents.anti_affinity,
     )
 
 
@@ -93,6 +106,29 @@ def shortfall(report: CapacityReport, config: StackConfig) -> str | None:
         f"{report.allocatable_memory_gb:g} GB; add {add} agent{'s' if add != 1 else ''} of "
         f"{config.agents.cpus} vCPU / {config.agents.memory_gb} GB (or lower some county budgets)"
     )
+
+
+def placement(report: CapacityReport) -> list[str]:
+    """What the N-k plan assumes of vSphere: one ESXi host failure takes at most one agent."""
+    lines = []
+    if report.esxi_hosts_needed:
+        kept = " and ".join(
+            f"the {n} {what}"
+            for n, what, apart in ((report.servers, "servers", report.servers_apart), (report.agents, "agents", report.agents_apart))
+            if apart and n >= 2
+        )
+        lines.append(
+            f"ESXi hosts: DRS rules keep each of {kept} on a host of its own, so the compute cluster needs at least "
+            f"{report.esxi_hosts_needed} hosts ({report.esxi_hosts_needed + 1} to stay apart while one is in "
+            "maintenance or down). With fewer, DRS (advisory rules) shares hosts, and losing one host can take more "
+            f"than {report.spare_agents} agent{'s' if report.spare_agents != 1 else ''}."
+        )
+    if report.agents >= 2 and not report.agents_apart:
+        lines.append(
+            "agents.antiAffinity is off: DRS may put several agents on one ESXi host, and losing that host can take "
+            f"more than the {report.spare_agents} agent{'s' if report.spare_agents != 1 else ''} this plan survives."
+        )
+    return lines
 
 
 def table(report: CapacityReport) -> str:
@@ -113,6 +149,8 @@ def table(report: CapacityReport) -> str:
         f"{pct(report.requested_memory_gb, report.allocatable_memory_gb):>12}",
         f"  {f'control plane ({report.servers})':<24}{report.servers * report.cpu_per_server:>10g}"
         f"{report.servers * report.memory_gb_per_server:>12g}  tainted: etcd, k3s, CPI, CSI only",
+        "",
+        *placement(report),
         "",
         f"  {'county':<24}{'CPU':>10}{'memory GB':>12}",
         *(f"  {c.name:<24}{c.cpu:>10g}{c.memory_gb:>12g}" for c in report.counties),

@@ -231,10 +231,10 @@ class NodePoolConfig(Model):
     cpus: PositiveInt = Field(description="vCPUs per VM.")
     memory_gb: PositiveInt = Field(description="Memory per VM, GB.")
     disk_gb: PositiveInt = Field(description="System disk per VM, GB (at least the template's disk).")
-    anti_affinity: bool | None = Field(
-        default=None,
-        description="Keep these VMs on distinct ESXi hosts (DRS rule); default: on for the control plane, "
-        "off for agents.",
+    anti_affinity: bool = Field(
+        default=True,
+        description="Keep these VMs on distinct ESXi hosts (an advisory DRS anti-affinity rule; the compute "
+        "cluster needs at least as many hosts as VMs for DRS to honour it); false: no rule.",
     )
 
 

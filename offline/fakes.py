@@ -132,5 +132,9 @@ INVOKE_RESULTS: dict[str, Callable[[MockCallArgs], dict[str, Any]]] = {
     "vsphere:index/getVirtualMachine:getVirtualMachine": _template,
     "vsphere:index/getHost:getHost": lambda a: {"id": f"host-{digest('host', str(a.args.get('name')), length=4)}"},
     "vsphere:index/getFolder:getFolder": lambda a: {"id": f"group-v{digest('folder', str(a.args.get('path')), length=4)}"},
-    "vsphere:index/getRole:getRole": lambda a: {"id": "-2", "label": a.args.get("label")},
+    # Read-only is a system role (id -2); a custom role gets an id of its own.
+    "vsphere:index/getRole:getRole": lambda a: {
+        "id": "-2" if a.args.get("label") == "Read-only" else f"role-{digest('role-label', str(a.args.get('label')), length=6)}",
+        "label": a.args.get("label"),
+    },
 }

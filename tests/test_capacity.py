@@ -74,3 +74,39 @@ def test_report_table_lists_pool_and_every_county():
     assert text.endswith("Fits.")
     names = {c.name for c in report.counties}
     assert sum(1 for line in text.splitlines() if line.split()[:1] and line.split()[0] in names) == 50
+
+
+def report_of(servers: int, agents: int, *, servers_apart: bool = True, agents_apart: bool = True, spare: int = 1):
+    return capacity.CapacityReport(
+        servers=servers, cpu_per_server=4, memory_gb_per_server=8, agents=agents, spare_agents=spare,
+        cpu_per_agent=10, memory_gb_per_agent=40, counties=(), servers_apart=servers_apart, agents_apart=agents_apart,
+    )
+
+
+def test_the_plan_says_how_many_esxi_hosts_the_anti_affinity_rules_need():
+    report = report_of(3, 7)
+    assert report.esxi_hosts_needed == 7
+    assert (
+        "ESXi hosts: DRS rules keep each of the 3 servers and the 7 agents on a host of its own, so the compute "
+        "cluster needs at least 7 hosts (8 to stay apart while one is in maintenance or down)."
+    ) in capacity.table(report)
+
+
+def test_hosts_needed_follow_the_pools_that_are_kept_apart():
+    assert report_of(5, 4).esxi_hosts_needed == 5
+    assert report_of(3, 12, agents_apart=False).esxi_hosts_needed == 3
+    assert report_of(1, 1).esxi_hosts_needed == 0  # one VM per pool: no rule, no line
+    assert "ESXi hosts" not in capacity.table(report_of(1, 1))
+
+
+def test_the_plan_warns_when_agents_may_share_a_host():
+    text = capacity.table(report_of(3, 6, agents_apart=False, spare=2))
+    assert "agents.antiAffinity is off: DRS may put several agents on one ESXi host" in text
+    assert "more than the 2 agents this plan survives" in text
+
+
+def test_the_config_decides_which_pools_are_kept_apart():
+    config = validate(*raw_config("prod"))
+    assert capacity.plan(config).agents_apart is True  # the default
+    off = config.model_copy(update={"agents": config.agents.model_copy(update={"anti_affinity": False})})
+    assert capacity.plan(off).agents_apart is False

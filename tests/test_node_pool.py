@@ -143,7 +143,11 @@ def test_adding_one_agent_touches_no_other_resource(ev):
         "agents-agent-10-host-key",
     ]
     assert set(before) <= set(after)
-    assert all(after[u] == before[u] for u in before)
+    # The pool's DRS rule lists one more VM (an in-place update); nothing else changes.
+    changed = {u.rsplit("::", 1)[1] for u in before if after[u] != before[u]}
+    assert changed == {"agents-anti-affinity"}
+    rule = bigger.named("agents-anti-affinity").inputs["virtualMachineIds"]
+    assert len(rule) == 10 and set(ev.named("agents-anti-affinity").inputs["virtualMachineIds"]) < set(rule)
 
 
 def test_removing_one_agent_touches_no_other_resource(ev):
@@ -157,7 +161,9 @@ def test_removing_one_agent_touches_no_other_resource(ev):
         "agents-agent-4-cns-vm",
         "agents-agent-4-host-key",
     ]
-    assert all(after[u] == before[u] for u in after)
+    changed = {u.rsplit("::", 1)[1] for u in after if after[u] != before[u]}
+    assert changed == {"agents-anti-affinity"}
+    assert len(smaller.named("agents-anti-affinity").inputs["virtualMachineIds"]) == 8
 
 
 # --- cloud-init --------------------------------------------------------------------------------------------
@@ -245,26 +251,26 @@ def test_each_connection_uses_the_program_key_as_a_secret_and_bounded_retries(bu
 # --- placement -----------------------------------------------------------------------------------------------
 
 
-def test_control_plane_vms_are_kept_on_distinct_hosts_and_agents_are_not_by_default(ev):
-    (rule,) = ev.of_type(RULE)
-    assert rule.name == "control-plane-anti-affinity"
-    assert rule.parent == ev.named("control-plane").urn
-    assert rule.inputs["computeClusterId"] == "domain-c8"
+def test_each_pool_is_kept_on_distinct_hosts_by_default(ev):
     from offline.fakes import fake_uuid
 
-    assert rule.inputs["virtualMachineIds"] == [fake_uuid("vm", f"control-plane-{n}").upper() for n in SERVERS]
-    assert rule.inputs["enabled"] is True and rule.inputs["mandatory"] is False
+    for pool, names in (("control-plane", SERVERS), ("agents", AGENTS)):
+        rule = ev.named(f"{pool}-anti-affinity")
+        assert rule.type == RULE and rule.parent == ev.named(pool).urn
+        assert rule.inputs["computeClusterId"] == "domain-c8"
+        assert rule.inputs["virtualMachineIds"] == [fake_uuid("vm", f"{pool}-{n}").upper() for n in names]
+        assert rule.inputs["enabled"] is True and rule.inputs["mandatory"] is False
+    assert len(ev.of_type(RULE)) == 2
 
 
-def test_agents_get_an_anti_affinity_rule_when_configured():
+def test_a_pool_with_anti_affinity_off_gets_no_rule():
     cfg = prod_config()
-    ev = build(cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"anti_affinity": True})}), False).evaluation
-    rule = ev.named("agents-anti-affinity")
-    assert len(rule.inputs["virtualMachineIds"]) == 9
+    ev = build(cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"anti_affinity": False})}), False).evaluation
+    assert [r.name for r in ev.of_type(RULE)] == ["control-plane-anti-affinity"]
 
 
-def test_a_single_server_gets_no_rule():
+def test_a_single_server_gets_no_rule_of_its_own():
     cfg = prod_config()
     one = cfg.control_plane.model_copy(update={"nodes": {"cp-1": "10.20.0.11"}})
     ev = build(cfg.model_copy(update={"control_plane": one}), False).evaluation
-    assert ev.of_type(RULE) == []
+    assert [r.name for r in ev.of_type(RULE)] == ["agents-anti-affinity"]

@@ -11,6 +11,7 @@ from tests.nodes_build import PASSWORD, build, prod_config
 ROLE = "vsphere:index/role:Role"
 PERMISSIONS = "vsphere:index/entityPermissions:EntityPermissions"
 STORAGE = "VSPHERE.LOCAL\\k8s-cns"
+VM = "vsphere:index/virtualMachine:VirtualMachine"
 
 # The privilege IDs per role as the CSI prerequisites list them (System.* included).
 DOCUMENTED = {
@@ -94,12 +95,45 @@ def test_every_node_vm_grants_cns_vm_to_the_storage_account(ev):
         ]
 
 
-def test_sites_whose_vcenter_team_manages_roles_get_none():
+def without_role_management(**vsphere):
     cfg = prod_config()
-    ev = build(cfg.model_copy(update={"vsphere": cfg.vsphere.model_copy(update={"manage_cns_roles": False})}), False)
-    assert ev.evaluation.of_type(ROLE) == []
-    assert ev.evaluation.of_type(PERMISSIONS) == []
-    assert len(ev.evaluation.of_type("vsphere:index/virtualMachine:VirtualMachine")) == 12
+    update = {"manage_cns_roles": False, **vsphere}
+    return build(cfg.model_copy(update={"vsphere": cfg.vsphere.model_copy(update=update)}), False).evaluation
+
+
+def test_where_the_vcenter_team_makes_the_roles_every_vm_still_gets_its_cns_vm_grant():
+    ev = without_role_management()
+    assert ev.of_type(ROLE) == []  # no role and no shared grant is made here
+    assert {g.name for g in ev.of_type(PERMISSIONS)} == {f"{vm.name}-cns-vm" for vm in ev.of_type(VM)}
+    assert len(ev.of_type(VM)) == 12
+    # The mock answers a role lookup with an id derived from the label it was asked for.
+    from offline.fakes import digest
+
+    role_id = f"role-{digest('role-label', 'CNS-VM', length=6)}"
+    for grant in ev.of_type(PERMISSIONS):
+        vm = ev.named(grant.name.removesuffix("-cns-vm"))
+        assert grant.parent == vm.parent and grant.inputs["entityType"] == "VirtualMachine"
+        assert grant.inputs["permissions"] == [
+            {"userOrGroup": STORAGE, "isGroup": False, "propagate": False, "roleId": role_id}
+        ]
+
+
+def test_a_node_added_later_gets_its_grant_without_touching_the_others():
+    cfg = prod_config()
+    vsphere = cfg.vsphere.model_copy(update={"manage_cns_roles": False})
+    agents = cfg.agents.model_copy(update={"nodes": {**cfg.agents.nodes, "agent-10": "10.20.0.30"}})
+    before = build(cfg.model_copy(update={"vsphere": vsphere}), False).evaluation
+    after = build(cfg.model_copy(update={"vsphere": vsphere, "agents": agents}), False).evaluation
+    grants_before = {g.name: g.inputs for g in before.of_type(PERMISSIONS)}
+    grants_after = {g.name: g.inputs for g in after.of_type(PERMISSIONS)}
+    assert set(grants_after) - set(grants_before) == {"agents-agent-10-cns-vm"}
+    assert all(grants_after[name] == inputs for name, inputs in grants_before.items())
+
+
+def test_no_vm_grant_to_the_account_pulumi_itself_uses():
+    # A permission on the VM would replace that account's inherited rights there (it creates the VMs).
+    ev = without_role_management(storage_user=None)
+    assert ev.of_type(PERMISSIONS) == []
 
 
 def test_the_roles_are_never_granted_to_the_account_pulumi_uses():

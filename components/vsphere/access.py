@@ -6,8 +6,10 @@ Creates:
   the root folder and the built-in Read-only role;
 - when `vsphere.manageCnsRoles`: the CNS-VM, CNS-DATASTORE and CNS-SEARCH-AND-SPBM roles, and grants to
   the storage account (`vsphere.storageUser`, default `vsphere.user`) on the vCenter root, the datastore,
-  the datacenter and the cluster. CNS-VM is granted per VM by `NodePool`, so a node's grant lives and
-  dies with the node.
+  the datacenter and the cluster;
+- otherwise (the vCenter team made the roles): a lookup of the existing role named CNS-VM.
+CNS-VM is granted per VM by `NodePool` in both cases, so a node added later gets its grant, and the
+grant lives and dies with the node.
 
 Grants on shared entities (root folder, datacenter, cluster, datastore) ignore later changes and are
 retained on delete: pulumi-vsphere reads back *every* permission on an entity and, on update or delete,
@@ -34,6 +36,7 @@ CNS_ROLES: dict[str, tuple[str, ...]] = {
     "CNS-SEARCH-AND-SPBM": ("Cns.Searchable", "StorageProfile.View"),
 }
 READ_ONLY_LABEL = "Read-only"
+CNS_VM_ROLE = "CNS-VM"
 
 
 def principal(user: str) -> str:
@@ -76,6 +79,9 @@ class VsphereAccess(pulumi.ComponentResource):
     """The Ubuntu cloud-image template VM (its id is the UUID a clone starts from)."""
     roles: dict[str, vsphere.Role]
     """The CNS roles by name; empty when `manageCnsRoles` is false."""
+    cns_vm_role_id: pulumi.Output[str] | None
+    """The CNS-VM role every node VM grants to the storage account (created here, or looked up by name);
+    None when the storage account is the Pulumi account itself (see `_cns_vm_role`)."""
     storage_principal: str
     """The storage account as vCenter names it in permissions."""
 
@@ -126,6 +132,7 @@ class VsphereAccess(pulumi.ComponentResource):
         self.roles = {}
         if cfg.manage_cns_roles:
             self._cns_roles(name, invoke)
+        self.cns_vm_role_id = self._cns_vm_role(invoke)
 
         self.register_outputs(
             {
@@ -164,6 +171,18 @@ class VsphereAccess(pulumi.ComponentResource):
                 permissions=[self.permission(role_ids[grant.role], grant.propagate)],
                 opts=shared,
             )
+
+    def _cns_vm_role(self, invoke: pulumi.InvokeOutputOptions) -> pulumi.Output[str] | None:
+        if CNS_VM_ROLE in self.roles:
+            return self.roles[CNS_VM_ROLE].id
+        if self.storage_principal.lower() == principal(self.config.user).lower():
+            # A permission set on the VM itself replaces, for that account, what it inherits there: granting
+            # CNS-VM to the account that creates the VMs would take its own rights on them away. That account
+            # already holds more than CNS-VM on its VMs.
+            return None
+        # Made by the vCenter team under the name VMware's CNS documentation gives it (label = name for a
+        # custom role; pulumi-vsphere 4.18.2 get_role looks a role up by its label).
+        return vsphere.get_role_output(label=CNS_VM_ROLE, opts=invoke).id
 
     def permission(self, role_id: pulumi.Input[str], propagate: bool) -> vsphere.EntityPermissionsPermissionArgs:
         """The storage account's permission with `role_id` (one per entity, so the list is trivially sorted)."""

@@ -5,9 +5,10 @@ Per node (children named `<pool>-<node>-...`, so adding or removing one node tou
   in every SSH connection to the node;
 - `vsphere.VirtualMachine` `<pool>-<node>`: disk.EnableUUID, hardware version >= 15 (validated in config),
   PVSCSI, one vmxnet3 NIC, cloud-init through guestinfo (secret: it carries the host private key);
-- `vsphere.EntityPermissions` `<pool>-<node>-cns-vm`: the CNS-VM role for the storage account, when the
-  program manages the CNS roles.
-Per pool: a DRS anti-affinity rule `<pool>-anti-affinity` (control plane by default; agents when configured).
+- `vsphere.EntityPermissions` `<pool>-<node>-cns-vm`: the CNS-VM role (made by the program, or the existing
+  one looked up by name) for the storage account, unless that account is the Pulumi account itself.
+Per pool: a DRS anti-affinity rule `<pool>-anti-affinity` (`antiAffinity`, on by default for both pools: the
+capacity plan survives losing `capacity.spareAgents` agents only if one ESXi host failure takes one agent).
 
 Day 2: the clone block and the guestinfo are ignored after creation (cloud-init runs once; a rebuilt
 template or a changed key list must not replace or reboot a node), control-plane VMs are protected, and
@@ -65,9 +66,8 @@ class NodePool(pulumi.ComponentResource):
             self.nodes[node] = self._node(name, node, ip, pool, role, access, network, trust)
             self.vms[node] = self.nodes[node].vm
 
-        wanted = pool.anti_affinity if pool.anti_affinity is not None else role == "server"
         self.anti_affinity = None
-        if wanted and len(self.vms) >= 2:  # a rule needs two VMs to keep apart
+        if pool.anti_affinity and len(self.vms) >= 2:  # a rule needs two VMs to keep apart
             self.anti_affinity = vsphere.ComputeClusterVmAntiAffinityRule(
                 f"{name}-anti-affinity",
                 name=f"{access.config.folder}-{name}",
@@ -156,13 +156,12 @@ class NodePool(pulumi.ComponentResource):
                 delete_before_replace=True,
             ),
         )
-        cns_vm = access.roles.get("CNS-VM")
-        if cns_vm is not None:
+        if access.cns_vm_role_id is not None:
             vsphere.EntityPermissions(
                 f"{prefix}-cns-vm",
                 entity_id=vm.moid,
                 entity_type="VirtualMachine",
-                permissions=[access.permission(cns_vm.id, propagate=False)],
+                permissions=[access.permission(access.cns_vm_role_id, propagate=False)],
                 opts=pulumi.ResourceOptions(parent=self, provider=access.provider),
             )
         return NodeHandle(
