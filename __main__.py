@@ -21,7 +21,7 @@ tuning.apply()
 
 # K3sCluster joins every server through the API once the cluster exists (the seed is remembered), so the
 # seed may be removed and a server that sorts before it may be added.
-ETCD_SEED_CAN_MOVE = False
+ETCD_SEED_CAN_MOVE = True
 
 try:
     stack = config.load()
@@ -48,7 +48,9 @@ if cfg.cluster_mode == "vsphere-k3s":
     ssh = SshTrust("ssh", cfg.ssh)
     servers = NodePool("control-plane", cfg.control_plane, role="server", access=access, network=cfg.network, trust=ssh)
     agents = NodePool("agents", cfg.agents, role="agent", access=access, network=cfg.network, trust=ssh)
-    cluster = K3sCluster("k3s", cfg.k3s, servers=servers.nodes, agents=agents.nodes)
+    cluster = K3sCluster(
+        "k3s", cfg.k3s, servers=servers.nodes, agents=agents.nodes, etcd_seed=config.deployed.etcd_seed(deployed, cfg)
+    )
 
     def on_cluster(*after: pulumi.Resource) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(provider=cluster.provider, depends_on=list(after))
@@ -71,7 +73,7 @@ if cfg.cluster_mode == "vsphere-k3s":
 
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("apiUrl", cluster.api_url)
-    # Remembered for the next update: once the cluster exists no server is ever seeded again.
+    # Remembered (here and in deployedState) for the next update: once the cluster exists no server is seeded again.
     pulumi.export("etcdSeed", cluster.etcd_seed)
     if cluster.lb_nginx_config:
         pulumi.export("apiLoadBalancerNginxConfig", cluster.lb_nginx_config)
@@ -80,7 +82,7 @@ if cfg.cluster_mode == "vsphere-k3s":
     pulumi.export("csiClusterId", csi.cluster_id)
     pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
     provider, storage_class_name, county_after = cluster.provider, storage_class.name, [storage_class]
-    etcd_seed = min(cfg.control_plane.nodes)  # K3sCluster seeds etcd on the first server by name
+    etcd_seed = cluster.etcd_seed
 else:
     # An existing cluster (k3d on a laptop, EKS, ...): only the counties, on its own StorageClass.
     existing = cfg.existing_cluster

@@ -100,6 +100,19 @@ def _legacy(outputs: dict[str, Any], source: str) -> DeployedState | None:
         ) from None
 
 
+def etcd_seed(deployed: DeployedState | None, config: StackConfig) -> str | None:
+    """The server that seeded the deployed k3s cluster; None while no cluster exists (a first deploy).
+
+    A cluster recorded without its seed (deployed before the seed was remembered) exists all the same: its
+    seed was the first control-plane node in config order. Any name tells K3sCluster not to seed again.
+    """
+    if deployed is None or deployed.cluster_mode != "vsphere-k3s" or config.cluster_mode != "vsphere-k3s":
+        return None
+    if deployed.etcd_seed:
+        return deployed.etcd_seed
+    return deployed.servers[0] if deployed.servers else next(iter(config.control_plane.nodes))
+
+
 def snapshot(config: StackConfig, *, etcd_seed: str | None, csi_cluster_id: str | None) -> dict[str, Any]:
     """The `deployedState` output for what this update deploys (camelCase, as every output)."""
     nodes: dict[str, DeployedNode] = {}

@@ -3,6 +3,9 @@ upgrades that touch only the Plans, removal and replacement of nodes."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pulumi
 import pytest
 import yaml
@@ -12,7 +15,7 @@ from components.k3s.cluster import K3sCluster
 from components.vsphere.node import NodeHandle
 from config import names
 from config.model import K3sConfig
-from offline import fakes
+from offline import fakes, plan, stackfile
 from offline.engine import Evaluation, ProgramFailed, record
 
 CMD = "command:remote:Command"
@@ -385,3 +388,57 @@ def test_upgrade_controller_manifests_can_come_from_a_mirror():
         "https://mirror.moh.example.org/suc/v0.20.1/crd.yaml",
         "https://mirror.moh.example.org/suc/v0.20.1/system-upgrade-controller.yaml",
     ]
+
+
+# --- through the program: the seed remembered in the stack's own outputs -----------------------------------
+
+GUARDED = Path(__file__).parent / "stacks"
+
+
+@pytest.fixture(scope="module")
+def first_deploy() -> Evaluation:
+    evaluation, _ = plan.run("guarded", stack_dir=GUARDED)
+    return evaluation
+
+
+def _deployed(evaluation: Evaluation) -> dict:
+    return json.loads(json.dumps(evaluation.outputs, default=str))
+
+
+def _control_plane(**nodes: str) -> dict:
+    section = stackfile.raw(stackfile.load("guarded", root=GUARDED))[0]["controlPlane"]
+    return {"cht-hosting:controlPlane": {**section, "nodes": nodes}}
+
+
+def test_a_first_deploy_seeds_the_first_server_by_name_and_remembers_it(first_deploy):
+    seed = min(stackfile.raw(stackfile.load("guarded", root=GUARDED))[0]["controlPlane"]["nodes"])
+    assert first_deploy.outputs["etcdSeed"] == first_deploy.outputs["deployedState"]["etcdSeed"] == seed
+    assert [r.name for r in first_deploy.of_type(CMD) if "cluster-init: true" in r.inputs.get("create", "")] == [
+        f"k3s-{seed}-configure"
+    ]
+
+
+@pytest.mark.parametrize(
+    "servers",
+    [
+        {"cp-3": "10.20.0.13", "cp-4": "10.20.0.14", "cp-5": "10.20.0.15"},  # the seed cp-2 out, cp-5 in
+        {"cp-0": "10.20.0.30", "cp-1": "10.20.0.31", "cp-2": "10.20.0.12", "cp-3": "10.20.0.13", "cp-4": "10.20.0.14"},
+    ],
+    ids=["seed-removed", "servers-sorting-first-added"],
+)
+def test_once_deployed_the_seed_moves_without_re_seeding_or_touching_another_server(first_deploy, servers):
+    deployed = _deployed(first_deploy)
+    seed = deployed["etcdSeed"]
+    unchanged, _ = plan.run("guarded", stack_dir=GUARDED, deployed=deployed)
+    edited, _ = plan.run("guarded", overrides=_control_plane(**servers), stack_dir=GUARDED, deployed=deployed)
+    assert edited.outputs["etcdSeed"] == edited.outputs["deployedState"]["etcdSeed"] == seed  # still remembered
+    assert [r.name for r in edited.of_type(CMD) if "cluster-init" in r.inputs.get("create", "")] == []
+    # Every server that stays keeps its commands exactly (no restart, no reinstall, no uninstall); the seed's
+    # own config switched to joining through the endpoint on the first update after the cluster existed.
+    assert "cluster-init" not in unchanged.named(f"k3s-{seed}-configure").inputs["create"]
+    stays = {f"k3s-{n}-{step}" for n in servers for step in ("configure", "install", "removal")}
+    assert _changed(unchanged, edited) & stays == set()
+    # k3s-uninstall.sh is stored only as each server's own install's delete, run on that server.
+    for r in edited.of_type(CMD):
+        if "k3s-uninstall.sh" in r.inputs.get("delete", ""):
+            assert r.inputs["connection"]["host"] == servers[r.name.removeprefix("k3s-").removesuffix("-install")]

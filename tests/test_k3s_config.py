@@ -76,3 +76,18 @@ def test_removing_a_server_to_an_even_count_is_refused():
         "cht-hosting:controlPlane.nodes: 2 control-plane nodes; etcd needs an odd number (1, 3 or 5) to keep "
         "quorum, add or remove one"
     ]
+
+
+def test_the_remembered_etcd_seed():
+    """None only while no cluster exists; a cluster recorded without its seed exists all the same."""
+    from config import deployed
+
+    values, secret_keys = raw_config("prod", k3s=K3S)
+    cfg = validate(values, secret_keys)
+    first_server = next(iter(cfg.control_plane.nodes))
+    assert deployed.etcd_seed(None, cfg) is None
+    current = deployed.parse({"deployedState": deployed.snapshot(cfg, etcd_seed="cp-x", csi_cluster_id=None)}, "o/p/s")
+    assert deployed.etcd_seed(current, cfg) == "cp-x"
+    legacy = deployed.parse({"counties": {"nairobi": {"couchdbNodes": 1, "couchdbStorageGb": 100, "version": "4.22.0"}}}, "o/p/s")
+    assert legacy is not None and legacy.etcd_seed is None
+    assert deployed.etcd_seed(legacy, cfg) == first_server
