@@ -5,6 +5,10 @@ import pulumi_kubernetes as k8s
 
 import config
 import tuning
+from components.backup import render as backup_render
+from components.backup import scripts as backup_scripts
+from components.backup.county import CountyBackup
+from components.backup.velero import BackupEngine
 from components.cht.project import ChtProject
 from components.edge.ingress import IngressEdge
 from components.k3s.cluster import K3sCluster
@@ -12,7 +16,7 @@ from components.ssh.trust import SshTrust
 from components.storage import render as storage_render
 from components.storage.cpi import VsphereCpi
 from components.storage.csi import VsphereCsi
-from components.storage.storage_class import StorageClass
+from components.storage.storage_class import StorageClass, storage_class_object
 from components.vsphere.access import VsphereAccess
 from components.vsphere.node_pool import NodePool
 from config import capacity, names
@@ -83,6 +87,15 @@ if cfg.cluster_mode == "vsphere-k3s":
     pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
     provider, storage_class_name, county_after = cluster.provider, storage_class.name, [storage_class]
     etcd_seed = cluster.etcd_seed
+    drill_class = None
+    if cfg.backup and cfg.backup.drill.storage_class is None:
+        # The drill's volumes: the county class's parameters, deleted with their claims.
+        drill_class = storage_class_object(cfg.storage_class)
+        drill_class["metadata"] = {
+            "name": f"{cfg.storage_class.name}-restore-drill",
+            "labels": {**backup_render.MANAGED, backup_render.SCRATCH_LABEL: "true"},
+        }
+        drill_class["reclaimPolicy"] = "Delete"
 else:
     # An existing cluster (k3d on a laptop, EKS, ...): only the counties, on its own StorageClass.
     existing = cfg.existing_cluster
@@ -96,6 +109,7 @@ else:
     )
     storage_class_name, county_after = existing.storage_class, []
     etcd_seed = None
+    drill_class = None
 
 # Counties deploy in parallel: each waits only for the StorageClass, never for another county.
 projects = {
@@ -108,6 +122,33 @@ projects = {
     )
     for name, county in cfg.counties.items()
 }
+
+if cfg.backup:
+    # Velero and the drill once; each county's Schedule and drill access with the county.
+    backup = cfg.backup
+    engine = BackupEngine(
+        "backup",
+        backup,
+        access_key_id=secrets.backup_access_key_id,
+        secret_access_key=secrets.backup_secret_access_key,
+        drill_storage_class=drill_class,
+        drill_storage_class_name=backup.drill.storage_class or drill_class["metadata"]["name"],
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=county_after),
+    )
+    for name, county in cfg.counties.items():
+        CountyBackup(
+            f"{name}-backup",
+            county,
+            backup,
+            engine=engine,
+            county_namespace=projects[name].ns,
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+    pulumi.export("backup", backup_render.summary(cfg.counties, backup, cfg.k3s is not None))
+    pulumi.export(
+        "restoreScripts",
+        {"restore-county.sh": backup_scripts.county_restore_script(velero_namespace=backup.velero.namespace)},
+    )
 
 pulumi.export(
     "counties",

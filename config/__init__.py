@@ -31,6 +31,9 @@ class Secrets:
     kubeconfig: pulumi.Output[str] | None = None
     migrated_credentials: pulumi.Output[dict] | None = None
     """county -> {user, password, secret, uuid}, for counties migrated from Docker Compose."""
+    backup_access_key_id: pulumi.Output[str] | None = None
+    backup_secret_access_key: pulumi.Output[str] | None = None
+    """The S3 key pair of `backup` (etcd snapshots and Velero)."""
 
     @property
     def storage_password(self) -> pulumi.Output[str] | None:

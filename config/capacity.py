@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from .errors import key_path
 from .model import StackConfig
 
+# What backups run on the agents (components/backup renders these as the pods' requests): Velero's server
+# once, its node agent (kopia) on every agent, the drill's Job, and while a drill runs, a copy of one
+# county's CouchDB, counted at that county's whole budget (an upper bound).
+VELERO_SERVER_REQUESTS = (0.5, 0.5)  # CPU, GB
+NODE_AGENT_REQUESTS = (0.5, 1.0)  # CPU, GB, per agent
+DRILL_JOB_REQUESTS = (0.1, 0.125)  # CPU, GB
+
 
 @dataclass(frozen=True)
 class CountyLoad:
@@ -78,17 +85,29 @@ class CapacityReport:
 
 def plan(config: StackConfig) -> CapacityReport:
     agents, capacity = config.agents, config.capacity
+    loads = [CountyLoad(name, c.settings.budget.cpu, c.settings.budget.memory_gb) for name, c in config.counties.items()]
+    node_agent = (0.0, 0.0)
+    if config.backup is not None:
+        node_agent = NODE_AGENT_REQUESTS
+        drilled = [c.settings.budget for c in config.counties.values() if c.settings.couchdb_nodes == 1]
+        copy = max(drilled, key=lambda b: (b.cpu, b.memory_gb)) if drilled and config.backup.drill.enabled else None
+        loads.append(
+            CountyLoad(
+                "(backup: velero, drill)",
+                VELERO_SERVER_REQUESTS[0] + DRILL_JOB_REQUESTS[0] + (copy.cpu if copy else 0),
+                VELERO_SERVER_REQUESTS[1] + DRILL_JOB_REQUESTS[1] + (copy.memory_gb if copy else 0),
+            )
+        )
     return CapacityReport(
         servers=len(config.control_plane.nodes),
         cpu_per_server=config.control_plane.cpus,
         memory_gb_per_server=config.control_plane.memory_gb,
         agents=len(agents.nodes),
         spare_agents=capacity.spare_agents,
-        cpu_per_agent=agents.cpus - capacity.reserved_cpu_per_agent,
-        memory_gb_per_agent=agents.memory_gb - capacity.reserved_memory_gb_per_agent,
-        counties=tuple(
-            CountyLoad(name, c.settings.budget.cpu, c.settings.budget.memory_gb) for name, c in config.counties.items()
-        ),
+        # The node agent runs on every agent, so it comes off each agent like the OS reserve.
+        cpu_per_agent=agents.cpus - capacity.reserved_cpu_per_agent - node_agent[0],
+        memory_gb_per_agent=agents.memory_gb - capacity.reserved_memory_gb_per_agent - node_agent[1],
+        counties=tuple(loads),
         servers_apart=config.control_plane.anti_affinity,
         agents_apart=agents.anti_affinity,
     )

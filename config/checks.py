@@ -8,6 +8,7 @@ from collections import defaultdict
 from . import compatibility, names, versions
 from .errors import key_path
 from .model import (
+    BackupConfig,
     CapacityConfig,
     ChtSettings,
     County,
@@ -314,5 +315,51 @@ def snapshots(csi: CsiConfig | None) -> list[str]:
             f"{key_path('csi', 'snapshots', 'version')}: no external-snapshotter release is known to be qualified "
             f"for vSphere CSI {csi.version}; set it (see the CSI release notes), or add a row to "
             "config/compatibility.yaml"
+        ]
+    return []
+
+
+def backup(present: bool, config: BackupConfig | None, counties: dict[str, County], mode: str) -> list[str]:
+    """The backup section against the cluster mode, the storage's scheme, and the counties' overrides."""
+    problems = []
+    if config is not None:
+        s3 = config.s3
+        if s3.endpoint.startswith("http://") and not s3.insecure:
+            problems.append(
+                f"{key_path('backup', 's3', 'endpoint')}: '{s3.endpoint}' is plain http, which sends the access keys "
+                "and every county's data unencrypted; use https:// (with caBundle for a private CA), or set "
+                "backup.s3.insecure: true in a lab"
+            )
+        if s3.insecure and s3.ca_bundle:
+            problems.append(
+                f"{key_path('backup', 's3', 'caBundle')}: has no meaning with insecure: true (no TLS is used); "
+                "remove one of them"
+            )
+        if mode == "existing" and config.drill.enabled and config.drill.storage_class is None:
+            problems.append(
+                f"{key_path('backup', 'drill', 'storageClass')}: is required in existing mode while the drill is "
+                "enabled: name a StorageClass with reclaimPolicy Delete for the drill's scratch volumes (a Retain "
+                "class would leave a volume behind every run), or set backup.drill.enabled: false"
+            )
+        if mode == "existing" and config.etcd is not None:
+            problems.append(
+                f"{key_path('backup', 'etcd')}: has no meaning when clusterMode is existing (the program does not run "
+                "that cluster's control plane); remove it and back up its etcd with the cluster's own tools"
+            )
+    elif not present:
+        for name, county in counties.items():
+            if county.settings.backup_retention_days is not None:
+                problems.append(
+                    f"{key_path('counties', name, 'backupRetentionDays')}: has no effect without cht-hosting:backup; "
+                    "configure backups (see 'Backups' in the README) or remove it"
+                )
+    return problems
+
+
+def backup_warnings(config: BackupConfig | None) -> list[str]:
+    if config is not None and config.s3.insecure:
+        return [
+            f"{key_path('backup', 's3', 'insecure')}: backups travel without TLS verification or encryption; "
+            "a lab setting, never for health records"
         ]
     return []

@@ -287,6 +287,11 @@ class K3sConfig(Model):
     drain_timeout_minutes: PositiveInt = Field(
         default=10, description="How long removing a node waits for its pods to be evicted before giving up."
     )
+    secrets_encryption: bool = Field(
+        default=True,
+        description="Encrypt Secrets at rest in etcd and its snapshots (k3s `secrets-encryption`). A cluster first "
+        "built without it keeps `false` until the README's procedure has turned it on.",
+    )
 
 
 def _url_template(value: str) -> str:
@@ -425,6 +430,273 @@ class CapacityConfig(Model):
     )
 
 
+# --- backups ----------------------------------------------------------------------------------------------
+
+_CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {m: i for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}),
+    ("day of week", 0, 6, {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}),
+)
+# The descriptors robfig/cron (k3s, Velero and Kubernetes CronJobs all parse with it) accepts besides five fields.
+CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def _cron_value(text: str, low: int, high: int, names: dict[str, int]) -> int | None:
+    if text.upper() in names:
+        return names[text.upper()]
+    if text.isdigit() and low <= int(text) <= high:
+        return int(text)
+    return None
+
+
+def _cron_field(text: str, low: int, high: int, names: dict[str, int], question: bool) -> bool:
+    for item in text.split(","):
+        span, slash, step = item.partition("/")
+        if slash and not (step.isdigit() and int(step) > 0):
+            return False
+        if span == "*" or (question and span == "?"):
+            continue
+        first, dash, last = span.partition("-")
+        start = _cron_value(first, low, high, names)
+        end = _cron_value(last, low, high, names) if dash else start
+        if start is None or end is None or end < start:
+            return False
+    return True
+
+
+def _cron(value: str) -> str:
+    text = str(value).strip()
+    fields = text.split()
+    if text in CRON_DESCRIPTORS:
+        return text
+    bad = len(fields) != 5 or any(
+        not _cron_field(field, low, high, names, question=index in (2, 4))
+        for index, (field, (_, low, high, names)) in enumerate(zip(fields, _CRON_FIELDS, strict=False))
+    )
+    if bad:
+        raise _fail(
+            "cron",
+            f"'{value}' is not a cron schedule; write five fields (minute 0-59, hour 0-23, day of month 1-31, "
+            "month 1-12, day of week 0-6) with *, lists, ranges and /steps, e.g. '0 1 * * *' for 01:00 every day, "
+            f"or one of {', '.join(CRON_DESCRIPTORS)}",
+        )
+    return text
+
+
+_FOLDER_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _folder(value: str) -> str:
+    parts = str(value).split("/")
+    if len(value) > 200 or not all(_FOLDER_PART.match(p) and p not in (".", "..") for p in parts):
+        raise _fail(
+            "folder",
+            f"'{value}' is not a folder name in the bucket; use letters, digits, '.', '_' and '-' (not starting "
+            "with '.', '_' or '-'), parts separated by single '/', no leading or trailing '/', e.g. cht/etcd",
+        )
+    return value
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def _bucket(value: str) -> str:
+    text = str(value)
+    is_ip = bool(re.fullmatch(r"\d+\.\d+\.\d+\.\d+", text))
+    if (
+        not _BUCKET.match(text) or ".." in text or ".-" in text or "-." in text or is_ip
+        or text.startswith(_BUCKET_PREFIXES) or text.endswith(_BUCKET_SUFFIXES)
+    ):
+        raise _fail(
+            "bucket",
+            f"'{value}' is not an S3 bucket name; use 3-63 lower-case letters, digits, '-' and '.', starting and "
+            "ending with a letter or digit, not shaped like an IP address, e.g. cht-backups",
+        )
+    return text
+
+
+_S3_ENDPOINT = re.compile(r"^(https?)://([A-Za-z0-9.-]+)(?::(\d{1,5}))?/?$")
+
+
+def _s3_endpoint(value: str) -> str:
+    match = _S3_ENDPOINT.match(str(value))
+    ok = match is not None
+    if match:
+        host, port = match.group(2), match.group(3)
+        try:
+            _dns_name(host.lower()) if not re.fullmatch(r"[\d.]+", host) else _ipv4(host)
+        except PydanticCustomError:
+            ok = False
+        if port is not None and not 0 < int(port) < 65536:
+            ok = False
+    if not ok:
+        raise _fail(
+            "s3_endpoint",
+            f"'{value}' is not an S3 endpoint URL; write the scheme, host and optional port, no path, "
+            "e.g. https://s3.moh.example.org:9000",
+        )
+    return str(value).rstrip("/")
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
+
+
+def _pem_bundle(value: str) -> str:
+    import base64
+    import binascii
+
+    text = str(value)
+    blocks = _PEM_BLOCK.findall(text)
+    leftover = _PEM_BLOCK.sub("", text).strip()
+    try:
+        valid = bool(blocks) and not leftover and all(
+            base64.b64decode("".join(b.split()), validate=True)[:1] == b"\x30" for b in blocks
+        )
+    except (binascii.Error, ValueError):
+        valid = False
+    if not valid:
+        raise _fail(
+            "pem_bundle",
+            "is not a PEM CA bundle; paste the CA certificate(s) that signed the storage's certificate, each from "
+            "-----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----, nothing else",
+        )
+    return text.strip() + "\n"
+
+
+_REGION = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+
+
+def _region(value: str) -> str:
+    if not _REGION.match(str(value)):
+        raise _fail("region", f"'{value}' is not an S3 region name; use lower-case letters, digits and '-', e.g. us-east-1")
+    return str(value)
+
+
+_IMAGE = re.compile(r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+
+
+def _image(value: str) -> str:
+    if not _IMAGE.match(str(value)) or ":" not in str(value).rsplit("/", 1)[-1]:
+        raise _fail(
+            "image",
+            f"'{value}' is not a container image reference with a tag; write registry/repository:tag, "
+            "e.g. docker.io/velero/velero-plugin-for-aws:v1.14.0",
+        )
+    return str(value)
+
+
+_velero_chart_version = _release("velero_chart_version", versions.PLAIN, "a velero chart version", "12.1.0")
+Cron = Annotated[str, AfterValidator(_cron)]
+Folder = Annotated[str, AfterValidator(_folder)]
+Image = Annotated[str, AfterValidator(_image)]
+
+
+class S3Storage(Model):
+    """`cht-hosting:backup.s3`: the S3-compatible object storage on the ministry's premises (e.g. MinIO)."""
+
+    endpoint: Annotated[str, AfterValidator(_s3_endpoint)] = Field(
+        description="https://host[:port] of the storage (no path). http:// only with `insecure: true` (a lab)."
+    )
+    bucket: Annotated[str, AfterValidator(_bucket)] = Field(
+        description="Bucket every backup goes to (create it first; keys: `backupAccessKeyId`/`backupSecretAccessKey`)."
+    )
+    region: Annotated[str, AfterValidator(_region)] = Field(
+        default="us-east-1", description="Region name the storage expects (MinIO's default is us-east-1)."
+    )
+    ca_bundle: Annotated[str, AfterValidator(_pem_bundle)] | None = Field(
+        default=None, description="PEM CA bundle that signed the storage's certificate; default: the system CAs."
+    )
+    insecure: bool = Field(
+        default=False, description="Allow an http:// endpoint (keys and data in clear text: a lab only; the plan warns)."
+    )
+    force_path_style: bool = Field(
+        default=True, description="Address the bucket as <endpoint>/<bucket> (MinIO needs this) rather than as a host."
+    )
+
+
+class EtcdSnapshotsConfig(Model):
+    """`cht-hosting:backup.etcd`: k3s etcd snapshots of the control plane, sent to `s3` (vsphere-k3s mode)."""
+
+    schedule: Cron = Field(default="0 */6 * * *", description="When every server takes a snapshot (cron, UTC).")
+    retention: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=28, description="Snapshots k3s keeps per server, locally and in the bucket (28 at 6-hourly: 7 days)."
+    )
+    folder: Folder = Field(default="cht-hosting/etcd", description="Folder in the bucket for the snapshots.")
+
+
+class CountyBackupsConfig(Model):
+    """`cht-hosting:backup.counties`: one Velero Schedule per county (objects, credentials, every CouchDB volume)."""
+
+    schedule: Cron = Field(default="0 1 * * *", description="When each county is backed up (cron, UTC).")
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=30, description="Days a county backup is kept; a county may override it with `backupRetentionDays`."
+    )
+    prefix: Folder = Field(default="cht-hosting/counties", description="Folder in the bucket for Velero's data.")
+    growth_percent_per_day: Annotated[float, Field(ge=0, le=100)] = Field(
+        default=0.5,
+        description="Assumed daily change of a county's data, % of its volume; only used for the plan's storage estimate.",
+    )
+
+
+class RestoreDrillConfig(Model):
+    """`cht-hosting:backup.drill`: the CronJob `restore-drill` that restores a county's latest backup and checks it."""
+
+    enabled: bool = Field(default=True, description="Rehearse restores on a schedule (a backup counts once restored).")
+    schedule: Cron = Field(default="0 5 * * 6", description="When the drill runs (cron, UTC); one county per run, in turn.")
+    image: Image = Field(
+        default="docker.io/alpine/k8s:1.35.0",
+        description="Image the drill runs in; it needs bash, kubectl, curl and jq (a mirror for air-gapped sites).",
+    )
+    max_doc_count_difference_percent: Annotated[int, Field(ge=0, le=100)] = Field(
+        default=10,
+        description="How far below the live county a restored database's document count may be (the live one "
+        "has grown since the backup) before the drill fails.",
+    )
+    timeout_minutes: Annotated[int, Field(ge=10, le=1440)] = Field(
+        default=240, description="How long a drill may take (restore, CouchDB start, comparison) before it fails."
+    )
+    storage_class: NodeName | None = Field(
+        default=None,
+        description="StorageClass for the drill's scratch volumes; it must delete them (reclaimPolicy Delete). "
+        "Default in vsphere-k3s mode: `<storageClass.name>-restore-drill`, which the program creates; required "
+        "in existing mode.",
+    )
+
+
+class VeleroConfig(Model):
+    """`cht-hosting:backup.velero`: the Velero release (chart pinned; see config/compatibility.yaml)."""
+
+    namespace: NodeName = Field(default="velero", description="Namespace of Velero, its node agent and the drill.")
+    chart_version: Annotated[str, AfterValidator(_velero_chart_version)] = Field(
+        default="12.1.0", description="vmware-tanzu/helm-charts velero chart version (12.1.0 runs Velero v1.18.1)."
+    )
+    chart_repository: Url = Field(
+        default="https://vmware-tanzu.github.io/helm-charts", description="Helm repository of the chart; a mirror URL."
+    )
+    image: Image | None = Field(default=None, description="Velero image (repository:tag); default: the chart's.")
+    aws_plugin_image: Image = Field(
+        default="docker.io/velero/velero-plugin-for-aws:v1.14.0",
+        description="The AWS (S3) object store plugin; v1.14.x goes with Velero v1.18.x.",
+    )
+
+
+class BackupConfig(Model):
+    """`cht-hosting:backup`: off-cluster backups to S3-compatible storage; keys: `backupAccessKeyId`,
+    `backupSecretAccessKey` (secrets)."""
+
+    s3: S3Storage = Field(description="Where backups go.")
+    etcd: EtcdSnapshotsConfig | None = Field(
+        default=None, description="Control-plane snapshots (vsphere-k3s mode; default there: the defaults below)."
+    )
+    counties: CountyBackupsConfig = Field(default_factory=CountyBackupsConfig, description="County backups.")
+    drill: RestoreDrillConfig = Field(default_factory=RestoreDrillConfig, description="The scheduled restore drill.")
+    velero: VeleroConfig = Field(default_factory=VeleroConfig, description="The Velero release.")
+
+
 # --- counties ---------------------------------------------------------------------------------------------
 
 
@@ -540,6 +812,10 @@ class ChtSettings(Model):
         description="Bring a Docker Compose county's existing CouchDB volume(s) instead of new ones "
         "(set before the county's first `pulumi up`; needs migratedCredentials).",
     )
+    backup_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = Field(
+        default=None,
+        description="Days this county's backups are kept; default: backup.counties.retentionDays.",
+    )
 
 
 class County(Model):
@@ -623,6 +899,7 @@ class StackConfig(Model):
     capacity: CapacityConfig | None = None
     existing_cluster: ExistingClusterConfig | None = None
     deployed_state: DeployedStateConfig = Field(default_factory=DeployedStateConfig)
+    backup: BackupConfig | None = None
     cht: ChtSettings
     counties: dict[str, County]
 
@@ -641,17 +918,20 @@ SECTIONS: dict[str, type[Model]] = {
     "ingress": IngressConfig,
     "capacity": CapacityConfig,
     "existingCluster": ExistingClusterConfig,
+    "backup": BackupConfig,
     "deployedState": DeployedStateConfig,
     "cht": ChtSettings,
 }
 OPTIONAL_SECTIONS = {"ssh", "storageClass", "ingress", "capacity", "deployedState"}
+# Sections that may be left out in every mode (absent: the feature is off).
+ABSENT_IS_OFF = {"backup"}
 # Which sections each cluster mode reads; a section of the other mode is refused (it would be ignored).
 MODE_SECTIONS: dict[str, set[str]] = {
     "vsphere-k3s": {
         "vsphere", "network", "controlPlane", "agents", "ssh", "k3s", "cpi", "csi", "storageClass", "ingress", "capacity",
-        "deployedState",
+        "deployedState", "backup",
     },
-    "existing": {"existingCluster", "deployedState"},
+    "existing": {"existingCluster", "deployedState", "backup"},
 }
 MODE_PURPOSE = {
     "vsphere-k3s": "the program builds VMs, k3s, the CPI and the CSI",

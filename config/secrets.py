@@ -28,6 +28,8 @@ class SecretSpec:
     shape: Literal["text", "object"]
     note: str
     """What the README reference says about it."""
+    section: str | None = None
+    """A config section that needs it: then it is required exactly when that section is set, refused without it."""
 
     @property
     def field(self) -> str:
@@ -69,6 +71,23 @@ SECRETS: tuple[SecretSpec, ...] = (
         "Counties migrated from Docker Compose: `<county>: {user, password, secret, uuid}`, the "
         "values `couchdb-migration get-env` prints; set leaf by leaf with "
         "`pulumi config set --secret --path 'migratedCredentials.<county>.password' ...`.",
+    ),
+    SecretSpec(
+        "backupAccessKeyId",
+        BOTH_MODES,
+        False,
+        "text",
+        "Access key of the backup bucket (`backup.s3`); required exactly when `backup` is set. It reaches the "
+        "servers on stdin into a root-only k3s drop-in and Velero through a Secret: never a command line or a log.",
+        section="backup",
+    ),
+    SecretSpec(
+        "backupSecretAccessKey",
+        BOTH_MODES,
+        False,
+        "text",
+        "Secret key of the backup bucket; required exactly when `backup` is set.",
+        section="backup",
     ),
 )
 

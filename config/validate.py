@@ -11,12 +11,14 @@ from pydantic import TypeAdapter, ValidationError
 from . import capacity, checks, secrets
 from .errors import ConfigError, key_path, problems_from
 from .model import (
+    ABSENT_IS_OFF,
     MODE_PURPOSE,
     MODE_SECTIONS,
     OPTIONAL_SECTIONS,
     SECTIONS,
     ChtSettings,
     County,
+    EtcdSnapshotsConfig,
     Model,
     NodePoolConfig,
     StackConfig,
@@ -34,6 +36,7 @@ def required_secrets(raw: Mapping[str, Any]) -> list[str]:
     vsphere = raw.get("vsphere")
     if mode == "vsphere-k3s" and isinstance(vsphere, Mapping) and vsphere.get("storageUser"):
         needed.append("vsphereStoragePassword")
+    needed += [s.key for s in secrets.SECRETS if s.section and s.section in raw]
     return needed
 
 
@@ -61,7 +64,7 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
                 f"{key_path(key)}: has no meaning when clusterMode is {mode} ({MODE_PURPOSE[mode]}); remove it"
             )
         if key not in raw or not in_mode:
-            if in_mode and key not in OPTIONAL_SECTIONS:
+            if in_mode and key not in OPTIONAL_SECTIONS and key not in ABSENT_IS_OFF:
                 problems.append(f"{key_path(key)}: is required; add it (see 'Config reference' in the README)")
             sections[key] = model() if in_mode and key in OPTIONAL_SECTIONS else None
             continue
@@ -95,12 +98,28 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
                 f"{key_path('vsphereStoragePassword')}: is required because vsphere.storageUser is set; set it with "
                 "`pulumi config set --secret vsphereStoragePassword ...`"
             )
+    problems += checks.backup("backup" in raw, sections["backup"], counties, mode)
+    for spec in secrets.SECRETS:
+        if spec.section and spec.section in raw and spec.key not in raw:
+            problems.append(
+                f"{key_path(spec.key)}: is required because {spec.section} is set; set it with "
+                f"`pulumi config set --secret {spec.key} ...`"
+            )
+        elif spec.section and spec.key in raw and spec.section not in raw:
+            problems.append(
+                f"{key_path(spec.key)}: is set, but {spec.section} is not, so nothing uses it; set {spec.section}, "
+                f"or remove it with `pulumi config rm {spec.key}`"
+            )
     problems += checks.cht_settings(
         sections["cht"], counties, {k for k in SECRET_KEYS if k in raw}, raw.get("migratedCredentials")
     )
 
     if problems:
         raise ConfigError(problems)
+    backup = sections["backup"]
+    if mode == "vsphere-k3s" and backup is not None and backup.etcd is None:
+        # The program runs this control plane, so its snapshots go off the servers by default.
+        sections["backup"] = backup.model_copy(update={"etcd": EtcdSnapshotsConfig()})
     config = StackConfig.model_validate({**sections, "clusterMode": mode, "counties": counties}, by_alias=True)
     if config.capacity and config.capacity.on_shortfall == "error" and (message := _capacity_shortfall(config)):
         raise ConfigError([message])
@@ -108,7 +127,7 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
 
 
 def warnings(config: StackConfig) -> list[str]:
-    found = checks.warnings(config.vsphere)
+    found = checks.warnings(config.vsphere) + checks.backup_warnings(config.backup)
     for name, county in config.counties.items():
         if county.settings.upgrades == "admin-app":
             found.append(

@@ -83,9 +83,45 @@ def report(evaluation: Evaluation, notes: list[str]) -> str:
             f"CouchDB x{county['couchdbNodes']} ({county['couchdbStorageGb']} GB each)  "
             f"budget {county['cpu']:g} CPU / {county['memoryGb']:g} GB"
         )
+    lines += _backup_lines(evaluation.outputs.get("backup"))
     if evaluation.outputs.get("capacityReport"):
         lines += ["", "Capacity (the counties' budgets against the agents):", evaluation.outputs["capacityReport"]]
     return evaluation.redact("\n".join(lines))
+
+
+def _backup_lines(backup: dict | None) -> list[str]:
+    """Where backups go, when, for how long, the drill, and the storage they need."""
+    if not backup:
+        return ["", "Backups: none (cht-hosting:backup is not set): nothing leaves the cluster's own datastore."]
+    storage = backup["storage"]
+    lines = ["", f"Backups to {storage['endpoint']}, bucket {storage['bucket']} (keys: Pulumi secrets only):"]
+    etcd = backup.get("etcdSnapshots")
+    if etcd:
+        lines.append(
+            f"  etcd snapshots: every server, cron '{etcd['schedule']}', {etcd['retention']} kept, "
+            f"folder {etcd['folder']}/"
+        )
+    counties = backup["counties"]
+    velero = backup["velero"]
+    lines.append(
+        f"  counties: Velero (chart {velero['chart']}, namespace {velero['namespace']}), one Schedule each, "
+        f"folder {velero['prefix']}/; objects, credentials and every CouchDB volume (kopia)"
+    )
+    width = max((len(n) for n in counties), default=0)
+    for name, c in counties.items():
+        lines.append(
+            f"    {name:<{width}}  {c['schedule']}  cron '{c['cron']}'  kept {c['retentionDays']} days  "
+            f"{c['couchdbVolumes']} volume{'s' if c['couchdbVolumes'] != 1 else ''}"
+            f"{'  drilled' if c['drilled'] else ''}"
+        )
+    drill = backup["drill"]
+    lines.append(
+        f"  restore drill: CronJob {drill['cronJob']} in {drill['namespace']}, cron '{drill['schedule']}'"
+        f"{'' if drill['enabled'] else ' (suspended)'}, one county per run into {drill['scratchNamespace']}; "
+        f"results in ConfigMap {drill['results']}"
+    )
+    lines += ["", "Backup storage estimate:", backup["estimate"]]
+    return lines
 
 
 def _tree(evaluation: Evaluation) -> list[str]:
@@ -148,6 +184,8 @@ def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
     for namespace, docs in manifests.items():
         docs.sort(key=lambda d: (d["kind"], (d.get("metadata") or {}).get("name", "")))
         files[Path("manifests") / f"{namespace}.yaml"] = yaml.safe_dump_all(docs, sort_keys=True)
+    for script, text in (evaluation.outputs.get("restoreScripts") or {}).items():
+        files[Path("restore") / script] = text
     files[Path("outputs.json")] = engine.to_json(evaluation.outputs) + "\n"
     files[Path("plan.txt")] = report(evaluation, [])
 

@@ -146,10 +146,17 @@ def validate_pvc_protected(args: ResourceValidationArgs, report_violation: Repor
         )
 
 
+# A StorageClass for scratch copies only (the restore drill's), never for a county's volumes.
+SCRATCH_LABEL = "cht-hosting/scratch-volumes"
+
+
 def validate_storage_class_retains(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != STORAGE_CLASS:
         return
     policy = args.props.get("reclaimPolicy")
+    labels = (args.props.get("metadata") or {}).get("labels") or {}
+    if policy == "Delete" and labels.get(SCRATCH_LABEL) == "true":
+        return  # the restore drill's throw-away copies: deleted with their claims on purpose
     if policy != "Retain":
         shown = "unset (Kubernetes defaults to Delete)" if policy is None else f"'{policy}'"
         report_violation(

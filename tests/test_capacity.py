@@ -8,13 +8,23 @@ import pytest
 
 from config import capacity
 from config.errors import ConfigError
+from config.secrets import SECRETS
 from config.validate import validate, warnings
 from tests.conftest import raw_config
 
 
+def without_backup(raw: dict, secrets: frozenset) -> tuple[dict, frozenset]:
+    """These tests are about the counties' arithmetic; backups' own share is tested on its own below."""
+    backup_keys = {s.key for s in SECRETS if s.section == "backup"}
+    raw = {k: v for k, v in copy.deepcopy(raw).items() if k != "backup" and k not in backup_keys}
+    for county in raw["counties"].values():
+        if isinstance(county, dict):
+            county.pop("backupRetentionDays", None)
+    return raw, secrets - backup_keys
+
+
 def prod_with(extra_counties: int = 0, **capacity_settings):
-    raw, secrets = raw_config("prod")
-    raw = copy.deepcopy(raw)
+    raw, secrets = without_backup(*raw_config("prod"))
     for i in range(extra_counties):
         raw["counties"][f"extra-{i:03d}"] = {}
     if capacity_settings:
@@ -23,7 +33,7 @@ def prod_with(extra_counties: int = 0, **capacity_settings):
 
 
 def test_prod_fits_on_eight_of_nine_agents():
-    config = validate(*raw_config("prod"))
+    config = validate(*without_backup(*raw_config("prod")))
     report = capacity.plan(config)
     assert (report.agents, report.serving_agents) == (9, 8)
     assert (report.cpu_per_agent, report.memory_gb_per_agent) == (47, 188)
@@ -65,7 +75,7 @@ def test_reserve_larger_than_an_agent_is_refused():
 
 
 def test_report_table_lists_pool_and_every_county():
-    report = capacity.plan(validate(*raw_config("prod")))
+    report = capacity.plan(validate(*without_backup(*raw_config("prod"))))
     text = capacity.table(report)
     assert "Agents: 9 x (47 CPU, 188 GB allocatable); planned for 1 lost, so 8 serve." in text
     assert "  allocatable (N-1)              376        1504" in text
@@ -110,3 +120,19 @@ def test_the_config_decides_which_pools_are_kept_apart():
     assert capacity.plan(config).agents_apart is True  # the default
     off = config.model_copy(update={"agents": config.agents.model_copy(update={"anti_affinity": False})})
     assert capacity.plan(off).agents_apart is False
+
+
+def test_backups_take_the_node_agent_off_every_agent_and_velero_and_a_drill_copy_once():
+    plain = capacity.plan(validate(*prod_with()))
+    raw, secrets = prod_with()
+    raw["backup"] = {"s3": {"endpoint": "https://s3.example.org", "bucket": "cht-backups"}}
+    raw["backupAccessKeyId"] = raw["backupSecretAccessKey"] = "[secret]"
+    config = validate(raw, secrets | {"backupAccessKeyId", "backupSecretAccessKey"})
+    report = capacity.plan(config)
+    assert plain.cpu_per_agent - report.cpu_per_agent == capacity.NODE_AGENT_REQUESTS[0]
+    assert plain.memory_gb_per_agent - report.memory_gb_per_agent == capacity.NODE_AGENT_REQUESTS[1]
+    (extra,) = [c for c in report.counties if c.name.startswith("(backup")]
+    # The drill restores one single-node county at a time: the largest such budget is counted once.
+    largest = max(c.settings.budget.cpu for c in config.counties.values() if c.settings.couchdb_nodes == 1)
+    assert extra.cpu == capacity.VELERO_SERVER_REQUESTS[0] + capacity.DRILL_JOB_REQUESTS[0] + largest
+    assert "(backup: velero, drill)" in capacity.table(report)

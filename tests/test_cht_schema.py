@@ -16,6 +16,7 @@ CUSTOM = (
     "kubernetes:helm.cattle.io/",
     "kubernetes:upgrade.cattle.io/",
     "kubernetes:snapshot.storage.k8s.io/",
+    "kubernetes:velero.io/",
 )
 
 

@@ -36,5 +36,6 @@ def test_a_secret_leaf_inside_an_object_key_is_refused(stack_config):
         record(program, config=values, secret_keys=[*secret_keys, "cht-hosting:network"])
     assert error.value.problems == [
         "cht-hosting:network: is set as a secret, but secrets belong in keys of their own "
-        "(vspherePassword, vsphereStoragePassword, kubeconfig, migratedCredentials); set it again without --secret"
+        "(vspherePassword, vsphereStoragePassword, kubeconfig, migratedCredentials, backupAccessKeyId, "
+        "backupSecretAccessKey); set it again without --secret"
     ]

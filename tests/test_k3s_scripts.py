@@ -27,6 +27,13 @@ needs_shellcheck = pytest.mark.skipif(
     reason="shellcheck is not installed (pip install -r requirements-dev.txt); CI always runs it",
 )
 TOKEN = "mocktokenK3sSecretValue0123456789abcdef"
+AGENT_TOKEN = "mockAgentTokenValue9876543210fedcba"
+# Quotes, `$(`, `/` and `+` in a key must stay data all the way into the drop-in.
+S3_ACCESS, S3_SECRET = "MOCKACCESSKEY0123", "mock/Secret+Key'\"$(x)0123"
+ETCD = r.EtcdS3(
+    endpoint="https://s3.moh.example.org:9000", bucket="cht-backups", folder="cht-hosting/etcd", region="us-east-1",
+    schedule="0 */6 * * *", retention=28, ca_bundle="-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+)
 SHAPE = r.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
 KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {client-key-data: bW9jaw==}}]\n"
 REAL = ("cat", "mktemp", "chmod", "cmp", "cp", "mv", "rm", "mkdir", "dirname", "sleep", "sh")
@@ -151,9 +158,13 @@ def box(tmp_path) -> Sandbox:
     return Sandbox(tmp_path)
 
 
-def configure(role: r.Role = "server", seeds: bool = False, mirrors=None, kube_vip: bool = True, root: str = "/") -> str:
+def configure(
+    role: r.Role = "server", seeds: bool = False, mirrors=None, kube_vip: bool = True, root: str = "/", etcd=None
+) -> str:
     name = {"server": "cp-2", "agent": "agent-1"}[role]
-    config = r.node_config(SHAPE, role=role, seeds_etcd=seeds, name=name, ip="10.20.0.12", vm_uuid="4211ABCD-0001")
+    config = r.node_config(
+        SHAPE, role=role, seeds_etcd=seeds, name=name, ip="10.20.0.12", vm_uuid="4211ABCD-0001", etcd=etcd
+    )
     return r.configure_script(
         name=name,
         role=role,
@@ -161,7 +172,14 @@ def configure(role: r.Role = "server", seeds: bool = False, mirrors=None, kube_v
         registries_yaml=r.registries_config(mirrors or {}),
         kube_vip_yaml=r.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface=None) if kube_vip else None,
         root=root,
+        s3_ca_bundle=etcd.ca_bundle if etcd else None,
     )
+
+
+def stdin_for(role: r.Role = "server", s3: bool = False) -> str:
+    """What the component sends: the tokens and, on servers with snapshots to S3, the key drop-in."""
+    creds = r.s3_credentials_config(S3_ACCESS, S3_SECRET) if s3 else None
+    return r.configure_stdin(role, token=TOKEN, agent_token=AGENT_TOKEN, s3_credentials_yaml=creds)
 
 
 def install(role: r.Role = "server", join: bool = True, root: str = "/") -> str:
@@ -184,6 +202,7 @@ ALL_SCRIPTS = {
     "configure-server": configure("server", mirrors={"docker.io": ["https://mirror.example"]}),
     "configure-seed-lb": configure("server", seeds=True, kube_vip=False),
     "configure-agent": configure("agent"),
+    "configure-server-etcd-s3": configure("server", etcd=ETCD),
     "install-seed": install("server", join=False),
     "install-agent": install("agent"),
     "uninstall-server": r.uninstall_script(name="cp-2", role="server"),
@@ -216,9 +235,11 @@ def test_script_passes_shellcheck(name, tmp_path):
 
 def test_configure_writes_files_and_rerun_changes_nothing(box):
     script = configure("server", mirrors={"docker.io": ["https://mirror.example"]}, root=box.at)
-    first = box.run(script, stdin=TOKEN + "\n")
+    first = box.run(script, stdin=stdin_for("server"))
     assert first.returncode == 0, first.stderr
     assert box.file(r.TOKEN_FILE).read_text() == TOKEN + "\n"
+    assert box.file(r.AGENT_TOKEN_FILE).read_text() == AGENT_TOKEN + "\n"
+    assert not box.file(r.S3_CREDENTIALS_FILE).exists()
     assert oct(box.file(r.TOKEN_FILE).stat().st_mode & 0o777) == "0o600"
     assert "provider-id=vsphere://4211abcd-0001" in box.file(r.CONFIG_FILE).read_text()
     assert "https://mirror.example" in box.file(r.REGISTRIES_FILE).read_text()
@@ -227,7 +248,7 @@ def test_configure_writes_files_and_rerun_changes_nothing(box):
 
     # k3s now runs; a second run with the same inputs must neither touch a file nor restart it.
     (box.root / "state" / "enabled").touch()
-    second = box.run(script, stdin=TOKEN + "\n")
+    second = box.run(script, stdin=stdin_for("server"))
     assert second.returncode == 0, second.stderr
     assert "up to date (changed=0)" in second.stdout
     assert "systemctl restart" not in box.argv()
@@ -235,13 +256,15 @@ def test_configure_writes_files_and_rerun_changes_nothing(box):
 
 
 def test_configure_restarts_k3s_when_the_config_changes(box):
-    assert box.run(configure("server", root=box.at), stdin=TOKEN).returncode == 0
+    assert box.run(configure("server", root=box.at), stdin=stdin_for("server")).returncode == 0
     (box.root / "state" / "enabled").touch()
-    changed = box.run(configure("server", mirrors={"docker.io": ["https://mirror.example"]}, root=box.at), stdin=TOKEN)
+    changed = box.run(
+        configure("server", mirrors={"docker.io": ["https://mirror.example"]}, root=box.at), stdin=stdin_for("server")
+    )
     assert changed.returncode == 0, changed.stderr
     assert "systemctl restart k3s" in box.argv()
     # A mirror removed from config removes the file again.
-    assert box.run(configure("server", root=box.at), stdin=TOKEN).returncode == 0
+    assert box.run(configure("server", root=box.at), stdin=stdin_for("server")).returncode == 0
     assert not box.file(r.REGISTRIES_FILE).exists()
 
 
@@ -253,16 +276,18 @@ def test_configure_fails_with_a_message_without_a_token(box):
 
 
 def test_configure_fails_when_cloud_init_failed(box):
-    result = box.run(configure("agent", root=box.at), stdin=TOKEN, STUB_CLOUD_INIT_RC="1")
+    result = box.run(configure("agent", root=box.at), stdin=stdin_for("agent"), STUB_CLOUD_INIT_RC="1")
     assert result.returncode != 0
     assert "cloud-init failed" in result.stderr
 
 
 def test_configure_fails_when_the_restart_fails(box):
-    assert box.run(configure("agent", root=box.at), stdin=TOKEN).returncode == 0
+    assert box.run(configure("agent", root=box.at), stdin=stdin_for("agent")).returncode == 0
     (box.root / "state" / "enabled").touch()
     result = box.run(
-        configure("agent", mirrors={"docker.io": ["https://m.example"]}, root=box.at), stdin=TOKEN, STUB_RESTART_FAIL="1"
+        configure("agent", mirrors={"docker.io": ["https://m.example"]}, root=box.at),
+        stdin=stdin_for("agent"),
+        STUB_RESTART_FAIL="1",
     )
     assert result.returncode != 0
     assert "did not restart" in result.stderr
@@ -303,17 +328,59 @@ def test_joining_node_gives_up_when_the_endpoint_never_answers(box):
 
 def test_no_secret_in_any_argv(box):
     """The token and the kubeconfig go through stdin into 0600 files; no stub or coreutil sees them as arguments."""
-    for script in (configure("server", root=box.at), configure("agent", root=box.at), install("agent", root=box.at)):
-        assert TOKEN not in script
-        assert box.run(script, stdin=TOKEN).returncode == 0
+    for script, stdin in (
+        (configure("server", root=box.at, etcd=ETCD), stdin_for("server", s3=True)),
+        (configure("agent", root=box.at), stdin_for("agent")),
+        (install("agent", root=box.at), ""),
+    ):
+        for secret in (TOKEN, AGENT_TOKEN, S3_ACCESS, S3_SECRET):
+            assert secret not in script
+        assert box.run(script, stdin=stdin).returncode == 0
     # Also through the exact command line the component sends over SSH (sudo -n bash -c '<script>').
     script = configure("server", mirrors={"docker.io": ["https://m.example"]}, root=box.at)
-    assert box.run(r.as_root(script), stdin=TOKEN).returncode == 0
+    assert box.run(r.as_root(script), stdin=stdin_for("server", s3=True)).returncode == 0
     box.add_node("agent-1")
     assert box.run(r.as_root(drain("agent", root=box.at)), stdin=KUBECONFIG).returncode == 0
     log = box.argv()
     assert "sudo -n bash -c" in log and "cat" in log and "mktemp" in log and "k3s kubectl" in log
     assert TOKEN not in log and "bW9jaw==" not in log
+    for secret in (AGENT_TOKEN, S3_ACCESS, S3_SECRET):
+        assert secret not in log
+
+
+def test_server_writes_the_s3_keys_to_a_root_only_drop_in_k3s_parses(box):
+    import yaml
+
+    result = box.run(configure("server", root=box.at, etcd=ETCD), stdin=stdin_for("server", s3=True))
+    assert result.returncode == 0, result.stderr
+    creds = box.file(r.S3_CREDENTIALS_FILE)
+    assert oct(creds.stat().st_mode & 0o777) == "0o600"
+    # Quotes, '$(' and '/' in a key stay data: the drop-in parses back to exactly the keys.
+    assert yaml.safe_load(creds.read_text()) == {"etcd-s3-access-key": S3_ACCESS, "etcd-s3-secret-key": S3_SECRET}
+    assert box.file(r.S3_CA_FILE).read_text() == ETCD.ca_bundle
+    config = yaml.safe_load(box.file(r.CONFIG_FILE).read_text())
+    assert config["etcd-s3-endpoint-ca"] == r.S3_CA_FILE and "etcd-s3-access-key" not in config
+    # Snapshots back to the servers only: the next run removes the keys and the CA from the node.
+    (box.root / "state" / "enabled").touch()
+    again = box.run(configure("server", root=box.at), stdin=stdin_for("server"))
+    assert again.returncode == 0, again.stderr
+    assert not creds.exists() and not box.file(r.S3_CA_FILE).exists()
+    assert "systemctl restart k3s" in box.argv()
+
+
+def test_agent_holds_only_the_agent_token(box):
+    result = box.run(configure("agent", root=box.at), stdin=stdin_for("agent"))
+    assert result.returncode == 0, result.stderr
+    assert box.file(r.TOKEN_FILE).read_text() == AGENT_TOKEN + "\n"
+    assert not box.file(r.AGENT_TOKEN_FILE).exists()
+    assert TOKEN not in "".join(p.read_text() for p in box.root.rglob("*") if p.is_file())
+
+
+def test_server_refuses_to_run_without_the_agent_token(box):
+    result = box.run(configure("server", root=box.at), stdin=TOKEN + "\n")
+    assert result.returncode != 0
+    assert "no agent token on stdin" in result.stderr
+    assert not box.file(r.CONFIG_FILE).exists()
 
 
 def test_an_agent_drains_itself_with_the_kubeconfig_it_is_given(box):

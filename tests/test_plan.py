@@ -29,7 +29,7 @@ def prod_plan(tmp_path_factory) -> tuple[str, Path]:
 def test_prod_plan_lists_fifty_counties(prod_plan):
     printed, out = prod_plan
     assert "Counties (50):" in printed
-    county_section = printed.split("Counties (50):")[1].split("Capacity")[0]
+    county_section = printed.split("Counties (50):")[1].split("\n\n")[0]
     county_lines = [line for line in county_section.splitlines() if line.startswith("  ")]
     assert len(county_lines) == 50
     assert county_lines[0].split()[0] == "mombasa"

@@ -28,6 +28,13 @@ from config.names import CONTROL_PLANE_LABEL, KUBE_SYSTEM, PROJECT, SERVER_TAINT
 CONFIG_DIR = "/etc/rancher/k3s"
 CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
 TOKEN_FILE = f"{CONFIG_DIR}/cluster-token"
+# Servers only: the token agents join with (agents keep it in TOKEN_FILE), so an agent cannot join as a server.
+AGENT_TOKEN_FILE = f"{CONFIG_DIR}/agent-token"
+# k3s reads config.yaml.d/*.yaml after config.yaml (docs.k3s.io installation/configuration.md); the S3 keys
+# live in a root-only drop-in of their own, written from stdin, so they are never in an argv, a log or the
+# plan's scripts. `k3s server --cluster-reset` reads it too, so a restore from S3 names only the snapshot.
+S3_CREDENTIALS_FILE = f"{CONFIG_DIR}/config.yaml.d/cht-etcd-s3-credentials.yaml"
+S3_CA_FILE = f"{CONFIG_DIR}/etcd-s3-ca.pem"
 REGISTRIES_FILE = f"{CONFIG_DIR}/registries.yaml"
 KUBECONFIG_FILE = f"{CONFIG_DIR}/k3s.yaml"
 KUBE_VIP_FILE = "/var/lib/rancher/k3s/server/manifests/cht-kube-vip.yaml"
@@ -39,6 +46,75 @@ SERVER_PLAN = "k3s-server"
 AGENT_PLAN = "k3s-agent"
 
 Role = Literal["server", "agent"]
+
+
+@dataclass(frozen=True)
+class EtcdS3:
+    """Where and when the servers send etcd snapshots (k3s `etcd-snapshot-*` and `etcd-s3-*` keys).
+
+    `endpoint` is the storage's URL as configured (https://host[:port]); k3s wants host[:port] and a
+    separate switch for plain http.
+    """
+
+    endpoint: str
+    bucket: str
+    folder: str
+    region: str
+    schedule: str
+    retention: int
+    ca_bundle: str | None = None
+    insecure: bool = False
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.split("://", 1)[1].rstrip("/")
+
+    @property
+    def plain_http(self) -> bool:
+        return self.endpoint.startswith("http://")
+
+
+def etcd_config(etcd: EtcdS3) -> dict:
+    """The server config.yaml keys for scheduled snapshots to S3 (k3s-io/docs docs/cli/etcd-snapshot.md)."""
+    config: dict = {
+        "etcd-snapshot-schedule-cron": etcd.schedule,
+        "etcd-snapshot-retention": etcd.retention,
+        "etcd-snapshot-compress": True,
+        "etcd-s3": True,
+        "etcd-s3-endpoint": etcd.host,
+        "etcd-s3-bucket": etcd.bucket,
+        "etcd-s3-folder": etcd.folder,
+        "etcd-s3-region": etcd.region,
+    }
+    if etcd.ca_bundle:
+        config["etcd-s3-endpoint-ca"] = S3_CA_FILE
+    if etcd.plain_http:
+        config["etcd-s3-insecure"] = True  # k3s: "Disables S3 over HTTPS"
+    elif etcd.insecure:
+        config["etcd-s3-skip-ssl-verify"] = True
+    return config
+
+
+def s3_credentials_config(access_key: str, secret_key: str) -> str:
+    """The root-only drop-in with the S3 key pair; YAML-quoted by the dumper, whatever the keys contain."""
+    if not access_key or not secret_key:
+        raise ValueError("the backup access key and secret key must not be empty")
+    return yaml.safe_dump(
+        {"etcd-s3-access-key": access_key, "etcd-s3-secret-key": secret_key}, sort_keys=True, default_flow_style=False
+    )
+
+
+def configure_stdin(role: Role, *, token: str, agent_token: str, s3_credentials_yaml: str | None = None) -> str:
+    """What `configure_script` reads on stdin: the join token; on servers also the agent token and the S3 drop-in.
+
+    Agents get only the agent token (as their join token), so an agent's disk never holds the server token.
+    """
+    for value, what in ((token, "cluster token"), (agent_token, "agent token")):
+        if not value or "\n" in value:
+            raise ValueError(f"the {what} must be one non-empty line")
+    if role == "agent":
+        return agent_token + "\n"
+    return f"{token}\n{agent_token}\n{s3_credentials_yaml or ''}"
 
 
 @dataclass(frozen=True)
@@ -64,8 +140,22 @@ def service_name(role: Role) -> str:
 # --- files ----------------------------------------------------------------------------------------------
 
 
-def node_config(shape: ClusterShape, *, role: Role, seeds_etcd: bool, name: str, ip: str, vm_uuid: str) -> str:
-    """/etc/rancher/k3s/config.yaml for one node. The token is only referenced (token-file), never inlined.
+def node_config(
+    shape: ClusterShape,
+    *,
+    role: Role,
+    seeds_etcd: bool,
+    name: str,
+    ip: str,
+    vm_uuid: str,
+    secrets_encryption: bool = True,
+    etcd: EtcdS3 | None = None,
+) -> str:
+    """/etc/rancher/k3s/config.yaml for one node. Tokens and S3 keys are only referenced (files), never inlined.
+
+    Servers also get the agent token file (agents join with it, never with the server token), secrets
+    encryption, supervisor metrics (etcd snapshot and certificate-expiry metrics for monitoring) and, with
+    `etcd`, scheduled snapshots to S3; these must agree on every server, so they come from the cluster.
 
     `seeds_etcd`: this server starts a new etcd cluster (`cluster-init`); only ever true while the cluster does
     not exist yet. Every other server, the seed itself once the cluster exists, joins through the API endpoint:
@@ -96,8 +186,13 @@ def node_config(shape: ClusterShape, *, role: Role, seeds_etcd: bool, name: str,
                 "service-cidr": shape.service_cidr,
                 "node-taint": [SERVER_TAINT],
                 "write-kubeconfig-mode": "0600",
+                "agent-token-file": AGENT_TOKEN_FILE,
+                "secrets-encryption": secrets_encryption,
+                "supervisor-metrics": True,
             }
         )
+        if etcd is not None:
+            config.update(etcd_config(etcd))
     else:
         if seeds_etcd:
             raise ValueError(f"{name} is an agent; only a server can seed etcd")
@@ -328,8 +423,13 @@ def configure_script(
     registries_yaml: str | None,
     kube_vip_yaml: str | None,
     root: str = "/",
+    s3_ca_bundle: str | None = None,
 ) -> str:
-    """Configure one node; the cluster token arrives on stdin (first line) and only ever goes to a 0600 file."""
+    """Configure one node; secrets arrive on stdin (`configure_stdin`) and only ever go to 0600 files.
+
+    stdin: the join token (first line); on servers then the agent token (second line) and the S3 key
+    drop-in (the rest; empty when snapshots stay on the servers, which removes the drop-in).
+    """
     service = service_name(role)
     parts = [
         _SHEBANG,
@@ -351,6 +451,29 @@ IFS= read -r token || true
 """,
         f'put {_on(root, TOKEN_FILE)} 600 <<<"$token"\n',
         "unset token\n",
+    ]
+    if role == "server":
+        parts.append(
+            f"""\
+agent_token=""
+IFS= read -r agent_token || true
+[ -n "$agent_token" ] || fail "no agent token on stdin"
+put {_on(root, AGENT_TOKEN_FILE)} 600 <<<"$agent_token"
+unset agent_token
+# The rest of stdin is the S3 key drop-in; nothing there means snapshots stay on the servers.
+s3_credentials="$(cat)"
+if [ -n "$s3_credentials" ]; then
+  put {_on(root, S3_CREDENTIALS_FILE)} 600 <<<"$s3_credentials"
+else
+  drop {_on(root, S3_CREDENTIALS_FILE)}
+fi
+unset s3_credentials
+"""
+        )
+        parts.append(
+            _heredoc(_on(root, S3_CA_FILE), "644", s3_ca_bundle) if s3_ca_bundle else f"drop {_on(root, S3_CA_FILE)}\n"
+        )
+    parts += [
         _heredoc(_on(root, CONFIG_FILE), "600", config_yaml),
         _heredoc(_on(root, REGISTRIES_FILE), "600", registries_yaml)
         if registries_yaml

@@ -1,0 +1,379 @@
+"""Pure rendering for county backups: Velero's chart values, per-county Schedules, the restore drill's
+objects and RBAC, and the storage estimate. No Pulumi here.
+
+Upstream (checked in tests/test_backup_render.py): vmware-tanzu/helm-charts `charts/velero` at tag
+velero-12.1.0 (values.yaml, templates/backupstoragelocation.yaml, deployment.yaml, secret.yaml) and
+vmware-tanzu/velero at v1.18.1 (pkg/apis/velero/v1/schedule_types.go, restore_types.go;
+site/content/docs/v1.18/restore-resource-modifiers.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+
+import yaml
+
+from config.capacity import DRILL_JOB_REQUESTS, NODE_AGENT_REQUESTS, VELERO_SERVER_REQUESTS
+from config.model import BackupConfig, ChtSettings, County
+
+from ..cht import render as cht
+
+VELERO_API = "velero.io/v1"
+# Velero's release name; the chart names its Deployment and the node agent DaemonSet after it.
+RELEASE = "velero"
+CREDENTIALS_SECRET = "velero-s3-credentials"
+STORAGE_LOCATION = "default"
+DRILL = "restore-drill"
+DRILL_NAMESPACE = "restore-drill-scratch"
+DRILL_RESULTS = "restore-drill-results"
+DRILL_MODIFIERS = "restore-drill-modifiers"
+DRILL_SCRIPT_CONFIGMAP = "restore-drill-script"
+CREDENTIALS_READER = "cht-hosting-restore-drill-credentials"
+DRILL_LABEL = "cht-hosting/restore-drill"
+COUNTY_LABEL = "cht-hosting/county"
+NODES_LABEL = "cht-hosting/couchdb-nodes"
+MANAGED = {"app.kubernetes.io/managed-by": "cht-hosting", "app.kubernetes.io/part-of": "cht-hosting-backup"}
+DRILL_POD_LABELS = {"app.kubernetes.io/name": DRILL}
+# Marks the drill's StorageClass (reclaimPolicy Delete) as scratch only; the policy pack allows only that.
+SCRATCH_LABEL = "cht-hosting/scratch-volumes"
+
+
+
+def _resources(requests: tuple[float, float], limit_factor: int) -> dict:
+    cpu_m, memory_mi = round(requests[0] * 1000), round(requests[1] * 1024)
+    return {
+        "requests": {"cpu": f"{cpu_m}m", "memory": f"{memory_mi}Mi"},
+        "limits": {"cpu": f"{cpu_m * limit_factor}m", "memory": f"{memory_mi * limit_factor}Mi"},
+    }
+
+
+# Requests as the capacity check counts them (config/capacity.py). Kopia hashes and compresses on the
+# node agent, so its limits leave room for a large first backup.
+VELERO_SERVER = _resources(VELERO_SERVER_REQUESTS, 2)
+NODE_AGENT = _resources(NODE_AGENT_REQUESTS, 4)
+DRILL_JOB = _resources(DRILL_JOB_REQUESTS, 2)
+
+
+def schedule_name(county: str) -> str:
+    """The county's Velero Schedule (in Velero's namespace); its backups are named `<schedule>-<timestamp>`."""
+    return f"county-{county}"
+
+
+def retention_days(backup: BackupConfig, settings: ChtSettings) -> int:
+    return settings.backup_retention_days or backup.counties.retention_days
+
+
+def drillable(settings: ChtSettings) -> bool:
+    """Single-node counties are rehearsed in the scratch namespace. A clustered CouchDB's node names carry
+    its namespace (couchdb-N.<county>.svc), so a copy elsewhere would look for its peers in the live
+    county; those are restored in place with the same steps, and not rehearsed (see the README)."""
+    return settings.couchdb_nodes == 1
+
+
+def couchdb_services(settings: ChtSettings) -> list[str]:
+    return [node.service for node in cht.couch_nodes(settings)]
+
+
+# --- Velero ------------------------------------------------------------------------------------------
+
+
+def aws_credentials_file(access_key: str, secret_key: str) -> str:
+    """The `cloud` key of the credentials Secret: the AWS shared-credentials (ini) format the plugin reads
+    (chart values.yaml, credentials.secretContents)."""
+    for value in (access_key, secret_key):
+        if not value or any(c in value for c in "\r\n"):
+            raise ValueError("the backup access key and secret key must be single, non-empty lines")
+    return f"[default]\naws_access_key_id={access_key}\naws_secret_access_key={secret_key}\n"
+
+
+def velero_values(backup: BackupConfig) -> dict:
+    """Chart values (velero-12.1.0): one S3 storage location, kopia file-system backup of every pod volume,
+    the node agent on every agent, no volume snapshots (the CSI snapshots stay on the datastore), the
+    credentials from our own Secret (never a chart value)."""
+    s3, velero = backup.s3, backup.velero
+    config = {"region": s3.region, "s3ForcePathStyle": str(s3.force_path_style).lower(), "s3Url": s3.endpoint}
+    if s3.insecure and s3.endpoint.startswith("https://"):
+        config["insecureSkipTLSVerify"] = "true"
+    location: dict = {
+        "name": STORAGE_LOCATION,
+        "provider": "aws",
+        "bucket": s3.bucket,
+        "prefix": backup.counties.prefix,
+        "default": True,
+        "accessMode": "ReadWrite",
+        "config": config,
+    }
+    if s3.ca_bundle:
+        # The chart passes caCert through as base64 (its values.yaml: "a base64 encoded CA bundle").
+        location["caCert"] = base64.b64encode(s3.ca_bundle.encode()).decode()
+    values: dict = {
+        "initContainers": [
+            {
+                "name": "velero-plugin-for-aws",
+                "image": velero.aws_plugin_image,
+                "imagePullPolicy": "IfNotPresent",
+                "volumeMounts": [{"mountPath": "/target", "name": "plugins"}],
+            }
+        ],
+        "configuration": {
+            "backupStorageLocation": [location],
+            "uploaderType": "kopia",
+            "defaultVolumesToFsBackup": True,
+        },
+        "snapshotsEnabled": False,
+        "credentials": {"useSecret": True, "existingSecret": CREDENTIALS_SECRET},
+        "deployNodeAgent": True,
+        "nodeAgent": {"resources": NODE_AGENT},
+        "resources": VELERO_SERVER,
+        "metrics": {"enabled": True},
+    }
+    if velero.image:
+        repository, _, tag = velero.image.rpartition(":")
+        values["image"] = {"repository": repository, "tag": tag}
+    return values
+
+
+def schedule_spec(county: County, backup: BackupConfig, velero_namespace: str) -> dict:
+    """One county's Schedule (velero v1.18.1 schedule_types.go / backup_types.go): the whole namespace,
+    every pod volume through kopia, kept `retention_days`. No owner references: deleting the Schedule
+    (a county removed from config) leaves its backups in place until their ttl."""
+    days = retention_days(backup, county.settings)
+    return {
+        "schedule": backup.counties.schedule,
+        "useOwnerReferencesInBackup": False,
+        "template": {
+            "includedNamespaces": [county.name],
+            "includeClusterResources": True,  # the PVs bound to the county's claims
+            "defaultVolumesToFsBackup": True,
+            "storageLocation": STORAGE_LOCATION,
+            "ttl": f"{days * 24}h0m0s",
+            "snapshotVolumes": False,
+            "metadata": {"labels": {COUNTY_LABEL: county.name}},
+        },
+    }
+
+
+def schedule_labels(county: County, drill_enabled: bool) -> dict[str, str]:
+    labels = {**MANAGED, COUNTY_LABEL: county.name, NODES_LABEL: str(county.settings.couchdb_nodes)}
+    labels[DRILL_LABEL] = str(drill_enabled and drillable(county.settings)).lower()
+    return labels
+
+
+# --- the restore drill -------------------------------------------------------------------------------
+
+
+def drill_modifiers(storage_class: str) -> str:
+    """Restore resource modifiers (velero docs v1.18 restore-resource-modifiers.md): the drill's volumes
+    come from a class that deletes them, so a drill never leaves a volume behind."""
+    rules = {
+        "version": "v1",
+        "resourceModifierRules": [
+            {
+                "conditions": {"groupResource": "persistentvolumeclaims"},
+                "patches": [{"operation": "replace", "path": "/spec/storageClassName", "value": storage_class}],
+            }
+        ],
+    }
+    return yaml.safe_dump(rules, sort_keys=False)
+
+
+def drill_restore_selectors() -> list[dict]:
+    """Only CouchDB comes back in the scratch namespace: its Deployments, pods, Services, volumes, the
+    servers ConfigMap and the credentials. API and Sentinel never start there (they would send messages)."""
+    services = sorted({n.service for nodes in (1, 3) for n in cht.couch_nodes(_nodes(nodes))})
+    return [{"matchExpressions": [{"key": "cht.service", "operator": "In", "values": services}]}]
+
+
+def _nodes(count: int) -> ChtSettings:
+    return ChtSettings.model_construct(couchdb_nodes=count)
+
+
+def scratch_network_policy(velero_namespace: str) -> dict:
+    """The scratch namespace talks to itself and DNS only, and only the drill reaches in: a restored CouchDB
+    can never reach the live counties (whose node names it carries)."""
+    return {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [
+            {"from": [{"podSelector": {}}]},
+            {"from": [_drill_peer(velero_namespace)], "ports": [{"protocol": "TCP", "port": cht.COUCHDB_PORT}]},
+        ],
+        "egress": [
+            {"to": [{"podSelector": {}}]},
+            {
+                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            },
+        ],
+    }
+
+
+def _drill_peer(velero_namespace: str) -> dict:
+    return {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": velero_namespace}},
+        "podSelector": {"matchLabels": dict(DRILL_POD_LABELS)},
+    }
+
+
+def county_drill_network_policy(settings: ChtSettings, velero_namespace: str) -> dict:
+    """Additive, in the county: the drill may read the live CouchDB (to compare counts); nothing else opens."""
+    return {
+        "podSelector": {
+            "matchExpressions": [{"key": "cht.service", "operator": "In", "values": couchdb_services(settings)}]
+        },
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [_drill_peer(velero_namespace)], "ports": [{"protocol": "TCP", "port": cht.COUCHDB_PORT}]}],
+    }
+
+
+def velero_role_rules() -> list[dict]:
+    """In Velero's namespace: read backups and schedules, run and clean up its own restores, record results."""
+    return [
+        {"apiGroups": ["velero.io"], "resources": ["backups", "schedules"], "verbs": ["get", "list"]},
+        {"apiGroups": ["velero.io"], "resources": ["restores"], "verbs": ["create", "get", "list", "watch", "delete"]},
+        {"apiGroups": ["velero.io"], "resources": ["podvolumerestores"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [DRILL_RESULTS], "verbs": ["get", "patch"]},
+    ]
+
+
+def scratch_role_rules() -> list[dict]:
+    """In the scratch namespace: watch the restored CouchDB start, read its credentials, delete it all after."""
+    verbs = ["get", "list", "watch", "delete", "deletecollection"]
+    return [
+        {"apiGroups": [""], "resources": ["pods", "services", "persistentvolumeclaims", "configmaps", "secrets"], "verbs": verbs},
+        {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": verbs},
+    ]
+
+
+def credentials_reader_rules() -> list[dict]:
+    """Bound per county (RoleBinding in the county's namespace): its CouchDB credentials, nothing else."""
+    return [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [cht.CREDENTIALS_SECRET], "verbs": ["get"]}]
+
+
+def drill_cronjob(backup: BackupConfig, *, script_hash: str) -> dict:
+    """The CronJob `restore-drill`: one county per run; its Job fails when the restored copy does not match,
+    so kube-state-metrics' kube_cronjob_status_last_successful_time{cronjob="restore-drill"} goes stale."""
+    drill = backup.drill
+    return {
+        "schedule": drill.schedule,
+        "timeZone": "Etc/UTC",
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 3600,
+        "successfulJobsHistoryLimit": 3,
+        "failedJobsHistoryLimit": 3,
+        "suspend": not drill.enabled,
+        "jobTemplate": {
+            "spec": {
+                "backoffLimit": 0,  # a failed drill is a result, not something to retry over it
+                "activeDeadlineSeconds": drill.timeout_minutes * 60,
+                "ttlSecondsAfterFinished": 7 * 24 * 3600,
+                "template": {
+                    "metadata": {"labels": dict(DRILL_POD_LABELS), "annotations": {"cht-hosting/script": script_hash}},
+                    "spec": {
+                        "serviceAccountName": DRILL,
+                        "restartPolicy": "Never",
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [
+                            {
+                                "name": DRILL,
+                                "image": drill.image,
+                                "command": ["bash", "/drill/restore-drill.sh"],
+                                "env": [
+                                    {"name": "DRILL_TIMEOUT_SECONDS", "value": str(drill.timeout_minutes * 60)},
+                                    {"name": "HOME", "value": "/tmp"},
+                                ],
+                                "resources": DRILL_JOB,
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "volumeMounts": [
+                                    {"name": "script", "mountPath": "/drill", "readOnly": True},
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {"name": "script", "configMap": {"name": DRILL_SCRIPT_CONFIGMAP}},
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                        ],
+                    },
+                },
+            }
+        },
+    }
+
+
+# --- storage estimate ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageEstimate:
+    county: str
+    volume_gb: int
+    retention_days: int
+    estimate_gb: int
+
+
+def storage_estimate(counties: dict[str, County], backup: BackupConfig) -> list[StorageEstimate]:
+    """Upper bound per county: kopia keeps one full copy of every CouchDB volume (assumed full), deduplicated
+    and compressed (assumed 1:1, CouchDB files compress little), plus the changed data of each retained day
+    (`growthPercentPerDay` of the volume). Objects and Secrets are negligible."""
+    daily = backup.counties.growth_percent_per_day / 100
+    found = []
+    for name, county in counties.items():
+        volume = county.settings.couchdb_storage_gb * county.settings.couchdb_nodes
+        days = retention_days(backup, county.settings)
+        found.append(StorageEstimate(name, volume, days, math.ceil(volume * (1 + daily * days))))
+    return found
+
+
+def estimate_table(estimates: list[StorageEstimate], backup: BackupConfig) -> str:
+    total = sum(e.estimate_gb for e in estimates)
+    lines = [
+        f"Assumptions: every CouchDB volume full, stored once (kopia deduplicates, compression ignored), plus "
+        f"{backup.counties.growth_percent_per_day:g}% of it changed per day kept for the retention period; "
+        "etcd snapshots (a few MB each) not counted.",
+        "",
+        f"  {'county':<24}{'volumes GB':>12}{'kept days':>11}{'estimate GB':>13}",
+        *(f"  {e.county:<24}{e.volume_gb:>12}{e.retention_days:>11}{e.estimate_gb:>13}" for e in estimates),
+        f"  {'total':<24}{sum(e.volume_gb for e in estimates):>12}{'':>11}{total:>13}",
+    ]
+    return "\n".join(lines)
+
+
+def summary(counties: dict[str, County], backup: BackupConfig, control_plane: bool) -> dict:
+    """The stack output `backup` (plain: where, when, how long, the drill and the storage estimate; no key)."""
+    estimates = {e.county: e for e in storage_estimate(counties, backup)}
+    etcd = backup.etcd if control_plane else None
+    return {
+        "storage": {"endpoint": backup.s3.endpoint, "bucket": backup.s3.bucket, "region": backup.s3.region},
+        "etcdSnapshots": (
+            {"schedule": etcd.schedule, "retention": etcd.retention, "folder": etcd.folder} if etcd else None
+        ),
+        "velero": {"namespace": backup.velero.namespace, "chart": backup.velero.chart_version, "prefix": backup.counties.prefix},
+        "counties": {
+            name: {
+                "schedule": schedule_name(name),
+                "cron": backup.counties.schedule,
+                "retentionDays": retention_days(backup, county.settings),
+                "couchdbVolumes": county.settings.couchdb_nodes,
+                "drilled": backup.drill.enabled and drillable(county.settings),
+                "estimateGb": estimates[name].estimate_gb,
+            }
+            for name, county in counties.items()
+        },
+        "drill": {
+            "cronJob": DRILL,
+            "namespace": backup.velero.namespace,
+            "scratchNamespace": DRILL_NAMESPACE,
+            "schedule": backup.drill.schedule,
+            "enabled": backup.drill.enabled,
+            "results": DRILL_RESULTS,
+        },
+        "estimateTotalGb": sum(e.estimate_gb for e in estimates.values()),
+        "estimate": estimate_table(list(estimates.values()), backup),
+    }

@@ -1,0 +1,288 @@
+"""The restore scripts: the scheduled drill and a county's real restore share the same steps.
+
+Pure functions returning bash. They run with kubectl, jq and curl (and base64) on PATH; tests run them
+under shellcheck and against a sandbox of stub commands (tests/test_backup_scripts.py). CouchDB
+credentials are read into shell variables and reach curl as a config on stdin (`curl -K -`): never an
+argument, so never in a process list or a log.
+
+- `drill_script`: picks the county whose last drill is oldest (Schedules labelled for the drill),
+  restores its newest Completed backup into the scratch namespace (Velero namespaceMapping; only
+  CouchDB and its credentials, volumes from a class that deletes them), waits for every volume and for
+  CouchDB, compares databases and document counts with the live county, records the result in a
+  ConfigMap, cleans up, and exits non-zero when the copy falls short.
+- `county_restore_script`: the same restore into the county's own namespace, for real.
+"""
+
+from __future__ import annotations
+
+from ..cht import render as cht
+from . import render
+
+CORE_DATABASES = ("medic", "medic-sentinel", "medic-users-meta", "_users")
+
+_HEAD = """\
+#!/usr/bin/env bash
+set -euo pipefail
+fail() { echo "cht-hosting: $*" >&2; exit 1; }
+"""
+
+# Shared steps. Velero objects are built with jq from --arg values (data, never code).
+_STEPS = r"""
+timeout="${RESTORE_TIMEOUT_SECONDS:-${DRILL_TIMEOUT_SECONDS:-14400}}"
+deadline=$((SECONDS + timeout))
+
+# latest_backup SCHEDULE: the newest Completed backup of a county's Schedule.
+latest_backup() {
+  kubectl get backups.velero.io -n "$velero_ns" -l "velero.io/schedule-name=$1" -o json \
+    | jq -r '[.items[] | select(.status.phase == "Completed")] | sort_by(.status.completionTimestamp) | last | .metadata.name // empty'
+}
+
+# start_restore NAME BACKUP FROM TO KIND: a Velero Restore of namespace FROM into TO. KIND drill restores
+# only CouchDB and its credentials, onto volumes that are deleted with their claims.
+start_restore() {
+  local selectors='[]' modifier=''
+  if [ "$5" = drill ]; then
+    selectors="$drill_selectors"
+    modifier="$drill_modifiers"
+  fi
+  jq -n --arg name "$1" --arg ns "$velero_ns" --arg backup "$2" --arg from "$3" --arg to "$4" \
+    --arg kind "$5" --arg modifier "$modifier" --argjson selectors "$selectors" '{
+      apiVersion: "velero.io/v1", kind: "Restore",
+      metadata: {name: $name, namespace: $ns, labels: {"cht-hosting/restore": $kind, "cht-hosting/county": $from}},
+      spec: ({
+        backupName: $backup, includedNamespaces: [$from], restorePVs: true,
+        excludedResources: ["ingresses.networking.k8s.io"]
+      }
+      + (if $to != $from then {namespaceMapping: {($from): $to}} else {} end)
+      + (if ($selectors | length) > 0 then {orLabelSelectors: $selectors} else {} end)
+      + (if $modifier != "" then {resourceModifier: {kind: "ConfigMap", name: $modifier}} else {} end))
+    }' | kubectl create -f - >/dev/null || fail "could not create restore $1"
+}
+
+# wait_restore NAME: until Velero finishes; anything but Completed fails.
+wait_restore() {
+  local phase
+  while :; do
+    phase="$(kubectl get restores.velero.io -n "$velero_ns" "$1" -o jsonpath='{.status.phase}')" || phase=""
+    case "$phase" in
+      Completed) return 0 ;;
+      PartiallyFailed|Failed|FailedValidation)
+        fail "restore $1 ended $phase; see: velero restore describe $1 --details -n $velero_ns" ;;
+    esac
+    [ "$SECONDS" -lt "$deadline" ] || fail "restore $1 did not finish within ${timeout}s (phase '${phase}')"
+    sleep 10
+  done
+}
+
+# check_volumes NAME EXPECTED: every CouchDB node's volume came back (CHT keeps one copy of each shard).
+check_volumes() {
+  local summary done_count bad
+  summary="$(kubectl get podvolumerestores.velero.io -n "$velero_ns" -l "velero.io/restore-name=$1" -o json)"
+  done_count="$(jq '[.items[] | select(.status.phase == "Completed")] | length' <<<"$summary")"
+  bad="$(jq -r '[.items[] | select(.status.phase != "Completed") | .spec.pod.name + ": " + (.status.phase // "pending")] | join(", ")' <<<"$summary")"
+  [ -z "$bad" ] || fail "restore $1: volumes not restored: $bad"
+  [ "$done_count" -ge "$2" ] || fail "restore $1 restored $done_count volume(s), expected $2 (one per CouchDB node)"
+}
+
+# read_credentials NAMESPACE: the county's CouchDB admin into couch_user / couch_password (shell variables).
+read_credentials() {
+  local secret
+  secret="$(kubectl get secret -n "$1" cht-couchdb-credentials -o json)" || fail "cannot read the CouchDB credentials in $1"
+  couch_user="$(jq -r '.data.COUCHDB_USER' <<<"$secret" | base64 -d)"
+  couch_password="$(jq -r '.data.COUCHDB_PASSWORD' <<<"$secret" | base64 -d)"
+}
+
+_curl_quote() {
+  local value="${1//\\/\\\\}"
+  printf '%s' "${value//\"/\\\"}"
+}
+
+# couch BASE PATH: GET from CouchDB as the admin; the credentials reach curl on stdin, never as arguments.
+couch() {
+  printf 'user = "%s:%s"\n' "$(_curl_quote "$couch_user")" "$(_curl_quote "$couch_password")" \
+    | curl -sf --max-time 120 -K - "$1$2"
+}
+
+# wait_couchdb NAMESPACE BASE: the restored CouchDB runs and answers.
+wait_couchdb() {
+  local deployment
+  for deployment in $couch_deployments; do
+    kubectl rollout status -n "$1" "deployment/$deployment" --timeout="$((deadline - SECONDS))s" >/dev/null \
+      || fail "CouchDB ($deployment) did not start in $1"
+  done
+  until couch "$2" /_up >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "CouchDB in $1 did not answer within ${timeout}s"
+    sleep 10
+  done
+}
+
+# doc_count BASE DB
+doc_count() {
+  couch "$1" "/$(jq -rn --arg db "$2" '$db | @uri')" | jq -r '.doc_count'
+}
+"""
+
+
+def _constants(velero_namespace: str, **more: str) -> str:
+    selectors = render.drill_restore_selectors()
+    import json
+
+    deployments = " ".join(sorted({n.deployment for c in (1, 3) for n in cht.couch_nodes(render._nodes(c))}))
+    values = {
+        "velero_ns": velero_namespace,
+        "drill_selectors": json.dumps(selectors, separators=(",", ":")),
+        "drill_modifiers": render.DRILL_MODIFIERS,
+        "couch_deployments": deployments,
+        **more,
+    }
+    return "".join(f"{k}={_quote(v)}\n" for k, v in values.items())
+
+
+def _quote(value: str) -> str:
+    """Always single-quoted (shlex leaves plain words bare, which shellcheck reads as arithmetic)."""
+    return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+def drill_script(*, velero_namespace: str, max_difference_percent: int) -> str:
+    """The restore drill (the CronJob's only command)."""
+    constants = _constants(
+        velero_namespace,
+        scratch=render.DRILL_NAMESPACE,
+        results=render.DRILL_RESULTS,
+        max_diff=str(int(max_difference_percent)),
+        core_dbs=" ".join(CORE_DATABASES),
+    )
+    # Only single-node counties are drilled, so one `couchdb` Deployment and Service per copy.
+    return _HEAD + constants + _STEPS + r"""
+set -E
+couch_deployments="cht-couchdb"
+
+# The county whose last drill is oldest (never drilled first); DRILL_COUNTY picks one by hand.
+pick_county() {
+  local results counties county last
+  results="$(kubectl get configmap -n "$velero_ns" "$results" -o json | jq -c '.data // {}')"
+  counties="$(kubectl get schedules.velero.io -n "$velero_ns" -l cht-hosting/restore-drill=true -o json \
+    | jq -r '.items[].metadata.labels["cht-hosting/county"]' | sort)"
+  for county in $counties; do
+    last="$(jq -r --arg c "$county" '.[$c] // "" | split(" ")[0]' <<<"$results")"
+    printf '%s %s\n' "${last:-0}" "$county"
+  done | sort | { read -r _ county && printf '%s' "$county"; }
+}
+
+cleanup() {
+  kubectl delete deployments,replicasets,pods,services,persistentvolumeclaims,configmaps,secrets \
+    -n "$scratch" -l cht.service --wait=true --timeout=15m >/dev/null 2>&1 \
+    || echo "cht-hosting: cleaning up $scratch did not finish; the next drill tries again" >&2
+}
+
+record() {
+  local patch
+  patch="$(jq -n --arg c "$county" --arg v "$(date -u +%Y-%m-%dT%H:%M:%SZ) $1" '{data: {($c): $v}}')"
+  kubectl patch configmap -n "$velero_ns" "$results" --type merge -p "$patch" >/dev/null \
+    || echo "cht-hosting: could not record the result in $results" >&2
+}
+
+county="${DRILL_COUNTY:-}"
+[ -n "$county" ] || county="$(pick_county || true)"
+[ -n "$county" ] || fail "no county is scheduled for the drill (no Schedule labelled cht-hosting/restore-drill=true)"
+echo "cht-hosting: restore drill of county $county"
+
+# A copy left by an earlier, interrupted drill goes first; so do earlier drill restores.
+cleanup
+kubectl delete restores.velero.io -n "$velero_ns" -l cht-hosting/restore=drill --wait=false >/dev/null 2>&1 || true
+trap cleanup EXIT
+
+# From here on every failure is recorded for monitoring before the Job fails.
+fail() {
+  record "failed: $*"
+  echo "cht-hosting: drill of $county failed: $*" >&2
+  exit 1
+}
+trap 'fail "stopped at line $LINENO"' ERR
+finish() {
+  record "ok: $1"
+  echo "cht-hosting: drill of $county passed: $1"
+}
+
+backup="$(latest_backup "county-$county")"
+[ -n "$backup" ] || fail "no completed backup of county-$county"
+restore="drill-$(date -u +%s)"
+start_restore "$restore" "$backup" "$county" "$scratch" drill
+wait_restore "$restore"
+check_volumes "$restore" 1
+
+live="http://couchdb.$county.svc.cluster.local:5984"
+copy="http://couchdb.$scratch.svc.cluster.local:5984"
+read_credentials "$county"
+wait_couchdb "$scratch" "$copy"
+
+live_dbs="$(couch "$live" /_all_dbs | jq -r '.[]')" || fail "cannot list the live databases of $county"
+copy_dbs="$(couch "$copy" /_all_dbs | jq -r '.[]')" || fail "cannot list the restored databases"
+problems=()
+for db in $core_dbs; do
+  grep -qxF -- "$db" <<<"$copy_dbs" || problems+=("$db missing")
+done
+total=0 missing=0 compared=0
+while IFS= read -r db; do
+  [ -n "$db" ] || continue
+  total=$((total + 1))
+  if ! grep -qxF -- "$db" <<<"$copy_dbs"; then
+    missing=$((missing + 1))  # created after the backup, or lost: counted below
+    continue
+  fi
+  live_count="$(doc_count "$live" "$db")" || { problems+=("$db: live count unreadable"); continue; }
+  copy_count="$(doc_count "$copy" "$db")" || { problems+=("$db: restored count unreadable"); continue; }
+  compared=$((compared + 1))
+  if [ $((copy_count * 100)) -lt $((live_count * (100 - max_diff))) ]; then
+    problems+=("$db: $copy_count documents restored, $live_count live")
+  fi
+done <<<"$live_dbs"
+if [ "$total" -gt 0 ] && [ $((missing * 100)) -gt $((total * max_diff)) ]; then
+  problems+=("$missing of $total live databases are not in the backup")
+fi
+summary="backup $backup: $compared databases compared, $missing newer than the backup"
+if [ "${#problems[@]}" -eq 0 ]; then
+  finish "$summary"
+else
+  fail "$summary; $(IFS=';'; echo "${problems[*]}")"
+fi
+"""
+
+
+def county_restore_script(*, velero_namespace: str) -> str:
+    """Restore a county into its own namespace, for real: `restore-county.sh <county> [<backup>]`."""
+    constants = _constants(velero_namespace)
+    return _HEAD + constants + _STEPS + r"""
+county="${1:-}"
+[ -n "$county" ] || fail "usage: restore-county.sh <county> [<backup>]"
+backup="${2:-}"
+[ -n "$backup" ] || backup="$(latest_backup "county-$county")"
+[ -n "$backup" ] || fail "no completed backup of county-$county; list them with: velero backup get -n $velero_ns"
+nodes="$(kubectl get schedules.velero.io -n "$velero_ns" "county-$county" -o jsonpath='{.metadata.labels.cht-hosting/couchdb-nodes}' 2>/dev/null || true)"
+nodes="${nodes:-1}"
+
+# Velero never overwrites: a claim or CouchDB that still exists would keep what it has.
+left="$(kubectl get persistentvolumeclaims,deployments -n "$county" -l cht.service -o name 2>/dev/null | grep -E 'couchdb' || true)"
+if [ -n "$left" ]; then
+  fail "county $county still has CouchDB objects ($(echo "$left" | tr '\n' ' ')); follow 'Restoring a county' in the README to set them aside first"
+fi
+
+restore="restore-$county-$(date -u +%s)"
+echo "cht-hosting: restoring county $county from backup $backup as $restore"
+start_restore "$restore" "$backup" "$county" "$county" county
+wait_restore "$restore"
+check_volumes "$restore" "$nodes"
+read_credentials "$county"
+base="http://couchdb.$county.svc.cluster.local:5984"
+[ "$nodes" -eq 1 ] || base="http://couchdb-1.$county.svc.cluster.local:5984"
+[ "$nodes" -eq 1 ] || couch_deployments="$(for n in $(seq 1 "$nodes"); do printf 'cht-couchdb-%s ' "$n"; done)"
+[ "$nodes" -ne 1 ] || couch_deployments="cht-couchdb"
+echo "cht-hosting: waiting for CouchDB; from outside the cluster this script reaches it only through kubectl port-forward:"
+echo "  set COUCH_BASE=http://127.0.0.1:15984 after: kubectl port-forward -n $county deployment/${couch_deployments%% *} 15984:5984"
+wait_couchdb "$county" "${COUCH_BASE:-$base}"
+echo "cht-hosting: county $county restored from $backup; its databases:"
+for db in $(couch "${COUCH_BASE:-$base}" /_all_dbs | jq -r '.[]'); do
+  printf '  %s %s documents\n' "$db" "$(doc_count "${COUCH_BASE:-$base}" "$db")"
+done
+echo "cht-hosting: now run: pulumi refresh && pulumi up (it adopts the restored objects and restarts the rest)"
+"""

@@ -1,0 +1,171 @@
+"""BackupEngine: Velero on the cluster, writing to the ministry's S3-compatible storage, and the restore drill.
+
+Creates once per cluster (a county's own objects are `CountyBackup`'s):
+- Namespace (Velero's) and Secret `velero-s3-credentials` (the key pair, AWS ini format; a Pulumi secret,
+  never a chart value);
+- Helm release `velero` (vmware-tanzu/helm-charts velero, pinned): server, AWS object-store plugin, the
+  node agent on every node that runs county pods (kopia file-system backup), one storage location;
+- the drill: StorageClass for its volumes (deleted with their claims), the scratch namespace and its
+  NetworkPolicy, ServiceAccount, Roles, ClusterRole (credentials, bound per county), the results and
+  resource-modifier ConfigMaps, the script ConfigMap and the CronJob `restore-drill`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config.model import BackupConfig
+
+from . import render, scripts
+
+
+class BackupEngine(pulumi.ComponentResource):
+    namespace: str
+    """Velero's namespace (Schedules live there)."""
+    release: k8s.helm.v3.Release
+    credentials_reader: str
+    """ClusterRole a county binds so the drill can read its CouchDB credentials."""
+
+    def __init__(
+        self,
+        name: str,
+        backup: BackupConfig,
+        *,
+        access_key_id: pulumi.Input[str],
+        secret_access_key: pulumi.Input[str],
+        drill_storage_class: dict | None,
+        drill_storage_class_name: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        """`drill_storage_class`: a StorageClass object to create for the drill's volumes (reclaim Delete), or
+        None when `drill_storage_class_name` already exists (existing-cluster mode)."""
+        super().__init__("cht-hosting:backup:BackupEngine", name, None, opts)
+        ns = backup.velero.namespace
+        self.namespace = ns
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": ns, "labels": dict(render.MANAGED)},
+            # The namespace holds the Schedules and the record of every backup: never deleted by a config edit.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+        )
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        credentials = k8s.core.v1.Secret(
+            f"{name}-s3-credentials",
+            metadata={"name": render.CREDENTIALS_SECRET, "namespace": ns, "labels": dict(render.MANAGED)},
+            type="Opaque",
+            string_data=pulumi.Output.secret(
+                pulumi.Output.all(access_key_id, secret_access_key).apply(
+                    lambda keys: {"cloud": render.aws_credentials_file(keys[0], keys[1])}
+                )
+            ),
+            opts=in_ns,
+        )
+        velero = backup.velero
+        self.release = k8s.helm.v3.Release(
+            f"{name}-velero",
+            name=render.RELEASE,
+            chart="velero",
+            version=velero.chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=velero.chart_repository),
+            namespace=ns,
+            values=render.velero_values(backup),
+            atomic=True,
+            cleanup_on_fail=True,
+            max_history=10,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, credentials]),
+        )
+        self._drill(name, backup, drill_storage_class, drill_storage_class_name, in_ns)
+        self.credentials_reader = render.CREDENTIALS_READER
+        # Marks the component complete and lists its outputs in the engine.
+        self.register_outputs({"namespace": ns})
+
+    def _drill(
+        self, name: str, backup: BackupConfig, storage_class: dict | None, class_name: str, opts: pulumi.ResourceOptions
+    ) -> None:
+        ns = backup.velero.namespace
+        meta = lambda n, namespace=ns: {"name": n, "namespace": namespace, "labels": dict(render.MANAGED)}  # noqa: E731
+        after: list[pulumi.Resource] = []
+        if storage_class is not None:
+            after.append(
+                k8s.storage.v1.StorageClass(
+                    f"{name}-drill-class",
+                    metadata=storage_class["metadata"],
+                    provisioner=storage_class["provisioner"],
+                    parameters=storage_class["parameters"],
+                    reclaim_policy=storage_class["reclaimPolicy"],
+                    allow_volume_expansion=storage_class["allowVolumeExpansion"],
+                    volume_binding_mode=storage_class["volumeBindingMode"],
+                    opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+                )
+            )
+        scratch = k8s.core.v1.Namespace(
+            f"{name}-drill-namespace",
+            metadata={"name": render.DRILL_NAMESPACE, "labels": dict(render.MANAGED)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_scratch = pulumi.ResourceOptions(parent=self, depends_on=[scratch])
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-drill-isolation",
+            metadata=meta("restore-drill-isolation", render.DRILL_NAMESPACE),
+            spec=render.scratch_network_policy(ns),
+            opts=in_scratch,
+        )
+        account = k8s.core.v1.ServiceAccount(f"{name}-drill-account", metadata=meta(render.DRILL), opts=opts)
+        subject = [{"kind": "ServiceAccount", "name": render.DRILL, "namespace": ns}]
+        role = k8s.rbac.v1.Role(f"{name}-drill-role", metadata=meta(render.DRILL), rules=render.velero_role_rules(), opts=opts)
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-drill-binding",
+            metadata=meta(render.DRILL),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": render.DRILL},
+            subjects=subject,
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[account, role])),
+        )
+        scratch_role = k8s.rbac.v1.Role(
+            f"{name}-drill-scratch-role",
+            metadata=meta(render.DRILL, render.DRILL_NAMESPACE),
+            rules=render.scratch_role_rules(),
+            opts=in_scratch,
+        )
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-drill-scratch-binding",
+            metadata=meta(render.DRILL, render.DRILL_NAMESPACE),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": render.DRILL},
+            subjects=subject,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[scratch_role, account]),
+        )
+        k8s.rbac.v1.ClusterRole(
+            f"{name}-drill-credentials-reader",
+            metadata={"name": render.CREDENTIALS_READER, "labels": dict(render.MANAGED)},
+            rules=render.credentials_reader_rules(),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-drill-results",
+            metadata=meta(render.DRILL_RESULTS),
+            data={},
+            # The drill writes here; Pulumi only creates it.
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["data"])),
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-drill-modifiers",
+            metadata=meta(render.DRILL_MODIFIERS),
+            data={"modifiers.yaml": render.drill_modifiers(class_name)},
+            opts=opts,
+        )
+        script = scripts.drill_script(
+            velero_namespace=ns, max_difference_percent=backup.drill.max_doc_count_difference_percent
+        )
+        script_map = k8s.core.v1.ConfigMap(
+            f"{name}-drill-script", metadata=meta(render.DRILL_SCRIPT_CONFIGMAP), data={"restore-drill.sh": script}, opts=opts
+        )
+        k8s.batch.v1.CronJob(
+            f"{name}-restore-drill",
+            metadata=meta(render.DRILL),
+            spec=render.drill_cronjob(backup, script_hash=hashlib.sha256(script.encode()).hexdigest()[:16]),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[script_map, account, self.release, *after])
+            ),
+        )
