@@ -17,7 +17,7 @@ from . import deployed, guards
 from .errors import PROJECT, ConfigError
 from .model import County, StackConfig
 from .secrets import CREDENTIAL_KEYS, SECRET_MASK, SECRETS
-from .validate import SECRET_KEYS, validate, warnings
+from .validate import ENGINE_NAMESPACES, SECRET_KEYS, validate, warnings
 
 __all__ = ["ConfigError", "County", "Secrets", "Stack", "StackConfig", "deployed", "guards", "load", "read_raw", "warnings"]
 
@@ -77,8 +77,9 @@ def _all_keys() -> set[str]:
 
 
 def _decode(value: str) -> Any:
+    # JSON's Infinity/NaN stay the words they are, so validation refuses them as numbers.
     try:
-        return json.loads(value)
+        return json.loads(value, parse_constant=lambda word: word)
     except (TypeError, ValueError):
         return value
 
@@ -90,6 +91,11 @@ def _masked(value: Any) -> Any:
     if isinstance(value, str):
         return SECRET_MASK if value else ""
     return None
+
+
+def foreign_keys() -> list[str]:
+    """Config keys of another namespace than the program's (a misspelled `cht-hostng:capacity`, a provider's)."""
+    return [k for k in sorted(_all_keys()) if k.partition(":")[0] not in (PROJECT, *ENGINE_NAMESPACES)]
 
 
 def read_raw() -> tuple[dict[str, Any], frozenset[str]]:
@@ -113,7 +119,7 @@ def read_raw() -> tuple[dict[str, Any], frozenset[str]]:
 def load() -> Stack:
     """Validate the whole stack config; raises ConfigError listing every problem."""
     raw, secret_keys = read_raw()
-    stack_config = validate(raw, secret_keys)
+    stack_config = validate(raw, secret_keys, foreign_keys())
     cfg = pulumi.Config(PROJECT)
     read = {"text": cfg.get_secret, "object": cfg.get_secret_object}
     return Stack(config=stack_config, secrets=Secrets(**{s.field: read[s.shape](s.key) for s in SECRETS}))

@@ -14,6 +14,7 @@ from .model import (
     County,
     CpiConfig,
     CsiConfig,
+    HostPathVolume,
     K3sConfig,
     NetworkConfig,
     NodePoolConfig,
@@ -40,7 +41,7 @@ def _is_text(value: object) -> bool:
 def county_name(name: str) -> list[str]:
     limit = names.max_county_name_length()
     path = key_path("counties", name)
-    if not names.DNS_LABEL.match(name):
+    if not names.DNS_LABEL.fullmatch(name):
         return [
             f"{path}: '{name}' is not a valid county name; use lower-case letters, digits and '-', starting and "
             "ending with a letter or digit (it becomes the Kubernetes namespace), e.g. 'homa-bay'"
@@ -113,6 +114,8 @@ def addresses(
                 problems.append(f"{path}: {ip} is the network or broadcast address of {network.cidr}; use a host address")
             if ip == network.gateway:
                 problems.append(f"{path}: {ip} is the gateway; use another address")
+            if ip in network.dns:
+                problems.append(f"{path}: {ip} is a DNS server ({key_path('network', 'dns')}); use another address")
         if ip == endpoint:
             problems.append(
                 f"{path}: {ip} is the k3s API endpoint ({key_path('k3s', 'apiEndpoint')}); "
@@ -132,8 +135,17 @@ def addresses(
                     f"{path}: the kube-vip VIP {k3s.api_endpoint} is outside the node network {network.cidr}; "
                     "use a free address inside it"
                 )
+            elif subnet is not None and ipaddress.IPv4Address(k3s.api_endpoint) in (
+                subnet.network_address, subnet.broadcast_address
+            ):
+                problems.append(
+                    f"{path}: {k3s.api_endpoint} is the network or broadcast address of {network.cidr}; "
+                    "use a free host address"
+                )
         if network and k3s.api_endpoint == network.gateway:
             problems.append(f"{path}: {k3s.api_endpoint} is the gateway; use an address of its own")
+        if network and k3s.api_endpoint in network.dns:
+            problems.append(f"{path}: {k3s.api_endpoint} is a DNS server ({key_path('network', 'dns')}); use an address of its own")
 
         ranges = {"clusterCidr": k3s.cluster_cidr, "serviceCidr": k3s.service_cidr}
         if subnet is not None:
@@ -274,6 +286,45 @@ def cht_settings(
     return problems
 
 
+def migrated_volumes(counties: dict[str, County], agents: NodePoolConfig | None) -> list[str]:
+    """A volume belongs to one CouchDB node of one county: two mounting it would corrupt it."""
+    problems = []
+    handles: dict[str, str] = {}
+    paths: list[tuple[str, str, str]] = []  # (node, path, key)
+    for name, county in counties.items():
+        migration = county.settings.migration
+        if migration is None:
+            continue
+        for index, volume in enumerate(migration.volumes):
+            path = key_path("counties", name, "migration", "volumes", index)
+            if isinstance(volume, HostPathVolume):
+                if agents is not None and volume.node not in agents.nodes:
+                    problems.append(
+                        f"{path}.node: {volume.node} is not an agent ({key_path('agents', 'nodes')}); CouchDB runs only "
+                        "on agents, name the agent whose disk holds the directory"
+                    )
+                for node, other, other_path in paths:
+                    if node == volume.node and (
+                        other == volume.host_path
+                        or volume.host_path.startswith(other + "/")
+                        or other.startswith(volume.host_path + "/")
+                    ):
+                        problems.append(
+                            f"{path}.hostPath: {volume.host_path} on {node} overlaps {other} of {other_path}; "
+                            "each CouchDB node needs a directory of its own"
+                        )
+                paths.append((volume.node, volume.host_path, path))
+            else:
+                if volume.volume_handle in handles:
+                    problems.append(
+                        f"{path}.volumeHandle: {volume.volume_handle} is already the volume of {handles[volume.volume_handle]}; "
+                        "a volume belongs to one CouchDB node of one county"
+                    )
+                else:
+                    handles[volume.volume_handle] = path
+    return problems
+
+
 def warnings(vsphere: VsphereConfig | None) -> list[str]:
     if vsphere is not None and vsphere.insecure:
         return [
@@ -298,11 +349,6 @@ def vcenter_tls(vsphere: VsphereConfig | None) -> list[str]:
             f"{key_path('vsphere', 'thumbprint')}: the CPI and CSI must verify vCenter's certificate; set "
             "vsphere.thumbprint (SHA-1, e.g. AB:CD:...) or vsphere.caCertificate (PEM), or, for a lab only, "
             "vsphere.insecure: true"
-        ]
-    if vsphere.ca_certificate and "-----BEGIN CERTIFICATE-----" not in vsphere.ca_certificate:
-        return [
-            f"{key_path('vsphere', 'caCertificate')}: is not a PEM certificate; paste the CA bundle including "
-            "the -----BEGIN CERTIFICATE----- lines"
         ]
     return []
 

@@ -35,6 +35,12 @@ def allowed_keys(model: type[BaseModel], loc: Sequence[object]) -> list[str]:
     current: object = model
     for part in loc:
         current = _unwrap(current)
+        if typing.get_origin(current) is list and isinstance(part, int):
+            current = typing.get_args(current)[0]
+            continue
+        if typing.get_origin(current) in (typing.Union, types.UnionType) and part in _union_tags():
+            current = next((m for m in typing.get_args(current) if getattr(_unwrap(m), "__name__", "") == part), None)
+            continue
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
             if field is None:
@@ -102,6 +108,12 @@ def _friendly(error: dict, model: type[BaseModel]) -> str:
     return error["msg"]
 
 
+def _union_tags() -> frozenset[str]:
+    from .model import UNION_TAGS  # model imports this module
+
+    return UNION_TAGS
+
+
 def problems_from(
     errors: ValidationError | Sequence[dict], key: str, model: type[BaseModel], prefix: Sequence[object] = ()
 ) -> list[str]:
@@ -110,5 +122,6 @@ def problems_from(
         errors = errors.errors()
     # pydantic marks a failing dict key with a trailing "[key]"; the key itself names the place.
     return [
-        key_path(key, *prefix, *(p for p in e["loc"] if p != "[key]")) + ": " + _friendly(e, model) for e in errors
+        key_path(key, *prefix, *(p for p in e["loc"] if p != "[key]" and p not in _union_tags())) + ": " + _friendly(e, model)
+        for e in errors
     ]

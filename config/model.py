@@ -12,12 +12,12 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from . import versions
-from .names import DNS_LABEL, MAX_CSI_CLUSTER_ID, MAX_DNS_LABEL, MAX_DNS_NAME, MIN_HARDWARE_VERSION
+from . import grammar, versions
+from .names import DNS_LABEL, MAX_CSI_CLUSTER_ID, MAX_DNS_LABEL, MIN_HARDWARE_VERSION
 
 # --- reusable value types ---------------------------------------------------------------------------
 
@@ -76,13 +76,9 @@ def _interface_name(value: str) -> str:
     return value
 
 
-def _mirror_endpoint(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s'\"]+", value):
-        raise _fail(
-            "mirror_endpoint",
-            f"'{value}' is not a registry mirror URL; write it with its scheme, e.g. https://mirror.moh.example.org",
-        )
-    return value
+def _registry_name(value: str) -> str:
+    """A registries.yaml mirror key: a registry host[:port], or `*` for every registry (k3s)."""
+    return value if value == "*" else _grammar("registry", grammar.host_port)(value)
 
 
 def _cht_version(value: object) -> str:
@@ -94,19 +90,26 @@ def _cht_version(value: object) -> str:
     return text
 
 
+def _grammar(kind: str, check, *args, **kwargs):
+    """A validator from a `grammar` function: its ValueError becomes the message pydantic reports."""
+
+    def validate(value: str) -> str:
+        try:
+            return check(value, *args, **kwargs)
+        except ValueError as error:
+            raise _fail(kind, str(error)) from None
+
+    return validate
+
+
 def _dns_name(value: str) -> str:
-    labels = value.rstrip(".").split(".")
-    if len(value) > MAX_DNS_NAME or not all(_DNS_LABEL.match(label) and len(label) <= MAX_DNS_LABEL for label in labels):
-        raise _fail(
-            "dns_name",
-            f"'{value}' is not a DNS name; use lower-case letters, digits, '-' and dots, "
-            f"at most {MAX_DNS_LABEL} characters between dots",
-        )
-    return value
+    if grammar.is_ipv4(value):
+        raise _fail("dns_name", f"'{value}' is an IPv4 address where a DNS host name is needed")
+    return _grammar("dns_name", grammar.host_name)(value)
 
 
 def _node_name(value: str) -> str:
-    if not _DNS_LABEL.match(value) or len(value) > MAX_DNS_LABEL:
+    if not _DNS_LABEL.fullmatch(value) or len(value) > MAX_DNS_LABEL:
         raise _fail(
             "node_name",
             f"'{value}' is not a valid node name; use at most {MAX_DNS_LABEL} lower-case letters, digits and '-', "
@@ -136,6 +139,14 @@ def _host_template(value: str) -> str:
 
 
 IPv4 = Annotated[str, BeforeValidator(_ipv4)]
+HostName = Annotated[str, AfterValidator(_grammar("host", grammar.host))]
+InventoryName = Annotated[str, AfterValidator(_grammar("inventory_name", grammar.inventory_name))]
+InventoryPath = Annotated[str, AfterValidator(_grammar("inventory_name", grammar.inventory_name, path=True))]
+Account = Annotated[str, AfterValidator(_grammar("account", grammar.account))]
+SshPublicKey = Annotated[str, AfterValidator(_grammar("ssh_public_key", grammar.ssh_public_key))]
+HttpUrl = Annotated[str, AfterValidator(_grammar("url", grammar.url))]
+ImageRepository = Annotated[str, AfterValidator(_grammar("image_repository", grammar.image_repository))]
+Image = Annotated[str, AfterValidator(_grammar("image", grammar.image))]
 IPv4Network = Annotated[str, BeforeValidator(_ipv4_network)]
 K3sVersion = Annotated[str, AfterValidator(_k3s_version)]
 ChtVersion = Annotated[str, BeforeValidator(_cht_version)]
@@ -169,31 +180,42 @@ class Model(BaseModel):
         alias_generator=to_camel,
         validate_by_name=True,
         validate_by_alias=True,
-        strict=False,
+        # Booleans are not numbers and numbers are not booleans or text: stack files carry typed values
+        # (YAML, and `pulumi config set --path` stores numbers and booleans as such).
+        strict=True,
+        allow_inf_nan=False,
     )
 
 
 # --- infrastructure -------------------------------------------------------------------------------------
 
 
+def _url_template(value: str) -> str:
+    try:
+        return grammar.url(value, placeholder="{version}")
+    except ValueError as error:
+        # Not `_fail`: pydantic formats a message only when given context, so its brace escaping would show.
+        raise PydanticCustomError("url_template", str(error)) from None
+
+
 class VsphereConfig(Model):
     """`cht-hosting:vsphere`: where the node VMs go and how the program and the cluster reach vCenter."""
 
     server: DnsName | IPv4 = Field(description="vCenter host name or address (no https://).")
-    user: str = Field(description="vCenter account Pulumi uses to create VMs; its password is `vspherePassword`.")
-    datacenter: str = Field(description="Datacenter name.")
-    compute_cluster: str = Field(description="Compute cluster the VMs run on.")
-    resource_pool: str | None = Field(
+    user: Account = Field(description="vCenter account Pulumi uses to create VMs; its password is `vspherePassword`.")
+    datacenter: InventoryName = Field(description="Datacenter name.")
+    compute_cluster: InventoryName = Field(description="Compute cluster the VMs run on.")
+    resource_pool: InventoryPath | None = Field(
         default=None, description="Resource pool path inside the cluster; default: the cluster's root pool."
     )
-    datastore: str = Field(description="Datastore for the VM disks.")
-    network: str = Field(description="Port group the VMs' NIC connects to.")
-    template: str = Field(description="Name of the Ubuntu cloud-image template VM to clone.")
-    folder: str = Field(default="cht-hosting", description="VM folder (must exist).")
+    datastore: InventoryName = Field(description="Datastore for the VM disks.")
+    network: InventoryName = Field(description="Port group the VMs' NIC connects to.")
+    template: InventoryName = Field(description="Name of the Ubuntu cloud-image template VM to clone.")
+    folder: InventoryPath = Field(default="cht-hosting", description="VM folder (must exist).")
     hardware_version: Annotated[int, AfterValidator(_hardware_version)] = Field(
         default=19, description="VM hardware version; 15 or higher for the CSI driver."
     )
-    storage_user: str | None = Field(
+    storage_user: Account | None = Field(
         default=None,
         description="vCenter account the CPI and CSI use inside the cluster (password: `vsphereStoragePassword`); "
         "default: `user`.",
@@ -202,8 +224,12 @@ class VsphereConfig(Model):
         default=True,
         description="Create the CNS roles and grant them to `storageUser`; false where the vCenter team does it.",
     )
-    thumbprint: str | None = Field(default=None, description="vCenter TLS certificate SHA-1 thumbprint to pin.")
-    ca_certificate: str | None = Field(default=None, description="PEM CA bundle that signed vCenter's certificate.")
+    thumbprint: Annotated[str, AfterValidator(_grammar("thumbprint", grammar.thumbprint))] | None = Field(
+        default=None, description="vCenter TLS certificate SHA-1 thumbprint to pin (AB:CD:...: 20 hex pairs)."
+    )
+    ca_certificate: Annotated[str, AfterValidator(_grammar("pem", grammar.pem_certificates))] | None = Field(
+        default=None, description="PEM CA bundle that signed vCenter's certificate (certificates only)."
+    )
     insecure: bool = Field(
         default=False, description="Skip vCenter certificate verification (not for production; the plan warns)."
     )
@@ -221,7 +247,9 @@ class NetworkConfig(Model):
     gateway: IPv4 = Field(description="Default gateway inside `cidr`.")
     dns: list[IPv4] = Field(min_length=1, description="DNS resolvers.")
     search_domains: list[DnsName] = Field(default_factory=list, description="DNS search domains.")
-    ntp: list[str] = Field(default_factory=list, description="NTP servers; empty: Ubuntu's defaults.")
+    ntp: list[HostName] = Field(
+        default_factory=list, description="NTP servers (host names or IPv4 addresses); empty: Ubuntu's defaults."
+    )
 
 
 class NodePoolConfig(Model):
@@ -242,9 +270,9 @@ class SshConfig(Model):
     """`cht-hosting:ssh`: how operators and the program log in to the nodes."""
 
     user: NodeName = Field(default="chtadmin", description="Admin user created on every node.")
-    authorized_keys: list[str] = Field(
+    authorized_keys: list[SshPublicKey] = Field(
         default_factory=list,
-        description="Operators' SSH public keys (the program adds its own generated key).",
+        description="Operators' SSH public keys, one key line per entry (the program adds its own generated key).",
     )
 
 
@@ -260,7 +288,7 @@ class K3sConfig(Model):
         description="kube-vip: a VIP on the servers (must be a free address in the node network); "
         "load-balancer: an external L4 balancer (the stack exports its nginx config).",
     )
-    install_script_url: str = Field(default="https://get.k3s.io", description="k3s install script; a mirror URL.")
+    install_script_url: HttpUrl = Field(default="https://get.k3s.io", description="k3s install script; a mirror URL.")
     cluster_cidr: IPv4Network = Field(default="10.42.0.0/16", description="Pod network.")
     service_cidr: IPv4Network = Field(default="10.43.0.0/16", description="Service network.")
     kube_vip_version: Annotated[str, AfterValidator(_kube_vip_version)] = Field(
@@ -274,12 +302,14 @@ class K3sConfig(Model):
     system_upgrade_controller_version: Annotated[str, AfterValidator(_suc_version)] = Field(
         default="v0.20.1", description="system-upgrade-controller release that runs the rolling k3s upgrades."
     )
-    system_upgrade_controller_url: str = Field(
+    system_upgrade_controller_url: Annotated[str, AfterValidator(_url_template)] = Field(
         default="https://github.com/rancher/system-upgrade-controller/releases/download/{version}",
         description="Where the controller's crd.yaml and system-upgrade-controller.yaml are fetched from; "
         "`{version}` is replaced by systemUpgradeControllerVersion (a mirror for air-gapped sites).",
     )
-    registry_mirrors: dict[str, Annotated[list[Annotated[str, AfterValidator(_mirror_endpoint)]], Field(min_length=1)]] = Field(
+    registry_mirrors: dict[
+        Annotated[str, AfterValidator(_registry_name)], Annotated[list[HttpUrl], Field(min_length=1)]
+    ] = Field(
         default_factory=dict,
         description="Container registry mirrors for every node (registries.yaml): registry -> endpoint URLs, "
         "e.g. docker.io: [https://mirror.moh.example.org].",
@@ -294,21 +324,11 @@ class K3sConfig(Model):
     )
 
 
-def _url_template(value: str) -> str:
-    rest = value.replace("{version}", "", 1)
-    if not value.startswith(("https://", "http://")) or "{version}" not in value or "{" in rest or "}" in rest:
-        # Not `_fail`: pydantic formats a message only when given context, so its brace escaping would show.
-        raise PydanticCustomError(
-            "url_template",
-            f"'{value}' must be an http(s) URL containing {{version}} exactly once and no other braces, "
-            "e.g. https://mirror.example.org/vsphere-csi/{version}/vsphere-csi-driver.yaml",
-        )
-    return value
-
-
 def _url(value: str) -> str:
-    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
-        raise _fail("url", f"'{value}' is not an http(s) URL, e.g. https://kubernetes.github.io/cloud-provider-vsphere")
+    try:
+        grammar.url(value, ("https", "http", "oci"))
+    except ValueError as error:
+        raise _fail("url", str(error)) from None
     return value.rstrip("/")
 
 
@@ -316,7 +336,7 @@ _CLUSTER_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_CSI_CLUSTER_ID - 
 
 
 def _cluster_id(value: str) -> str:
-    if not _CLUSTER_ID.match(value):
+    if not _CLUSTER_ID.fullmatch(value):
         raise _fail(
             "cluster_id",
             f"'{value}' is not a valid CSI cluster id; use 1-{MAX_CSI_CLUSTER_ID} letters, digits, '.', '_' or '-'",
@@ -337,7 +357,7 @@ class CpiConfig(Model):
         default="https://kubernetes.github.io/cloud-provider-vsphere",
         description="Helm repository of the vsphere-cpi chart; a mirror URL for air-gapped sites.",
     )
-    image: str | None = Field(
+    image: ImageRepository | None = Field(
         default=None,
         description="CPI image repository without tag (a mirror); default: the chart's "
         "registry.k8s.io/cloud-pv-vsphere/cloud-provider-vsphere.",
@@ -389,8 +409,10 @@ class StorageClassConfig(Model):
     """`cht-hosting:storageClass`: the default StorageClass every CouchDB volume is provisioned from."""
 
     name: NodeName = Field(default="vmware-sc", description="StorageClass name.")
-    storage_policy_name: str | None = Field(default=None, description="vSphere storage policy (SPBM) name.")
-    datastore_url: str | None = Field(
+    storage_policy_name: Annotated[str, AfterValidator(_grammar("policy", grammar.one_line, "storage policy name"))] | None = Field(
+        default=None, description="vSphere storage policy (SPBM) name."
+    )
+    datastore_url: Annotated[str, AfterValidator(_grammar("datastore_url", grammar.datastore_url))] | None = Field(
         default=None, description="Datastore URL, e.g. ds:///vmfs/volumes/<uuid>/ (instead of or with a policy)."
     )
     fs_type: Literal["ext4", "xfs"] = Field(default="ext4", description="Filesystem of new volumes.")
@@ -708,7 +730,7 @@ class Budget(Model):
 
 
 def _couchdb_user(value: str) -> str:
-    if not _COUCHDB_USER.match(value):
+    if not _COUCHDB_USER.fullmatch(value):
         raise _fail(
             "couchdb_user",
             f"'{value}' is not a usable CouchDB admin name; use 1-32 lower-case letters, digits, '_' or '-', "
@@ -719,6 +741,12 @@ def _couchdb_user(value: str) -> str:
 
 def _data_path(value: str) -> str:
     parts = value.replace("%d", "1").split("/")
+    if value and not re.fullmatch(r"[A-Za-z0-9._%-]+(?:/[A-Za-z0-9._%-]+)*", value):
+        raise _fail(
+            "data_path",
+            f"'{value}' is not a relative path inside the volume; use letters, digits, '.', '_', '-' and '/', "
+            "e.g. storage/medic-core/couchdb/data",
+        )
     if value.startswith("/") or any(p in ("", ".", "..") for p in parts if value) or value.count("%d") > 1:
         raise _fail(
             "data_path",
@@ -744,10 +772,23 @@ class TlsSettings(Model):
     )
 
 
+_VOLUME_HANDLE = re.compile(r"(?:file:)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _volume_handle(value: str) -> str:
+    if not _VOLUME_HANDLE.fullmatch(value):
+        raise _fail(
+            "volume_handle",
+            f"'{value}' is not a CNS volume ID; copy it from `govc disk.ls -l` or the PV's spec.csi.volumeHandle, "
+            "e.g. 0c9a3b5e-1f2d-4c6b-9a8e-7d6c5b4a3f21",
+        )
+    return value
+
+
 class VsphereVolume(Model):
     """An existing vSphere (CNS) volume that holds a Compose deployment's CouchDB data."""
 
-    volume_handle: Annotated[str, Field(min_length=1)] = Field(
+    volume_handle: Annotated[str, AfterValidator(_volume_handle)] = Field(
         description="The CNS volume ID (First Class Disk ID) the CSI driver attaches, e.g. from `govc disk.ls`."
     )
 
@@ -755,14 +796,32 @@ class VsphereVolume(Model):
 class HostPathVolume(Model):
     """A directory on one node that holds a Compose deployment's CouchDB data (the pod is pinned to that node)."""
 
-    host_path: Annotated[str, Field(pattern=r"^/.+")] = Field(description="Absolute directory on the node.")
+    host_path: Annotated[str, AfterValidator(_grammar("host_path", grammar.host_path))] = Field(
+        description="Absolute directory on the node, outside the system's, k3s's and the kubelet's own "
+        "(/etc, /var/lib/rancher, /var/lib/kubelet, ...)."
+    )
     node: NodeName = Field(description="The agent node the directory is on (Kubernetes node name).")
+
+
+def _volume_kind(value: object) -> str:
+    """A volume is a host path when it names one, else a vSphere volume (so errors speak of one kind only)."""
+    keys = value if isinstance(value, dict) else vars(value) if hasattr(value, "__dict__") else {}
+    return "HostPathVolume" if "hostPath" in keys or "host_path" in keys else "VsphereVolume"
+
+
+# Tags of discriminated unions: pydantic puts them in an error's location; the config key path leaves them out.
+UNION_TAGS = frozenset({"VsphereVolume", "HostPathVolume"})
 
 
 class Migration(Model):
     """A county brought over from Docker Compose: its existing CouchDB data, one volume per CouchDB node."""
 
-    volumes: list[VsphereVolume | HostPathVolume] = Field(
+    volumes: list[
+        Annotated[
+            Annotated[VsphereVolume, Tag("VsphereVolume")] | Annotated[HostPathVolume, Tag("HostPathVolume")],
+            Discriminator(_volume_kind),
+        ]
+    ] = Field(
         min_length=1,
         description="One entry per CouchDB node, in node order: `{volumeHandle: ...}` or `{hostPath: ..., node: ...}`.",
     )
@@ -791,13 +850,13 @@ class ChtSettings(Model):
         description="How a county's host name is formed; `{county}` is replaced by the county name.",
     )
     host: DnsName | None = Field(default=None, description="Explicit host name; wins over `hostTemplate`.")
-    registry: str = Field(default="public.ecr.aws/medic", description="Image registry (a mirror of Medic's).")
+    registry: ImageRepository = Field(default="public.ecr.aws/medic", description="Image registry (a mirror of Medic's).")
     upgrades: Literal["config", "admin-app"] = Field(
         default="config",
         description="config: the version here is the truth (no upgrade service); admin-app (4.x only): the "
         "admin app's Upgrade button works and Pulumi never reverts what it installed.",
     )
-    upgrade_service_image: str = Field(
+    upgrade_service_image: Image = Field(
         default="medicmobile/upgrade-service:0.32",
         description="Image of Medic's Kubernetes upgrade service (only with upgrades: admin-app).",
     )
@@ -829,7 +888,7 @@ class County(Model):
 class ExistingClusterConfig(Model):
     """`cht-hosting:existingCluster`: the cluster the counties go on when `clusterMode` is `existing`."""
 
-    context: str | None = Field(
+    context: Annotated[str, AfterValidator(_grammar("context", grammar.one_line, "kube context name"))] | None = Field(
         default=None,
         description="kube context to use; without the `kubeconfig` secret, from the operator's own kubeconfig.",
     )

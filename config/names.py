@@ -32,7 +32,7 @@ COUNTY_LABEL = f"{PROJECT}/county"
 # --- Kubernetes names -----------------------------------------------------------------------------------------
 
 # RFC 1123 label: what Kubernetes accepts as a namespace and what DNS accepts between two dots.
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # \Z: `$` would accept a trailing newline
 MAX_DNS_LABEL = 63
 MAX_DNS_NAME = 253
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from . import capacity, checks, secrets
-from .errors import ConfigError, key_path, problems_from
+from .errors import PROJECT, ConfigError, key_path, problems_from
 from .model import (
     ABSENT_IS_OFF,
     MODE_PURPOSE,
@@ -43,9 +43,36 @@ def required_secrets(raw: Mapping[str, Any]) -> list[str]:
 KNOWN_KEYS = ["clusterMode", *SECTIONS, "counties", *SECRET_KEYS]
 
 
-def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> StackConfig:
-    """Every problem is collected before raising, so one run shows them all."""
-    problems: list[str] = []
+# Namespaces besides the program's that a stack file may hold: the engine's own settings. The providers are
+# explicit (configured from cht-hosting keys), so a `vsphere:` or `kubernetes:` key would be ignored.
+ENGINE_NAMESPACES = ("pulumi",)
+
+
+def foreign_key_problems(keys: Iterable[str]) -> list[str]:
+    problems = []
+    for full_key in keys:
+        namespace, colon, key = full_key.partition(":")
+        guess = difflib.get_close_matches(namespace, [PROJECT], n=1, cutoff=0.6)
+        if guess and colon:
+            problems.append(
+                f"{full_key}: unknown namespace '{namespace}'; did you mean '{PROJECT}:{key}'? Fix the spelling "
+                "(a key of another namespace is never read)"
+            )
+        else:
+            problems.append(
+                f"{full_key}: is not read by this program (only {PROJECT}: keys are; its providers are configured "
+                f"from them); remove it with `pulumi config rm '{full_key}'`, or move its value under {PROJECT}:"
+            )
+    return problems
+
+
+def validate(
+    raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset(), foreign_keys: Iterable[str] = ()
+) -> StackConfig:
+    """Every problem is collected before raising, so one run shows them all.
+
+    `foreign_keys`: full config keys of namespaces other than the program's (each is a problem)."""
+    problems: list[str] = foreign_key_problems(foreign_keys)
     mode = raw.get("clusterMode", MODES[0])
     if mode not in MODES:
         problems.append(
@@ -78,11 +105,14 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
     counties, county_problems = _counties(raw.get("counties"), raw.get("cht"))
     problems += county_problems
     problems += checks.hosts(counties)
+    sizing_problems: list[str] = []
+    problems += checks.migrated_volumes(counties, sections.get("agents") if mode == "vsphere-k3s" else None)
     if mode == "vsphere-k3s":
-        problems += checks.pools(sections["controlPlane"], sections["agents"])
+        sizing_problems = checks.pools(sections["controlPlane"], sections["agents"])
+        sizing_problems += checks.reserves(None if "agents" in partial else sections["agents"], sections["capacity"])
+        problems += sizing_problems
         problems += checks.addresses(sections["network"], sections["controlPlane"], sections["agents"], sections["k3s"])
         problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
-        problems += checks.reserves(None if "agents" in partial else sections["agents"], sections["capacity"])
         problems += checks.cns_grants(sections["vsphere"])
         problems += checks.vcenter_tls(sections["vsphere"])
         problems += checks.snapshots(sections["csi"])
@@ -114,16 +144,27 @@ def validate(raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) 
         sections["cht"], counties, {k for k in SECRET_KEYS if k in raw}, raw.get("migratedCredentials")
     )
 
+    # Capacity is checked with the other problems whenever the pools and the capacity settings are valid
+    # (counties with problems are left out: the shortfall only grows with them).
+    sized = ("controlPlane", "agents", "capacity")
+    if mode == "vsphere-k3s" and not sizing_problems and all(sections[k] is not None and k not in partial for k in sized):
+        sizing = StackConfig.model_construct(
+            cluster_mode=mode,
+            control_plane=sections["controlPlane"],
+            agents=sections["agents"],
+            capacity=sections["capacity"],
+            counties=counties,
+        )
+        if sizing.capacity.on_shortfall == "error" and (message := _capacity_shortfall(sizing)):
+            problems.append(message)
+
     if problems:
         raise ConfigError(problems)
     backup = sections["backup"]
     if mode == "vsphere-k3s" and backup is not None and backup.etcd is None:
         # The program runs this control plane, so its snapshots go off the servers by default.
         sections["backup"] = backup.model_copy(update={"etcd": EtcdSnapshotsConfig()})
-    config = StackConfig.model_validate({**sections, "clusterMode": mode, "counties": counties}, by_alias=True)
-    if config.capacity and config.capacity.on_shortfall == "error" and (message := _capacity_shortfall(config)):
-        raise ConfigError([message])
-    return config
+    return StackConfig.model_validate({**sections, "clusterMode": mode, "counties": counties}, by_alias=True)
 
 
 def warnings(config: StackConfig) -> list[str]:

@@ -128,8 +128,10 @@ class Evaluation:
 class ProgramFailed(Exception):
     """The program refused to run (bad config) or crashed; `message` is what the user should read."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, registered: int = 0):
         self.message = message
+        self.registered = registered
+        """How many resources the program had registered when it stopped (0: refused before any)."""
         super().__init__(message)
 
 
@@ -293,7 +295,7 @@ def record(
     try:
         outputs = _run(body) or {}
     except pulumi.RunError as error:
-        raise ProgramFailed(str(error)) from None
+        raise ProgramFailed(str(error), registered=len(monitor.registrations)) from None
     return Evaluation(
         stack=stack,
         registrations=monitor.registrations,

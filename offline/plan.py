@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ProgramFailed as failure:
         print(failure.message, file=sys.stderr)
+        if failure.registered:
+            print(f"(after {failure.registered} resources were registered)", file=sys.stderr)
         return 2
     print(report(evaluation, notes))
     if args.out:

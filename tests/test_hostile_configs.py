@@ -1,0 +1,31 @@
+"""Every hostile stack file in tests/hostile.py is refused by the offline plan: exit 2, a message naming its key,
+no traceback, nothing registered. In-process for all of them (fast), and in subprocesses for a sample (the real
+CLI path; `python -m tests.hostile` runs them all that way)."""
+
+from __future__ import annotations
+
+import pytest
+
+from offline import plan
+from tests.hostile import CASES, refused_cleanly, run_in_subprocess
+
+
+def test_there_are_enough_hostile_cases_and_each_is_named_once():
+    assert len(CASES) >= 60
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_refused_in_process(case, tmp_path, capsys):
+    (tmp_path / f"Pulumi.{case.name}.yaml").write_text(case.render())
+    code = plan.main([case.name, "--stack-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    output = captured.err + captured.out
+    assert refused_cleanly(case, code, output), output
+
+
+@pytest.mark.parametrize("name", ["install-url-subshell", "alias-bomb", "budget-infinite", "namespace-misspelled"])
+def test_refused_in_a_subprocess(name, tmp_path):
+    case = next(c for c in CASES if c.name == name)
+    code, output = run_in_subprocess(case, tmp_path)
+    assert refused_cleanly(case, code, output), output
