@@ -52,8 +52,20 @@ if cfg.cluster_mode == "vsphere-k3s":
     ssh = SshTrust("ssh", cfg.ssh)
     servers = NodePool("control-plane", cfg.control_plane, role="server", access=access, network=cfg.network, trust=ssh)
     agents = NodePool("agents", cfg.agents, role="agent", access=access, network=cfg.network, trust=ssh)
+    k3s_before_vm_tracking = config.deployed.k3s_installs_before_vm_tracking(deployed, cfg)
+    if k3s_before_vm_tracking:
+        pulumi.log.warn(
+            f"k3s on {', '.join(sorted(k3s_before_vm_tracking))} was installed before node installs followed their "
+            "VM: a replaced VM of these nodes does not get k3s again. Replace such a node by removing it in one "
+            "update and adding it in the next (README 'Replacing a node')"
+        )
     cluster = K3sCluster(
-        "k3s", cfg.k3s, servers=servers.nodes, agents=agents.nodes, etcd_seed=config.deployed.etcd_seed(deployed, cfg)
+        "k3s",
+        cfg.k3s,
+        servers=servers.nodes,
+        agents=agents.nodes,
+        etcd_seed=config.deployed.etcd_seed(deployed, cfg),
+        installed_before_vm_tracking=k3s_before_vm_tracking,
     )
 
     def on_cluster(*after: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -108,7 +120,7 @@ else:
         cluster_identifier=names.cluster_identifier(pulumi.get_stack()),
     )
     storage_class_name, county_after = existing.storage_class, []
-    etcd_seed = None
+    etcd_seed, k3s_before_vm_tracking = None, frozenset()
     drill_class = None
 
 # Counties deploy in parallel: each waits only for the StorageClass, never for another county.
@@ -166,4 +178,9 @@ pulumi.export(
 )
 
 # What later updates compare their config with (config/guards.py); no secrets.
-pulumi.export(config.deployed.OUTPUT, config.deployed.snapshot(cfg, etcd_seed=etcd_seed, csi_cluster_id=csi_cluster_id))
+pulumi.export(
+    config.deployed.OUTPUT,
+    config.deployed.snapshot(
+        cfg, etcd_seed=etcd_seed, csi_cluster_id=csi_cluster_id, k3s_before_vm_tracking=k3s_before_vm_tracking
+    ),
+)

@@ -39,6 +39,8 @@ class DeployedNode(_Record):
     address: str
     hardware_version: int | None = None
     disk_gb: int | None = None
+    # False: its k3s install predates installs that are replaced with their VM.
+    k3s_follows_vm: bool = Field(default=False, alias="k3sFollowsVm")
 
 
 class DeployedState(_Record):
@@ -113,14 +115,42 @@ def etcd_seed(deployed: DeployedState | None, config: StackConfig) -> str | None
     return deployed.servers[0] if deployed.servers else next(iter(config.control_plane.nodes))
 
 
-def snapshot(config: StackConfig, *, etcd_seed: str | None, csi_cluster_id: str | None) -> dict[str, Any]:
+def k3s_installs_before_vm_tracking(deployed: DeployedState | None, config: StackConfig) -> frozenset[str]:
+    """Nodes of this config whose k3s install was created before installs followed their VM's identity.
+
+    Their install and drain carry no VM trigger in the stack's state: adding one now would be a replacement,
+    which uninstalls k3s (and a server's etcd data) from every such node at once. They keep the install they
+    have; a node removed and added again (README "Replacing a node") follows its VM from then on.
+    """
+    if etcd_seed(deployed, config) is None:
+        return frozenset()  # no cluster yet: every install follows its VM
+    assert deployed is not None
+    nodes = {**config.control_plane.nodes, **config.agents.nodes}
+    if not deployed.nodes:  # recorded before the nodes were: all of them may be old
+        return frozenset(nodes)
+    return frozenset(n for n in nodes if n in deployed.nodes and not deployed.nodes[n].k3s_follows_vm)
+
+
+def snapshot(
+    config: StackConfig,
+    *,
+    etcd_seed: str | None,
+    csi_cluster_id: str | None,
+    k3s_before_vm_tracking: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     """The `deployedState` output for what this update deploys (camelCase, as every output)."""
     nodes: dict[str, DeployedNode] = {}
     if config.cluster_mode == "vsphere-k3s":
         hardware = config.vsphere.hardware_version
         for role, pool in (("server", config.control_plane), ("agent", config.agents)):
             for name, address in pool.nodes.items():
-                nodes[name] = DeployedNode(role=role, address=address, hardware_version=hardware, disk_gb=pool.disk_gb)
+                nodes[name] = DeployedNode(
+                    role=role,
+                    address=address,
+                    hardware_version=hardware,
+                    disk_gb=pool.disk_gb,
+                    k3s_follows_vm=name not in k3s_before_vm_tracking,
+                )
     state = DeployedState(
         schema_=SCHEMA,
         cluster_mode=config.cluster_mode,

@@ -49,7 +49,7 @@ def handles(nodes: dict[str, str], role: str, uuids: dict[str, str] | None = Non
     return out
 
 
-def run(servers=SERVERS, agents=AGENTS, etcd_seed=None, uuids=None, **k3s) -> tuple[Evaluation, dict]:
+def run(servers=SERVERS, agents=AGENTS, etcd_seed=None, uuids=None, installed_before_vm_tracking=frozenset(), **k3s) -> tuple[Evaluation, dict]:
     seen: dict = {}
 
     def build():
@@ -59,6 +59,7 @@ def run(servers=SERVERS, agents=AGENTS, etcd_seed=None, uuids=None, **k3s) -> tu
             servers=handles(servers, "server", uuids),
             agents=handles(agents, "agent", uuids),
             etcd_seed=etcd_seed,
+            installed_before_vm_tracking=installed_before_vm_tracking,
         )
         seen["cluster"] = cluster
         pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -158,7 +159,9 @@ def test_secrets_reach_nodes_only_through_stdin_and_never_a_log(kube_vip):
     with_token = {r.name for r in ev.of_type(CMD) if r.inputs.get("stdin") == value}
     assert with_token == {f"k3s-{n}-configure" for n in [*SERVERS, *AGENTS]}
     with_kubeconfig = {r.name for r in ev.of_type(CMD) if r.inputs.get("stdin") == kubeconfig}
-    assert with_kubeconfig == {f"k3s-{n}-removal" for n in AGENTS}
+    # Every joining node checks for its predecessor's Node with it; agents also drain themselves with it.
+    joining = [n for n in [*SERVERS, *AGENTS] if n != "cp-1"]
+    assert with_kubeconfig == {f"k3s-{n}-install" for n in joining} | {f"k3s-{n}-removal" for n in AGENTS}
 
 
 def test_kubeconfig_is_a_secret_rewritten_to_the_endpoint(kube_vip):
@@ -193,9 +196,16 @@ def _effective_inputs(ev: Evaluation) -> dict[str, dict]:
     return {r.name: {k: v for k, v in r.inputs.items() if k not in r.ignore_changes} for r in ev.registrations}
 
 
-def _changed(before: Evaluation, after: Evaluation) -> set[str]:
+def _changed(before: Evaluation, after: Evaluation, but: frozenset[str] = frozenset()) -> set[str]:
     old, new = _effective_inputs(before), _effective_inputs(after)
-    return {name for name in old.keys() & new.keys() if old[name] != new[name]}
+    drop = lambda inputs: {k: v for k, v in inputs.items() if k not in but}  # noqa: E731
+    return {name for name in old.keys() & new.keys() if drop(old[name]) != drop(new[name])}
+
+
+# When the first server leaves, the kubeconfig is read from another server (its own admin client certificate):
+# the copy other nodes hold on stdin changes, and the server it is now read from holds none (nor its logging
+# switch). That update runs only an echo on them.
+KUBECONFIG_COPY = frozenset({"stdin", "logging"})
 
 
 def test_version_bump_changes_the_plans_and_nothing_else(kube_vip):
@@ -270,7 +280,7 @@ def test_a_remembered_seed_re_seeds_nothing(servers):
             node = r.name.removeprefix("k3s-").removesuffix("-install")
             assert r.inputs["connection"]["host"] == servers[node]
     survivors = {f"k3s-{n}-{step}" for n in servers if n != "cp-1" for step in ("configure", "install", "removal")}
-    assert _changed(deployed, ev) & survivors == set()
+    assert _changed(deployed, ev, but=KUBECONFIG_COPY) & survivors == set()
     if "cp-1" in servers:
         assert _changed(deployed, ev) == {"k3s-cp-1-configure", "k3s-cp-1-install", "k3s-cp-1-removal"}
 
@@ -289,6 +299,14 @@ def test_replacing_a_vm_replaces_its_install_and_drain_and_nothing_else(kube_vip
         assert r.inputs["triggers"] == [new_uuid] and "triggers[*]" in r.replace_on_changes
         assert r.delete_before_replace  # the old VM answers at the same address: its uninstall must come first
     assert urn(after, "k3s-agent-2-install") in after.named("k3s-agent-2-removal").depends_on
+    # A VM that was lost (not drained): its first install deletes the old Node before k3s starts.
+    install = after.named("k3s-agent-2-install")
+    assert "still in the cluster from the VM this one replaced" in install.inputs["create"]
+    assert install.inputs["stdin"] == after.named("k3s-k8s").inputs["kubeconfig"] and "stdin" in install.secret_inputs
+    assert "INSTALL_K3S_SKIP_START=true" in install.inputs["create"]
+    # The server the kubeconfig is read from has none to check with: it starts k3s at once.
+    seed_install = after.named("k3s-cp-1-install")
+    assert "stdin" not in seed_install.inputs and "SKIP_START" not in seed_install.inputs["create"]
     # Same name, new VM: the new kubelet registers as agent-2 with the new VM's provider ID.
     config = after.named("k3s-agent-2-configure").inputs["create"]
     assert "node-name: agent-2" in config and f"provider-id=vsphere://{new_uuid}" in config
@@ -437,8 +455,38 @@ def test_once_deployed_the_seed_moves_without_re_seeding_or_touching_another_ser
     # own config switched to joining through the endpoint on the first update after the cluster existed.
     assert "cluster-init" not in unchanged.named(f"k3s-{seed}-configure").inputs["create"]
     stays = {f"k3s-{n}-{step}" for n in servers for step in ("configure", "install", "removal")}
-    assert _changed(unchanged, edited) & stays == set()
+    assert _changed(unchanged, edited, but=KUBECONFIG_COPY) & stays == set()
+    for name in _changed(unchanged, edited) & stays:  # only the kubeconfig copies, on a no-op update
+        assert edited.named(name).inputs["update"].startswith("echo ")
     # k3s-uninstall.sh is stored only as each server's own install's delete, run on that server.
     for r in edited.of_type(CMD):
         if "k3s-uninstall.sh" in r.inputs.get("delete", ""):
             assert r.inputs["connection"]["host"] == servers[r.name.removeprefix("k3s-").removesuffix("-install")]
+
+
+def test_installs_deployed_before_vm_tracking_are_not_replaced_by_the_upgrade():
+    """Adding a trigger to a deployed install would replace it (pulumi-command v1.2.1: triggers are
+    replaceOnChanges): its delete uninstalls k3s. Such nodes keep the trigger out of their diff."""
+    ev, _ = run(etcd_seed="cp-1", installed_before_vm_tracking=frozenset({"cp-2", "agent-2"}))
+    for node in [*SERVERS, *AGENTS]:
+        install, removal = ev.named(f"k3s-{node}-install"), ev.named(f"k3s-{node}-removal")
+        old = node in {"cp-2", "agent-2"}
+        assert ("triggers" in install.ignore_changes) == old and "create" in install.ignore_changes
+        assert ("triggers" in removal.ignore_changes) == old
+
+
+def test_a_cluster_deployed_before_vm_tracking_keeps_its_installs_and_records_new_nodes_as_tracked(first_deploy):
+    deployed = _deployed(first_deploy)
+    for node in deployed["deployedState"]["nodes"].values():
+        del node["k3sFollowsVm"]  # what a program before this one recorded
+    servers = stackfile.raw(stackfile.load("guarded", root=GUARDED))[0]["controlPlane"]["nodes"]
+    grown = {**servers, "cp-8": "10.20.0.18", "cp-9": "10.20.0.19"}
+    ev, _ = plan.run("guarded", overrides=_control_plane(**grown), stack_dir=GUARDED, deployed=deployed)
+    state = ev.outputs["deployedState"]["nodes"]
+    for name in deployed["deployedState"]["nodes"]:
+        assert "triggers" in ev.named(f"k3s-{name}-install").ignore_changes and state[name]["k3sFollowsVm"] is False
+    for name in ("cp-8", "cp-9"):
+        assert "triggers" not in ev.named(f"k3s-{name}-install").ignore_changes and state[name]["k3sFollowsVm"] is True
+    assert any("was installed before node installs followed their VM" in w for w in ev.warnings)
+    # A first deploy tracks every node.
+    assert all(node["k3sFollowsVm"] for node in first_deploy.outputs["deployedState"]["nodes"].values())

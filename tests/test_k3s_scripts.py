@@ -39,11 +39,11 @@ for a in "$@"; do [ "$prev" = "-o" ] && out="$a"; prev="$a"; done
 [ -n "${STUB_CURL_FAIL:-}" ] && exit 22
 if [ -n "$out" ]; then
   cat > "$out" <<'INSTALLER'
-echo "fake installer exec=$INSTALL_K3S_EXEC version=$INSTALL_K3S_VERSION" >> "$STUB_LOG.installer"
+echo "fake installer exec=$INSTALL_K3S_EXEC version=$INSTALL_K3S_VERSION skip=${INSTALL_K3S_SKIP_ENABLE:-}${INSTALL_K3S_SKIP_START:-}" >> "$STUB_LOG.installer"
 [ -n "${STUB_INSTALL_FAIL:-}" ] && exit 1
 mkdir -p "$STUB_ROOT/usr/local/bin" "$STUB_ROOT/state"
 cp "$STUB_K3S" "$STUB_ROOT/usr/local/bin/k3s"
-: > "$STUB_ROOT/state/enabled"
+[ "${INSTALL_K3S_SKIP_ENABLE:-}" = true ] || : > "$STUB_ROOT/state/enabled"
 INSTALLER
 fi
 exit 0
@@ -52,6 +52,7 @@ exit 0
 case "$1" in
   is-enabled|is-active) [ -e "$STUB_ROOT/state/enabled" ] ;;
   restart) [ -z "${STUB_RESTART_FAIL:-}" ] ;;
+  enable) [ "$2" = --now ] && : > "$STUB_ROOT/state/enabled" ;;
   *) exit 0 ;;
 esac
 """,
@@ -175,13 +176,14 @@ def stdin_for(role: r.Role = "server", s3: bool = False) -> str:
     return r.configure_stdin(role, token=TOKEN, agent_token=AGENT_TOKEN, s3_credentials_yaml=creds)
 
 
-def install(role: r.Role = "server", join: bool = True, root: str = "/") -> str:
+def install(role: r.Role = "server", join: bool = True, root: str = "/", kubeconfig: bool = False) -> str:
     return r.install_script(
         name="cp-2" if role == "server" else "agent-1",
         role=role,
         version="v1.36.1+k3s1",
         install_script_url="https://mirror.moh.example.org/k3s/install.sh",
         join_url=SHAPE.api_url if join else None,
+        kubeconfig_on_stdin=kubeconfig,
         wait_seconds=0,  # the endpoint probe gives up at once when it fails
         root=root,
     )
@@ -198,6 +200,7 @@ ALL_SCRIPTS = {
     "configure-server-etcd-s3": configure("server", etcd=ETCD),
     "install-seed": install("server", join=False),
     "install-agent": install("agent"),
+    "install-server-with-kubeconfig": install("server", kubeconfig=True),
     "uninstall-server": r.uninstall_script(name="cp-2", role="server"),
     "uninstall-agent": r.uninstall_script(name="agent-1", role="agent"),
     "drain-agent": drain("agent"),
@@ -282,6 +285,43 @@ def test_configure_fails_when_the_restart_fails(box):
     )
     assert result.returncode != 0
     assert "did not restart" in result.stderr
+
+
+def test_a_replaced_vm_deletes_its_old_node_before_k3s_first_starts(box):
+    """The new VM never ran k3s, so a Node of its name is its predecessor's: deleted, then k3s starts."""
+    box.add_node("agent-1")
+    result = box.run(install("agent", root=box.at, kubeconfig=True), stdin=KUBECONFIG)
+    assert result.returncode == 0, result.stderr
+    assert "skip=truetrue" in Path(str(box.log) + ".installer").read_text()  # installed, not started
+    log = box.argv()
+    assert log.index(" delete node agent-1 --wait=false") < log.index("systemctl enable --now k3s-agent")
+    assert "still in the cluster from the VM this one replaced" in result.stdout
+    assert not (box.root / "state" / "nodes" / "agent-1").exists()
+    assert "client-key-data: bW9jaw==" in box.kubectl_log() and "bW9jaw==" not in log
+    # Installed now: a second run touches nothing, the cluster included.
+    again = box.run(install("agent", root=box.at, kubeconfig=True), stdin=KUBECONFIG)
+    assert again.returncode == 0 and "already installed" in again.stdout
+
+
+def test_a_new_node_with_a_kubeconfig_deletes_nothing(box):
+    box.add_node("agent-2")
+    result = box.run(install("agent", root=box.at, kubeconfig=True), stdin=KUBECONFIG)
+    assert result.returncode == 0, result.stderr
+    assert "delete node" not in box.argv() and (box.root / "state" / "nodes" / "agent-2").exists()
+    assert "systemctl enable --now k3s-agent" in box.argv()
+
+
+@pytest.mark.parametrize(
+    "stdin, env, message",
+    [
+        ("", {}, "no kubeconfig on stdin"),
+        (KUBECONFIG, {"STUB_API_DOWN": "1"}, "cannot reach the cluster at https://10.20.0.10:6443 to check for an old node"),
+    ],
+)
+def test_a_replacing_install_stops_before_starting_k3s_when_it_cannot_check(box, stdin, env, message):
+    result = box.run(install("server", root=box.at, kubeconfig=True), stdin=stdin, **env)
+    assert result.returncode != 0 and message in result.stderr
+    assert "systemctl enable" not in box.argv() and not (box.root / "state" / "enabled").exists()
 
 
 def test_install_runs_the_installer_once(box):

@@ -81,10 +81,12 @@ class K3sCluster(pulumi.ComponentResource):
         servers: Sequence[NodeHandle] | Mapping[str, NodeHandle],
         agents: Sequence[NodeHandle] | Mapping[str, NodeHandle],
         etcd_seed: str | None = None,
+        installed_before_vm_tracking: frozenset[str] = frozenset(),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`etcd_seed`: the server that seeded etcd, as the last update exported it; None while the cluster
-        does not exist yet (then the first server by name seeds it)."""
+        does not exist yet (then the first server by name seeds it). `installed_before_vm_tracking`: nodes
+        whose deployed install has no VM trigger yet (it is kept out of their diff, see K3sNode)."""
         super().__init__("cht-hosting:k3s:K3sCluster", name, None, opts)
         servers, agents = _as_list(servers), _as_list(agents)
         problems = check_nodes(servers, agents)
@@ -129,32 +131,34 @@ class K3sCluster(pulumi.ComponentResource):
                 token=token.result,
                 kubeconfig=kubeconfig,
                 after=after,
+                follows_vm=handle.name not in installed_before_vm_tracking,
                 opts=child,
             )
 
-        # Servers join one after another (etcd adds one learner at a time); the seed, when present, first.
+        # Servers join one after another (etcd adds one learner at a time); the seed, when present, first. The
+        # first one has no kubeconfig to be given yet: it is where the kubeconfig is read from.
         self.nodes = {}
-        previous: list[pulumi.Resource] = []
-        for server_name in join_order:
-            self.nodes[server_name] = node(by_name[server_name], previous)
-            previous = [self.nodes[server_name].install]
-        # The kubeconfig comes from the seed while it is a member, else from the first server to join.
-        source = self.nodes[join_order[0]]
+        first, *joining = join_order
+        self.nodes[first] = node(by_name[first], [])
         read = remote.Command(
             f"{name}-kubeconfig",
-            connection=by_name[join_order[0]].connection,
+            connection=by_name[first].connection,
             create=k3s_render.read_kubeconfig_command(),
             logging=remote.Logging.NONE,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[source.install], additional_secret_outputs=_SECRET_OUTPUTS
+                parent=self, depends_on=[self.nodes[first].install], additional_secret_outputs=_SECRET_OUTPUTS
             ),
         )
         self.kubeconfig = pulumi.Output.secret(
             read.stdout.apply(lambda raw: k3s_render.kubeconfig_for(raw, api_endpoint=k3s.api_endpoint, stack=stack))
         )
-        # Agents join in parallel once the first server is up; each is handed the kubeconfig to drain itself.
+        previous = self.nodes[first].install
+        for server_name in joining:
+            self.nodes[server_name] = node(by_name[server_name], [previous], kubeconfig=self.kubeconfig)
+            previous = self.nodes[server_name].install
+        # Agents join in parallel once the first server is up.
         for agent in agents:
-            self.nodes[agent.name] = node(agent, [source.install], kubeconfig=self.kubeconfig)
+            self.nodes[agent.name] = node(agent, [self.nodes[first].install], kubeconfig=self.kubeconfig)
 
         self.provider = k8s.Provider(
             f"{name}-k8s",

@@ -6,7 +6,8 @@ Creates, on the node's own SSH connection (children named `<name>-<step>`, `<nam
 - `install`: installs k3s once. A `k3s.version` bump never re-runs it (`ignore_changes=["create"]`):
   upgrades are the Plans' job. It is replaced, never updated, when the node's VM changes (the VM's UUID is
   its trigger): its `delete` uninstalls k3s from the old VM, and the new VM gets k3s again under the same
-  node name.
+  node name. A joining node is handed the admin kubeconfig: on a VM that never ran k3s, a Node of its name
+  is a lost predecessor's, deleted before k3s starts.
 - `removal`: nothing on create; its `delete` drains the node and deletes its Node object (freeing a
   server's etcd seat and the node-password secret) before `install`'s delete uninstalls k3s. Replaced with
   the VM too, so a replaced node is drained and deleted before its new VM joins.
@@ -57,19 +58,26 @@ class K3sNode(pulumi.ComponentResource):
         token: pulumi.Output[str],
         kubeconfig: pulumi.Output[str] | None,
         after: Sequence[pulumi.Resource] = (),
+        follows_vm: bool = True,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`seeds_etcd`: this server starts the cluster (only before it exists). `kubeconfig`: the admin
-        kubeconfig an agent drains itself with (servers have their own). `after`: what must be up first."""
+        kubeconfig a joining node checks for its predecessor's Node with, and an agent drains itself with
+        (servers drain with their own); every node but the first server has it. `after`: what must be up first.
+        `follows_vm=False`: k3s was installed before installs followed their VM; the trigger is kept out of the
+        diff, since adding it to a deployed install would replace it (uninstall k3s) on the next update."""
         super().__init__("cht-hosting:k3s:K3sNode", name, None, opts)
-        if (node.role == "agent") != (kubeconfig is not None):
-            raise ValueError(f"{node.name}: an agent needs the cluster's kubeconfig to drain itself, a server does not")
+        if node.role == "agent" and kubeconfig is None:
+            raise ValueError(f"{node.name}: an agent needs the cluster's kubeconfig to drain itself")
+        if seeds_etcd and kubeconfig is not None:
+            raise ValueError(f"{node.name}: the seed starts the cluster; there is no kubeconfig before it")
         parent = opts.parent if opts else None
         # Before nodes had a component of their own their commands were the cluster's children: the alias keeps
         # their URNs, so a deployed cluster sees no delete (no uninstall) and no create.
         moved = [pulumi.Alias(parent=parent)] if parent else []
         # The VM's identity: a replaced VM (a new UUID) replaces the install and the removal.
         vm_identity = [node.uuid]
+        untracked = [] if follows_vm else ["triggers"]
         shape = settings.shape
 
         config_yaml = node.uuid.apply(
@@ -102,6 +110,10 @@ class K3sNode(pulumi.ComponentResource):
                 aliases=moved,
             ),
         )
+        # With the kubeconfig, a node that replaces a lost VM deletes its predecessor's Node before k3s starts.
+        with_kubeconfig = (
+            {"stdin": pulumi.Output.secret(kubeconfig), "logging": remote.Logging.NONE} if kubeconfig is not None else {}
+        )
         self.install = remote.Command(
             f"{name}-install",
             connection=node.connection,
@@ -112,16 +124,21 @@ class K3sNode(pulumi.ComponentResource):
                     version=settings.version,
                     install_script_url=settings.install_script_url,
                     join_url=None if seeds_etcd else shape.api_url,
+                    kubeconfig_on_stdin=kubeconfig is not None,
                 )
             ),
+            # A renewed kubeconfig (stdin) updates the stored inputs; nothing re-runs on the node.
+            update=f"echo k3s stays as installed on {node.name}",
             delete=render.as_root(render.uninstall_script(name=node.name, role=node.role)),
             triggers=vm_identity,
+            **with_kubeconfig,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[configure],
+                additional_secret_outputs=_SECRET_OUTPUTS if kubeconfig is not None else None,
                 # Installed once; later versions arrive through the upgrade Plans. A node added (or replaced)
                 # later installs the version configured at that time.
-                ignore_changes=["create"],
+                ignore_changes=["create", *untracked],
                 delete_before_replace=True,
                 aliases=moved,
             ),
@@ -139,17 +156,14 @@ class K3sNode(pulumi.ComponentResource):
             update=note,  # a changed timeout (or a renewed kubeconfig) updates the stored delete; nothing runs
             delete=drain,
             triggers=vm_identity,
-            **(
-                {"stdin": pulumi.Output.secret(kubeconfig), "logging": remote.Logging.NONE}
-                if kubeconfig is not None
-                else {}
-            ),
+            **(with_kubeconfig if node.role == "agent" else {}),
             # Depends on `install`, so the engine deletes it first: drain, then uninstall, then the VM goes.
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.install],
+                ignore_changes=untracked,
                 delete_before_replace=True,
-                additional_secret_outputs=_SECRET_OUTPUTS if kubeconfig is not None else None,
+                additional_secret_outputs=_SECRET_OUTPUTS if node.role == "agent" else None,
                 aliases=moved,
             ),
         )

@@ -497,6 +497,35 @@ fi
     return "".join(parts)
 
 
+def _kubectl(root: str, api_url: str, kubeconfig: str) -> str:
+    """A `kubectl` shell function: the node's k3s binary, talking to the API endpoint with `kubeconfig`."""
+    return f"""kubectl() {{ {_on(root, K3S_BIN)} kubectl --kubeconfig {kubeconfig} --server {shlex.quote(api_url)} "$@"; }}
+"""
+
+
+def _kubeconfig_from_stdin(purpose: str) -> str:
+    """Reads the admin kubeconfig from stdin into a 0600 temporary file, `$kubeconfig`, removed on exit."""
+    return f"""kubeconfig="$(mktemp)"
+trap 'rm -f "$kubeconfig"' EXIT
+chmod 600 "$kubeconfig"
+cat >"$kubeconfig"
+[ -s "$kubeconfig" ] || fail "no kubeconfig on stdin to {purpose} with"
+"""
+
+
+def _delete_node(name: str) -> str:
+    """Deletes Node `name` and waits until it is gone (a server's goes once k3s has removed its etcd member)."""
+    return f"""kubectl delete node {name} --wait=false >/dev/null || fail "could not delete node {name} from the cluster"
+# The API endpoint may move to another server meanwhile (a server's own member is being removed).
+deadline=$((SECONDS + 300))
+while :; do
+  out="$(kubectl get node {name} -o name 2>&1)" || case "$out" in *NotFound*|*"not found"*) break ;; esac
+  [ "$SECONDS" -lt "$deadline" ] || fail "node {name} was still in the cluster 5 minutes after its deletion: $out"
+  sleep 5
+done
+"""
+
+
 def install_script(
     *,
     name: str,
@@ -504,16 +533,35 @@ def install_script(
     version: str,
     install_script_url: str,
     join_url: str | None,
+    kubeconfig_on_stdin: bool = False,
     wait_seconds: int = 900,
     root: str = "/",
 ) -> str:
-    """Install k3s once. A node that finds k3s installed exits without touching it (the Plans upgrade it)."""
+    """Install k3s once. A node that finds k3s installed exits without touching it (the Plans upgrade it).
+
+    `kubeconfig_on_stdin` (a joining node once the cluster has an admin kubeconfig): before k3s first starts
+    here, a Node of this name still in the cluster belongs to a VM this one replaced (this VM never ran k3s):
+    it is deleted, so the node joins again under its name (k3s refuses a name whose node-password secret, kept
+    until the Node is deleted, does not match).
+    """
     service = service_name(role)
     q = shlex.quote
-    wait = ""
+    parts = [
+        _SHEBANG,
+        f"# Install k3s {version} on {name} ({role}), once.\n",
+        f"""if [ -x {_on(root, K3S_BIN)} ] && systemctl is-enabled --quiet {service} 2>/dev/null; then
+  echo "cht-hosting: k3s is already installed on {name}; nothing to do (upgrades run through system-upgrade-controller)"
+  exit 0
+fi
+""",
+    ]
+    if kubeconfig_on_stdin:
+        if not join_url:
+            raise ValueError(f"{name}: only a joining node is handed the cluster's kubeconfig")
+        parts.append(_kubeconfig_from_stdin(f"check the cluster for an old node {name}"))
     if join_url:
-        wait = f"""\
-# Join only once the cluster answers at the API endpoint.
+        parts.append(
+            f"""# Join only once the cluster answers at the API endpoint.
 deadline=$((SECONDS + {wait_seconds}))
 until curl -ksf --max-time 5 {q(join_url + "/ping")} >/dev/null; do
   if [ "$SECONDS" -ge "$deadline" ]; then
@@ -522,20 +570,42 @@ until curl -ksf --max-time 5 {q(join_url + "/ping")} >/dev/null; do
   sleep 5
 done
 """
-    return f"""{_SHEBANG}# Install k3s {version} on {name} ({role}), once.
-if [ -x {_on(root, K3S_BIN)} ] && systemctl is-enabled --quiet {service} 2>/dev/null; then
-  echo "cht-hosting: k3s is already installed on {name}; nothing to do (upgrades run through system-upgrade-controller)"
-  exit 0
-fi
-{wait}installer="$(mktemp)"
-trap 'rm -f "$installer"' EXIT
+        )
+    # With a kubeconfig, k3s is installed without starting: the old node goes first.
+    skip = "INSTALL_K3S_SKIP_ENABLE=true INSTALL_K3S_SKIP_START=true " if kubeconfig_on_stdin else ""
+    cleanup = '"$installer" "$kubeconfig"' if kubeconfig_on_stdin else '"$installer"'
+    parts.append(
+        f"""installer="$(mktemp)"
+trap 'rm -f {cleanup}' EXIT
 curl -sfL --retry 5 --retry-delay 2 -o "$installer" {q(install_script_url)} \\
   || fail "could not download the k3s install script from {install_script_url}; check the node's network or k3s.installScriptUrl"
-INSTALL_K3S_VERSION={q(version)} INSTALL_K3S_EXEC={role} sh "$installer" \\
-  || fail "the k3s install script failed on {name}; see journalctl -u {service}. If a node named {name} was in the cluster before (a replaced VM), delete it first: kubectl delete node {name}"
-systemctl is-active --quiet {service} || fail "{service} is not running on {name} after the install; see journalctl -u {service}"
+{skip}INSTALL_K3S_VERSION={q(version)} INSTALL_K3S_EXEC={role} sh "$installer" \\
+  || fail "the k3s install script failed on {name}; see journalctl -u {service}"
+"""
+    )
+    if kubeconfig_on_stdin:
+        assert join_url is not None
+        parts += [
+            _kubectl(root, join_url, '"$kubeconfig"'),
+            f"""if out="$(kubectl get node {name} -o name 2>&1)"; then
+  echo "cht-hosting: node {name} is still in the cluster from the VM this one replaced; deleting it"
+""",
+            "".join(f"  {line}\n" for line in _delete_node(name).splitlines()),
+            f"""else
+  case "$out" in
+    *NotFound*|*"not found"*) ;;
+    *) fail "cannot reach the cluster at {join_url} to check for an old node {name}: $out" ;;
+  esac
+fi
+systemctl enable --now {service} || fail "{service} did not start on {name}; see journalctl -u {service}"
+""",
+        ]
+    parts.append(
+        f"""systemctl is-active --quiet {service} || fail "{service} is not running on {name} after the install; see journalctl -u {service}. If a node named {name} was in the cluster before (a replaced VM), delete it first: kubectl delete node {name}"
 echo "cht-hosting: k3s {version} installed on {name}"
 """
+    )
+    return "".join(parts)
 
 
 def uninstall_script(*, name: str, role: Role, root: str = "/") -> str:
@@ -558,21 +628,12 @@ def drain_script(*, name: str, role: Role, api_url: str, timeout_minutes: int, r
     member is removed. A server uses its own admin kubeconfig (k3s.yaml); an agent has none and is handed the
     cluster's on stdin, which goes to a 0600 temporary file.
     """
-    q = shlex.quote
-    k3s = _on(root, K3S_BIN)
     if role == "server":
-        credentials = f"""kubectl() {{ {k3s} kubectl --kubeconfig {_on(root, KUBECONFIG_FILE)} --server {q(api_url)} "$@"; }}
-"""
+        credentials = _kubectl(root, api_url, _on(root, KUBECONFIG_FILE))
     else:
-        credentials = f"""kubeconfig="$(mktemp)"
-trap 'rm -f "$kubeconfig"' EXIT
-chmod 600 "$kubeconfig"
-cat >"$kubeconfig"
-[ -s "$kubeconfig" ] || fail "no kubeconfig on stdin to drain {name} with"
-kubectl() {{ {k3s} kubectl --kubeconfig "$kubeconfig" --server {q(api_url)} "$@"; }}
-"""
+        credentials = _kubeconfig_from_stdin(f"drain {name}") + _kubectl(root, api_url, '"$kubeconfig"')
     return f"""{_SHEBANG}# Drain {name} ({role}) and remove it from the cluster.
-if [ ! -x {k3s} ]; then
+if [ ! -x {_on(root, K3S_BIN)} ]; then
   echo "cht-hosting: k3s is not installed on this VM; nothing to drain here. If the cluster still lists node {name}, delete it: kubectl delete node {name}"
   exit 0
 fi
@@ -586,15 +647,7 @@ fi
 fi
 kubectl drain {name} --ignore-daemonsets --delete-emptydir-data --timeout={timeout_minutes}m \\
   || fail "draining {name} did not finish within {timeout_minutes} minutes; find the pods that block it (kubectl get pods -A -o wide --field-selector spec.nodeName={name}), fix them, and run pulumi up again"
-kubectl delete node {name} --wait=false >/dev/null || fail "could not delete node {name} from the cluster"
-# A server's Node goes once k3s has removed its etcd member; the API endpoint may move to another server meanwhile.
-deadline=$((SECONDS + 300))
-while :; do
-  out="$(kubectl get node {name} -o name 2>&1)" || case "$out" in *NotFound*|*"not found"*) break ;; esac
-  [ "$SECONDS" -lt "$deadline" ] || fail "node {name} was still in the cluster 5 minutes after its deletion: $out"
-  sleep 5
-done
-echo "cht-hosting: node {name} drained and removed from the cluster"
+{_delete_node(name)}echo "cht-hosting: node {name} drained and removed from the cluster"
 """
 
 
