@@ -11,6 +11,7 @@ from components.backup.county import CountyBackup
 from components.backup.velero import BackupEngine
 from components.cht.project import ChtProject
 from components.edge.ingress import IngressEdge
+from components.k3s import render as k3s_render
 from components.k3s.cluster import K3sCluster
 from components.ssh.trust import SshTrust
 from components.storage import render as storage_render
@@ -59,6 +60,21 @@ if cfg.cluster_mode == "vsphere-k3s":
             "VM: a replaced VM of these nodes does not get k3s again. Replace such a node by removing it in one "
             "update and adding it in the next (README 'Replacing a node')"
         )
+    # etcd snapshots leave the servers for the backup bucket, with the bucket's keys as secrets.
+    etcd_s3 = (
+        k3s_render.EtcdS3(
+            endpoint=cfg.backup.s3.endpoint,
+            bucket=cfg.backup.s3.bucket,
+            folder=cfg.backup.etcd.folder,
+            region=cfg.backup.s3.region,
+            schedule=cfg.backup.etcd.schedule,
+            retention=cfg.backup.etcd.retention,
+            ca_bundle=cfg.backup.s3.ca_bundle,
+            insecure=cfg.backup.s3.insecure,
+        )
+        if cfg.backup and cfg.backup.etcd
+        else None
+    )
     cluster = K3sCluster(
         "k3s",
         cfg.k3s,
@@ -66,6 +82,8 @@ if cfg.cluster_mode == "vsphere-k3s":
         agents=agents.nodes,
         etcd_seed=config.deployed.etcd_seed(deployed, cfg),
         installed_before_vm_tracking=k3s_before_vm_tracking,
+        etcd_s3=etcd_s3,
+        s3_keys=(secrets.backup_access_key_id, secrets.backup_secret_access_key) if etcd_s3 else None,
     )
 
     def on_cluster(*after: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -97,6 +115,15 @@ if cfg.cluster_mode == "vsphere-k3s":
     pulumi.export("storageClass", storage_class.name)
     pulumi.export("csiClusterId", csi.cluster_id)
     pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
+    pulumi.export(
+        "controlPlane",
+        {
+            "secretsEncryption": cfg.k3s.secrets_encryption,
+            "agentToken": True,  # agents join with their own token, never the server token
+            "supervisorMetrics": True,  # etcd snapshot and certificate-expiry metrics for monitoring
+            "etcdSnapshots": f"s3://{etcd_s3.bucket}/{etcd_s3.folder}" if etcd_s3 else "on the servers' disks only",
+        },
+    )
     provider, storage_class_name, county_after = cluster.provider, storage_class.name, [storage_class]
     etcd_seed = cluster.etcd_seed
     drill_class = None

@@ -83,10 +83,22 @@ def report(evaluation: Evaluation, notes: list[str]) -> str:
             f"CouchDB x{county['couchdbNodes']} ({county['couchdbStorageGb']} GB each)  "
             f"budget {county['cpu']:g} CPU / {county['memoryGb']:g} GB"
         )
+    lines += _control_plane_lines(evaluation.outputs.get("controlPlane"))
     lines += _backup_lines(evaluation.outputs.get("backup"))
     if evaluation.outputs.get("capacityReport"):
         lines += ["", "Capacity (the counties' budgets against the agents):", evaluation.outputs["capacityReport"]]
     return evaluation.redact("\n".join(lines))
+
+
+def _control_plane_lines(control_plane: dict | None) -> list[str]:
+    if not control_plane:
+        return []
+    encryption = "on" if control_plane["secretsEncryption"] else "OFF (see the README to turn it on)"
+    return [
+        "",
+        f"Control plane: secrets encryption {encryption}; agents join with their own token (agent-token), "
+        f"not the server token; etcd snapshots: {control_plane['etcdSnapshots']}.",
+    ]
 
 
 def _backup_lines(backup: dict | None) -> list[str]:
@@ -164,9 +176,9 @@ def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
             namespace = metadata.get("namespace") or (
                 metadata.get("name") if r.inputs["kind"] == "Namespace" else "_cluster"
             )
-            manifests[namespace].append(r.inputs)
+            manifests[namespace].append(_public(r))
         elif r.type == "kubernetes:helm.sh/v3:Release":
-            files[Path("helm") / f"{r.name}.yaml"] = _yaml(r.inputs)
+            files[Path("helm") / f"{r.name}.yaml"] = _yaml(_public(r))
         elif r.type in COMMAND_TYPES:
             script = [f"# {r.type} {r.name}"]
             for phase in ("create", "update", "delete"):
@@ -196,6 +208,21 @@ def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
         path.write_text(evaluation.redact(text))
         written.append(path)
     return written
+
+
+def _public(r) -> dict:
+    """A registration's inputs with every leaf of a secret input replaced (keys kept, so a reviewer still sees
+    which entries a Secret has): a value derived from a secret (an ini file holding keys, YAML-escaped text)
+    is not a substring that redaction by value would find."""
+
+    def hide(value):
+        if isinstance(value, dict):
+            return {k: hide(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [hide(v) for v in value]
+        return engine.REDACTED
+
+    return {k: (hide(v) if k in r.secret_inputs else v) for k, v in r.inputs.items()}
 
 
 def _yaml(value) -> str:

@@ -102,8 +102,8 @@ def test_commands_keep_the_urns_they_had_as_the_clusters_children(kube_vip):
 
 def test_bootstrap_order(kube_vip):
     ev, _ = kube_vip
-    token = urn(ev, "k3s-token")
-    deps = lambda name: set(ev.named(name).depends_on) - {token}  # noqa: E731
+    tokens = {urn(ev, "k3s-token"), urn(ev, "k3s-agent-token")}
+    deps = lambda name: set(ev.named(name).depends_on) - tokens  # noqa: E731
     assert deps("k3s-cp-1-configure") == {urn(ev, "cp-1-vm")}
     assert deps("k3s-cp-1-install") == {urn(ev, "k3s-cp-1-configure")}
     # Servers join one after the other...
@@ -139,26 +139,37 @@ def test_a_configured_kube_vip_interface_reaches_every_server():
         assert "value: ens224" in ev.named(f"k3s-{node}-configure").inputs["create"]
 
 
-def test_secrets_reach_nodes_only_through_stdin_and_never_a_log(kube_vip):
-    """The token goes to every configure, the admin kubeconfig to every agent's removal: on stdin only."""
-    ev, _ = kube_vip
-    token = ev.named("k3s-token")
+def token_value(ev: Evaluation, name: str) -> str:
+    token = ev.named(name)
     assert token.type == "random:index/randomPassword:RandomPassword" and token.protect
-    value = fakes.RESOURCE_OUTPUTS[token.type](type("A", (), {"name": "k3s-token", "inputs": token.inputs})())["result"]
+    return fakes.RESOURCE_OUTPUTS[token.type](type("A", (), {"name": name, "inputs": token.inputs})())["result"]
+
+
+def test_secrets_reach_nodes_only_through_stdin_and_never_a_log(kube_vip):
+    """The tokens go to every configure, the admin kubeconfig to every agent's removal: on stdin only.
+    Servers get both tokens; an agent gets only the agent token (it cannot join as a server)."""
+    ev, _ = kube_vip
+    value, agent_value = token_value(ev, "k3s-token"), token_value(ev, "k3s-agent-token")
+    assert value != agent_value
     kubeconfig = ev.named("k3s-k8s").inputs["kubeconfig"]
     for r in ev.registrations:
         for key, input_value in r.inputs.items():
             if key == "stdin":
-                assert input_value in (value, kubeconfig) and "stdin" in r.secret_inputs, r.name
+                assert "stdin" in r.secret_inputs, r.name
                 assert r.inputs["logging"] == "none"
                 assert {"stdout", "stderr"} <= set(r.additional_secret_outputs)
             elif r.name != "k3s-k8s":
-                assert value not in str(input_value), f"{r.name}.{key} carries the token"
+                for secret in (value, agent_value):
+                    assert secret not in str(input_value), f"{r.name}.{key} carries a token"
                 assert "client-key-data" not in str(input_value), f"{r.name}.{key} carries the kubeconfig"
         assert "environment" not in r.inputs
-    with_token = {r.name for r in ev.of_type(CMD) if r.inputs.get("stdin") == value}
-    assert with_token == {f"k3s-{n}-configure" for n in [*SERVERS, *AGENTS]}
-    with_kubeconfig = {r.name for r in ev.of_type(CMD) if r.inputs.get("stdin") == kubeconfig}
+    stdin = {r.name: r.inputs.get("stdin") for r in ev.of_type(CMD)}
+    for server in SERVERS:
+        assert stdin[f"k3s-{server}-configure"] == f"{value}\n{agent_value}\n"
+    for agent in AGENTS:
+        assert stdin[f"k3s-{agent}-configure"] == f"{agent_value}\n"
+    assert {name for name, given in stdin.items() if given and value in given} == {f"k3s-{n}-configure" for n in SERVERS}
+    with_kubeconfig = {name for name, given in stdin.items() if given == kubeconfig}
     # Every joining node checks for its predecessor's Node with it; agents also drain themselves with it.
     joining = [n for n in [*SERVERS, *AGENTS] if n != "cp-1"]
     assert with_kubeconfig == {f"k3s-{n}-install" for n in joining} | {f"k3s-{n}-removal" for n in AGENTS}

@@ -1,7 +1,9 @@
 """K3sCluster: HA k3s (embedded etcd) on the node VMs, over the pinned SSH connections.
 
 Creates:
-- the cluster token (pulumi-random, protected: it joins nodes and encrypts etcd's bootstrap data);
+- the cluster token (pulumi-random, protected: it joins servers and encrypts etcd's bootstrap data, so a
+  restore from a snapshot needs it) and the agent token (protected: agents join with it and cannot join as
+  servers);
 - one `K3sNode` per node (`<name>-<node>`: its configure, install and removal together, see node.py);
 - the admin kubeconfig (read from a server, rewritten to the API endpoint) and the Kubernetes provider;
 - `K3sUpgrades` (system-upgrade-controller Plans).
@@ -82,11 +84,14 @@ class K3sCluster(pulumi.ComponentResource):
         agents: Sequence[NodeHandle] | Mapping[str, NodeHandle],
         etcd_seed: str | None = None,
         installed_before_vm_tracking: frozenset[str] = frozenset(),
+        etcd_s3: k3s_render.EtcdS3 | None = None,
+        s3_keys: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`etcd_seed`: the server that seeded etcd, as the last update exported it; None while the cluster
         does not exist yet (then the first server by name seeds it). `installed_before_vm_tracking`: nodes
-        whose deployed install has no VM trigger yet (it is kept out of their diff, see K3sNode)."""
+        whose deployed install has no VM trigger yet (it is kept out of their diff, see K3sNode). `etcd_s3` and
+        `s3_keys` (access key, secret key; Pulumi secrets): scheduled etcd snapshots to S3-compatible storage."""
         super().__init__("cht-hosting:k3s:K3sCluster", name, None, opts)
         servers, agents = _as_list(servers), _as_list(agents)
         problems = check_nodes(servers, agents)
@@ -113,9 +118,18 @@ class K3sCluster(pulumi.ComponentResource):
                 else None
             ),
             drain_timeout_minutes=k3s.drain_timeout_minutes,
+            secrets_encryption=k3s.secrets_encryption,
+            etcd=etcd_s3,
         )
         token = random.RandomPassword(
             f"{name}-token",
+            length=48,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        # Agents join with this one (k3s `agent-token`): an agent's disk never holds a token that admits a server.
+        agent_token = random.RandomPassword(
+            f"{name}-agent-token",
             length=48,
             special=False,
             opts=pulumi.ResourceOptions(parent=self, protect=True),
@@ -129,7 +143,9 @@ class K3sCluster(pulumi.ComponentResource):
                 settings,
                 seeds_etcd=handle.name == self.etcd_seed and not cluster_exists,
                 token=token.result,
+                agent_token=agent_token.result,
                 kubeconfig=kubeconfig,
+                s3_keys=s3_keys,
                 after=after,
                 follows_vm=handle.name not in installed_before_vm_tracking,
                 opts=child,

@@ -1,8 +1,9 @@
 """K3sNode: one node's k3s lifecycle, from its configuration to its removal.
 
 Creates, on the node's own SSH connection (children named `<name>-<step>`, `<name>` = `<cluster>-<node>`):
-- `configure`: waits for cloud-init, writes config.yaml, the token file (from stdin), registries.yaml and,
-  on servers, the kube-vip manifest; re-runs in place when that configuration changes (restarting k3s).
+- `configure`: waits for cloud-init, writes config.yaml, the token file (from stdin; an agent's holds the
+  agent token), registries.yaml and, on servers, the agent token, the etcd S3 key drop-in and CA (from
+  stdin) and the kube-vip manifest; re-runs in place when that configuration changes (restarting k3s).
 - `install`: installs k3s once. A `k3s.version` bump never re-runs it (`ignore_changes=["create"]`):
   upgrades are the Plans' job. It is replaced, never updated, when the node's VM changes (the VM's UUID is
   its trigger): its `delete` uninstalls k3s from the old VM, and the new VM gets k3s again under the same
@@ -42,6 +43,10 @@ class NodeSettings:
     kube_vip_yaml: str | None
     """The kube-vip manifest servers carry, or None (load-balancer mode)."""
     drain_timeout_minutes: int
+    secrets_encryption: bool = True
+    """`secrets-encryption` on every server (it must match on all of them)."""
+    etcd: render.EtcdS3 | None = None
+    """Scheduled etcd snapshots to S3 on every server, or None (k3s's local defaults)."""
 
 
 class K3sNode(pulumi.ComponentResource):
@@ -56,14 +61,18 @@ class K3sNode(pulumi.ComponentResource):
         *,
         seeds_etcd: bool,
         token: pulumi.Output[str],
+        agent_token: pulumi.Output[str],
         kubeconfig: pulumi.Output[str] | None,
+        s3_keys: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None,
         after: Sequence[pulumi.Resource] = (),
         follows_vm: bool = True,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """`seeds_etcd`: this server starts the cluster (only before it exists). `kubeconfig`: the admin
+        """`seeds_etcd`: this server starts the cluster (only before it exists). `token` joins servers,
+        `agent_token` agents (an agent is only ever given the agent token). `kubeconfig`: the admin
         kubeconfig a joining node checks for its predecessor's Node with, and an agent drains itself with
-        (servers drain with their own); every node but the first server has it. `after`: what must be up first.
+        (servers drain with their own); every node but the first server has it. `s3_keys`: the etcd snapshot
+        bucket's access and secret key (servers, with `settings.etcd`). `after`: what must be up first.
         `follows_vm=False`: k3s was installed before installs followed their VM; the trigger is kept out of the
         diff, since adding it to a deployed install would replace it (uninstall k3s) on the next update."""
         super().__init__("cht-hosting:k3s:K3sNode", name, None, opts)
@@ -82,7 +91,14 @@ class K3sNode(pulumi.ComponentResource):
 
         config_yaml = node.uuid.apply(
             lambda uuid: render.node_config(
-                shape, role=node.role, seeds_etcd=seeds_etcd, name=node.name, ip=node.ip, vm_uuid=uuid
+                shape,
+                role=node.role,
+                seeds_etcd=seeds_etcd,
+                name=node.name,
+                ip=node.ip,
+                vm_uuid=uuid,
+                secrets_encryption=settings.secrets_encryption,
+                etcd=settings.etcd,
             )
         )
         script = config_yaml.apply(
@@ -93,6 +109,21 @@ class K3sNode(pulumi.ComponentResource):
                     config_yaml=text,
                     registries_yaml=settings.registries_yaml,
                     kube_vip_yaml=settings.kube_vip_yaml if node.role == "server" else None,
+                    s3_ca_bundle=settings.etcd.ca_bundle if settings.etcd and node.role == "server" else None,
+                )
+            )
+        )
+        if settings.etcd is not None and node.role == "server" and s3_keys is None:
+            raise ValueError(f"{node.name}: etcd snapshots to S3 need the bucket's keys")
+        keys = s3_keys if settings.etcd is not None and node.role == "server" else (None, None)
+        # Everything secret reaches the node on stdin only (render.configure_stdin says what, in which order).
+        stdin = pulumi.Output.secret(
+            pulumi.Output.all(token, agent_token, *keys).apply(
+                lambda v: render.configure_stdin(
+                    node.role,
+                    token=v[0],
+                    agent_token=v[1],
+                    s3_credentials_yaml=render.s3_credentials_config(v[2], v[3]) if v[2] is not None else None,
                 )
             )
         )
@@ -101,7 +132,7 @@ class K3sNode(pulumi.ComponentResource):
             connection=node.connection,
             create=script,
             update=script,  # a configuration change updates the files in place; never a replacement
-            stdin=pulumi.Output.secret(token),  # the only way the token reaches a node
+            stdin=stdin,  # the only way the tokens and the S3 keys reach a node
             logging=remote.Logging.NONE,
             opts=pulumi.ResourceOptions(
                 parent=self,

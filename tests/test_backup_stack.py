@@ -1,0 +1,213 @@
+"""Backups across the whole program: etcd snapshots to S3 on every server, one Velero Schedule per county,
+the restore drill, and the S3 keys nowhere but in secrets.
+
+Fixed numbers come from tests/stacks/Pulumi.backup*.yaml; the prod checks hold for any valid prod stack.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.backup import render as backup_render
+from components.k3s import render as k3s_render
+from config.validate import required_secrets, validate
+from offline import engine, plan, stackfile
+from offline.engine import Evaluation
+from tests.conftest import raw_config
+
+STACKS = Path(__file__).parent / "stacks"
+SCHEDULE = "kubernetes:velero.io/v1:Schedule"
+CMD = "command:remote:Command"
+ACCESS_KEY = "AKIAMOCKBACKUPKEY7Q2"
+SECRET_KEY = "mock/Backup+Secret'Key\"$(touch x)9Zr"
+
+
+def evaluate_with_keys(stack: str) -> Evaluation:
+    """The stack with real-looking keys set as secrets, as `pulumi config set --secret` would."""
+    file = stackfile.load(stack, root=STACKS)
+    config, secret_keys = dict(file.config), list(file.secret_keys)
+    config["cht-hosting:backupAccessKeyId"] = ACCESS_KEY
+    config["cht-hosting:backupSecretAccessKey"] = SECRET_KEY
+    secret_keys += ["cht-hosting:backupAccessKeyId", "cht-hosting:backupSecretAccessKey"]
+    for key in required_secrets(stackfile.raw(file)[0]):
+        if f"cht-hosting:{key}" not in config:
+            config[f"cht-hosting:{key}"] = stackfile.PLACEHOLDER
+            secret_keys.append(f"cht-hosting:{key}")
+    return engine.evaluate(stack, config, secret_keys)
+
+
+@pytest.fixture(scope="module")
+def backup() -> Evaluation:
+    return evaluate_with_keys("backup")
+
+
+@pytest.fixture(scope="module")
+def existing() -> Evaluation:
+    return evaluate_with_keys("backup-existing")
+
+
+def server_config(evaluation: Evaluation, node: str) -> dict:
+    """The config.yaml a node's configure script writes (the heredoc after the config path)."""
+    script = shlex.split(evaluation.named(f"k3s-{node}-configure").inputs["create"])[-1]  # sudo -n bash -c <script>
+    body = script.split(f"{k3s_render.CONFIG_FILE} 600 <<'CHT_HOSTING_EOF'\n", 1)[1].split("\nCHT_HOSTING_EOF", 1)[0]
+    return yaml.safe_load(body)
+
+
+# --- control plane ---------------------------------------------------------------------------------------
+
+
+def test_every_server_snapshots_etcd_to_the_bucket_on_schedule(backup):
+    for node in ("cp-1", "cp-2", "cp-3"):
+        config = server_config(backup, node)
+        # k3s-io/docs docs/cli/etcd-snapshot.md (S3 Compatible Object Store Support; Creating Snapshots)
+        assert {k: v for k, v in config.items() if k.startswith("etcd-")} == {
+            "etcd-s3": True,
+            "etcd-s3-endpoint": "minio.backup.moh.example.org:9000",
+            "etcd-s3-bucket": "cht-backups",
+            "etcd-s3-folder": "test/etcd",
+            "etcd-s3-region": "moh-1",
+            "etcd-s3-endpoint-ca": k3s_render.S3_CA_FILE,
+            "etcd-snapshot-schedule-cron": "0 */4 * * *",
+            "etcd-snapshot-retention": 42,
+            "etcd-snapshot-compress": True,
+        }
+        assert config["secrets-encryption"] is True and config["supervisor-metrics"] is True
+        assert config["agent-token-file"] == k3s_render.AGENT_TOKEN_FILE
+        script = backup.named(f"k3s-{node}-configure").inputs["create"]
+        assert "MIIBszCCAVmgAwIBAgIUQk5wYWNrZWQtdGVzdC1jYS1vbmx5MAoGCCqGSM49BAMC" in script  # the CA file
+
+
+def test_agents_get_no_etcd_keys_and_join_with_the_agent_token(backup):
+    for node in ("agent-1", "agent-2"):
+        config = server_config(backup, node)
+        assert not {k for k in config if k.startswith(("etcd-", "agent-token", "secrets-encryption"))}
+        assert config["token-file"] == k3s_render.TOKEN_FILE
+        stdin = backup.named(f"k3s-{node}-configure").inputs["stdin"]
+        assert ACCESS_KEY not in stdin and SECRET_KEY not in stdin
+        assert stdin.count("\n") == 1  # one line: the agent token
+
+
+def test_the_s3_keys_reach_servers_only_on_stdin_as_a_drop_in(backup):
+    for node in ("cp-1", "cp-2", "cp-3"):
+        configure = backup.named(f"k3s-{node}-configure")
+        assert "stdin" in configure.secret_inputs and configure.inputs["logging"] == "none"
+        _token, _agent_token, drop_in = configure.inputs["stdin"].split("\n", 2)
+        assert yaml.safe_load(drop_in) == {"etcd-s3-access-key": ACCESS_KEY, "etcd-s3-secret-key": SECRET_KEY}
+
+
+def test_no_key_in_any_plain_input_output_plan_or_review_file(backup, existing, tmp_path):
+    """Done when: nothing in the plan's output or the stack's plain outputs carries a key."""
+    for evaluation in (backup, existing):
+        for r in evaluation.registrations:
+            for key, value in r.inputs.items():
+                if key in r.secret_inputs:
+                    continue
+                text = json.dumps(value)
+                assert ACCESS_KEY not in text and "Backup+Secret" not in text, f"{r.name}.{key} carries a key"
+        outputs = json.dumps(evaluation.outputs)
+        assert ACCESS_KEY not in outputs and "Backup+Secret" not in outputs
+        printed = plan.report(evaluation, [])
+        written = plan.write_review_folder(evaluation, tmp_path / evaluation.stack)
+        for text in [printed, *(p.read_text() for p in written)]:
+            assert ACCESS_KEY not in text and "Backup+Secret" not in text
+    # The Secret Velero reads holds the keys, as a Pulumi secret.
+    credentials = backup.named("backup-s3-credentials")
+    assert "stringData" in credentials.secret_inputs
+    assert credentials.inputs["stringData"]["cloud"] == backup_render.aws_credentials_file(ACCESS_KEY, SECRET_KEY)
+
+
+# --- counties --------------------------------------------------------------------------------------------
+
+
+def test_one_schedule_per_county_covering_its_namespace_and_every_volume(backup):
+    schedules = {r.inputs["metadata"]["name"]: r for r in backup.of_type(SCHEDULE)}
+    assert set(schedules) == {"county-kwale", "county-lamu", "county-mombasa"}
+    retention = {"kwale": 14, "lamu": 60, "mombasa": 14}
+    for county, days in retention.items():
+        r = schedules[f"county-{county}"]
+        assert r.inputs["metadata"]["namespace"] == "velero"
+        assert r.retain_on_delete  # a county leaving config keeps its Schedule, so its backups stay
+        spec = r.inputs["spec"]
+        assert spec["schedule"] == "30 2 * * *"
+        assert spec["useOwnerReferencesInBackup"] is False
+        template = spec["template"]
+        assert template["includedNamespaces"] == [county]
+        assert template["defaultVolumesToFsBackup"] is True  # every CouchDB node's volume, through kopia
+        assert template["ttl"] == f"{days * 24}h0m0s"
+        # The Schedule belongs to the county's own component, not to a shared one.
+        assert backup.by_urn[r.parent].name == f"{county}-backup"
+
+
+def test_drill_access_is_additive_and_only_for_rehearsed_counties(backup):
+    policies = {r.name: r for r in backup.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    assert "kwale-backup-drill-access" in policies and "lamu-backup-drill-access" in policies
+    assert "mombasa-backup-drill-access" not in policies  # clustered: restored for real, not rehearsed
+    kwale = policies["kwale-backup-drill-access"].inputs
+    assert kwale["metadata"]["namespace"] == "kwale"
+    assert kwale["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = kwale["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5984}]
+    assert rule["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "velero"}
+    # The county's own policies are untouched (still only its own).
+    assert policies["kwale-netpol-same-namespace-only"].inputs["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+
+
+def test_velero_and_the_drill_are_once_per_cluster(backup):
+    release = backup.named("backup-velero")
+    assert release.inputs["chart"] == "velero" and release.inputs["version"] == "12.1.0"
+    assert release.inputs["namespace"] == "velero"
+    cronjob = backup.named("backup-restore-drill")
+    assert cronjob.inputs["metadata"] == {"name": "restore-drill", "namespace": "velero", "labels": backup_render.MANAGED}
+    assert cronjob.inputs["spec"]["schedule"] == "0 6 * * 0"
+    drill_class = backup.named("backup-drill-class")
+    assert drill_class.inputs["reclaimPolicy"] == "Delete"
+    assert drill_class.inputs["metadata"]["name"] == "vmware-sc-restore-drill"
+    modifiers = backup.named("backup-drill-modifiers").inputs["data"]["modifiers.yaml"]
+    assert "vmware-sc-restore-drill" in modifiers
+    script = backup.named("backup-drill-script").inputs["data"]["restore-drill.sh"]
+    assert "max_diff='5'" in script
+
+
+def test_existing_cluster_mode_backs_up_counties_with_the_same_keys(existing):
+    assert not existing.of_type(CMD)  # no control plane of ours: no etcd snapshots
+    assert {r.inputs["metadata"]["name"] for r in existing.of_type(SCHEDULE)} == {"county-nairobi", "county-kwale"}
+    assert not existing.of_type("kubernetes:storage.k8s.io/v1:StorageClass")  # the drill uses the named class
+    assert "local-path" in existing.named("backup-drill-modifiers").inputs["data"]["modifiers.yaml"]
+    assert existing.outputs["backup"]["etcdSnapshots"] is None
+    assert any("backup.s3.insecure" in w for w in existing.warnings)
+
+
+def test_the_plan_prints_schedules_retention_the_drill_and_the_storage_estimate(backup):
+    printed = plan.report(backup, [])
+    assert "etcd snapshots: every server, cron '0 */4 * * *', 42 kept, folder test/etcd/" in printed
+    assert "lamu     county-lamu  cron '30 2 * * *'  kept 60 days  1 volume  drilled" in printed
+    assert "mombasa  county-mombasa  cron '30 2 * * *'  kept 14 days  3 volumes" in printed
+    assert "restore drill: CronJob restore-drill in velero, cron '0 6 * * 0'" in printed
+    # 100 GB x (1 + 1% x 14) = 114, x (1 + 1% x 60) = 160, 600 x 1.14 = 684 (each rounded up)
+    assert "  kwale                            100         14          115" in printed
+    assert "  lamu                             100         60          160" in printed
+    assert "  mombasa                          600         14          685" in printed
+    assert "  total                            800                     960" in printed
+    assert backup.outputs["backup"]["estimateTotalGb"] == 960
+    assert "secrets encryption on" in printed and "agents join with their own token" in printed
+
+
+# --- the operator's prod stack: properties that hold for any valid one ---------------------------------
+
+
+def test_prod_backs_up_every_county_and_snapshots_etcd_off_the_servers(prod):
+    counties = validate(*raw_config("prod")).counties
+    schedules = {r.inputs["spec"]["template"]["includedNamespaces"][0]: r for r in prod.of_type(SCHEDULE)}
+    assert set(schedules) == set(counties)
+    for r in schedules.values():
+        assert r.inputs["spec"]["template"]["defaultVolumesToFsBackup"] is True
+    servers = [r for r in prod.of_type(CMD) if r.name.endswith("-configure") and "cluster-token" in r.inputs["create"]]
+    for r in servers:
+        if "agent-token-file" in r.inputs["create"]:
+            assert "etcd-s3: true" in r.inputs["create"] and "secrets-encryption: true" in r.inputs["create"]
+    assert prod.named("backup-restore-drill").inputs["metadata"]["name"] == "restore-drill"
