@@ -184,10 +184,14 @@ if cfg.backup:
             opts=pulumi.ResourceOptions(provider=provider),
         )
     pulumi.export("backup", backup_render.summary(cfg.counties, backup, cfg.k3s is not None))
-    pulumi.export(
-        "restoreScripts",
-        {"restore-county.sh": backup_scripts.county_restore_script(velero_namespace=backup.velero.namespace)},
-    )
+    restore_scripts = {"restore-county.sh": backup_scripts.county_restore_script(velero_namespace=backup.velero.namespace)}
+    if cfg.k3s is not None:
+        restore_scripts["restore-etcd.sh"] = k3s_render.etcd_restore_script(
+            version=cfg.k3s.version, install_script_url=cfg.k3s.install_script_url
+        )
+        restore_scripts["rejoin-etcd.sh"] = k3s_render.etcd_rejoin_script()
+    # Plain text, no secret: the plan writes them to restore/, and `pulumi stack output restoreScripts` shows them.
+    pulumi.export("restoreScripts", restore_scripts)
 
 pulumi.export(
     "counties",

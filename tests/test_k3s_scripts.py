@@ -29,7 +29,7 @@ ETCD = r.EtcdS3(
 )
 SHAPE = r.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
 KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {client-key-data: bW9jaw==}}]\n"
-REAL = ("cat", "mktemp", "chmod", "cmp", "cp", "mv", "rm", "mkdir", "dirname", "sleep", "sh")
+REAL = ("cat", "mktemp", "chmod", "cmp", "cp", "mv", "rm", "mkdir", "dirname", "sleep", "sh", "date", "grep")
 
 STUBS = {
     # curl: `-o FILE URL` downloads a fake installer; anything else (the /ping probe) answers.
@@ -485,3 +485,62 @@ def test_sandbox_is_hermetic(box):
     """A command the stubs do not provide fails, so the tests above cannot silently use a host tool."""
     assert box.run("kubectl version").returncode == 127
     assert box.run("k3s --version").returncode == 127  # k3s exists only where the installer put it, under the root
+
+
+# --- control-plane restore ------------------------------------------------------------------------------
+
+
+def restore(root: str) -> str:
+    return r.etcd_restore_script(version="v1.36.1+k3s1", install_script_url="https://get.k3s.io", root=root)
+
+
+def configured_server(box) -> None:
+    assert box.run(configure("server", root=box.at, etcd=ETCD), stdin=stdin_for("server", s3=True)).returncode == 0
+
+
+@pytest.mark.parametrize("which", ["restore", "rejoin"])
+def test_restore_scripts_pass_shellcheck(which, tmp_path):
+    path = tmp_path / f"{which}.sh"
+    path.write_text(restore("/") if which == "restore" else r.etcd_rejoin_script())
+    result = subprocess.run([tools.need("shellcheck"), "--shell=bash", "--severity=style", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_restore_names_only_the_snapshot_and_installs_k3s_on_a_new_vm(box):
+    configured_server(box)
+    result = box.run(restore(box.at) + "\n", stdin="")  # no argument
+    assert result.returncode != 0 and "usage: restore-etcd.sh <snapshot>" in result.stderr
+    script = restore(box.at)
+    ok = box.run(f"set -- etcd-snapshot-cp-1-1760000000\n{script}")
+    assert ok.returncode == 0, ok.stderr
+    log = box.argv()
+    assert "INSTALL_K3S_SKIP_START" not in log  # an env var, not an argument
+    assert "exec=server version=v1.36.1+k3s1" in Path(str(box.log) + ".installer").read_text()
+    # k3s reads the bucket and its keys from its config files: the command line names the snapshot only.
+    assert "server --cluster-reset --cluster-reset-restore-path=etcd-snapshot-cp-1-1760000000" in log
+    for secret in (TOKEN, AGENT_TOKEN, S3_ACCESS, S3_SECRET):
+        assert secret not in log
+    assert log.index("systemctl stop k3s") < log.index("--cluster-reset") < log.index("systemctl start k3s")
+
+
+def test_restore_refuses_a_path_or_a_server_without_the_bucket(box):
+    script = restore(box.at)
+    bad = box.run(f"set -- ../../etc/passwd\n{script}")
+    assert bad.returncode != 0 and "usage" in bad.stderr
+    assert box.run(configure("server", root=box.at), stdin=stdin_for("server")).returncode == 0  # no S3
+    unset = box.run(f"set -- etcd-snapshot-cp-1-1\n{script}")
+    assert unset.returncode != 0 and "has no 'etcd-s3: true'" in unset.stderr
+    assert "--cluster-reset" not in box.argv()
+
+
+def test_rejoin_sets_the_old_etcd_data_aside(box):
+    db = box.file(r.ETCD_DB_DIR)
+    (db / "etcd").mkdir(parents=True)
+    (db / "etcd" / "member").write_text("old")
+    result = box.run(r.etcd_rejoin_script(root=box.at))
+    assert result.returncode == 0, result.stderr
+    assert not db.exists()
+    (aside,) = db.parent.glob("db.before-restore-*")
+    assert (aside / "etcd" / "member").read_text() == "old"
+    log = box.argv()
+    assert log.index("systemctl stop k3s") < log.index("systemctl start k3s")

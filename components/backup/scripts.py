@@ -159,12 +159,12 @@ couch_deployments="cht-couchdb"
 
 # The county whose last drill is oldest (never drilled first); DRILL_COUNTY picks one by hand.
 pick_county() {
-  local results counties county last
-  results="$(kubectl get configmap -n "$velero_ns" "$results" -o json | jq -c '.data // {}')"
+  local recorded counties county last
+  recorded="$(kubectl get configmap -n "$velero_ns" "$results" -o json | jq -c '.data // {}')"
   counties="$(kubectl get schedules.velero.io -n "$velero_ns" -l cht-hosting/restore-drill=true -o json \
     | jq -r '.items[].metadata.labels["cht-hosting/county"]' | sort)"
   for county in $counties; do
-    last="$(jq -r --arg c "$county" '.[$c] // "" | split(" ")[0]' <<<"$results")"
+    last="$(jq -r --arg c "$county" '(.[$c] // "") | split(" ") | .[0] // ""' <<<"$recorded")"
     printf '%s %s\n' "${last:-0}" "$county"
   done | sort | { read -r _ county && printf '%s' "$county"; }
 }
@@ -177,7 +177,7 @@ cleanup() {
 
 record() {
   local patch
-  patch="$(jq -n --arg c "$county" --arg v "$(date -u +%Y-%m-%dT%H:%M:%SZ) $1" '{data: {($c): $v}}')"
+  patch="$(jq -cn --arg c "$county" --arg v "$(date -u +%Y-%m-%dT%H:%M:%SZ) $1" '{data: {($c): $v}}')"
   kubectl patch configmap -n "$velero_ns" "$results" --type merge -p "$patch" >/dev/null \
     || echo "cht-hosting: could not record the result in $results" >&2
 }

@@ -655,6 +655,61 @@ def read_kubeconfig_command() -> str:
     return f"sudo -n cat {KUBECONFIG_FILE}"
 
 
+# --- control-plane restore (run by an operator over SSH, with sudo; see the README) -------------------------
+
+ETCD_DB_DIR = "/var/lib/rancher/k3s/server/db"
+
+
+def etcd_restore_script(*, version: str, install_script_url: str, root: str = "/") -> str:
+    """`restore-etcd.sh <snapshot>` on ONE server: restore the cluster's etcd from a snapshot in the bucket.
+
+    k3s-io/docs docs/cli/etcd-snapshot.md ("Restoring Snapshots", "Restoring To New Hosts"): with the S3
+    settings in the config file, `--cluster-reset-restore-path` names only the snapshot, so the keys stay in
+    their root-only drop-in; the token in `token-file` (the cluster's, never rotated by this program) decrypts
+    the snapshot's bootstrap data. On a new VM k3s is installed first without starting it.
+    """
+    q = shlex.quote
+    k3s, config, token = _on(root, K3S_BIN), _on(root, CONFIG_FILE), _on(root, TOKEN_FILE)
+    creds = _on(root, S3_CREDENTIALS_FILE)
+    return f"""{_SHEBANG}# Restore etcd on this server from a snapshot in the backup bucket: restore-etcd.sh <snapshot>
+snapshot="${{1:-}}"
+[[ "$snapshot" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] \
+  || fail "usage: restore-etcd.sh <snapshot>, a name as 'k3s etcd-snapshot ls' or the bucket lists it (no path)"
+[ -s {token} ] || fail "{TOKEN_FILE} is missing: run pulumi up first (it writes the cluster's token, the one the snapshot needs)"
+grep -qx 'etcd-s3: true' {config} \
+  || fail "{CONFIG_FILE} has no 'etcd-s3: true': set cht-hosting:backup and run pulumi up first"
+[ -s {creds} ] || fail "{S3_CREDENTIALS_FILE} is missing: run pulumi up first (it writes the bucket's keys)"
+if [ ! -x {k3s} ]; then
+  installer="$(mktemp)"
+  trap 'rm -f "$installer"' EXIT
+  curl -sfL --retry 5 --retry-delay 2 -o "$installer" {q(install_script_url)} || fail "could not download {install_script_url}"
+  INSTALL_K3S_VERSION={q(version)} INSTALL_K3S_EXEC=server INSTALL_K3S_SKIP_START=true sh "$installer" \
+    || fail "the k3s install script failed"
+fi
+systemctl stop k3s || true
+echo "cht-hosting: restoring etcd from $snapshot (k3s keeps the current database as etcd-old-<time>)"
+{k3s} server --cluster-reset --cluster-reset-restore-path="$snapshot" \
+  || fail "the restore failed; see the output above. A second reset needs {ETCD_DB_DIR}/reset-flag removed first"
+systemctl start k3s || fail "k3s did not start after the restore; see journalctl -u k3s"
+echo "cht-hosting: etcd restored from $snapshot on this server. Now, on every other server: rejoin-etcd.sh"
+"""
+
+
+def etcd_rejoin_script(*, root: str = "/") -> str:
+    """`rejoin-etcd.sh` on every other server after a restore: set its old etcd data aside and join again."""
+    db = _on(root, ETCD_DB_DIR)
+    return f"""{_SHEBANG}# Rejoin this server to a restored cluster: its own etcd data goes aside (never deleted).
+systemctl stop k3s || true
+if [ -d {db} ]; then
+  aside={db}.before-restore-"$(date -u +%Y%m%dT%H%M%SZ)"
+  mv {db} "$aside" || fail "could not move {ETCD_DB_DIR} aside"
+  echo "cht-hosting: this server's old etcd data is in $aside (delete it once the cluster is healthy)"
+fi
+systemctl start k3s || fail "k3s did not start; see journalctl -u k3s"
+echo "cht-hosting: this server rejoins the restored cluster"
+"""
+
+
 def as_root(script: str) -> str:
     """The command line that runs `script` as root over SSH (the script text carries no secret)."""
     return f"sudo -n bash -c {shlex.quote(script)}"
