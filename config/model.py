@@ -291,6 +291,10 @@ class K3sConfig(Model):
     install_script_url: HttpUrl = Field(default="https://get.k3s.io", description="k3s install script; a mirror URL.")
     cluster_cidr: IPv4Network = Field(default="10.42.0.0/16", description="Pod network.")
     service_cidr: IPv4Network = Field(default="10.43.0.0/16", description="Service network.")
+    # Released tags (checked in the upstream repositories): kube-vip/kube-vip v1.0.0 (2025-07-31, whose
+    # interface detection and `vip_subnet` the manifest relies on); rancher/system-upgrade-controller v0.20.1
+    # (2026-07-22, after v0.20.0-rc.2; its scripts/package-controller publishes crd.yaml and
+    # system-upgrade-controller.yaml).
     kube_vip_version: Annotated[str, AfterValidator(_kube_vip_version)] = Field(
         default="v1.0.0", description="kube-vip release (image tag) that holds the VIP, vX.Y.Z."
     )

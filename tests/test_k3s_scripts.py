@@ -294,7 +294,8 @@ def test_a_replaced_vm_deletes_its_old_node_before_k3s_first_starts(box):
     assert result.returncode == 0, result.stderr
     assert "skip=truetrue" in Path(str(box.log) + ".installer").read_text()  # installed, not started
     log = box.argv()
-    assert log.index(" delete node agent-1 --wait=false") < log.index("systemctl enable --now k3s-agent")
+    assert log.index(" delete node agent-1 --wait=false") < log.index("systemctl daemon-reload")
+    assert log.index("systemctl daemon-reload") < log.index("systemctl enable --now k3s-agent")
     assert "still in the cluster from the VM this one replaced" in result.stdout
     assert not (box.root / "state" / "nodes" / "agent-1").exists()
     assert "client-key-data: bW9jaw==" in box.kubectl_log() and "bW9jaw==" not in log

@@ -597,6 +597,8 @@ curl -sfL --retry 5 --retry-delay 2 -o "$installer" {q(install_script_url)} \\
     *) fail "cannot reach the cluster at {join_url} to check for an old node {name}: $out" ;;
   esac
 fi
+# The installer skipped what it does last (k3s install.sh service_enable_and_start: enable, daemon-reload, start).
+systemctl daemon-reload
 systemctl enable --now {service} || fail "{service} did not start on {name}; see journalctl -u {service}"
 """,
         ]
