@@ -124,6 +124,14 @@ if cfg.cluster_mode == "vsphere-k3s":
             "etcdSnapshots": f"s3://{etcd_s3.bucket}/{etcd_s3.folder}" if etcd_s3 else "on the servers' disks only",
         },
     )
+    pulumi.export("vcenterTls", access.tls)
+    # The nodes' lasting SSH host keys (public), as known_hosts lines for operators' SSH clients.
+    pulumi.export(
+        "sshKnownHosts",
+        pulumi.Output.all(*servers.known_hosts.values(), *agents.known_hosts.values()).apply(
+            lambda lines: "\n".join(lines) + "\n"
+        ),
+    )
     provider, storage_class_name, county_after = cluster.provider, storage_class.name, [storage_class]
     etcd_seed = cluster.etcd_seed
     drill_class = None

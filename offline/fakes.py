@@ -35,9 +35,12 @@ def fake_secret(kind: str, name: str, length: int = 24) -> str:
 
 
 def _private_key(args: MockResourceArgs) -> dict[str, Any]:
-    algorithm = args.inputs.get("algorithm", "ED25519").lower()
+    algorithm = args.inputs.get("algorithm", "ED25519")
+    # The key type OpenSSH writes for each algorithm pulumi-tls offers.
+    curve = str(args.inputs.get("ecdsaCurve", "P224")).removeprefix("P")
+    key_type = {"ED25519": "ssh-ed25519", "RSA": "ssh-rsa", "ECDSA": f"ecdsa-sha2-nistp{curve}"}[algorithm]
     key = fake_secret("key", args.name, 48)
-    public = f"ssh-{algorithm} AAAAmock{digest('pub', args.name, length=40)} {args.name}"
+    public = f"{key_type} AAAAmock{digest('pub', args.name, length=40)} {args.name}"
     return {
         "privateKeyOpenssh": key,
         "privateKeyPem": key,
@@ -120,6 +123,8 @@ def _template(args: MockCallArgs) -> dict[str, Any]:
 
 
 INVOKE_RESULTS: dict[str, Callable[[MockCallArgs], dict[str, Any]]] = {
+    # The vCenter certificate check (components/vsphere/tls_check.py) needs vCenter: not run offline.
+    "command:local:run": lambda a: {"stdout": "not checked: offline plan (no vCenter)\n", "stderr": ""},
     "vsphere:index/getDatacenter:getDatacenter": lambda a: {"id": "datacenter-3", "name": a.args.get("name")},
     "vsphere:index/getComputeCluster:getComputeCluster": lambda a: {
         "id": "domain-c8",

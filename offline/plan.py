@@ -85,6 +85,8 @@ def report(evaluation: Evaluation, notes: list[str]) -> str:
         )
     lines += _control_plane_lines(evaluation.outputs.get("controlPlane"))
     lines += _backup_lines(evaluation.outputs.get("backup"))
+    if evaluation.outputs.get("vcenterTls"):
+        lines += ["", "vCenter TLS (the program's own connection):", "  " + evaluation.outputs["vcenterTls"]]
     if evaluation.outputs.get("capacityReport"):
         lines += ["", "Capacity (the counties' budgets against the agents):", evaluation.outputs["capacityReport"]]
     return evaluation.redact("\n".join(lines))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shlex
 
 import pytest
 import yaml
@@ -141,6 +142,9 @@ def test_adding_one_agent_touches_no_other_resource(ev):
         "agents-agent-10",
         "agents-agent-10-cns-vm",
         "agents-agent-10-host-key",
+        "agents-agent-10-host-key-retirement",
+        "agents-agent-10-host-key-rotation",
+        "agents-agent-10-lasting-host-key",
     ]
     assert set(before) <= set(after)
     # The pool's DRS rule lists one more VM (an in-place update); nothing else changes.
@@ -160,6 +164,9 @@ def test_removing_one_agent_touches_no_other_resource(ev):
         "agents-agent-4",
         "agents-agent-4-cns-vm",
         "agents-agent-4-host-key",
+        "agents-agent-4-host-key-retirement",
+        "agents-agent-4-host-key-rotation",
+        "agents-agent-4-lasting-host-key",
     ]
     changed = {u.rsplit("::", 1)[1] for u in after if after[u] != before[u]}
     assert changed == {"agents-anti-affinity"}
@@ -206,19 +213,65 @@ def test_each_vms_userdata_authorizes_the_program_key_and_the_operators_keys():
         assert user["ntp"] == {"enabled": True, "servers": ["ntp.moh.example.org"]}
 
 
-def test_each_vm_gets_its_own_host_key_in_cloud_init_and_pinned_in_its_connection(built, ev):
-    handles = ev.outputs["handles"]
+def test_each_vm_boots_with_its_own_host_key_from_cloud_init(ev):
     seen = set()
     for node in SERVERS + AGENTS:
         host_key = ev.named(f"{'control-plane' if node in SERVERS else 'agents'}-{node}-host-key")
         assert host_key.type == KEY and host_key.inputs["algorithm"] == "ED25519"
-        _, user = cloud_init_of(ev, node)
+        meta, user = cloud_init_of(ev, node)
         public = user["ssh_keys"]["ed25519_public"]
-        assert public.startswith("ssh-ed25519 ") and public == handles[node]["hostKey"]
+        assert public.startswith("ssh-ed25519 ")
         assert user["ssh_keys"]["ed25519_private"]
         assert user["ssh_deletekeys"] is True and user["ssh_genkeytypes"] == ["ed25519"]
+        assert meta["redact"] == ["userdata"]  # cloud-init blanks the guest's own copy once read
         seen.add(public)
     assert len(seen) == 12
+
+
+def pool_of(node: str) -> str:
+    return "control-plane" if node in SERVERS else "agents"
+
+
+def test_the_boot_key_is_trusted_for_one_step_then_every_connection_pins_a_key_vcenter_never_saw(ev):
+    """The boot key's private half is readable in the VM's extraConfig; the lasting key travels on stdin only."""
+    handles = ev.outputs["handles"]
+    lasting_publics = set()
+    for node in SERVERS + AGENTS:
+        prefix = f"{pool_of(node)}-{node}"
+        _, user = cloud_init_of(ev, node)
+        boot_public = user["ssh_keys"]["ed25519_public"]
+        lasting = ev.named(f"{prefix}-lasting-host-key")
+        assert lasting.type == KEY and lasting.inputs["algorithm"] == "ECDSA" and lasting.inputs["ecdsaCurve"] == "P256"
+        rotation, retirement = ev.named(f"{prefix}-host-key-rotation"), ev.named(f"{prefix}-host-key-retirement")
+        # The rotation is the only connection pinned to the boot key.
+        assert rotation.inputs["connection"]["hostKey"] == boot_public
+        assert "connection" in rotation.secret_inputs and "stdin" in rotation.secret_inputs
+        assert rotation.inputs["stdin"].startswith("mockkey")  # the lasting private key, on stdin only
+        assert rotation.inputs["stdin"] not in rotation.inputs["create"]
+        assert rotation.inputs["logging"] == "none"
+        pinned = handles[node]["hostKey"]
+        assert pinned.startswith("ecdsa-sha2-nistp256 ") and pinned != boot_public
+        assert retirement.inputs["connection"]["hostKey"] == pinned
+        assert f"expected='{pinned}'" in shlex.split(rotation.inputs["create"])[-1]
+        assert "ssh_host_ed25519_key" in retirement.inputs["create"] and "rm -f" in retirement.inputs["create"]
+        # Both run again only on a new VM, never because a later program version edits their scripts.
+        vm = vm_of(ev, node)
+        assert rotation.inputs["triggers"] == retirement.inputs["triggers"] == [fake_vm_uuid(vm.name)]
+        assert set(rotation.ignore_changes) >= {"create", "connection", "stdin"}
+        assert rotation.urn in retirement.depends_on and vm.urn in rotation.depends_on
+        lasting_publics.add(pinned)
+    assert len(lasting_publics) == 12
+
+
+def fake_vm_uuid(vm_name: str) -> str:
+    from offline.fakes import fake_uuid
+
+    return fake_uuid("vm", vm_name).upper()
+
+
+def test_a_guestinfo_edit_never_touches_a_deployed_vm(ev):
+    for vm in ev.of_type(VM):
+        assert "extraConfig" in vm.ignore_changes and "clone" in vm.ignore_changes
 
 
 # --- handles -------------------------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
 """VsphereAccess: how the program reaches vCenter, what it looks up there, and the CNS roles.
 
 Creates:
-- an explicit `vsphere.Provider` (server and user from `vsphere`, password from the `vspherePassword` secret);
+- a check of vCenter's certificate against `vsphere.thumbprint` / `vsphere.caCertificate` on the machine
+  running `pulumi` (`tls_check.py` through `command.local.run`, every preview and update), unless
+  `vsphere.insecure`;
+- an explicit `vsphere.Provider` (server and user from `vsphere`, password from the `vspherePassword` secret),
+  configured only with the check's result, so it never logs in to a vCenter whose certificate failed it;
 - lookups: datacenter, compute cluster, resource pool, datastore, network, template, and (for the roles)
   the root folder and the built-in Read-only role;
 - when `vsphere.manageCnsRoles`: the CNS-VM, CNS-DATASTORE and CNS-SEARCH-AND-SPBM roles, and grants to
@@ -18,13 +22,19 @@ removes the ones not in the program, which would strip the vCenter team's own pe
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_vsphere as vsphere
+from pulumi_command import local
 
 from config import Secrets
+from config.errors import key_path
 from config.model import VsphereConfig
+
+from . import tls_check
 
 # Privilege IDs per role (vsphere-csi-driver prerequisites; VMware CNS docs). vCenter adds System.Anonymous,
 # System.Read and System.View to every role itself, and the provider hides them when reading a role back,
@@ -36,6 +46,9 @@ CNS_ROLES: dict[str, tuple[str, ...]] = {
     "CNS-SEARCH-AND-SPBM": ("Cns.Searchable", "StorageProfile.View"),
 }
 READ_ONLY_LABEL = "Read-only"
+# The check runs as a script of its own (stdin), so a failure's message is the script's, not its source.
+TLS_CHECK_SOURCE = Path(tls_check.__file__).read_text()
+TLS_CHECK_COMMAND = "import sys; exec(compile(sys.stdin.read(), 'vcenter-tls-check', 'exec'))"
 CNS_VM_ROLE = "CNS-VM"
 
 
@@ -84,6 +97,8 @@ class VsphereAccess(pulumi.ComponentResource):
     None when the storage account is the Pulumi account itself (see `_cns_vm_role`)."""
     storage_principal: str
     """The storage account as vCenter names it in permissions."""
+    tls: str
+    """What protects the program's own connection to vCenter (for the plan and the stack outputs)."""
 
     def __init__(
         self,
@@ -94,9 +109,29 @@ class VsphereAccess(pulumi.ComponentResource):
     ):
         super().__init__("cht-hosting:vsphere:VsphereAccess", name, None, opts)
         self.config = cfg
+        self.tls = tls_check.protection(
+            cfg.server, cfg.thumbprint, cfg.ca_certificate, cfg.insecure, key=key_path("vsphere")
+        )
+        server: pulumi.Input[str] = cfg.server
+        if not cfg.insecure:
+            verified = local.run_output(
+                command=TLS_CHECK_COMMAND,
+                interpreter=[sys.executable, "-c"],
+                stdin=TLS_CHECK_SOURCE,
+                environment={
+                    "CHT_VCENTER_HOST": cfg.server,
+                    "CHT_VCENTER_PORT": "443",
+                    "CHT_VCENTER_THUMBPRINT": cfg.thumbprint or "",
+                    "CHT_VCENTER_CA_PEM": cfg.ca_certificate or "",
+                    "CHT_CONFIG_KEY": key_path("vsphere"),
+                },
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
+            # The provider's inputs wait for the check; a failed check fails the run before the provider exists.
+            server = verified.stdout.apply(lambda _: cfg.server)
         self.provider = vsphere.Provider(
             f"{name}-provider",
-            vsphere_server=cfg.server,
+            vsphere_server=server,
             user=cfg.user,
             password=pulumi.Output.secret(secrets.vsphere_password),
             allow_unverified_ssl=cfg.insecure,

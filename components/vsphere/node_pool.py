@@ -1,8 +1,12 @@
 """NodePool: one VM per configured node, cloned from the Ubuntu cloud-image template, ready for the CPI and CSI.
 
 Per node (children named `<pool>-<node>-...`, so adding or removing one node touches no other):
-- `tls.PrivateKey` `<pool>-<node>-host-key`: the node's SSH host key, installed by cloud-init and pinned
-  in every SSH connection to the node;
+- `tls.PrivateKey` `<pool>-<node>-host-key`: the node's boot SSH host key (ed25519), installed by cloud-init
+  from guestinfo and trusted for one step only, since any vCenter account that reads the VM reads it too;
+- `tls.PrivateKey` `<pool>-<node>-lasting-host-key` (ECDSA P-256) and two commands over SSH
+  (`components/ssh/host_keys.py`): `<pool>-<node>-host-key-rotation` (pinned to the boot key) installs it
+  from stdin, `<pool>-<node>-host-key-retirement` (pinned to it) retires the boot key. Every other
+  connection to the node pins the lasting key and waits for the retirement;
 - `vsphere.VirtualMachine` `<pool>-<node>`: disk.EnableUUID, hardware version >= 15 (validated in config),
   PVSCSI, one vmxnet3 NIC, cloud-init through guestinfo (secret: it carries the host private key);
 - `vsphere.EntityPermissions` `<pool>-<node>-cns-vm`: the CNS-VM role (made by the program, or the existing
@@ -26,6 +30,7 @@ from pulumi_command import remote
 
 from config.model import NetworkConfig, NodePoolConfig
 
+from ..ssh import host_keys
 from ..ssh.trust import SshTrust
 from . import cloud_init
 from .access import VsphereAccess
@@ -46,6 +51,8 @@ GUEST_NET_TIMEOUT_MINUTES = 10
 class NodePool(pulumi.ComponentResource):
     nodes: dict[str, NodeHandle]
     """Node name -> handle (name, IP, lower-case BIOS UUID, pinned SSH connection, VM)."""
+    known_hosts: dict[str, pulumi.Output[str]]
+    """Node name -> its known_hosts line (`<ip> <lasting public key>`), for operators' SSH clients."""
     vms: dict[str, vsphere.VirtualMachine]
     anti_affinity: vsphere.ComputeClusterVmAntiAffinityRule | None
 
@@ -61,7 +68,7 @@ class NodePool(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("cht-hosting:vsphere:NodePool", name, None, opts)
-        self.nodes, self.vms = {}, {}
+        self.nodes, self.vms, self.known_hosts = {}, {}, {}
         for node, ip in sorted(pool.nodes.items()):
             self.nodes[node] = self._node(name, node, ip, pool, role, access, network, trust)
             self.vms[node] = self.nodes[node].vm
@@ -84,7 +91,8 @@ class NodePool(pulumi.ComponentResource):
                 "nodes": {
                     node: {"ip": handle.ip, "uuid": handle.uuid, "role": handle.role}
                     for node, handle in self.nodes.items()
-                }
+                },
+                "knownHosts": self.known_hosts,
             }
         )
 
@@ -164,18 +172,50 @@ class NodePool(pulumi.ComponentResource):
                 permissions=[access.permission(access.cns_vm_role_id, propagate=False)],
                 opts=pulumi.ResourceOptions(parent=self, provider=access.provider),
             )
+        ssh = dict(
+            host=ip,
+            user=trust.user,
+            private_key=trust.private_key,
+            per_dial_timeout=SSH_PER_DIAL_TIMEOUT,
+            dial_error_limit=SSH_DIAL_ERROR_LIMIT,
+        )
+        lasting_key = tls.PrivateKey(
+            f"{prefix}-lasting-host-key",
+            algorithm="ECDSA",
+            ecdsa_curve="P256",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        lasting_public = lasting_key.public_key_openssh.apply(lambda key: " ".join(key.split()[:2]))
+        # Both steps run again only on a new VM (its UUID); an edited script never re-runs the rotation on a
+        # node that no longer serves the boot key its connection pins.
+        on_this_vm = [vm.uuid]
+        rotation = remote.Command(
+            f"{prefix}-host-key-rotation",
+            connection=remote.ConnectionArgs(**ssh, host_key=host_public),
+            create=lasting_public.apply(host_keys.rotate_script),
+            stdin=pulumi.Output.secret(lasting_key.private_key_openssh),  # never in guestinfo or a command line
+            logging=remote.Logging.NONE,
+            triggers=on_this_vm,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[vm], ignore_changes=["create", "connection", "stdin"]
+            ),
+        )
+        lasting = remote.ConnectionArgs(**ssh, host_key=lasting_public)
+        retirement = remote.Command(
+            f"{prefix}-host-key-retirement",
+            connection=lasting,
+            create=host_keys.retire_script(),
+            triggers=on_this_vm,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[rotation], ignore_changes=["create"]),
+        )
+        # The pinned key as an output of the retirement: whatever connects to the node waits for it.
+        pinned = pulumi.Output.all(retirement.id, lasting_public).apply(lambda done: done[1])
+        self.known_hosts[node] = lasting_public.apply(lambda key: f"{ip} {key}")
         return NodeHandle(
             name=node,
             ip=ip,
             role=role,
             uuid=vm.uuid.apply(str.lower),
-            connection=remote.ConnectionArgs(
-                host=ip,
-                user=trust.user,
-                private_key=trust.private_key,
-                host_key=host_public,
-                per_dial_timeout=SSH_PER_DIAL_TIMEOUT,
-                dial_error_limit=SSH_DIAL_ERROR_LIMIT,
-            ),
+            connection=remote.ConnectionArgs(**ssh, host_key=pinned),
             vm=vm,
         )
