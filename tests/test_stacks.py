@@ -213,6 +213,7 @@ def test_removing_an_agent_removes_only_that_node_and_drains_it_first(prod):
     removed = {prod.by_urn[u].name for u in set(before) - set(after)}
     assert removed == {
         "agents-agent-9", "agents-agent-9-host-key", "agents-agent-9-cns-vm",
+        "agents-agent-9-lasting-host-key", "agents-agent-9-host-key-rotation", "agents-agent-9-host-key-retirement",
         "k3s-agent-9", "k3s-agent-9-configure", "k3s-agent-9-install", "k3s-agent-9-removal",
     }
     assert not set(after) - set(before)
