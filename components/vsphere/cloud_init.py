@@ -51,7 +51,9 @@ def metadata(hostname: str, ip: str, network: NetworkConfig) -> str:
                 }
             },
         },
-        # The userdata carries the host private key: ask the datasource to blank it in guestinfo once read.
+        # The userdata carries the boot host private key: the datasource blanks the running guest's copy once
+        # read (`vmware-rpctool info-set guestinfo.userdata ---`; cloud-init 24.1.3 DataSourceVMware.redact_keys).
+        # vCenter's extraConfig keeps the original, so that key is retired after first boot (ssh/host_keys.py).
         "redact": ["userdata"],
     }
     return yaml.safe_dump(document, sort_keys=False)
