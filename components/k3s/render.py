@@ -561,11 +561,13 @@ fi
         parts.append(_kubeconfig_from_stdin(f"check the cluster for an old node {name}"))
     if join_url:
         parts.append(
+            # Config values reach the script as quoted data in variables, never as code (even in messages).
             f"""# Join only once the cluster answers at the API endpoint.
+join_url={q(join_url)}
 deadline=$((SECONDS + {wait_seconds}))
-until curl -ksf --max-time 5 {q(join_url + "/ping")} >/dev/null; do
+until curl -ksf --max-time 5 "$join_url/ping" >/dev/null; do
   if [ "$SECONDS" -ge "$deadline" ]; then
-    fail "the cluster did not answer at {join_url} within {wait_seconds}s; check that the servers run and the API endpoint reaches them"
+    fail "the cluster did not answer at $join_url within {wait_seconds}s; check that the servers run and the API endpoint reaches them"
   fi
   sleep 5
 done
@@ -577,8 +579,9 @@ done
     parts.append(
         f"""installer="$(mktemp)"
 trap 'rm -f {cleanup}' EXIT
-curl -sfL --retry 5 --retry-delay 2 -o "$installer" {q(install_script_url)} \\
-  || fail "could not download the k3s install script from {install_script_url}; check the node's network or k3s.installScriptUrl"
+install_script_url={q(install_script_url)}
+curl -sfL --retry 5 --retry-delay 2 -o "$installer" "$install_script_url" \\
+  || fail "could not download the k3s install script from $install_script_url; check the node's network or k3s.installScriptUrl"
 {skip}INSTALL_K3S_VERSION={q(version)} INSTALL_K3S_EXEC={role} sh "$installer" \\
   || fail "the k3s install script failed on {name}; see journalctl -u {service}"
 """
@@ -594,7 +597,7 @@ curl -sfL --retry 5 --retry-delay 2 -o "$installer" {q(install_script_url)} \\
             f"""else
   case "$out" in
     *NotFound*|*"not found"*) ;;
-    *) fail "cannot reach the cluster at {join_url} to check for an old node {name}: $out" ;;
+    *) fail "cannot reach the cluster at $join_url to check for an old node {name}: $out" ;;
   esac
 fi
 # The installer skipped what it does last (k3s install.sh service_enable_and_start: enable, daemon-reload, start).
@@ -639,12 +642,13 @@ if [ ! -x {_on(root, K3S_BIN)} ]; then
   echo "cht-hosting: k3s is not installed on this VM; nothing to drain here. If the cluster still lists node {name}, delete it: kubectl delete node {name}"
   exit 0
 fi
+api_url={shlex.quote(api_url)}
 {credentials}if ! out="$(kubectl get node {name} -o name 2>&1)"; then
   case "$out" in
     *NotFound*|*"not found"*)
       echo "cht-hosting: node {name} is not in the cluster; nothing to drain"
       exit 0 ;;
-    *) fail "cannot reach the cluster at {api_url} to drain {name}: $out" ;;
+    *) fail "cannot reach the cluster at $api_url to drain {name}: $out" ;;
   esac
 fi
 kubectl drain {name} --ignore-daemonsets --delete-emptydir-data --timeout={timeout_minutes}m \\
@@ -684,7 +688,8 @@ grep -qx 'etcd-s3: true' {config} \
 if [ ! -x {k3s} ]; then
   installer="$(mktemp)"
   trap 'rm -f "$installer"' EXIT
-  curl -sfL --retry 5 --retry-delay 2 -o "$installer" {q(install_script_url)} || fail "could not download {install_script_url}"
+  install_script_url={q(install_script_url)}
+  curl -sfL --retry 5 --retry-delay 2 -o "$installer" "$install_script_url" || fail "could not download $install_script_url"
   INSTALL_K3S_VERSION={q(version)} INSTALL_K3S_EXEC=server INSTALL_K3S_SKIP_START=true sh "$installer" \
     || fail "the k3s install script failed"
 fi
