@@ -493,10 +493,11 @@ def _cron_field(text: str, low: int, high: int, names: dict[str, int], question:
 
 
 def _cron(value: str) -> str:
-    text = str(value).strip()
-    fields = text.split()
+    text = str(value)
+    fields = text.split(" ")
     if text in CRON_DESCRIPTORS:
         return text
+    # Five fields separated by single spaces: nothing else (a newline or a tab) reaches a config file.
     bad = len(fields) != 5 or any(
         not _cron_field(field, low, high, names, question=index in (2, 4))
         for index, (field, (_, low, high, names)) in enumerate(zip(fields, _CRON_FIELDS, strict=False))
@@ -545,52 +546,22 @@ def _bucket(value: str) -> str:
     return text
 
 
-_S3_ENDPOINT = re.compile(r"^(https?)://([A-Za-z0-9.-]+)(?::(\d{1,5}))?/?$")
-
-
 def _s3_endpoint(value: str) -> str:
-    match = _S3_ENDPOINT.match(str(value))
-    ok = match is not None
-    if match:
-        host, port = match.group(2), match.group(3)
-        try:
-            _dns_name(host.lower()) if not re.fullmatch(r"[\d.]+", host) else _ipv4(host)
-        except PydanticCustomError:
-            ok = False
-        if port is not None and not 0 < int(port) < 65536:
-            ok = False
-    if not ok:
+    """The storage's base URL: scheme, host, optional port; no path, query or credentials (k3s wants host[:port])."""
+    from urllib.parse import urlsplit
+
+    try:
+        grammar.url(value, ("https", "http"))
+    except ValueError as error:
+        raise _fail("s3_endpoint", str(error)) from None
+    parts = urlsplit(value)
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise _fail(
             "s3_endpoint",
             f"'{value}' is not an S3 endpoint URL; write the scheme, host and optional port, no path, "
             "e.g. https://s3.moh.example.org:9000",
         )
-    return str(value).rstrip("/")
-
-
-_PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
-
-
-def _pem_bundle(value: str) -> str:
-    import base64
-    import binascii
-
-    text = str(value)
-    blocks = _PEM_BLOCK.findall(text)
-    leftover = _PEM_BLOCK.sub("", text).strip()
-    try:
-        valid = bool(blocks) and not leftover and all(
-            base64.b64decode("".join(b.split()), validate=True)[:1] == b"\x30" for b in blocks
-        )
-    except (binascii.Error, ValueError):
-        valid = False
-    if not valid:
-        raise _fail(
-            "pem_bundle",
-            "is not a PEM CA bundle; paste the CA certificate(s) that signed the storage's certificate, each from "
-            "-----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----, nothing else",
-        )
-    return text.strip() + "\n"
+    return value.rstrip("/")
 
 
 _REGION = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -602,23 +573,9 @@ def _region(value: str) -> str:
     return str(value)
 
 
-_IMAGE = re.compile(r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
-
-
-def _image(value: str) -> str:
-    if not _IMAGE.match(str(value)) or ":" not in str(value).rsplit("/", 1)[-1]:
-        raise _fail(
-            "image",
-            f"'{value}' is not a container image reference with a tag; write registry/repository:tag, "
-            "e.g. docker.io/velero/velero-plugin-for-aws:v1.14.0",
-        )
-    return str(value)
-
-
 _velero_chart_version = _release("velero_chart_version", versions.PLAIN, "a velero chart version", "12.1.0")
 Cron = Annotated[str, AfterValidator(_cron)]
 Folder = Annotated[str, AfterValidator(_folder)]
-Image = Annotated[str, AfterValidator(_image)]
 
 
 class S3Storage(Model):
@@ -633,7 +590,7 @@ class S3Storage(Model):
     region: Annotated[str, AfterValidator(_region)] = Field(
         default="us-east-1", description="Region name the storage expects (MinIO's default is us-east-1)."
     )
-    ca_bundle: Annotated[str, AfterValidator(_pem_bundle)] | None = Field(
+    ca_bundle: Annotated[str, AfterValidator(_grammar("pem", grammar.pem_certificates))] | None = Field(
         default=None, description="PEM CA bundle that signed the storage's certificate; default: the system CAs."
     )
     insecure: bool = Field(

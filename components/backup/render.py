@@ -130,8 +130,12 @@ def velero_values(backup: BackupConfig) -> dict:
         "metrics": {"enabled": True},
     }
     if velero.image:
-        repository, _, tag = velero.image.rpartition(":")
-        values["image"] = {"repository": repository, "tag": tag}
+        # The chart writes repository@digest when a digest is given, else repository:tag (templates/deployment.yaml).
+        reference, _, digest = velero.image.partition("@")
+        repository, tag = reference, ""
+        if ":" in reference.rsplit("/", 1)[-1]:
+            repository, tag = reference.rsplit(":", 1)
+        values["image"] = {"repository": repository, **({"digest": digest} if digest else {"tag": tag})}
     return values
 
 
@@ -144,8 +148,9 @@ def schedule_spec(county: County, backup: BackupConfig, velero_namespace: str) -
         "schedule": backup.counties.schedule,
         "useOwnerReferencesInBackup": False,
         "template": {
+            # Cluster-scoped objects left at Velero's default for a namespace backup: only those the county's
+            # objects refer to (its PersistentVolumes), never the whole cluster's.
             "includedNamespaces": [county.name],
-            "includeClusterResources": True,  # the PVs bound to the county's claims
             "defaultVolumesToFsBackup": True,
             "storageLocation": STORAGE_LOCATION,
             "ttl": f"{days * 24}h0m0s",

@@ -103,17 +103,26 @@ couch() {
     | curl -sf --max-time 120 -K - "$1$2"
 }
 
-# wait_couchdb NAMESPACE BASE: the restored CouchDB runs and answers.
-wait_couchdb() {
+# wait_rollout NAMESPACE: the restored CouchDB Deployments run.
+wait_rollout() {
   local deployment
   for deployment in $couch_deployments; do
     kubectl rollout status -n "$1" "deployment/$deployment" --timeout="$((deadline - SECONDS))s" >/dev/null \
       || fail "CouchDB ($deployment) did not start in $1"
   done
+}
+
+# wait_up NAMESPACE BASE: CouchDB answers.
+wait_up() {
   until couch "$2" /_up >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || fail "CouchDB in $1 did not answer within ${timeout}s"
     sleep 10
   done
+}
+
+wait_couchdb() {
+  wait_rollout "$1"
+  wait_up "$1" "$2"
 }
 
 # doc_count BASE DB
@@ -272,17 +281,22 @@ echo "cht-hosting: restoring county $county from backup $backup as $restore"
 start_restore "$restore" "$backup" "$county" "$county" county
 wait_restore "$restore"
 check_volumes "$restore" "$nodes"
+[ "$nodes" -eq 1 ] && couch_deployments="cht-couchdb" \
+  || couch_deployments="$(for n in $(seq 1 "$nodes"); do printf 'cht-couchdb-%s ' "$n"; done)"
 read_credentials "$county"
-base="http://couchdb.$county.svc.cluster.local:5984"
-[ "$nodes" -eq 1 ] || base="http://couchdb-1.$county.svc.cluster.local:5984"
-[ "$nodes" -eq 1 ] || couch_deployments="$(for n in $(seq 1 "$nodes"); do printf 'cht-couchdb-%s ' "$n"; done)"
-[ "$nodes" -ne 1 ] || couch_deployments="cht-couchdb"
-echo "cht-hosting: waiting for CouchDB; from outside the cluster this script reaches it only through kubectl port-forward:"
-echo "  set COUCH_BASE=http://127.0.0.1:15984 after: kubectl port-forward -n $county deployment/${couch_deployments%% *} 15984:5984"
-wait_couchdb "$county" "${COUCH_BASE:-$base}"
+wait_rollout "$county"
+# From outside the cluster CouchDB is reached through kubectl port-forward (COUCH_BASE overrides it).
+base="${COUCH_BASE:-}"
+if [ -z "$base" ]; then
+  kubectl port-forward -n "$county" "deployment/${couch_deployments%% *}" 15984:5984 >/dev/null 2>&1 &
+  forward=$!
+  trap 'kill "$forward" 2>/dev/null || true' EXIT
+  base="http://127.0.0.1:15984"
+fi
+wait_up "$county" "$base"
 echo "cht-hosting: county $county restored from $backup; its databases:"
-for db in $(couch "${COUCH_BASE:-$base}" /_all_dbs | jq -r '.[]'); do
-  printf '  %s %s documents\n' "$db" "$(doc_count "${COUCH_BASE:-$base}" "$db")"
+couch "$base" /_all_dbs | jq -r '.[]' | while IFS= read -r db; do
+  printf '  %s %s documents\n' "$db" "$(doc_count "$base" "$db")"
 done
 echo "cht-hosting: now run: pulumi refresh && pulumi up (it adopts the restored objects and restarts the rest)"
 """
