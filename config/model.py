@@ -146,7 +146,6 @@ Account = Annotated[str, AfterValidator(_grammar("account", grammar.account))]
 SshPublicKey = Annotated[str, AfterValidator(_grammar("ssh_public_key", grammar.ssh_public_key))]
 HttpUrl = Annotated[str, AfterValidator(_grammar("url", grammar.url))]
 ImageRepository = Annotated[str, AfterValidator(_grammar("image_repository", grammar.image_repository))]
-Image = Annotated[str, AfterValidator(_grammar("image", grammar.image))]
 IPv4Network = Annotated[str, BeforeValidator(_ipv4_network)]
 K3sVersion = Annotated[str, AfterValidator(_k3s_version)]
 ChtVersion = Annotated[str, BeforeValidator(_cht_version)]
@@ -512,7 +511,7 @@ def _cron(value: str) -> str:
     return text
 
 
-_FOLDER_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_FOLDER_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")  # \Z: `$` would accept a trailing newline
 
 
 def _folder(value: str) -> str:
@@ -526,7 +525,7 @@ def _folder(value: str) -> str:
     return value
 
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")  # \Z: `$` would accept a trailing newline
 _BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 
@@ -564,7 +563,7 @@ def _s3_endpoint(value: str) -> str:
     return value.rstrip("/")
 
 
-_REGION = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+_REGION = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?\Z")  # \Z: `$` would accept a trailing newline
 
 
 def _region(value: str) -> str:

