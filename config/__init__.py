@@ -80,7 +80,7 @@ def _decode(value: str) -> Any:
     # JSON's Infinity/NaN stay the words they are, so validation refuses them as numbers.
     try:
         return json.loads(value, parse_constant=lambda word: word)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return value
 
 

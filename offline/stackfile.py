@@ -78,8 +78,10 @@ def load(stack: str, root: Path = ROOT, overrides: dict | None = None) -> StackF
         document = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         raise StackFileError(f"{path.name} is not valid YAML: {error}") from None
-    except (StackFileError, RecursionError) as error:
+    except StackFileError as error:
         raise StackFileError(f"{path.name}: {error}") from None
+    except RecursionError:
+        raise StackFileError(f"{path.name}: nests values too deeply to be a stack config; flatten it") from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -95,7 +97,8 @@ def load(stack: str, root: Path = ROOT, overrides: dict | None = None) -> StackF
     problems += [f"key {key!r}: is not text; write it as cht-hosting:<key>" for key in section if not isinstance(key, str)]
     if problems:
         raise StackFileError(f"{path.name}: " + "; ".join(problems))
-    entries = dict(section)
+    # A key without a namespace is the project's, as the Pulumi CLI reads it.
+    entries = {key if ":" in key else f"{PROJECT}:{key}": value for key, value in section.items()}
     entries.update(overrides or {})
     config: dict[str, str] = {}
     secret_keys: list[str] = []

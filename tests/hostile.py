@@ -186,6 +186,7 @@ CASES: list[Case] = [
             1,
         ),
     ),
+    Case("deep-nesting", "nests values too deeply", text="config:\n  cht-hosting:cht: " + "[" * 3000 + "]" * 3000 + "\n"),
     Case("duplicate-county", "appears twice", text=BASE_TEXT.replace("    kisumu: {}\n", "    kisumu: {}\n    kisumu: {couchdbNodes: 3}\n")),
     Case("python-tag", "not valid YAML", text=BASE_TEXT.replace("version: 4.22.0", "version: !!python/object/apply:os.system ['reboot']")),
     Case("date-value", "cht-hosting:cht.version", text=BASE_TEXT.replace("version: 4.22.0", "version: 2024-01-01")),

@@ -214,6 +214,11 @@ def test_stack_file_problems(tmp_path, text, message):
     assert str(error.value) == message
 
 
+def test_a_key_without_namespace_is_the_projects(tmp_path):
+    (tmp_path / "Pulumi.short.yaml").write_text("config:\n  capacity: {spareAgents: 0}\n")
+    assert "cht-hosting:capacity" in stackfile.load("short", root=tmp_path).config
+
+
 def test_hostile_case_builder_keeps_the_base_valid():
     assert problems() == []
     assert Case("noop", "", {}).render().startswith("config:")

@@ -302,3 +302,20 @@ def test_every_procedure_a_guard_names_is_a_readme_section():
     named = set(re.findall(r"_readme\('([^']+)'\)", source)) | {guards.RESIZE, guards.ROTATE}
     headings = set(re.findall(r"^#+ (.+)$", (Path(__file__).parent.parent / "README.md").read_text(), re.M))
     assert named and named <= headings | {"Removing a county, and really deleting one"}, named - headings
+
+
+def test_the_stack_reads_itself_by_organization_project_and_stack(monkeypatch):
+    import pulumi
+
+    read = []
+
+    class Recording(pulumi.StackReference):
+        def __init__(self, name, stack_name=None, opts=None):
+            read.append(stack_name)
+            super().__init__(name, stack_name, opts)
+
+    monkeypatch.setattr(pulumi, "StackReference", Recording)
+    plan.run(STACK, stack_dir=STACKS)
+    plan.run(STACK, overrides={"cht-hosting:deployedState": {"organization": "moh-kenya"}}, stack_dir=STACKS)
+    # A self-managed backend reports the organization `organization`; a configured one wins.
+    assert read == ["organization/cht-hosting/guarded", "moh-kenya/cht-hosting/guarded"]
