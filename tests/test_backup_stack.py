@@ -211,3 +211,17 @@ def test_prod_backs_up_every_county_and_snapshots_etcd_off_the_servers(prod):
         if "agent-token-file" in r.inputs["create"]:
             assert "etcd-s3: true" in r.inputs["create"] and "secrets-encryption: true" in r.inputs["create"]
     assert prod.named("backup-restore-drill").inputs["metadata"]["name"] == "restore-drill"
+
+
+def test_backups_are_encrypted_with_a_generated_password_set_before_velero_starts(backup):
+    """Velero would otherwise create velero-repo-credentials with its public default (velero v1.18.1
+    pkg/repository/keys/keys.go: "static-passw0rd"), and it cannot be changed after the first backup."""
+    password = backup.named("backup-repository-password")
+    assert password.protect and password.type == "random:index/randomPassword:RandomPassword"
+    secret = backup.named("backup-repository-credentials")
+    assert secret.inputs["metadata"]["name"] == "velero-repo-credentials"
+    assert secret.inputs["metadata"]["namespace"] == "velero"
+    assert set(secret.inputs["stringData"]) == {"repository-password"} and "stringData" in secret.secret_inputs
+    assert "static-passw0rd" not in json.dumps(secret.inputs)
+    assert secret.retain_on_delete
+    assert secret.urn in backup.named("backup-velero").depends_on

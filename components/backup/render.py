@@ -24,6 +24,11 @@ VELERO_API = "velero.io/v1"
 # Velero's release name; the chart names its Deployment and the node agent DaemonSet after it.
 RELEASE = "velero"
 CREDENTIALS_SECRET = "velero-s3-credentials"
+# The kopia repositories' encryption key: Velero creates this Secret with a fixed, public password
+# ("static-passw0rd", velero v1.18.1 pkg/repository/keys/keys.go) unless it exists, and it can only be set
+# before the first backup. We create it first, with a generated password.
+REPOSITORY_SECRET = "velero-repo-credentials"
+REPOSITORY_KEY = "repository-password"
 STORAGE_LOCATION = "default"
 DRILL = "restore-drill"
 DRILL_NAMESPACE = "restore-drill-scratch"

@@ -3,6 +3,9 @@
 Creates once per cluster (a county's own objects are `CountyBackup`'s):
 - Namespace (Velero's) and Secret `velero-s3-credentials` (the key pair, AWS ini format; a Pulumi secret,
   never a chart value);
+- Secret `velero-repo-credentials`: the kopia repositories' encryption password, generated once (protected,
+  retained) before Velero starts, so the backups in the bucket are not encrypted with Velero's public default;
+  a cluster rebuilt from the same stack gets the same password back and can read them;
 - Helm release `velero` (vmware-tanzu/helm-charts velero, pinned): server, AWS object-store plugin, the
   node agent on every node that runs county pods (kopia file-system backup), one storage location;
 - the drill: StorageClass for its volumes (deleted with their claims), the scratch namespace and its
@@ -16,6 +19,7 @@ import hashlib
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from config.model import BackupConfig
 
@@ -63,6 +67,20 @@ class BackupEngine(pulumi.ComponentResource):
             ),
             opts=in_ns,
         )
+        # Never changes: a new password would make every existing backup unreadable.
+        repository_password = random.RandomPassword(
+            f"{name}-repository-password",
+            length=48,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        repository = k8s.core.v1.Secret(
+            f"{name}-repository-credentials",
+            metadata={"name": render.REPOSITORY_SECRET, "namespace": ns, "labels": dict(render.MANAGED)},
+            type="Opaque",
+            string_data={render.REPOSITORY_KEY: pulumi.Output.secret(repository_password.result)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace], retain_on_delete=True),
+        )
         velero = backup.velero
         self.release = k8s.helm.v3.Release(
             f"{name}-velero",
@@ -75,7 +93,7 @@ class BackupEngine(pulumi.ComponentResource):
             atomic=True,
             cleanup_on_fail=True,
             max_history=10,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, credentials]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, credentials, repository]),
         )
         self._drill(name, backup, drill_storage_class, drill_storage_class_name, in_ns)
         self.credentials_reader = render.CREDENTIALS_READER
