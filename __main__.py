@@ -20,7 +20,7 @@ from components.storage.csi import VsphereCsi
 from components.storage.storage_class import StorageClass, storage_class_object
 from components.vsphere.access import VsphereAccess
 from components.vsphere.node_pool import NodePool
-from config import capacity, names
+from config import capacity, egress, names
 
 tuning.apply()
 
@@ -159,11 +159,13 @@ else:
     drill_class = None
 
 # Counties deploy in parallel: each waits only for the StorageClass, never for another county.
+county_access = egress.cluster_access(cfg)
 projects = {
     name: ChtProject(
         name,
         county,
         storage_class=storage_class_name,
+        access=county_access,
         credentials=stack.county_credentials(name),
         opts=pulumi.ResourceOptions(provider=provider, depends_on=county_after),
     )

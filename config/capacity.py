@@ -1,7 +1,9 @@
-"""Capacity planning: do the counties' budgets fit on the agents with one agent lost (N-1)?
+"""Capacity planning: do the counties' quotas fit on the agents with one agent lost (N-1)?
 
 Pure arithmetic over the validated config, so it runs before anything is registered and the plan can
-print it. CHT runs only on agents (the servers are tainted), so only the agent pool counts.
+print it. CHT runs only on agents (the servers are tainted), so only the agent pool counts. What counts is
+what each county's ResourceQuota admits (its budget plus `quotaHeadroomPercent`), and placement: a
+clustered county's CouchDB nodes must run on distinct agents, so it needs that many serving agents.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from . import sizing
 from .errors import key_path
-from .model import StackConfig
+from .model import ChtSettings, StackConfig
 
 # What backups run on the agents (components/backup renders these as the pods' requests): Velero's server
 # once, its node agent (kopia) on every agent, the drill's Job, and while a drill runs, a copy of one
@@ -23,8 +26,11 @@ DRILL_JOB_REQUESTS = (0.1, 0.125)  # CPU, GB
 @dataclass(frozen=True)
 class CountyLoad:
     name: str
-    cpu: float
+    cpu: float  # what the county's quota admits in requests (budget + headroom)
     memory_gb: float
+    couchdb_nodes: int = 1
+    services: tuple[tuple[str, int, sizing.Resources], ...] = ()
+    """(service, containers, requests and limits per container): the budget's split."""
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,19 @@ class CapacityReport:
         return sum(c.memory_gb for c in self.counties)
 
     @property
+    def agents_for_placement(self) -> int:
+        """Serving agents the most spread county needs: one per CouchDB node (required anti-affinity)."""
+        return max((c.couchdb_nodes for c in self.counties), default=1)
+
+    @property
     def agents_needed(self) -> int:
-        """Agents of the configured size that hold every budget with `spare_agents` lost."""
+        """Agents of the configured size that hold every quota, and place every clustered county's nodes on
+        distinct agents, with `spare_agents` lost."""
         by_cpu = math.ceil(self.requested_cpu / self.cpu_per_agent) if self.cpu_per_agent > 0 else math.inf
         by_memory = (
             math.ceil(self.requested_memory_gb / self.memory_gb_per_agent) if self.memory_gb_per_agent > 0 else math.inf
         )
-        return max(by_cpu, by_memory) + self.spare_agents
+        return max(by_cpu, by_memory, self.agents_for_placement) + self.spare_agents
 
     @property
     def fits(self) -> bool:
@@ -85,7 +97,7 @@ class CapacityReport:
 
 def plan(config: StackConfig) -> CapacityReport:
     agents, capacity = config.agents, config.capacity
-    loads = [CountyLoad(name, c.settings.budget.cpu, c.settings.budget.memory_gb) for name, c in config.counties.items()]
+    loads = [_load(name, c.settings) for name, c in config.counties.items()]
     node_agent = (0.0, 0.0)
     if config.backup is not None:
         node_agent = NODE_AGENT_REQUESTS
@@ -113,17 +125,47 @@ def plan(config: StackConfig) -> CapacityReport:
     )
 
 
+def _load(name: str, settings: ChtSettings) -> CountyLoad:
+    cpu, memory_gb = sizing.quota_requests(settings)
+    count = {"couchdb": settings.couchdb_nodes}
+    services = tuple((s, count.get(s, 1), r) for s, r in sizing.split(settings).items())
+    return CountyLoad(name, cpu, memory_gb, settings.couchdb_nodes, services)
+
+
+def _split_lines(report: CapacityReport) -> list[str]:
+    """Per-service requests, once for each distinct split, with the counties that share it."""
+    shapes: dict[tuple, list[str]] = {}
+    for c in report.counties:
+        if c.services:  # not the backup line
+            shapes.setdefault(c.services, []).append(c.name)
+    lines = ["Per container (the budget's split):", f"  {'':<31}{'requests CPU, memory':>20}{'limits CPU, memory':>20}"]
+    for services, counties in shapes.items():
+        shown = ", ".join(counties[:6]) + (f" and {len(counties) - 6} more" if len(counties) > 6 else "")
+        lines.append(f"  {shown}:")
+        for name, n, r in services:
+            cpu, memory = r.limits
+            count = f"{n} x " if n > 1 else ""
+            lines.append(f"    {name:<22}{count:>5}{r.cpu_m:>10}m{r.memory_mi:>8}Mi{cpu:>10}m{memory:>8}Mi")
+    return lines
+
+
 def shortfall(report: CapacityReport, config: StackConfig) -> str | None:
     """The message for counties that do not fit, or None."""
     if report.fits:
         return None
     add = report.agents_needed - report.agents
+    fix = f"add {add} agent{'s' if add != 1 else ''} of {config.agents.cpus} vCPU / {config.agents.memory_gb} GB"
+    if report.serving_agents < report.agents_for_placement:
+        return (
+            f"{key_path('agents', 'nodes')}: a county with {report.agents_for_placement} CouchDB nodes needs them "
+            f"on {report.agents_for_placement} distinct agents, but with {report.spare_agents} of {report.agents} "
+            f"agents lost only {report.serving_agents} serve; {fix}"
+        )
     return (
-        f"{key_path('agents', 'nodes')}: the counties request {report.requested_cpu:g} CPU and "
-        f"{report.requested_memory_gb:g} GB, but with {report.spare_agents} of {report.agents} agents lost the "
-        f"other {report.serving_agents} allocate {report.allocatable_cpu:g} CPU and "
-        f"{report.allocatable_memory_gb:g} GB; add {add} agent{'s' if add != 1 else ''} of "
-        f"{config.agents.cpus} vCPU / {config.agents.memory_gb} GB (or lower some county budgets)"
+        f"{key_path('agents', 'nodes')}: the counties' quotas (budgets plus headroom) admit {report.requested_cpu:g} "
+        f"CPU and {report.requested_memory_gb:g} GB, but with {report.spare_agents} of {report.agents} agents lost "
+        f"the other {report.serving_agents} allocate {report.allocatable_cpu:g} CPU and "
+        f"{report.allocatable_memory_gb:g} GB; {fix} (or lower some county budgets or quotaHeadroomPercent)"
     )
 
 
@@ -163,7 +205,7 @@ def table(report: CapacityReport) -> str:
         f"  {'':<24}{'CPU':>10}{'memory GB':>12}",
         f"  {'allocatable (N-' + str(report.spare_agents) + ')':<24}{report.allocatable_cpu:>10g}"
         f"{report.allocatable_memory_gb:>12g}",
-        f"  {'requested by counties':<24}{report.requested_cpu:>10g}{report.requested_memory_gb:>12g}",
+        f"  {'quotas of the counties':<24}{report.requested_cpu:>10g}{report.requested_memory_gb:>12g}",
         f"  {'used':<24}{pct(report.requested_cpu, report.allocatable_cpu):>10}"
         f"{pct(report.requested_memory_gb, report.allocatable_memory_gb):>12}",
         f"  {f'control plane ({report.servers})':<24}{report.servers * report.cpu_per_server:>10g}"
@@ -171,8 +213,10 @@ def table(report: CapacityReport) -> str:
         "",
         *placement(report),
         "",
-        f"  {'county':<24}{'CPU':>10}{'memory GB':>12}",
+        f"  {'county (quota)':<24}{'CPU':>10}{'memory GB':>12}",
         *(f"  {c.name:<24}{c.cpu:>10g}{c.memory_gb:>12g}" for c in report.counties),
+        "",
+        *_split_lines(report),
         "",
         "Fits." if report.fits else f"Does NOT fit: {report.agents_needed} agents needed, {report.agents} configured.",
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from . import compatibility, names, versions
+from . import compatibility, names, sizing, versions
 from .errors import key_path
 from .model import (
     BackupConfig,
@@ -15,6 +15,7 @@ from .model import (
     CpiConfig,
     CsiConfig,
     HostPathVolume,
+    IngressConfig,
     K3sConfig,
     NetworkConfig,
     NodePoolConfig,
@@ -260,9 +261,26 @@ def cht_settings(
                 "(Medic removed it in 5.x); set upgrades: config. Coming from admin-app on 4.x: first set version "
                 "to the release the admin app shows and upgrades: config, apply, then set the 5.x version"
             )
+        if sizing.below_floor(settings):
+            cpu, memory_gb = sizing.minimum_budget(settings)
+            problems.append(
+                f"{key_path('counties', name, 'budget')}: {settings.budget.cpu:g} CPU / {settings.budget.memory_gb:g} GB "
+                f"is too small for CHT {settings.version} with {settings.couchdb_nodes} CouchDB node(s) once haproxy "
+                f"and healthcheck have their fixed share; give it at least {cpu:g} CPU and {memory_gb:g} GB"
+            )
         migration = settings.migration
         if migration is None:
             continue
+        if settings.couchdb_nodes > 1:
+            # The shard maps of a Compose cluster name its nodes couchdb@couchdb-N.local (cht-core
+            # scripts/build/cht-couchdb-cluster.yml.template SVC_NAME); here the nodes are named after their
+            # Services, so the data would be on disk but unservable. The program does not rewrite shard maps.
+            problems.append(
+                f"{key_path('counties', name, 'migration')}: a clustered Compose county cannot be brought over by "
+                "its volumes: its shard maps name the Compose nodes (couchdb@couchdb-N.local), which do not exist "
+                "here. Deploy it as a new county and replicate its data, or migrate it by hand (README, "
+                "'Migrating a clustered Compose county'); remove migration or set couchdbNodes: 1 for a single-node one"
+            )
         if len(migration.volumes) != settings.couchdb_nodes:
             problems.append(
                 f"{key_path('counties', name, 'migration', 'volumes')}: {len(migration.volumes)} volume(s) for "
@@ -332,6 +350,24 @@ def warnings(vsphere: VsphereConfig | None) -> list[str]:
             "trust any certificate. Set vsphere.thumbprint or vsphere.caCertificate instead"
         ]
     return []
+
+
+def cht_warnings(counties: dict[str, County], ingress: IngressConfig | None) -> list[str]:
+    found = []
+    if ingress is not None and not ingress.edge_proxies:
+        found.append(
+            f"{key_path('ingress', 'edgeProxies')}: is empty, so the edge sends no PROXY protocol and the API sees "
+            "node addresses instead of its clients': the failed-login limit is shared by every client behind a "
+            "node, and audit logs lose the address. List the edge proxies' addresses"
+        )
+    for name, county in counties.items():
+        settings = county.settings
+        if settings.log_level != "info" and not versions.at_least(settings.version, "5.2.0"):
+            found.append(
+                f"{key_path('counties', name, 'logLevel')}: {settings.log_level} reaches CouchDB only; API and "
+                f"Sentinel read a log level from CHT 5.2.0 on, {settings.version} logs at info"
+            )
+    return found
 
 
 def vcenter_tls(vsphere: VsphereConfig | None) -> list[str]:

@@ -138,6 +138,16 @@ def _host_template(value: str) -> str:
     return value
 
 
+def _ipv4_or_network(value: object) -> str:
+    text = str(value)
+    try:
+        return str(ipaddress.IPv4Address(text)) if "/" not in text else str(ipaddress.IPv4Network(text, strict=True))
+    except ValueError:
+        raise _fail(
+            "ipv4_or_network", f"'{value}' is not an IPv4 address or network; write e.g. 10.20.0.5 or 10.20.1.0/28"
+        ) from None
+
+
 IPv4 = Annotated[str, BeforeValidator(_ipv4)]
 HostName = Annotated[str, AfterValidator(_grammar("host", grammar.host))]
 InventoryName = Annotated[str, AfterValidator(_grammar("inventory_name", grammar.inventory_name))]
@@ -147,6 +157,7 @@ SshPublicKey = Annotated[str, AfterValidator(_grammar("ssh_public_key", grammar.
 HttpUrl = Annotated[str, AfterValidator(_grammar("url", grammar.url))]
 ImageRepository = Annotated[str, AfterValidator(_grammar("image_repository", grammar.image_repository))]
 Image = Annotated[str, AfterValidator(_grammar("image", grammar.image))]
+IPv4OrNetwork = Annotated[str, BeforeValidator(_ipv4_or_network)]
 IPv4Network = Annotated[str, BeforeValidator(_ipv4_network)]
 K3sVersion = Annotated[str, AfterValidator(_k3s_version)]
 ChtVersion = Annotated[str, BeforeValidator(_cht_version)]
@@ -430,8 +441,11 @@ class IngressConfig(Model):
 
     https_node_port: NodePort = Field(default=30443, description="NodePort of traefik's HTTPS entrypoint on every node.")
     http_node_port: NodePort = Field(default=30080, description="NodePort of traefik's HTTP entrypoint on every node.")
-    replicas: Annotated[int, Field(ge=1)] = Field(
-        default=2, description="traefik replicas (on the agents): every county's traffic goes through them."
+    edge_proxies: list[IPv4OrNetwork] = Field(
+        default_factory=list,
+        description="Addresses (or CIDRs) of the edge proxies in front of the cluster. They send the PROXY protocol "
+        "and traefik trusts it from them only, so the API sees each client's address; empty: no PROXY protocol "
+        "(the API sees node addresses, and the failed-login limit is shared by every client).",
     )
     timeout_seconds: PositiveInt = Field(
         default=3600,
@@ -826,6 +840,16 @@ class ChtSettings(Model):
         description="CouchDB admin user name (a migrated county's comes from migratedCredentials). Never change it "
         "once a county is deployed: CouchDB keeps the first admin it saw, and the API would be locked out.",
     )
+    quota_headroom_percent: Annotated[int, Field(ge=0, le=100)] = Field(
+        default=25,
+        description="How far the county's ResourceQuota reaches above its budget, percent: room for a debug pod, "
+        "a backup or migration Job, or a pod replacing an evicted one. The capacity check counts it.",
+    )
+    log_level: Literal["debug", "info", "warn", "error"] = Field(
+        default="info",
+        description="Log level of CouchDB (COUCHDB_LOG_LEVEL) and, from CHT 5.2.0, API and Sentinel (LOG_LEVEL); "
+        "earlier API and Sentinel releases always log at info.",
+    )
     tls: TlsSettings = Field(default_factory=TlsSettings, description="Ingress certificate: Secret name, cert-manager issuer.")
     migration: Migration | None = Field(
         default=None,
@@ -854,6 +878,11 @@ class ExistingClusterConfig(Model):
         description="kube context to use; without the `kubeconfig` secret, from the operator's own kubeconfig.",
     )
     storage_class: NodeName = Field(description="Name of an existing StorageClass for the CouchDB volumes.")
+    protected_networks: list[IPv4Network] = Field(
+        default_factory=list,
+        description="Networks county pods must never reach (the nodes, the Kubernetes API, vCenter), as CIDRs; "
+        "API and Sentinel may reach every other outside address.",
+    )
 
 
 _ORGANIZATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")

@@ -169,6 +169,7 @@ def validate(
 
 def warnings(config: StackConfig) -> list[str]:
     found = checks.warnings(config.vsphere) + checks.backup_warnings(config.backup)
+    found += checks.cht_warnings(config.counties, config.ingress)
     for name, county in config.counties.items():
         if county.settings.upgrades == "admin-app":
             found.append(

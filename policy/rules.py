@@ -341,27 +341,97 @@ def validate_secret_commands_log_nothing(args: ResourceValidationArgs, report_vi
 # --- cluster topology ---------------------------------------------------------------------------------
 
 
-def validate_county_namespaces_isolated(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Every namespace labelled `cht-hosting/county` holds at least one NetworkPolicy."""
-    protected: set[str] = set()
-    for resource in args.resources:
-        if resource.resource_type == NETWORK_POLICY:
-            namespace = _safe(lambda r=resource: _get(r.props, "metadata", "namespace"))
-            if isinstance(namespace, str):
-                protected.add(namespace)
+def _county_namespaces(args: StackValidationArgs) -> dict[str, tuple[str, str]]:
+    """Namespace name -> (county, urn) for every namespace labelled `cht-hosting/county`."""
+    found = {}
     for resource in args.resources:
         if resource.resource_type != NAMESPACE:
             continue
         county = _safe(lambda r=resource: _get(r.props, "metadata", "labels", COUNTY_LABEL))
         name = _safe(lambda r=resource: _get(r.props, "metadata", "name"))
-        if county is None or not isinstance(name, str):
+        if county is not None and isinstance(name, str):
+            found[name] = (county, resource.urn)
+    return found
+
+
+def _policy_types(policy: Mapping[str, Any]) -> list[str]:
+    spec = policy.get("spec") or {}
+    types = spec.get("policyTypes") or spec.get("policy_types")
+    if types:
+        return list(types)
+    return ["Ingress", *(["Egress"] if spec.get("egress") else [])]  # Kubernetes' default
+
+
+def validate_county_namespaces_isolated(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Every namespace labelled `cht-hosting/county` selects all its pods for ingress and for egress."""
+    covered: dict[str, set[str]] = {}
+    for resource in args.resources:
+        if resource.resource_type != NETWORK_POLICY:
             continue
-        if name not in protected:
+        namespace = _safe(lambda r=resource: _get(r.props, "metadata", "namespace"))
+        selector = _safe(lambda r=resource: _get(r.props, "spec", "podSelector"))
+        if selector is None:
+            selector = _safe(lambda r=resource: _get(r.props, "spec", "pod_selector"))
+        if isinstance(namespace, str) and selector == {}:
+            covered.setdefault(namespace, set()).update(_safe(lambda r=resource: _policy_types(r.props)) or [])
+    for name, (county, urn) in _county_namespaces(args).items():
+        missing = [t for t in ("Ingress", "Egress") if t not in covered.get(name, set())]
+        if missing:
             report_violation(
-                f"Namespace {name} (county {county}) has no NetworkPolicy: any pod in the cluster could reach "
-                "this county's CouchDB. Create its NetworkPolicies with the namespace.",
-                resource.urn,
+                f"Namespace {name} (county {county}) has no NetworkPolicy selecting all its pods for "
+                f"{' and '.join(missing).lower()}: any pod in the cluster could reach this county's CouchDB, or its "
+                "pods reach the nodes and the Kubernetes API. Create its NetworkPolicies with the namespace.",
+                urn,
             )
+
+
+POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
+
+
+def validate_county_namespaces_pod_security(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != NAMESPACE or _get(args.props, "metadata", "labels", COUNTY_LABEL) is None:
+        return
+    level = _get(args.props, "metadata", "labels", POD_SECURITY_ENFORCE)
+    if level not in ("baseline", "restricted"):
+        report_violation(
+            f"Namespace {_display(args.props, args.name)} holds a county but enforces Pod Security "
+            f"{level or 'nothing'}: label it {POD_SECURITY_ENFORCE}: baseline (or restricted)."
+        )
+
+
+def _pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    path = POD_SPEC_PATHS.get(resource_type)
+    spec = _get(props, *path) if path else None
+    return spec if isinstance(spec, Mapping) else None
+
+
+def validate_county_workloads_hardened(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Workloads in county namespaces: no privilege escalation, RuntimeDefault seccomp, capabilities dropped
+    (ALL, then what the image needs), no service-account token unless the pod names its account."""
+    counties = _county_namespaces(args)
+    for resource in args.resources:
+        namespace = _safe(lambda r=resource: _get(r.props, "metadata", "namespace"))
+        spec = _safe(lambda r=resource: _pod_spec(r.resource_type, r.props))
+        if namespace not in counties or spec is None:
+            continue
+        where = f"{resource.resource_type.rsplit(':', 1)[-1]} {_display(resource.props, resource.name)}"
+        problems = []
+        pod_seccomp = _get(spec, "securityContext", "seccompProfile", "type")
+        if spec.get("automountServiceAccountToken") is not False and not spec.get("serviceAccountName"):
+            problems.append("automountServiceAccountToken: false (only a pod that calls the Kubernetes API needs it)")
+        for _field, container in pod_containers(resource.resource_type, resource.props):
+            name = container.get("name")
+            context = container.get("securityContext") or {}
+            if context.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"container '{name}': securityContext.allowPrivilegeEscalation: false")
+            if context.get("privileged"):
+                problems.append(f"container '{name}': not privileged")
+            if "RuntimeDefault" not in (pod_seccomp, _get(context, "seccompProfile", "type")):
+                problems.append(f"container '{name}': seccompProfile type RuntimeDefault")
+            if "ALL" not in (_get(context, "capabilities", "drop") or []):
+                problems.append(f"container '{name}': capabilities.drop [ALL] (add back only what the image needs)")
+        if problems:
+            report_violation(f"{where} in county namespace {namespace} is not hardened; set " + "; ".join(problems) + ".", resource.urn)
 
 
 def validate_vm_ready_for_csi(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -415,8 +485,20 @@ POLICIES: list[Policy] = [
     ),
     StackValidationPolicy(
         name="county-namespaces-isolated",
-        description=f"Every namespace labelled {COUNTY_LABEL} has at least one NetworkPolicy.",
+        description=f"Every namespace labelled {COUNTY_LABEL} has NetworkPolicies selecting all its pods for "
+        "ingress and egress.",
         validate=validate_county_namespaces_isolated,
+    ),
+    ResourceValidationPolicy(
+        name="county-namespaces-pod-security",
+        description=f"Every namespace labelled {COUNTY_LABEL} enforces Pod Security baseline or restricted.",
+        validate=validate_county_namespaces_pod_security,
+    ),
+    StackValidationPolicy(
+        name="county-workloads-hardened",
+        description="County workloads: no privilege escalation, RuntimeDefault seccomp, capabilities dropped, "
+        "no service-account token unless the pod names its account.",
+        validate=validate_county_workloads_hardened,
     ),
     ResourceValidationPolicy(
         name="vm-ready-for-csi",

@@ -1,16 +1,25 @@
-"""Capacity planning: counties' budgets against the agents with one agent lost."""
+"""Capacity planning: what the counties' quotas admit, and their placement, against the agents with one lost.
+
+Fixed numbers come from the test stack tests/stacks/Pulumi.cht5.yaml: 4 agents of 16 vCPU / 64 GB with
+1 CPU / 4 GB reserved each, so 3 serve 45 CPU / 180 GB; counties kwale (4 CPU / 16 GB, 25 % headroom),
+mombasa (3 nodes, 8 / 32, 25 %) and lamu (4 / 16, no headroom): quotas of 19 CPU / 76 GB.
+"""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 
 from config import capacity
 from config.errors import ConfigError
 from config.secrets import SECRETS
-from config.validate import validate, warnings
+from config.validate import required_secrets, validate, warnings
+from offline import stackfile
 from tests.conftest import raw_config
+
+STACKS = Path(__file__).parent / "stacks"
 
 
 def without_backup(raw: dict, secrets: frozenset) -> tuple[dict, frozenset]:
@@ -32,58 +41,90 @@ def prod_with(extra_counties: int = 0, **capacity_settings):
     return raw, secrets
 
 
-def test_prod_fits_on_eight_of_nine_agents():
-    config = validate(*without_backup(*raw_config("prod")))
-    report = capacity.plan(config)
-    assert (report.agents, report.serving_agents) == (9, 8)
-    assert (report.cpu_per_agent, report.memory_gb_per_agent) == (47, 188)
-    assert report.requested_cpu == 46 * 4 + 12 + 8 + 6 + 6
-    assert report.fits and report.agents_needed <= 9
+def stack(extra_counties: int = 0, drop_agents: int = 0, **capacity_settings):
+    values, secret_keys = stackfile.raw(stackfile.load("cht5", root=STACKS))
+    values = copy.deepcopy(values)
+    for key in required_secrets(values):
+        values.setdefault(key, "[secret]")
+        secret_keys = secret_keys | {key}
+    for i in range(extra_counties):
+        values["counties"][f"extra-{i:03d}"] = {"version": "4.22.0"}
+    for name in list(values["agents"]["nodes"])[len(values["agents"]["nodes"]) - drop_agents :]:
+        del values["agents"]["nodes"][name]
+    if capacity_settings:
+        values["capacity"] = capacity_settings
+    return values, secret_keys
 
 
-def test_counties_beyond_eight_agents_fail_with_how_many_to_add():
-    # 8 serving agents allocate 8 x 47 = 376 CPU; prod requests 216, so 41 more 4-CPU counties need 380.
+def test_the_quotas_count_with_their_headroom():
+    report = capacity.plan(validate(*stack()))
+    assert (report.agents, report.serving_agents) == (4, 3)
+    assert (report.allocatable_cpu, report.allocatable_memory_gb) == (45, 180)
+    assert {c.name: (c.cpu, c.memory_gb) for c in report.counties} == {
+        "kwale": (5, 20), "mombasa": (10, 40), "lamu": (4, 16)
+    }
+    assert report.requested_cpu == 19 and report.fits
+
+
+def test_counties_beyond_the_agents_fail_with_how_many_to_add():
+    assert capacity.plan(validate(*stack(extra_counties=5))).fits  # 19 + 5 x 5 = 44 of 45 CPU
     with pytest.raises(ConfigError) as error:
-        validate(*prod_with(extra_counties=41))
+        validate(*stack(extra_counties=6))  # 49 CPU, 196 GB
     assert error.value.problems == [
-        "cht-hosting:agents.nodes: the counties request 380 CPU and 1520 GB, but with 1 of 9 agents lost the "
-        "other 8 allocate 376 CPU and 1504 GB; add 1 agent of 48 vCPU / 192 GB (or lower some county budgets)"
+        "cht-hosting:agents.nodes: the counties' quotas (budgets plus headroom) admit 49 CPU and 196 GB, but with "
+        "1 of 4 agents lost the other 3 allocate 45 CPU and 180 GB; add 1 agent of 16 vCPU / 64 GB (or lower some "
+        "county budgets or quotaHeadroomPercent)"
     ]
 
 
-def test_exactly_full_still_fits():
-    config = validate(*prod_with(extra_counties=40))  # 376 CPU requested, 376 allocatable
-    assert capacity.plan(config).fits
+def test_a_three_node_county_needs_three_serving_agents():
+    with pytest.raises(ConfigError) as error:
+        validate(*stack(drop_agents=1))  # 3 agents, 2 serve: plenty of CPU, but mombasa's nodes need 3 agents
+    assert error.value.problems == [
+        "cht-hosting:agents.nodes: a county with 3 CouchDB nodes needs them on 3 distinct agents, but with 1 of 3 "
+        "agents lost only 2 serve; add 1 agent of 16 vCPU / 64 GB"
+    ]
+    assert capacity.plan(validate(*stack(drop_agents=1, spareAgents=0))).fits
 
 
 def test_shortfall_can_be_a_warning_instead():
-    config = validate(*prod_with(extra_counties=200, onShortfall="warn"))
+    config = validate(*stack(extra_counties=40, onShortfall="warn"))
     report = capacity.plan(config)
     assert not report.fits
-    (message,) = warnings(config)
-    assert message.endswith("add 14 agents of 48 vCPU / 192 GB (or lower some county budgets)")
-    assert "Does NOT fit: 23 agents needed, 9 configured." in capacity.table(report)
+    assert any(m.startswith("cht-hosting:agents.nodes: the counties' quotas") for m in warnings(config))
+    assert f"Does NOT fit: {report.agents_needed} agents needed, 4 configured." in capacity.table(report)
 
 
 def test_reserve_larger_than_an_agent_is_refused():
     with pytest.raises(ConfigError) as error:
-        validate(*prod_with(reservedCpuPerAgent=48))
+        validate(*stack(reservedCpuPerAgent=16))
     assert error.value.problems == [
-        "cht-hosting:capacity.reservedCpuPerAgent: reserves 48 of each agent's 48 vCPU, leaving nothing for the "
+        "cht-hosting:capacity.reservedCpuPerAgent: reserves 16 of each agent's 16 vCPU, leaving nothing for the "
         "counties; lower it or give the agents more"
     ]
 
 
-def test_report_table_lists_pool_and_every_county():
-    report = capacity.plan(validate(*without_backup(*raw_config("prod"))))
-    text = capacity.table(report)
-    assert "Agents: 9 x (47 CPU, 188 GB allocatable); planned for 1 lost, so 8 serve." in text
-    assert "  allocatable (N-1)              376        1504" in text
-    assert "  nairobi                         12          48" in text
-    assert "  control plane (3)               12          24  tainted: etcd, k3s, CPI, CSI only" in text
+def test_report_lists_every_county_quota_and_the_per_container_split():
+    text = capacity.table(capacity.plan(validate(*stack())))
+    assert "Agents: 4 x (15 CPU, 60 GB allocatable); planned for 1 lost, so 3 serve." in text
+    assert "  mombasa                         10          40" in text
+    assert "  kwale, lamu:" in text and "  mombasa:" in text
+    assert "    couchdb                3 x " in text  # a clustered county's nodes, each sized as a node
+    haproxy = [line.split() for line in text.splitlines() if line.strip().startswith("haproxy")]
+    assert haproxy and all(cols[-1] == "1024Mi" for cols in haproxy)  # upstream's 1G cap
     assert text.endswith("Fits.")
-    names = {c.name for c in report.counties}
-    assert sum(1 for line in text.splitlines() if line.split()[:1] and line.split()[0] in names) == 50
+
+
+def test_any_user_stack_reports_every_county(stack_config):
+    """Property of the operator's stacks: every county appears in the capacity report once."""
+    for name in stackfile.available_stacks():
+        values, secret_keys = raw_config(name)
+        config = validate(values, secret_keys)
+        if config.cluster_mode != "vsphere-k3s":
+            continue
+        text = capacity.table(capacity.plan(config))
+        for county in config.counties:
+            assert sum(1 for line in text.splitlines() if line.split()[:1] == [county]) == 1, county
 
 
 def report_of(servers: int, agents: int, *, servers_apart: bool = True, agents_apart: bool = True, spare: int = 1):

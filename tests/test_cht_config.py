@@ -58,12 +58,58 @@ def test_couchdb_user_must_be_url_safe():
 
 
 def test_migration_needs_one_volume_per_node_and_credentials():
-    assert problems(mombasa={"couchdbNodes": 3, "migration": {"volumes": [{"volumeHandle": "fcd-1"}]}}) == [
-        "cht-hosting:counties.mombasa.migration.volumes: 1 volume(s) for 3 CouchDB node(s); give exactly one per node, "
+    assert problems(lamu={"migration": {"volumes": [{"volumeHandle": "fcd-1"}, {"volumeHandle": "fcd-2"}]}}) == [
+        "cht-hosting:counties.lamu.migration.volumes: 2 volume(s) for 1 CouchDB node(s); give exactly one per node, "
         "in node order",
-        "cht-hosting:counties.mombasa.migration: a migrated county must keep its CouchDB user, password, secret and "
-        "uuid; set them with `pulumi config set --secret --path 'migratedCredentials.mombasa.password' ...` (and user, "
+        "cht-hosting:counties.lamu.migration: a migrated county must keep its CouchDB user, password, secret and "
+        "uuid; set them with `pulumi config set --secret --path 'migratedCredentials.lamu.password' ...` (and user, "
         "secret, uuid; see couchdb-migration get-env)",
+    ]
+
+
+def test_a_clustered_compose_county_is_not_migrated_by_its_volumes():
+    """Compose names its nodes couchdb@couchdb-N.local (cht-core 5.2.0 scripts/build/cht-couchdb-cluster.yml.template
+    SVC_NAME=couchdb-N.local; couchdb/docker-entrypoint.sh writes it into vm.args), and the shard maps in `_dbs`
+    name those nodes; here the nodes are couchdb@couchdb-N.<ns>.svc.cluster.local, so no path may bring the
+    volumes as they are (medic/couchdb-migration `move-node` needs the old cluster's shard map, by hand)."""
+    volumes = [{"volumeHandle": f"fcd-{n}"} for n in (1, 2, 3)]
+    assert problems(secret=False, mombasa={"couchdbNodes": 3, "migration": {"volumes": volumes}})[0] == (
+        "cht-hosting:counties.mombasa.migration: a clustered Compose county cannot be brought over by its volumes: "
+        "its shard maps name the Compose nodes (couchdb@couchdb-N.local), which do not exist here. Deploy it as a "
+        "new county and replicate its data, or migrate it by hand (README, 'Migrating a clustered Compose county'); "
+        "remove migration or set couchdbNodes: 1 for a single-node one"
+    )
+    with pytest.raises(ConfigError) as error:
+        counties(secret=True, mombasa={"couchdbNodes": 3, "migration": {"volumes": volumes}})
+    assert len(error.value.problems) == 1  # refused even with every credential in place
+
+
+def test_a_budget_too_small_for_its_services_is_refused_with_the_minimum():
+    (problem,) = problems(kwale={"budget": {"cpu": 0.5, "memoryGb": 1}})
+    assert problem.startswith("cht-hosting:counties.kwale.budget: 0.5 CPU / 1 GB is too small for CHT 4.22.0 with 1 ")
+    assert problem.endswith("give it at least 0.7 CPU and 2 GB")
+    counties(kwale={"budget": {"cpu": 0.7, "memoryGb": 2}})  # the minimum it names is accepted
+
+
+def test_quota_headroom_and_log_level_keys():
+    s = counties(kwale={"quotaHeadroomPercent": 50, "logLevel": "debug"}).counties["kwale"].settings
+    assert (s.quota_headroom_percent, s.log_level) == (50, "debug")
+    assert counties(kwale={}).counties["kwale"].settings.quota_headroom_percent == 25
+    assert problems(kwale={"quotaHeadroomPercent": 150}) == [
+        "cht-hosting:counties.kwale.quotaHeadroomPercent: must be at most 100, got 150"
+    ]
+    (problem,) = problems(kwale={"logLevel": "verbose"})
+    assert problem.startswith("cht-hosting:counties.kwale.logLevel: ")
+
+
+def test_log_level_on_a_release_whose_api_ignores_it_is_a_warning():
+    from config.validate import warnings
+
+    config = counties(kwale={"logLevel": "debug"}, lamu={"logLevel": "debug", "version": "5.2.0"})
+    found = [w for w in warnings(config) if "logLevel" in w]
+    assert found == [
+        "cht-hosting:counties.kwale.logLevel: debug reaches CouchDB only; API and Sentinel read a log level from "
+        "CHT 5.2.0 on, 4.22.0 logs at info"
     ]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from components.cht.project import ChtProject
 from config import names
+from config.egress import ClusterAccess
 from config.model import County
 from config.validate import validate
 from offline.engine import Evaluation, ProgramFailed, record
@@ -21,6 +22,9 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 
 
+ACCESS = ClusterAccess(protected=("10.20.0.0/24",), kube_api=(("10.20.0.11/32", 6443),))
+
+
 def build_counties(counties: dict[str, County], credentials: dict[str, dict] | None = None) -> Evaluation:
     def build():
         provider = k8s.Provider("k8s", kubeconfig="apiVersion: v1\nkind: Config\n")
@@ -29,7 +33,8 @@ def build_counties(counties: dict[str, County], credentials: dict[str, dict] | N
             if credentials and name in credentials:
                 creds = pulumi.Output.secret(credentials[name])
             project = ChtProject(
-                name, county, storage_class="vmware-sc", credentials=creds, opts=pulumi.ResourceOptions(provider=provider)
+                name, county, storage_class="vmware-sc", access=ACCESS, credentials=creds,
+                opts=pulumi.ResourceOptions(provider=provider),
             )
             pulumi.export(name, {"url": project.url, "namespace": project.namespace})
 
@@ -135,25 +140,29 @@ def test_three_node_topology(prod_cht):
     assert [p["port"] for p in services["couchdb-3"].inputs["spec"]["ports"]] == [5984, 4369, 9100]
 
 
-def test_budget_becomes_quota_and_requests(prod_cht):
-    quota = by_k8s_name(prod_cht, "mombasa", "kubernetes:core/v1:ResourceQuota")["cht-budget"]
-    assert quota.inputs["spec"]["hard"]["requests.cpu"] == "8000m"
-    assert quota.inputs["spec"]["hard"]["requests.memory"] == "32768Mi"
-    assert quota.inputs["spec"]["hard"]["persistentvolumeclaims"] == "3"
-    total = 0
-    for d in by_k8s_name(prod_cht, "mombasa", DEPLOYMENT).values():
-        for c in d.inputs["spec"]["template"]["spec"]["containers"]:
-            total += int(c["resources"]["requests"]["cpu"].rstrip("m"))
-    assert 7990 <= total <= 8000
+def test_budget_becomes_quota_with_headroom_and_requests(prod_cht, prod_counties):
+    for name in ("kwale", "mombasa"):
+        settings = prod_counties[name].settings
+        quota = by_k8s_name(prod_cht, name, "kubernetes:core/v1:ResourceQuota")["cht-budget"]
+        headroom = 1 + settings.quota_headroom_percent / 100
+        assert quota.inputs["spec"]["hard"]["requests.cpu"] == f"{round(settings.budget.cpu * 1000 * headroom)}m"
+        assert quota.inputs["spec"]["hard"]["persistentvolumeclaims"] == str(settings.couchdb_nodes)
+        total = 0
+        for d in by_k8s_name(prod_cht, name, DEPLOYMENT).values():
+            for c in d.inputs["spec"]["template"]["spec"]["containers"]:
+                total += int(c["resources"]["requests"]["cpu"].rstrip("m"))
+        assert settings.budget.cpu * 1000 - 10 <= total <= settings.budget.cpu * 1000
 
 
 def test_network_policies_per_namespace(prod_cht):
     for name in ("kwale", "mombasa"):
         policies = by_k8s_name(prod_cht, name, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
-        assert sorted(policies) == ["api-from-ingress-controller", "same-namespace-only"]
+        assert sorted(policies) == [
+            "api-from-ingress-controller", "egress-api-sentinel-outside", "egress-dns-and-own-pods", "same-namespace-only"
+        ]
 
 
-def test_ingress_to_api_with_tls_body_size_and_timeouts(prod_cht):
+def test_ingress_to_api_with_tls_and_timeouts_and_no_buffering(prod_cht):
     (ingress,) = by_k8s_name(prod_cht, "kwale", "kubernetes:networking.k8s.io/v1:Ingress").values()
     spec = ingress.inputs["spec"]
     assert spec["ingressClassName"] == "traefik"
@@ -161,8 +170,8 @@ def test_ingress_to_api_with_tls_body_size_and_timeouts(prod_cht):
     (rule,) = spec["rules"]
     assert rule["host"] == "kwale.echis.moh.example.org"
     assert rule["http"]["paths"][0]["backend"] == {"service": {"name": "api", "port": {"number": 5988}}}
-    middleware = prod_cht.named("kwale-body-size")
-    assert middleware.inputs["spec"]["buffering"]["maxRequestBodyBytes"] == 33554432
+    assert "traefik.ingress.kubernetes.io/router.middlewares" not in ingress.inputs["metadata"]["annotations"]
+    assert not prod_cht.of_type("kubernetes:traefik.io/v1alpha1:Middleware")
     api = by_k8s_name(prod_cht, "kwale", SERVICE)["api"]
     assert api.inputs["metadata"]["annotations"]["traefik.ingress.kubernetes.io/service.serverstransport"] == (
         "kwale-cht-api-transport@kubernetescrd"
@@ -215,28 +224,35 @@ def test_larger_storage_expands_the_same_claim():
     }
 
 
-def test_five_x_adds_nouveau_sidecar_and_drops_nothing_stateful():
+def test_five_x_adds_one_nouveau_beside_node_1_and_drops_nothing_stateful():
     four = build_counties({"mombasa": county("mombasa", couchdbNodes=3, version="4.22.0")})
     five = build_counties({"mombasa": county("mombasa", couchdbNodes=3, version="5.2.0")})
     # Registration order is not deterministic; compare by URN.
     assert {r.urn: r.inputs for r in four.of_type(PVC)} == {r.urn: r.inputs for r in five.of_type(PVC)}
-    node = by_k8s_name(five, "mombasa", DEPLOYMENT)["cht-couchdb-2"]
-    containers = node.inputs["spec"]["template"]["spec"]["containers"]
-    assert [c["name"] for c in containers] == ["cht-couchdb-2", "cht-couchdb-nouveau"]
-    assert containers[1]["image"] == "public.ecr.aws/medic/cht-couchdb-nouveau:5.2.0"
-    assert containers[1]["volumeMounts"] == [{"name": "couchdb-data", "mountPath": "/data/nouveau", "subPath": "data"}]
+    deployments = by_k8s_name(five, "mombasa", DEPLOYMENT)
+    containers = {n: [c["name"] for c in deployments[n].inputs["spec"]["template"]["spec"]["containers"]] for n in deployments}
+    assert containers["cht-couchdb-1"] == ["cht-couchdb-1", "cht-couchdb-nouveau"]
+    assert containers["cht-couchdb-2"] == ["cht-couchdb-2"] and containers["cht-couchdb-3"] == ["cht-couchdb-3"]
     services = by_k8s_name(five, "mombasa", SERVICE)
-    assert {"nouveau-1", "nouveau-2", "nouveau-3"} <= set(services)
-    assert services["nouveau-2"].inputs["spec"]["selector"] == {"cht.service": "couchdb-2"}
-    assert "nouveau-1" not in by_k8s_name(four, "mombasa", SERVICE)
-    api = by_k8s_name(five, "mombasa", DEPLOYMENT)["cht-api"]
-    env = {e["name"] for e in api.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "nouveau" in services and not {"nouveau-1", "nouveau-2", "nouveau-3"} & set(services)
+    assert services["nouveau"].inputs["spec"]["selector"] == {"cht.service": "couchdb-1"}
+    assert "nouveau" not in by_k8s_name(four, "mombasa", SERVICE)
+    env = {e["name"] for e in deployments["cht-api"].inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "UPGRADE_SERVICE_URL" not in env
 
 
 def test_five_x_single_node_has_nouveau_service():
     five = build_counties({"kwale": county(version="5.2.0")})
     assert by_k8s_name(five, "kwale", SERVICE)["nouveau"].inputs["spec"]["selector"] == {"cht.service": "couchdb"}
+
+
+def test_clustered_county_has_a_disruption_budget_and_a_single_one_none(prod_cht, prod_counties):
+    for name, c in prod_counties.items():
+        budgets = by_k8s_name(prod_cht, name, "kubernetes:policy/v1:PodDisruptionBudget")
+        if c.settings.couchdb_nodes == 1:
+            assert not budgets, name
+        else:
+            assert budgets["couchdb-nodes"].inputs["spec"]["maxUnavailable"] == 1
 
 
 def test_admin_app_policy_brings_upgrade_service_and_never_reverts_images():

@@ -1,4 +1,7 @@
-"""Pure rendering of a county's CHT Core (no Pulumi)."""
+"""Pure rendering of a county's CHT Core (no Pulumi): whole objects, checked against upstream at the tags.
+
+Upstream references: CC = medic/cht-core at the tag named (4.22.0, 5.2.0, the latest 5.x release).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,13 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from components.cht import render
+from config import sizing
+from config.egress import ClusterAccess
 from config.model import ChtSettings
+
+ACCESS = ClusterAccess(
+    protected=("10.20.0.0/24", "10.43.0.1/32"), kube_api=(("10.20.0.11/32", 6443), ("10.43.0.1/32", 443))
+)
 
 
 def settings(**values) -> ChtSettings:
@@ -16,6 +25,22 @@ def settings(**values) -> ChtSettings:
 
 def env_of(env: list[dict]) -> dict:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in env}
+
+
+def deployments(s: ChtSettings, county: str = "kwale") -> dict[str, dict]:
+    """Every Deployment a county gets, by name."""
+    found = [render.couchdb_deployment(s, county, n) for n in render.couch_nodes(s)]
+    found += [svc.deployment for svc in render.stateless_services(s, county)]
+    if sizing.has_upgrade_service(s):
+        found.append(render.upgrade_service_objects(s, county)["deployment"])
+    return {d["metadata"]["name"]: d for d in found}
+
+
+def pod(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["spec"]
+
+
+# --- CouchDB topology and env --------------------------------------------------------------------------------
 
 
 def test_three_node_cluster_env_per_node():
@@ -55,17 +80,93 @@ def test_single_node_env_has_no_cluster_keys():
     assert render.servers_configmap(s, "kwale") == {"COUCHDB_SERVERS": "couchdb.kwale.svc.cluster.local"}
 
 
-def test_five_x_cluster_points_each_node_at_its_nouveau():
-    s = settings(version="5.2.0", couchdbNodes=3)
-    for node in render.couch_nodes(s):
-        assert env_of(render.couchdb_env(s, "ns", node))["NOUVEAU_URL"] == f"http://nouveau-{node.number}:5987"
-
-
 @pytest.mark.parametrize("version, expected", [("4.19.0", False), ("4.20.0", True), ("4.22.0", True), ("5.0.0", True)])
 def test_default_ulimit_only_where_the_entrypoint_reads_it(version, expected):
     s = settings(version=version)
     env = env_of(render.couchdb_env(s, "ns", render.couch_nodes(s)[0]))
     assert ("DEFAULT_ULIMIT" in env) is expected
+
+
+# --- nouveau (5.x) -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["5.0.0", "5.1.3", "5.2.0"])
+def test_released_5x_gets_one_nouveau_beside_node_1_behind_the_nouveau_service(version):
+    """Every released cht-couchdb 5.x image sets `[nouveau] url = http://nouveau:5987` (CC 5.2.0
+    couchdb/10-docker-default.ini lines 46-48) and its couchdb/docker-entrypoint.sh never reads NOUVEAU_URL;
+    Medic's 5.2.0 chart runs one nouveau beside node 1 (CC 5.2.0 scripts/build/helm/templates/couchdb/
+    deployment.yaml, `if eq $nodeNumber 1`) behind one Service `nouveau` selecting node 1 on 5987
+    (templates/nouveau/service.yaml)."""
+    assert not render.nouveau_per_node(version)
+    s = settings(version=version, couchdbNodes=3)
+    nodes = render.couch_nodes(s)
+    assert [n.nouveau_service for n in nodes] == ["nouveau", None, None]
+    service = render.nouveau_service("mombasa", nodes[0])
+    assert service["metadata"]["name"] == "nouveau"
+    assert service["spec"]["selector"] == {"cht.service": "couchdb-1"}
+    assert service["spec"]["ports"] == [{"name": "nouveau-service", "port": 5987, "targetPort": 5987, "protocol": "TCP"}]
+    containers = {n.service: [c["name"] for c in pod(render.couchdb_deployment(s, "mombasa", n))["containers"]] for n in nodes}
+    assert containers == {
+        "couchdb-1": ["cht-couchdb-1", "cht-couchdb-nouveau"],
+        "couchdb-2": ["cht-couchdb-2"],
+        "couchdb-3": ["cht-couchdb-3"],
+    }
+    for node in nodes:
+        assert "NOUVEAU_URL" not in env_of(render.couchdb_env(s, "mombasa", node))
+    (single,) = render.couch_nodes(settings(version=version))
+    assert single.nouveau_service == "nouveau"
+    assert render.nouveau_service("kwale", single)["spec"]["selector"] == {"cht.service": "couchdb"}
+
+
+def test_nouveau_container_as_medics_chart_with_the_nodes_volume():
+    s = settings(version="5.2.0")
+    (node,) = render.couch_nodes(s)
+    nouveau = pod(render.couchdb_deployment(s, "kwale", node))["containers"][1]
+    assert nouveau["image"] == "public.ecr.aws/medic/cht-couchdb-nouveau:5.2.0"
+    assert nouveau["ports"] == [{"containerPort": 5987}]
+    # CC 5.2.0 chart: /data/nouveau on node 1's claim, subPath data (couchdb-nouveau/Dockerfile: VOLUME /data/nouveau).
+    assert nouveau["volumeMounts"] == [{"name": "couchdb-data", "mountPath": "/data/nouveau", "subPath": "data"}]
+
+
+def test_per_node_nouveau_only_from_the_release_whose_image_reads_nouveau_url(monkeypatch):
+    """NOUVEAU_URL support (entrypoint `set_nouveau_url`) exists only on cht-core master after 5.2.0
+    (commit de91ec4324); no release has it, so the gate is closed for every release until it is set."""
+    assert render.NOUVEAU_URL_FIRST_RELEASE is None
+    monkeypatch.setattr(render, "NOUVEAU_URL_FIRST_RELEASE", "5.3.0")
+    assert not render.nouveau_per_node("5.2.0") and render.nouveau_per_node("5.3.0")
+    s = settings(version="5.3.0", couchdbNodes=3)
+    for node in render.couch_nodes(s):
+        assert node.nouveau_service == f"nouveau-{node.number}"
+        assert env_of(render.couchdb_env(s, "ns", node))["NOUVEAU_URL"] == f"http://nouveau-{node.number}:5987"
+        assert render.nouveau_service("ns", node)["spec"]["selector"] == {"cht.service": node.service}
+    assert [n.nouveau_service for n in render.couch_nodes(settings(version="5.2.0", couchdbNodes=3))] == ["nouveau", None, None]
+
+
+# --- log levels -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level, couchdb", [("debug", "debug"), ("info", "info"), ("warn", "warning"), ("error", "error")])
+def test_log_level_reaches_couchdb_in_its_own_words(level, couchdb):
+    """COUCHDB_LOG_LEVEL is written to local.d's `[log] level` (CC 4.22.0 and 5.2.0 couchdb/docker-entrypoint.sh);
+    CouchDB names the level `warning`."""
+    s = settings(logLevel=level, couchdbNodes=3)
+    for node in render.couch_nodes(s):
+        assert env_of(render.couchdb_env(s, "ns", node))["COUCHDB_LOG_LEVEL"] == couchdb
+
+
+@pytest.mark.parametrize("version, read", [("4.22.0", False), ("5.1.3", False), ("5.2.0", True)])
+def test_api_and_sentinel_get_log_level_where_they_read_it(version, read):
+    """CC 5.2.0 shared-libs/logger/src/node-logger.js reads `process.env.LOG_LEVEL` (Medic's 5.2.0 chart sets it,
+    templates/api/deployment.yaml); 4.22.0 and 5.1.3 derive the level from NODE_ENV only."""
+    s = settings(version=version, logLevel="debug")
+    for env in (render.api_env(s, "ns"), render.sentinel_env(s, "ns")):
+        values = env_of(env)
+        assert values["NODE_ENV"] == "production"
+        assert (values.get("LOG_LEVEL") == "debug") is read
+        assert ("LOG_LEVEL" in values) is read
+
+
+# --- credentials and images ---------------------------------------------------------------------------------
 
 
 def test_couch_url_encodes_the_password_and_round_trips():
@@ -87,36 +188,130 @@ def test_images_follow_registry_and_version():
     assert render.image(s, "api") == "registry.moh.example.org/medic/cht-api:4.21.1"
 
 
-@pytest.mark.parametrize("nodes, version, upgrades", [(1, "4.22.0", "config"), (3, "4.22.0", "admin-app"), (3, "5.2.0", "config")])
-def test_resource_split_stays_within_the_budget(nodes, version, upgrades):
+# --- the budget split and the quota ------------------------------------------------------------------------
+
+
+def _requests(s: ChtSettings) -> tuple[int, int]:
+    cpu = mem = 0
+    for d in deployments(s).values():
+        for c in pod(d)["containers"]:
+            cpu += int(c["resources"]["requests"]["cpu"].rstrip("m"))
+            mem += int(c["resources"]["requests"]["memory"].rstrip("Mi"))
+    return cpu, mem
+
+
+@pytest.mark.parametrize("nodes, version, upgrades", [(1, "4.22.0", "config"), (3, "4.22.0", "admin-app"), (3, "5.2.0", "config"), (1, "5.2.0", "config")])
+def test_containers_request_the_budget_and_no_more(nodes, version, upgrades):
     s = settings(couchdbNodes=nodes, version=version, upgrades=upgrades, budget={"cpu": 3.3, "memoryGb": 10.5})
-    split = render.resource_split(s)
-    assert sum(r.cpu_m for r in split.values()) <= 3300
-    assert sum(r.memory_mi for r in split.values()) <= 10.5 * 1024
-    assert sum(r.cpu_m for r in split.values()) >= 3300 - len(split)  # and uses it (rounding only)
-    assert ("upgrade-service" in split) is (upgrades == "admin-app")
-    assert any(k.endswith("/nouveau") for k in split) is version.startswith("5")
-    hard = render.quota(s)
-    assert hard["requests.cpu"] == "3300m" and hard["limits.memory"] == f"{int(10.5 * 1024) * 2}Mi"
-    for r in split.values():
-        req = r.requirements()
-        assert req["limits"]["memory"] == f"{r.memory_mi * 2}Mi"
+    cpu, mem = _requests(s)
+    containers = sum(len(pod(d)["containers"]) for d in deployments(s).values())
+    assert 3300 - containers <= cpu <= 3300  # rounding down only
+    assert 10.5 * 1024 - containers <= mem <= 10.5 * 1024
 
 
-def test_upgrade_service_only_for_admin_app_on_4x():
-    assert not render.upgrade_service_enabled(settings())
-    assert render.upgrade_service_enabled(settings(upgrades="admin-app"))
-    assert "UPGRADE_SERVICE_URL" not in env_of(render.api_env(settings(), "ns"))
-    assert env_of(render.api_env(settings(upgrades="admin-app"), "ns"))["UPGRADE_SERVICE_URL"] == (
-        "http://upgrade-service.ns.svc.cluster.local:5008"
-    )
+def test_haproxy_and_healthcheck_are_small_and_fixed_whatever_the_budget():
+    """Upstream's Compose caps haproxy's memory at 1G (CC 4.22.0 scripts/build/cht-core.yml.template lines 21-24)."""
+    small, large = settings(budget={"cpu": 2, "memoryGb": 4}), settings(budget={"cpu": 16, "memoryGb": 64})
+    for s in (small, large):
+        d = deployments(s)
+        haproxy = pod(d["cht-haproxy"])["containers"][0]["resources"]
+        assert haproxy["limits"]["memory"] == "1024Mi" and haproxy["requests"] == {"cpu": "200m", "memory": "256Mi"}
+        assert pod(d["cht-haproxy-healthcheck"])["containers"][0]["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
+    # The rest goes to CouchDB and the API first.
+    split = sizing.split(large)
+    assert split["couchdb"].cpu_m > split["api"].cpu_m > split["sentinel"].cpu_m > split["healthcheck"].cpu_m
+    assert split["couchdb"].memory_mi > split["api"].memory_mi > split["sentinel"].memory_mi > split["haproxy"].memory_mi
 
 
-def test_network_policies_allow_own_namespace_and_traefik_to_api_only():
-    policies = render.network_policies()
-    same = policies["same-namespace-only"]
-    assert same["podSelector"] == {} and same["ingress"] == [{"from": [{"podSelector": {}}]}]
-    api = policies["api-from-ingress-controller"]
+def test_each_node_of_a_clustered_county_is_sized_as_a_node():
+    single = sizing.split(settings(budget={"cpu": 4, "memoryGb": 16}))["couchdb"]
+    # Three nodes with the API and Sentinel: a budget of twice the single county's gives each node about as much.
+    node = sizing.split(settings(couchdbNodes=3, budget={"cpu": 8, "memoryGb": 32}))["couchdb"]
+    assert node.cpu_m >= 0.95 * single.cpu_m and node.memory_mi >= 0.9 * single.memory_mi
+
+
+def test_quota_has_headroom_above_the_budget():
+    s = settings(budget={"cpu": 4, "memoryGb": 16}, quotaHeadroomPercent=25)
+    hard = sizing.quota(s)
+    assert hard["requests.cpu"] == "5000m" and hard["requests.memory"] == "20480Mi"
+    limits = [render.container_resources(s, k)["limits"] for k in sizing.split(s)]
+    assert int(hard["limits.cpu"].rstrip("m")) >= 1.25 * sum(int(x["cpu"].rstrip("m")) for x in limits)
+    assert hard["persistentvolumeclaims"] == "1" and hard["requests.storage"] == "100Gi"
+    assert sizing.quota(settings(quotaHeadroomPercent=0))["requests.cpu"] == "4000m"
+    # A debug pod with the LimitRange's defaults fits in the headroom of the default budget.
+    (defaults,) = render.limit_range("kwale")["spec"]["limits"]
+    assert defaults["defaultRequest"] == {"cpu": "50m", "memory": "64Mi"}
+
+
+# --- hardening --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [{}, {"couchdbNodes": 3}, {"version": "5.2.0", "couchdbNodes": 3}, {"upgrades": "admin-app"}])
+def test_every_container_is_hardened(values):
+    s = settings(**values)
+    for name, d in deployments(s).items():
+        spec = pod(d)
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is (name == "upgrade-service"), name
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False, c["name"]
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert "NET_RAW" not in sc["capabilities"].get("add", [])
+
+
+def test_couchdb_keeps_only_what_its_entrypoint_needs():
+    """CC 4.22.0/5.2.0 couchdb/docker-entrypoint.sh runs as root: `find ... -exec chown` (CHOWN), `chmod` of
+    couchdb-owned files (FOWNER), appends to the couchdb-owned cluster-credentials.ini (DAC_OVERRIDE), then
+    `su -c ... couchdb` (SETUID, SETGID; su forwards the stop signal to the couchdb-owned process: KILL)."""
+    s = settings(version="5.2.0")
+    containers = {c["name"]: c for c in pod(deployments(s)["cht-couchdb"])["containers"]}
+    assert containers["cht-couchdb"]["securityContext"]["capabilities"]["add"] == [
+        "CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"
+    ]
+    assert containers["cht-couchdb-nouveau"]["securityContext"]["capabilities"]["add"] == ["DAC_OVERRIDE"]
+    assert pod(deployments(s)["cht-couchdb"])["securityContext"]["runAsUser"] == 0  # as Medic's charts
+    for name in ("cht-api", "cht-sentinel", "cht-haproxy", "cht-haproxy-healthcheck"):
+        assert "add" not in pod(deployments(s)[name])["containers"][0]["securityContext"]["capabilities"]
+
+
+def test_namespace_enforces_baseline_and_warns_restricted():
+    labels = render.namespace("kwale")["metadata"]["labels"]
+    assert labels["cht-hosting/county"] == "kwale"
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+# --- placement ------------------------------------------------------------------------------------------------
+
+
+def test_clustered_nodes_are_required_on_distinct_agents_and_drained_one_at_a_time():
+    s = settings(couchdbNodes=3)
+    selector = {"matchExpressions": [{"key": "cht.service", "operator": "In", "values": ["couchdb-1", "couchdb-2", "couchdb-3"]}]}
+    for node in render.couch_nodes(s):
+        affinity = pod(render.couchdb_deployment(s, "mombasa", node))["affinity"]
+        (term,) = affinity["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term == {"labelSelector": selector, "topologyKey": "kubernetes.io/hostname"}
+        assert node.service in term["labelSelector"]["matchExpressions"][0]["values"]  # it selects its own kind
+    budget = render.couchdb_disruption_budget(s, "mombasa")
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": selector}
+    single = settings()
+    assert render.couchdb_disruption_budget(single, "kwale") is None
+    assert "affinity" not in pod(render.couchdb_deployment(single, "kwale", render.couch_nodes(single)[0]))
+
+
+# --- network policies -------------------------------------------------------------------------------------------
+
+
+def policies(s: ChtSettings, access: ClusterAccess = ACCESS) -> dict[str, dict]:
+    return {p["metadata"]["name"]: p["spec"] for p in render.network_policies(s, "kwale", access)}
+
+
+def test_ingress_policies_allow_own_namespace_and_traefik_to_api_only():
+    p = policies(settings())
+    assert p["same-namespace-only"] == {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": {}}]}]}
+    api = p["api-from-ingress-controller"]
     assert api["podSelector"] == {"matchLabels": {"cht.service": "api"}}
     (rule,) = api["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 5988}]
@@ -125,25 +320,54 @@ def test_network_policies_allow_own_namespace_and_traefik_to_api_only():
     assert peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "traefik"}}
 
 
-def test_ingress_limits_match_cht_nginx():
-    assert render.buffering_middleware_spec()["buffering"]["maxRequestBodyBytes"] == 32 * 1024 * 1024
-    assert render.servers_transport_spec()["forwardingTimeouts"]["responseHeaderTimeout"] == "3600s"
+def test_egress_dns_and_own_pods_for_all_outside_world_for_api_and_sentinel_only():
+    p = policies(settings())
+    base = p["egress-dns-and-own-pods"]
+    assert base["podSelector"] == {} and base["policyTypes"] == ["Egress"]
+    dns, own = base["egress"]
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert dns["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    assert own == {"to": [{"podSelector": {}}]}
+    world = p["egress-api-sentinel-outside"]
+    assert world["podSelector"]["matchExpressions"][0]["values"] == ["api", "sentinel"]
+    assert world["egress"] == [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.20.0.0/24", "10.43.0.1/32"]}}]}]
+    # Only these policies select pods for egress, and none reaches the Kubernetes API without the upgrade service.
+    assert sorted(p) == ["api-from-ingress-controller", "egress-api-sentinel-outside", "egress-dns-and-own-pods", "same-namespace-only"]
+
+
+def test_only_the_upgrade_service_reaches_the_kubernetes_api():
+    p = policies(settings(upgrades="admin-app"))
+    api = p["egress-upgrade-service-kubernetes-api"]
+    assert api["podSelector"] == {"matchLabels": {"cht.service": "upgrade-service"}}
+    assert api["egress"] == [
+        {"to": [{"ipBlock": {"cidr": "10.20.0.11/32"}}], "ports": [{"protocol": "TCP", "port": 6443}]},
+        {"to": [{"ipBlock": {"cidr": "10.43.0.1/32"}}], "ports": [{"protocol": "TCP", "port": 443}]},
+    ]
+
+
+# --- the way in --------------------------------------------------------------------------------------------------
+
+
+def test_no_buffering_middleware_responses_stream():
+    """traefik's buffering middleware holds the whole response too (vulcand/oxy buffer/buffer.go), which would
+    hold back `_changes` heartbeats (CC 5.2.0 api/src/routing.js flushes them); the API itself parses bodies up
+    to 32 MB (CC 4.22.0 api/src/routing.js line 84, 5.2.0 line 87: MAX_REQUEST_SIZE = '32mb')."""
     s = settings(tls={"clusterIssuer": "letsencrypt"})
-    annotations = render.ingress_annotations(s, "kwale")
+    annotations = render.ingress(s, "kwale", "kwale.example.org")["metadata"]["annotations"]
+    assert "traefik.ingress.kubernetes.io/router.middlewares" not in annotations
     assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"
-    assert annotations["traefik.ingress.kubernetes.io/router.middlewares"] == "kwale-cht-body-size@kubernetescrd"
-    assert "cert-manager.io/cluster-issuer" not in render.ingress_annotations(settings(), "kwale")
+    assert "cert-manager.io/cluster-issuer" not in render.ingress(settings(), "kwale", "k.example.org")["metadata"]["annotations"]
+    assert render.servers_transport("kwale")["spec"]["forwardingTimeouts"]["responseHeaderTimeout"] == "3600s"
 
 
 def test_migrated_data_path_substitutes_the_node_number():
-    s = settings(
-        couchdbNodes=3,
-        migration={"volumes": [{"volumeHandle": f"fcd-{n}"} for n in (1, 2, 3)], "dataPath": "srv%d/data"},
-    )
-    assert [render.data_sub_path(s, n) for n in render.couch_nodes(s)] == ["srv1/data", "srv2/data", "srv3/data"]
+    s = settings(migration={"volumes": [{"volumeHandle": "fcd-1"}], "dataPath": "srv%d/data"})
+    assert [render.data_sub_path(s, n) for n in render.couch_nodes(s)] == ["srv1/data"]
     assert render.data_sub_path(settings(), render.couch_nodes(settings())[0]) == "data"
 
 
 def test_readiness_probe_never_restarts():
     probe = render.readiness_tcp(5988)
     assert probe["tcpSocket"] == {"port": 5988}
+    for d in deployments(settings(version="5.2.0", couchdbNodes=3)).values():
+        assert all("livenessProbe" not in c for c in pod(d)["containers"])

@@ -65,7 +65,8 @@ def test_unknown_key_inside_a_county_override():
     assert problems_with(("counties.kwale", {"couchdbNode": 3})) == [
         "cht-hosting:counties.kwale.couchdbNode: unknown key; did you mean 'couchdbNodes'? remove it or fix its "
         "spelling (allowed here: version, couchdbNodes, couchdbStorageGb, budget, hostTemplate, host, registry, "
-        "upgrades, upgradeServiceImage, couchdbUser, tls, migration, backupRetentionDays)"
+        "upgrades, upgradeServiceImage, couchdbUser, quotaHeadroomPercent, logLevel, tls, migration, "
+        "backupRetentionDays)"
     ]
 
 

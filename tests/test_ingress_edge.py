@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pulumi
 import yaml
 
 from components.edge.ingress import IngressEdge
@@ -16,15 +17,30 @@ HOSTS = {"nairobi": "nairobi.echis.example.org", "kwale": "kwale.echis.example.o
 
 
 def test_traefik_is_published_on_fixed_node_ports_with_chts_timeouts():
-    values = yaml.safe_load(traefik_values(https_node_port=30443, http_node_port=30080, replicas=2, timeout_seconds=3600))
-    assert values["service"] == {"type": "NodePort"}
-    assert values["deployment"] == {"replicas": 2}
+    values = yaml.safe_load(traefik_values(https_node_port=30443, http_node_port=30080, timeout_seconds=3600))
     assert values["ports"]["websecure"]["nodePort"] == 30443
     assert values["ports"]["web"]["nodePort"] == 30080
     for port in ("web", "websecure"):
         assert values["ports"][port]["transport"]["respondingTimeouts"] == {
             "readTimeout": "3600s", "writeTimeout": "3600s", "idleTimeout": "3600s"
         }
+    assert "proxyProtocol" not in values["ports"]["websecure"]  # no edge proxies: nothing to trust
+
+
+def test_traefik_trusts_the_proxy_protocol_from_the_edge_proxies_only_and_keeps_their_address():
+    """traefik-helm-chart traefik/values.yaml: `ports.<entrypoint>.proxyProtocol.trustedIPs`, `deployment.kind`
+    (Deployment or DaemonSet), `service.spec` (added to the Service spec, e.g. externalTrafficPolicy)."""
+    values = yaml.safe_load(
+        traefik_values(https_node_port=30443, http_node_port=30080, timeout_seconds=3600, edge_proxies=["192.0.2.10", "192.0.2.0/28"])
+    )
+    websecure = values["ports"]["websecure"]
+    assert websecure["proxyProtocol"] == {"trustedIPs": ["192.0.2.10", "192.0.2.0/28"]}
+    assert "insecure" not in websecure["proxyProtocol"] and "forwardedHeaders" not in websecure  # clients cannot forge it
+    assert "proxyProtocol" not in values["ports"]["web"]  # the edge's port 80 only redirects, without PROXY protocol
+    # The edge proxy's address must reach traefik: no SNAT (Local), so a traefik on every agent the edge targets.
+    assert values["service"]["spec"] == {"externalTrafficPolicy": "Local"}
+    assert values["deployment"] == {"kind": "DaemonSet"}
+    assert values["tolerations"] == []  # not on the tainted servers, which the edge does not target
 
 
 def test_edge_nginx_routes_every_county_host_to_traefik_on_every_agent():
@@ -43,18 +59,33 @@ def test_edge_nginx_routes_every_county_host_to_traefik_on_every_agent():
 
 def test_component_registers_k3s_traefik_helm_chart_config():
     def build():
-        IngressEdge("ingress", IngressConfig(), hosts=HOSTS, agent_ips=["10.0.0.21"])
+        edge = IngressEdge("ingress", IngressConfig(edgeProxies=["192.0.2.10"]), hosts=HOSTS, agent_ips=["10.0.0.21"])
+        pulumi.export("edge", edge.edge_nginx_config)
 
     evaluation = record(build)
     config = evaluation.named("ingress-traefik")
     assert config.type == "kubernetes:helm.cattle.io/v1:HelmChartConfig"
     assert config.inputs["metadata"] == {"name": "traefik", "namespace": "kube-system"}
-    assert yaml.safe_load(config.inputs["spec"]["valuesContent"])["ports"]["websecure"]["nodePort"] == 30443
+    values = yaml.safe_load(config.inputs["spec"]["valuesContent"])
+    assert values["ports"]["websecure"]["nodePort"] == 30443
     assert config.parent == evaluation.named("ingress").urn
+    # The edge and traefik agree: the PROXY protocol is sent exactly when traefik trusts the edge.
+    assert values["ports"]["websecure"]["proxyProtocol"]["trustedIPs"] == ["192.0.2.10"]
+    assert "proxy_protocol on;" in evaluation.outputs["edge"]
+    assert evaluation.named("ingress").type == "cht-hosting:edge:IngressEdge"
 
 
 def test_node_port_outside_the_kubernetes_range_is_refused():
     assert problems_with(("ingress", {"httpsNodePort": 443, "httpNodePort": 40000})) == [
         "cht-hosting:ingress.httpsNodePort: must be at least 30000, got 443",
         "cht-hosting:ingress.httpNodePort: must be at most 32767, got 40000",
+    ]
+
+
+def test_edge_proxies_must_be_addresses_or_networks():
+    assert problems_with(("ingress", {"edgeProxies": ["edge-1.example.org", "10.0.0.0/33"]})) == [
+        "cht-hosting:ingress.edgeProxies[0]: 'edge-1.example.org' is not an IPv4 address or network; write e.g. "
+        "10.20.0.5 or 10.20.1.0/28",
+        "cht-hosting:ingress.edgeProxies[1]: '10.0.0.0/33' is not an IPv4 address or network; write e.g. "
+        "10.20.0.5 or 10.20.1.0/28",
     ]

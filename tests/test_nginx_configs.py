@@ -44,9 +44,14 @@ def nginx_accepts(nginx, tmp_path: Path, top_level: str, inside_http: str = "") 
     return subprocess.run([binary, "-t", "-q", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True)
 
 
-def test_edge_config_parses(nginx, tmp_path):
+@pytest.mark.parametrize("proxy_protocol", [True, False])
+def test_edge_config_parses(nginx, tmp_path, proxy_protocol):
     hosts = {"nairobi": "nairobi.echis.moh.example.org", "homa-bay": "homa-bay.echis.moh.example.org"}
-    text = edge_nginx_config(hosts, ["10.20.0.21", "10.20.0.22"], https_node_port=30443, stack="prod", timeout_seconds=3600)
+    text = edge_nginx_config(
+        hosts, ["10.20.0.21", "10.20.0.22"], https_node_port=30443, stack="prod", timeout_seconds=3600,
+        proxy_protocol=proxy_protocol,
+    )
+    assert ("proxy_protocol on;" in text) is proxy_protocol
     stream, _, http = text.partition("# 2) Inside the `http` block")
     redirect = "\n".join(line[2:] for line in http.splitlines() if line.startswith("# ") and not line.startswith("# 2"))
     result = nginx_accepts(nginx, tmp_path, stream, redirect)
@@ -61,4 +66,17 @@ def test_edge_config_with_a_broken_route_is_refused(nginx, tmp_path):
 
 def test_api_load_balancer_config_parses(nginx, tmp_path):
     result = nginx_accepts(nginx, tmp_path, nginx_stream_config(["10.20.0.11", "10.20.0.12", "10.20.0.13"], stack="prod"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_stacks_exported_edge_config_parses(nginx, tmp_path):
+    """What a stack exports (here the test stack with edge proxies), not only what the renderer can make."""
+    from offline import plan
+
+    evaluation, _ = plan.run("cht5", stack_dir=Path(__file__).parent / "stacks")
+    text = evaluation.outputs["edgeNginxConfig"]
+    assert "proxy_protocol on;" in text
+    stream, _, http = text.partition("# 2) Inside the `http` block")
+    redirect = "\n".join(line[2:] for line in http.splitlines() if line.startswith("# ") and not line.startswith("# 2"))
+    result = nginx_accepts(nginx, tmp_path, stream, redirect)
     assert result.returncode == 0, result.stderr

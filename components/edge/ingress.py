@@ -1,7 +1,8 @@
 """IngressEdge: how county traffic reaches the cluster.
 
-Creates k3s's HelmChartConfig for its bundled traefik (fixed NodePorts, replicas, CHT's timeouts) and
-renders the edge nginx config that routes each county's host name to traefik on the agents.
+Creates k3s's HelmChartConfig for its bundled traefik (a DaemonSet on the agents on fixed NodePorts, CHT's
+timeouts, the PROXY protocol from the edge proxies) and renders the edge nginx config that routes each
+county's host name to traefik on the agents, sending the client's address along.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ class IngressEdge(pulumi.ComponentResource):
         agent_ips: Sequence[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
-        super().__init__("cht-hosting:k3s:IngressEdge", name, None, opts)
+        # The component was typed `cht-hosting:k3s:IngressEdge` before the edge package existed; the alias keeps
+        # its children (traefik's HelmChartConfig) from being deleted and recreated.
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(type_="cht-hosting:k3s:IngressEdge")]))
+        super().__init__("cht-hosting:edge:IngressEdge", name, None, opts)
         # k3s's helm controller merges this into the traefik chart it deploys (and redeploys on change).
         self.traefik = k8s.apiextensions.CustomResource(
             f"{name}-traefik",
@@ -41,8 +45,8 @@ class IngressEdge(pulumi.ComponentResource):
                 "valuesContent": traefik_values(
                     https_node_port=ingress.https_node_port,
                     http_node_port=ingress.http_node_port,
-                    replicas=ingress.replicas,
                     timeout_seconds=ingress.timeout_seconds,
+                    edge_proxies=ingress.edge_proxies,
                 )
             },
             opts=pulumi.ResourceOptions(parent=self),
@@ -53,6 +57,8 @@ class IngressEdge(pulumi.ComponentResource):
             https_node_port=ingress.https_node_port,
             stack=pulumi.get_stack(),
             timeout_seconds=ingress.timeout_seconds,
+            # traefik and the edge agree: the PROXY protocol is sent exactly when traefik trusts the edge.
+            proxy_protocol=bool(ingress.edge_proxies),
         )
         # Marks the component complete; the edge config is exported by the program.
         self.register_outputs({"edgeNginxConfig": self.edge_nginx_config})

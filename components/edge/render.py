@@ -1,4 +1,12 @@
-"""Pure renders for the way in: traefik's settings on k3s and the edge nginx in front of the cluster."""
+"""Pure renders for the way in: traefik's settings on k3s and the edge nginx in front of the cluster.
+
+Client addresses, end to end: the edge nginx passes TLS through (stream module, no HTTP) and prepends the
+PROXY protocol header (`proxy_protocol on;`); traefik's websecure entrypoint reads that header from the edge
+proxies' addresses only (`proxyProtocol.trustedIPs`) and sets X-Forwarded-For from it; CHT's API trusts
+X-Forwarded-For (`trust proxy`). For traefik to see the edge proxy's address at all, its Service keeps the
+source address (`externalTrafficPolicy: Local`), which needs a traefik pod on every agent the edge targets:
+hence a DaemonSet on the agents instead of a Deployment.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +15,60 @@ from collections.abc import Mapping, Sequence
 import yaml
 
 
-def traefik_values(*, https_node_port: int, http_node_port: int, replicas: int, timeout_seconds: int) -> str:
-    """valuesContent of k3s's HelmChartConfig for its bundled traefik chart.
+def traefik_values(
+    *, https_node_port: int, http_node_port: int, timeout_seconds: int, edge_proxies: Sequence[str] = ()
+) -> str:
+    """valuesContent of k3s's HelmChartConfig for its bundled traefik chart (traefik-helm-chart values keys).
 
     servicelb is disabled (no LoadBalancer implementation), so traefik is published on fixed NodePorts the
     edge nginx can target. The entrypoint timeouts are cluster-wide: they match CHT's nginx (3600 s), so a
-    slow upload or a long sync is not cut off at traefik's 60 s default.
+    slow upload or a long sync is not cut off at traefik's 60 s default. With edge proxies, websecure reads
+    the PROXY protocol from them only (forwarded headers stay untrusted: a client cannot forge its address).
     """
     timeouts = {name: f"{timeout_seconds}s" for name in ("readTimeout", "writeTimeout", "idleTimeout")}
+    websecure: dict = {"nodePort": https_node_port, "transport": {"respondingTimeouts": timeouts}}
+    if edge_proxies:
+        websecure["proxyProtocol"] = {"trustedIPs": list(edge_proxies)}
     values = {
-        "deployment": {"replicas": replicas},
-        "service": {"type": "NodePort"},
+        # One traefik on every agent (tolerations [] keeps it off the tainted servers, which k3s's defaults
+        # tolerate): with externalTrafficPolicy Local a node without a traefik pod would drop the connection.
+        "deployment": {"kind": "DaemonSet"},
+        "tolerations": [],
+        "service": {"type": "NodePort", "spec": {"externalTrafficPolicy": "Local"}},
         "ports": {
             "web": {"nodePort": http_node_port, "transport": {"respondingTimeouts": timeouts}},
-            "websecure": {"nodePort": https_node_port, "transport": {"respondingTimeouts": timeouts}},
+            "websecure": websecure,
         },
     }
     return yaml.safe_dump(values, sort_keys=True)
 
 
 def edge_nginx_config(
-    hosts: Mapping[str, str], node_ips: Sequence[str], *, https_node_port: int, stack: str, timeout_seconds: int
+    hosts: Mapping[str, str],
+    node_ips: Sequence[str],
+    *,
+    https_node_port: int,
+    stack: str,
+    timeout_seconds: int,
+    proxy_protocol: bool = False,
 ) -> str:
     """nginx config for an edge proxy outside the cluster: each county's host name -> traefik on the nodes.
 
     TLS passes through by SNI (certificates live in the cluster, per county); hosts that are not a county
-    are closed. Port 80 only redirects to https. `hosts` maps county -> host name.
+    are closed. Port 80 only redirects to https. `hosts` maps county -> host name. With `proxy_protocol`
+    the client's address travels to traefik in a PROXY protocol header (traefik must trust this proxy:
+    `ingress.edgeProxies`). No request-body limit is possible here: the stream module never sees HTTP.
     """
     tag = f"cht_hosting_{stack.replace('-', '_')}"
     width = max((len(h) for h in hosts.values()), default=0)
     routes = "\n".join(f"        {host:<{width}}  {tag}_traefik;  # {county}" for county, host in hosts.items())
     servers = "\n".join(f"        server {ip}:{https_node_port} max_fails=2 fail_timeout=10s;" for ip in node_ips)
     names = " ".join(hosts.values())
+    proxy_line = (
+        "        proxy_protocol on;  # the client's address, for traefik (ingress.edgeProxies lists this proxy)\n"
+        if proxy_protocol
+        else ""
+    )
     return (
         f"# Edge nginx for cht-hosting stack '{stack}': county host names -> traefik on the cluster's nodes.\n"
         "# 1) At the top level of nginx.conf (outside `http`, needs the stream module): HTTPS passes through.\n"
@@ -57,6 +87,7 @@ def edge_nginx_config(
         "        listen 443;\n"
         "        ssl_preread on;\n"
         f"        proxy_pass ${tag}_backend;\n"
+        f"{proxy_line}"
         "        proxy_connect_timeout 5s;\n"
         f"        proxy_timeout {timeout_seconds}s;\n"
         "    }\n"

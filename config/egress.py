@@ -1,0 +1,53 @@
+"""Where county pods may and may not connect outside their namespace, decided once from the stack config.
+
+API and Sentinel reach the outside world (outbound push, SMS gateways), but never the node network, the
+Kubernetes API or vCenter; only Medic's upgrade service (4.x, admin-app) reaches the Kubernetes API. The
+NetworkPolicies are rendered from this (components/cht/render.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from .model import StackConfig
+
+K3S_API_PORT = 6443
+KUBERNETES_SERVICE_PORT = 443
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    protected: tuple[str, ...]
+    """CIDRs no county pod may reach: the node network, the API endpoint, vCenter (when it is an address)."""
+    kube_api: tuple[tuple[str, int], ...]
+    """(CIDR, port) where the Kubernetes API answers, for the upgrade service."""
+
+
+def _host(address: str) -> str | None:
+    try:
+        return f"{ipaddress.IPv4Address(address)}/32"
+    except ValueError:
+        return None  # a DNS name: its address is not known offline
+
+
+def _within(cidr: str, networks: list[str]) -> bool:
+    net = ipaddress.IPv4Network(cidr)
+    return any(net.subnet_of(ipaddress.IPv4Network(n)) for n in networks)
+
+
+def cluster_access(config: StackConfig) -> ClusterAccess:
+    if config.cluster_mode == "existing":
+        protected = list(config.existing_cluster.protected_networks)
+        # The existing cluster's API address is not known here: the upgrade service may try the usual ports.
+        return ClusterAccess(tuple(protected), (("0.0.0.0/0", KUBERNETES_SERVICE_PORT), ("0.0.0.0/0", K3S_API_PORT)))
+    protected = [config.network.cidr]
+    # The `kubernetes` Service (first address of the service range): how pods reach the API before DNAT.
+    kubernetes_service = f"{ipaddress.IPv4Network(config.k3s.service_cidr)[1]}/32"
+    extra = [_host(config.k3s.api_endpoint), _host(config.vsphere.server), kubernetes_service]
+    protected += [c for c in extra if c and not _within(c, protected)]
+    api = [f"{ip}/32" for ip in config.control_plane.nodes.values()]
+    if (endpoint := _host(config.k3s.api_endpoint)) and endpoint not in api:
+        api.append(endpoint)
+    kube_api = [(c, K3S_API_PORT) for c in api] + [(kubernetes_service, KUBERNETES_SERVICE_PORT)]
+    return ClusterAccess(tuple(protected), tuple(kube_api))
