@@ -97,9 +97,8 @@ def test_unknown_stack_names_the_stacks_that_exist(capsys):
 
 def _migrated_stack(folder: Path, name: str, credentials: dict) -> None:
     document = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
-    document["config"]["cht-hosting:counties"]["kwale"] = {
-        "couchdbNodes": 3, "migration": {"volumes": [{"volumeHandle": f"fcd-{n}"} for n in (1, 2, 3)]}
-    }
+    # A single-node county: a clustered Compose county is refused (its shard maps name the Compose nodes).
+    document["config"]["cht-hosting:counties"]["kwale"] = {"migration": {"volumes": [{"volumeHandle": "fcd-1"}]}}
     document["config"]["cht-hosting:migratedCredentials"] = credentials
     (folder / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document))
 
