@@ -61,7 +61,7 @@ WEIGHTS: dict[str, tuple[float, float]] = {
 # Below these a service cannot do its job; a budget that leaves less is refused (config check).
 FLOOR: dict[str, Resources] = {
     "couchdb": Resources(250, 512),
-    "nouveau": Resources(100, 512),
+    "nouveau": Resources(50, 512),
     "api": Resources(100, 256),
     "sentinel": Resources(50, 128),
 }

@@ -206,7 +206,7 @@ def test_node_role_changed():
     moved = problems(
         agents={**agents, "nodes": {"agent-2": "10.20.0.22"}},
         controlPlane={**cp, "nodes": {"cp-2": "10.20.0.12", "cp-3": "10.20.0.13", "agent-1": "10.20.0.21"}},
-        capacity={"spareAgents": 0},
+        capacity={"spareAgents": 0, "onShortfall": "warn"},
     )
     assert moved[0].startswith("cht-hosting:controlPlane.nodes.agent-1: node agent-1 is deployed as an agent;")
 
@@ -229,7 +229,7 @@ def test_hardware_version_and_disk_lowered():
 def test_cluster_mode_changed():
     existing = config_of(
         clusterMode="existing", existingCluster={"storageClass": "local-path"}, vsphere=None, network=None,
-        controlPlane=None, agents=None, ssh=None, k3s=None, cpi=None, csi=None, vsphereStoragePassword=None,
+        controlPlane=None, agents=None, ssh=None, k3s=None, cpi=None, csi=None, vsphereStoragePassword=None, capacity=None,
     )
     assert guards.check(existing, DEPLOYED) == [
         "cht-hosting:clusterMode: vsphere-k3s is deployed, this config has existing; the update would delete "

@@ -28,8 +28,10 @@ def test_traefik_is_published_on_fixed_node_ports_with_chts_timeouts():
 
 
 def test_traefik_trusts_the_proxy_protocol_from_the_edge_proxies_only_and_keeps_their_address():
-    """traefik-helm-chart traefik/values.yaml: `ports.<entrypoint>.proxyProtocol.trustedIPs`, `deployment.kind`
-    (Deployment or DaemonSet), `service.spec` (added to the Service spec, e.g. externalTrafficPolicy)."""
+    """traefik/traefik-helm-chart traefik/values.yaml (v39.0.0 and v41.3.0 alike): `ports.<entrypoint>.proxyProtocol.
+    trustedIPs`, `deployment.kind` (Deployment or DaemonSet), `service.spec` (merged into the Service spec, e.g.
+    externalTrafficPolicy), `tolerations`. k3s's own traefik values tolerate CriticalAddonsOnly (k3s
+    manifests/traefik.yaml), the servers' taint: hence `tolerations: []` for the DaemonSet."""
     values = yaml.safe_load(
         traefik_values(https_node_port=30443, http_node_port=30080, timeout_seconds=3600, edge_proxies=["192.0.2.10", "192.0.2.0/28"])
     )
