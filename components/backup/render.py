@@ -197,7 +197,8 @@ def drill_restore_selectors() -> list[dict]:
 
 
 def _nodes(count: int) -> ChtSettings:
-    return ChtSettings.model_construct(couchdb_nodes=count)
+    # Node names depend on the count only; couch_nodes also reads the version (nouveau in 5.x), any will do.
+    return ChtSettings.model_construct(couchdb_nodes=count, version="4.22.0")
 
 
 def scratch_network_policy(velero_namespace: str) -> dict:
