@@ -155,7 +155,11 @@ def shortfall(report: CapacityReport, config: StackConfig) -> str | None:
         return None
     add = report.agents_needed - report.agents
     fix = f"add {add} agent{'s' if add != 1 else ''} of {config.agents.cpus} vCPU / {config.agents.memory_gb} GB"
-    if report.serving_agents < report.agents_for_placement:
+    by_resources = max(
+        math.ceil(report.requested_cpu / report.cpu_per_agent) if report.cpu_per_agent > 0 else math.inf,
+        math.ceil(report.requested_memory_gb / report.memory_gb_per_agent) if report.memory_gb_per_agent > 0 else math.inf,
+    )
+    if report.serving_agents >= by_resources:  # enough room: only placement is short
         return (
             f"{key_path('agents', 'nodes')}: a county with {report.agents_for_placement} CouchDB nodes needs them "
             f"on {report.agents_for_placement} distinct agents, but with {report.spare_agents} of {report.agents} "

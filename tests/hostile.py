@@ -194,8 +194,8 @@ CASES: list[Case] = [
     Case("county-key-number", "cht-hosting:counties", text=BASE_TEXT.replace("    kisumu: {}\n", "    1: {}\n")),
     Case(
         "capacity-with-other-problems",
-        "cht-hosting:agents.nodes: the counties request",
-        {"cht.budget": {"cpu": 40, "memoryGb": 8}, "vsphere.insecure": "yes"},
+        "cht-hosting:agents.nodes: the counties' quotas",
+        {"cht.budget": {"cpu": 40, "memoryGb": 8}, "vsphere.insecure": "yes", "capacity.onShortfall": "error"},
     ),
 ]
 
