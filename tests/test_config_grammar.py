@@ -191,9 +191,14 @@ def test_keys_of_other_namespaces_are_refused():
 
 
 def test_capacity_is_listed_with_the_other_problems():
-    found = problems(cht={**section("cht"), "budget": {"cpu": 40, "memoryGb": 8}}, vsphere={**section("vsphere"), "insecure": "yes"})
+    found = problems(
+        cht={**section("cht"), "budget": {"cpu": 40, "memoryGb": 8}},
+        vsphere={**section("vsphere"), "insecure": "yes"},
+        capacity={"onShortfall": "error"},  # the guarded stack only warns
+    )
     assert found[0] == "cht-hosting:vsphere.insecure: must be true or false, got 'yes'"
-    assert found[1].startswith("cht-hosting:agents.nodes: the counties request 120 CPU")
+    # 3 counties' quotas: 40 CPU budgets plus the default 25 % headroom.
+    assert found[1].startswith("cht-hosting:agents.nodes: the counties' quotas (budgets plus headroom) admit 150 CPU")
 
 
 @pytest.mark.parametrize(
