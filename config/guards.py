@@ -104,7 +104,9 @@ def _counties(config: StackConfig, deployed: DeployedState, accepted: set[str]) 
                 f"({_readme('Growing a county')})"
             )
         user_key = f"counties.{name}.couchdbUser"
-        if was.couchdb_user is not None and now.couchdb_user != was.couchdb_user and user_key not in accepted:
+        # A migrated county's admin comes from migratedCredentials, so its couchdbUser changes nothing.
+        migrated = now.migration is not None
+        if was.couchdb_user is not None and now.couchdb_user != was.couchdb_user and user_key not in accepted and not migrated:
             problems.append(
                 f"{key_path('counties', name, 'couchdbUser')}: admin user '{was.couchdb_user}' deployed, this config "
                 f"has '{now.couchdb_user}'; CouchDB keeps the admin it was set up with, so CHT would be locked out. "

@@ -319,3 +319,12 @@ def test_the_stack_reads_itself_by_organization_project_and_stack(monkeypatch):
     plan.run(STACK, overrides={"cht-hosting:deployedState": {"organization": "moh-kenya"}}, stack_dir=STACKS)
     # A self-managed backend reports the organization `organization`; a configured one wins.
     assert read == ["organization/cht-hosting/guarded", "moh-kenya/cht-hosting/guarded"]
+
+
+def test_a_migrated_countys_couchdb_user_comes_from_its_credentials():
+    secure = {k: {"secure": f"v1:{k}"} for k in ("user", "password", "secret", "uuid")}
+    migrated = config_of(
+        counties=counties(kisumu={"couchdbUser": "admin", "migration": {"volumes": [{"volumeHandle": "fcd-1"}]}}),
+        migratedCredentials={"kisumu": secure},
+    )
+    assert guards.check(migrated, DEPLOYED, csi_cluster_id=CSI_ID) == []
