@@ -51,6 +51,8 @@ class DeployedState(_Record):
     etcd_seed: str | None = None
     k3s_version: str | None = Field(default=None, alias="k3sVersion")
     csi_cluster_id: str | None = None
+    # None: recorded by a release that did not set k3s secrets-encryption, so the cluster runs without it.
+    secrets_encryption: bool | None = None
 
     @property
     def servers(self) -> list[str]:
@@ -167,6 +169,7 @@ def snapshot(
         etcd_seed=etcd_seed,
         k3s_version=config.k3s.version if config.k3s else None,
         csi_cluster_id=csi_cluster_id,
+        secrets_encryption=config.k3s.secrets_encryption if config.k3s else None,
     )
     return state.model_dump(by_alias=True)
 

@@ -19,6 +19,8 @@ CHT_5_FROM = "4.5.0"
 # README sections that hold the procedures.
 RESIZE = "Resizing a county's CouchDB cluster"
 ROTATE = "Rotating a county's CouchDB admin user"
+ENCRYPT = "Turning on secrets encryption and the agent token on an existing cluster"
+SECRETS_ENCRYPTION = "k3s.secretsEncryption"
 
 
 def _readme(section: str) -> str:
@@ -42,6 +44,7 @@ def check(
     problems += _counties(config, deployed, accepted)
     if config.cluster_mode == "vsphere-k3s" and deployed.cluster_mode == "vsphere-k3s":
         problems += _k3s(config, deployed)
+        problems += _secrets_encryption(config, deployed, accepted)
         problems += _csi(deployed, csi_cluster_id)
         problems += _nodes(config, deployed)
         problems += _servers(config, deployed, etcd_seed_can_move)
@@ -52,6 +55,12 @@ def unused_acceptances(config: StackConfig, deployed: DeployedState | None) -> l
     """Warnings for `deployedState.accept` entries that accept nothing in this update (remove them)."""
     found = []
     for entry in config.deployed_state.accept:
+        if entry == SECRETS_ENCRYPTION:
+            if not _turns_encryption_on(config, deployed):
+                found.append(
+                    f"{key_path('deployedState', 'accept')}: '{entry}' accepts nothing in this update; remove it"
+                )
+            continue
         county = entry.split(".")[1]
         was = deployed.counties.get(county) if deployed else None
         now = config.counties.get(county)
@@ -61,6 +70,38 @@ def unused_acceptances(config: StackConfig, deployed: DeployedState | None) -> l
                 "so a later change of that user is refused again"
             )
     return found
+
+
+def _encryption_was_on(deployed: DeployedState) -> bool:
+    return bool(deployed.secrets_encryption)  # None: recorded before the program set it, so it is off
+
+
+def _turns_encryption_on(config: StackConfig, deployed: DeployedState | None) -> bool:
+    return bool(
+        deployed is not None and deployed.k3s_version is not None and config.k3s is not None
+        and config.k3s.secrets_encryption and not _encryption_was_on(deployed)
+    )
+
+
+def _secrets_encryption(config: StackConfig, deployed: DeployedState, accepted: set[str]) -> list[str]:
+    """k3s `secrets-encryption` must match how the running cluster stores its Secrets: changing the flag alone
+    either leaves every stored Secret unreadable (off) or is unsupported on a running cluster (on)."""
+    if deployed.k3s_version is None or config.k3s is None:
+        return []
+    path = key_path("k3s", "secretsEncryption")
+    if _encryption_was_on(deployed) and not config.k3s.secrets_encryption:
+        return [
+            f"{path}: the cluster encrypts its Secrets in etcd, this config turns that off; k3s would then not "
+            "load the keys and could not read any stored Secret (county credentials, vCenter's password). Keep "
+            "secretsEncryption: true"
+        ]
+    if _turns_encryption_on(config, deployed) and SECRETS_ENCRYPTION not in accepted:
+        return [
+            f"{path}: the cluster was built without secrets encryption, this config turns it on; setting the flag "
+            f"on a running cluster is not supported. Keep secretsEncryption: false, or turn it on by the procedure "
+            f"({_readme(ENCRYPT)}) and then add '{SECRETS_ENCRYPTION}' to deployedState.accept for one update"
+        ]
+    return []
 
 
 def _cluster_mode(config: StackConfig, deployed: DeployedState) -> list[str]:

@@ -887,7 +887,7 @@ class ExistingClusterConfig(Model):
 
 _ORGANIZATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 # The edits a README procedure asks the operator to accept for one update (a rotated admin user).
-ACCEPTABLE_CHANGE = re.compile(r"counties\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.couchdbUser")
+ACCEPTABLE_CHANGE = re.compile(r"counties\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.couchdbUser|k3s\.secretsEncryption")
 
 
 def _organization(value: str) -> str:
@@ -905,7 +905,8 @@ def _acceptable_change(value: str) -> str:
         raise _fail(
             "acceptable_change",
             f"'{value}' cannot be accepted; only a rotated admin user can, as counties.<county>.couchdbUser "
-            "(README 'Rotating a county's CouchDB admin user'); every other refused edit has a procedure instead",
+            "(README 'Rotating a county's CouchDB admin user'), and secrets encryption turned on by its procedure, "
+            "as k3s.secretsEncryption; every other refused edit has a procedure instead",
         )
     return value
 
@@ -921,7 +922,8 @@ class DeployedStateConfig(Model):
     accept: list[Annotated[str, AfterValidator(_acceptable_change)]] = Field(
         default_factory=list,
         description="Edits of deployed values to accept for one update, only `counties.<county>.couchdbUser` "
-        "(README 'Rotating a county's CouchDB admin user'); remove the entry after the update.",
+        "(README 'Rotating a county's CouchDB admin user') and `k3s.secretsEncryption` (README 'Turning on "
+        "secrets encryption and the agent token on an existing cluster'); remove the entry after the update.",
     )
 
 
