@@ -13,6 +13,9 @@ from components.cht.project import ChtProject
 from components.edge.ingress import IngressEdge
 from components.k3s import render as k3s_render
 from components.k3s.cluster import K3sCluster
+from components.monitoring import render as monitoring_render
+from components.monitoring.county import CountyMonitoring
+from components.monitoring.stack import PlatformMonitoring
 from components.ssh.trust import SshTrust
 from components.storage import render as storage_render
 from components.storage.cpi import VsphereCpi
@@ -143,6 +146,10 @@ if cfg.cluster_mode == "vsphere-k3s":
             "labels": {**backup_render.MANAGED, backup_render.SCRATCH_LABEL: "true"},
         }
         drill_class["reclaimPolicy"] = "Delete"
+    # Monitoring pods can schedule once the CPI has initialised the nodes; Prometheus's volume claim binds
+    # whenever the StorageClass appears, so the stack need not wait for the CSI chain (nor make the
+    # counties' scrape objects, which wait for its CRDs, wait for it).
+    monitoring_after: list[pulumi.Resource] = [cpi]
 else:
     # An existing cluster (k3d on a laptop, EKS, ...): only the counties, on its own StorageClass.
     existing = cfg.existing_cluster
@@ -154,9 +161,9 @@ else:
         # everything on it (the counties' volumes included).
         cluster_identifier=names.cluster_identifier(pulumi.get_stack()),
     )
-    storage_class_name, county_after = existing.storage_class, []
     etcd_seed, k3s_before_vm_tracking = None, frozenset()
     drill_class = None
+    storage_class_name, county_after, monitoring_after = existing.storage_class, [], []
 
 # Counties deploy in parallel: each waits only for the StorageClass, never for another county.
 county_access = egress.cluster_access(cfg)
@@ -217,6 +224,44 @@ pulumi.export(
         for name, county in cfg.counties.items()
     },
 )
+
+# Medic's CHT Watchdog reads this list (`pulumi stack output watchdogTargets > cht-instances.yml`); it runs
+# outside the cluster so it can still alert when the cluster is down.
+pulumi.export(
+    "watchdogTargets",
+    pulumi.Output.all(**{name: project.url for name, project in projects.items()}).apply(monitoring_render.watchdog_targets),
+)
+
+monitoring = cfg.monitoring
+if monitoring is not None and monitoring.enabled:
+    platform = PlatformMonitoring(
+        "monitoring",
+        monitoring,
+        storage_class=storage_class_name,
+        mode=cfg.cluster_mode,
+        smtp_password=secrets.monitoring_smtp_password,
+        webhook_url=secrets.monitoring_webhook_url,
+        backup=cfg.backup,
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=monitoring_after),
+    )
+    # Each county's scrape and alerts belong to the county (a child of its ChtProject): adding a county
+    # adds them and changes nothing shared; removing one removes them with it.
+    for name, county in cfg.counties.items():
+        CountyMonitoring(
+            f"{name}-monitoring",
+            county,
+            monitoring,
+            backup=cfg.backup,
+            opts=pulumi.ResourceOptions(parent=projects[name], depends_on=[projects[name].ns, platform.release]),
+        )
+    pulumi.export(
+        "monitoring",
+        monitoring_render.summary(
+            monitoring, cfg.cluster_mode, {name: county.host for name, county in cfg.counties.items()},
+            webhook_secret=secrets.monitoring_webhook_url is not None,
+            backup=cfg.backup,
+        ),
+    )
 
 # What later updates compare their config with (config/guards.py); no secrets.
 pulumi.export(

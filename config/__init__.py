@@ -15,7 +15,7 @@ from pulumi.runtime import config as runtime_config
 
 from . import deployed, guards
 from .errors import PROJECT, ConfigError
-from .model import County, StackConfig
+from .model import County, StackConfig, webhook_url_problem
 from .secrets import CREDENTIAL_KEYS, SECRET_MASK, SECRETS
 from .validate import ENGINE_NAMESPACES, SECRET_KEYS, validate, warnings
 
@@ -34,6 +34,9 @@ class Secrets:
     backup_access_key_id: pulumi.Output[str] | None = None
     backup_secret_access_key: pulumi.Output[str] | None = None
     """The S3 key pair of `backup` (etcd snapshots and Velero)."""
+    monitoring_smtp_password: pulumi.Output[str] | None = None
+    monitoring_webhook_url: pulumi.Output[str] | None = None
+    """A webhook URL that carries a token (else it is plain config, monitoring.webhook.url)."""
 
     @property
     def storage_password(self) -> pulumi.Output[str] | None:
@@ -120,6 +123,17 @@ def load() -> Stack:
     """Validate the whole stack config; raises ConfigError listing every problem."""
     raw, secret_keys = read_raw()
     stack_config = validate(raw, secret_keys, foreign_keys())
+    _check_secret_webhook_url()
     cfg = pulumi.Config(PROJECT)
     read = {"text": cfg.get_secret, "object": cfg.get_secret_object}
     return Stack(config=stack_config, secrets=Secrets(**{s.field: read[s.shape](s.key) for s in SECRETS}))
+
+
+def _check_secret_webhook_url() -> None:
+    """The secret webhook URL is checked like any value, but its message never shows it."""
+    value = runtime_config.get_config(f"{PROJECT}:monitoringWebhookUrl")
+    if value is None:
+        return
+    problem = webhook_url_problem(value, allow_credentials=True)
+    if problem:
+        raise ConfigError([f"{PROJECT}:monitoringWebhookUrl: the URL (not shown: it is a secret) {problem}"])

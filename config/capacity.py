@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from . import sizing
 from .errors import key_path
-from .model import ChtSettings, StackConfig
+from .model import ChtSettings, MonitoringConfig, StackConfig
+from .sizing import LIMIT_FACTOR
 
 # What backups run on the agents (components/backup renders these as the pods' requests): Velero's server
 # once, its node agent (kopia) on every agent, the drill's Job, and while a drill runs, a copy of one
@@ -34,6 +35,44 @@ class CountyLoad:
 
 
 @dataclass(frozen=True)
+class PodSize:
+    """One platform workload's requests per pod (limits are LIMIT_FACTOR times them)."""
+
+    name: str
+    cpu_m: int
+    memory_mi: int
+    replicas: int = 1
+    per_node: bool = False  # a DaemonSet: one pod on every node, `replicas` ignored
+
+    def resources(self) -> dict:
+        return {
+            "requests": {"cpu": f"{self.cpu_m}m", "memory": f"{self.memory_mi}Mi"},
+            "limits": {"cpu": f"{self.cpu_m * LIMIT_FACTOR}m", "memory": f"{self.memory_mi * LIMIT_FACTOR}Mi"},
+        }
+
+
+def monitoring_pods(monitoring: MonitoringConfig) -> dict[str, PodSize]:
+    """What the monitoring stack requests, container by container: the one place its sizes are decided.
+
+    The chart values are rendered from this table, and the capacity check adds it to the counties.
+    Prometheus is sized from config; the others hold little state and scale with object counts
+    (kube-state-metrics) or stay flat.
+    """
+    prometheus = monitoring.prometheus
+    sizes = [
+        PodSize("prometheus", round(prometheus.cpu * 1000), round(prometheus.memory_gb * 1024)),
+        PodSize("prometheus-config-reloader", 10, 50),
+        PodSize("alertmanager", 50, 128),
+        PodSize("alertmanager-config-reloader", 10, 50),
+        PodSize("prometheus-operator", 100, 256),
+        PodSize("kube-state-metrics", 100, 256),
+        PodSize("json-exporter", 50, 64),
+        PodSize("node-exporter", 50, 64, per_node=True),
+    ]
+    return {s.name: s for s in sizes}
+
+
+@dataclass(frozen=True)
 class CapacityReport:
     servers: int
     cpu_per_server: float
@@ -47,6 +86,10 @@ class CapacityReport:
     """A DRS anti-affinity rule keeps the servers on distinct ESXi hosts (`controlPlane.antiAffinity`)."""
     agents_apart: bool = True
     """A DRS anti-affinity rule keeps the agents on distinct ESXi hosts (`agents.antiAffinity`)."""
+    platform: tuple[CountyLoad, ...] = ()
+    """Platform workloads on the agents (the monitoring stack's Deployments and StatefulSets)."""
+    per_agent: tuple[CountyLoad, ...] = ()
+    """Platform DaemonSets (node-exporter): one pod on every agent, taken off each agent's allocatable."""
 
     @property
     def esxi_hosts_needed(self) -> int:
@@ -68,12 +111,28 @@ class CapacityReport:
         return self.serving_agents * self.memory_gb_per_agent
 
     @property
-    def requested_cpu(self) -> float:
+    def county_cpu(self) -> float:
         return sum(c.cpu for c in self.counties)
 
     @property
-    def requested_memory_gb(self) -> float:
+    def county_memory_gb(self) -> float:
         return sum(c.memory_gb for c in self.counties)
+
+    @property
+    def platform_cpu(self) -> float:
+        return sum(p.cpu for p in self.platform)
+
+    @property
+    def platform_memory_gb(self) -> float:
+        return sum(p.memory_gb for p in self.platform)
+
+    @property
+    def requested_cpu(self) -> float:
+        return self.county_cpu + self.platform_cpu
+
+    @property
+    def requested_memory_gb(self) -> float:
+        return self.county_memory_gb + self.platform_memory_gb
 
     @property
     def agents_for_placement(self) -> int:
@@ -97,6 +156,7 @@ class CapacityReport:
 
 def plan(config: StackConfig) -> CapacityReport:
     agents, capacity = config.agents, config.capacity
+    daemons = platform_loads(config, per_node=True)
     loads = [_load(name, c.settings) for name, c in config.counties.items()]
     node_agent = (0.0, 0.0)
     if config.backup is not None:
@@ -117,11 +177,31 @@ def plan(config: StackConfig) -> CapacityReport:
         agents=len(agents.nodes),
         spare_agents=capacity.spare_agents,
         # The node agent runs on every agent, so it comes off each agent like the OS reserve.
-        cpu_per_agent=agents.cpus - capacity.reserved_cpu_per_agent - node_agent[0],
-        memory_gb_per_agent=agents.memory_gb - capacity.reserved_memory_gb_per_agent - node_agent[1],
+        cpu_per_agent=agents.cpus - capacity.reserved_cpu_per_agent - node_agent[0] - sum(d.cpu for d in daemons),
+        memory_gb_per_agent=agents.memory_gb - capacity.reserved_memory_gb_per_agent - node_agent[1]
+        - sum(d.memory_gb for d in daemons),
         counties=tuple(loads),
         servers_apart=config.control_plane.anti_affinity,
         agents_apart=agents.anti_affinity,
+        platform=platform_loads(config),
+        per_agent=daemons,
+    )
+
+
+def platform_loads(config: StackConfig, per_node: bool = False) -> tuple[CountyLoad, ...]:
+    """The monitoring stack's requests on the agents: its pods (or, with `per_node`, what its DaemonSet
+    puts on each agent)."""
+    monitoring = config.monitoring
+    if monitoring is None or not monitoring.enabled:
+        return ()
+    return tuple(
+        CountyLoad(
+            f"{pod.name} (on each agent)" if per_node else f"{pod.name} x{pod.replicas}",
+            round(pod.cpu_m * (1 if per_node else pod.replicas) / 1000, 3),
+            round(pod.memory_mi * (1 if per_node else pod.replicas) / 1024, 3),
+        )
+        for pod in monitoring_pods(monitoring).values()
+        if pod.per_node == per_node
     )
 
 
@@ -166,8 +246,14 @@ def shortfall(report: CapacityReport, config: StackConfig) -> str | None:
             f"agents lost only {report.serving_agents} serve; {fix}"
         )
     return (
-        f"{key_path('agents', 'nodes')}: the counties' quotas (budgets plus headroom) admit {report.requested_cpu:g} "
-        f"CPU and {report.requested_memory_gb:g} GB, but with {report.spare_agents} of {report.agents} agents lost "
+        f"{key_path('agents', 'nodes')}: the counties' quotas (budgets plus headroom) admit {report.county_cpu:g} "
+        f"CPU and {report.county_memory_gb:g} GB"
+        + (
+            f" and the monitoring stack requests {report.platform_cpu:g} CPU and {report.platform_memory_gb:g} GB"
+            if report.platform
+            else ""
+        )
+        + f", but with {report.spare_agents} of {report.agents} agents lost "
         f"the other {report.serving_agents} allocate {report.allocatable_cpu:g} CPU and "
         f"{report.allocatable_memory_gb:g} GB; {fix} (or lower some county budgets or quotaHeadroomPercent)"
     )
@@ -209,7 +295,9 @@ def table(report: CapacityReport) -> str:
         f"  {'':<24}{'CPU':>10}{'memory GB':>12}",
         f"  {'allocatable (N-' + str(report.spare_agents) + ')':<24}{report.allocatable_cpu:>10g}"
         f"{report.allocatable_memory_gb:>12g}",
-        f"  {'quotas of the counties':<24}{report.requested_cpu:>10g}{report.requested_memory_gb:>12g}",
+        f"  {'quotas of the counties':<24}{report.county_cpu:>10g}{report.county_memory_gb:>12g}",
+        f"  {'requested by monitoring':<24}{report.platform_cpu:>10g}{report.platform_memory_gb:>12g}",
+        f"  {'in total':<24}{report.requested_cpu:>10g}{report.requested_memory_gb:>12g}",
         f"  {'used':<24}{pct(report.requested_cpu, report.allocatable_cpu):>10}"
         f"{pct(report.requested_memory_gb, report.allocatable_memory_gb):>12}",
         f"  {f'control plane ({report.servers})':<24}{report.servers * report.cpu_per_server:>10g}"
@@ -219,6 +307,12 @@ def table(report: CapacityReport) -> str:
         "",
         f"  {'county (quota)':<24}{'CPU':>10}{'memory GB':>12}",
         *(f"  {c.name:<24}{c.cpu:>10g}{c.memory_gb:>12g}" for c in report.counties),
+        *(
+            ["", f"  {'monitoring (on agents)':<44}{'CPU':>10}{'memory GB':>12}"]
+            + [f"  {p.name:<44}{p.cpu:>10g}{p.memory_gb:>12g}" for p in (*report.platform, *report.per_agent)]
+            if report.platform
+            else []
+        ),
         "",
         *_split_lines(report),
         "",

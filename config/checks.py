@@ -17,6 +17,7 @@ from .model import (
     HostPathVolume,
     IngressConfig,
     K3sConfig,
+    MonitoringConfig,
     NetworkConfig,
     NodePoolConfig,
     VsphereConfig,
@@ -445,3 +446,44 @@ def backup_warnings(config: BackupConfig | None) -> list[str]:
             "a lab setting, never for health records"
         ]
     return []
+
+
+def monitoring(config: MonitoringConfig | None, secrets_set: set[str]) -> list[str]:
+    """Alert routes and their secrets belong together; routes on a disabled stack would be ignored."""
+    problems: list[str] = []
+    smtp, hook = "monitoringSmtpPassword", "monitoringWebhookUrl"
+    email = config.email if config else None
+    webhook = config.webhook if config else None
+    if config is not None and not config.enabled:
+        for key, present in (("email", email), ("webhook", webhook)):
+            if present is not None:
+                problems.append(
+                    f"{key_path('monitoring', key)}: alerts are routed only when the monitoring stack runs; set "
+                    "monitoring.enabled: true, or remove it"
+                )
+        if hook in secrets_set:
+            problems.append(
+                f"{key_path(hook)}: is set, but monitoring.enabled is false; set monitoring.enabled: true, or remove "
+                f"it with `pulumi config rm {hook}`"
+            )
+    if email is not None and email.username and smtp not in secrets_set:
+        problems.append(
+            f"{key_path(smtp)}: is required because monitoring.email.username is set; set it with "
+            f"`pulumi config set --secret {smtp} ...`"
+        )
+    if smtp in secrets_set and not (email is not None and email.username):
+        problems.append(
+            f"{key_path(smtp)}: is set, but monitoring.email.username is not, so it would never be used; set the "
+            f"SMTP login, or remove it with `pulumi config rm {smtp}`"
+        )
+    if webhook is not None and webhook.url and hook in secrets_set:
+        problems.append(
+            f"{key_path('monitoring', 'webhook', 'url')}: the webhook URL is also set as the secret {hook}; keep one "
+            "(the secret when the URL carries a token)"
+        )
+    if webhook is not None and not webhook.url and hook not in secrets_set:
+        problems.append(
+            f"{key_path('monitoring', 'webhook', 'url')}: is required for a webhook; set it here, or as the secret "
+            f"{hook} when it carries a token"
+        )
+    return problems

@@ -927,6 +927,186 @@ class DeployedStateConfig(Model):
     )
 
 
+# --- monitoring -------------------------------------------------------------------------------------------
+
+# An addr-spec without comments or quoted parts (RFC 5322 dot-atom), which is what Alertmanager's
+# `to`/`from` need; a display name ("Ops <ops@...>") is refused so a value is one address only.
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_CHART_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+def _email(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    ok = at and value.isascii() and value.isprintable() and " " not in value and len(value) <= 254 and len(local) <= 64 and _EMAIL_LOCAL.fullmatch(local)
+    if ok:
+        try:
+            _dns_name(domain)
+            ok = "." in domain and not domain.endswith(".")
+        except PydanticCustomError:
+            ok = False
+    if not ok:
+        raise _fail(
+            "email",
+            f"{value!r} is not an e-mail address; write one address without a display name, e.g. ops@moh.example.org",
+        )
+    return value
+
+
+def _smarthost(value: str) -> str:
+    host, colon, port = value.rpartition(":")
+    ok = bool(colon) and value.isascii() and value.isprintable() and " " not in value and port.isascii() and port.isdigit() and 0 < int(port) < 65536
+    if ok:
+        try:
+            _ipv4(host) if re.fullmatch(r"[0-9.]+", host) else _dns_name(host)
+            ok = not host.endswith(".")
+        except PydanticCustomError:
+            ok = False
+    if not ok:
+        raise _fail(
+            "smarthost",
+            f"{value!r} is not an SMTP server; write host:port, e.g. smtp.moh.example.org:587",
+        )
+    return value
+
+
+def _chart_version(value: object) -> str:
+    text = str(value)
+    if not _CHART_VERSION.fullmatch(text):
+        raise _fail("chart_version", f"'{value}' is not a chart version; write it as X.Y.Z, e.g. 88.5.3")
+    return text
+
+
+def webhook_url_problem(value: str, allow_credentials: bool) -> str | None:
+    """What is wrong with a webhook URL, or None. Never echoes the value (it may be a secret)."""
+    from urllib.parse import urlsplit
+
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        return "contains whitespace or control characters"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "is not an http(s) URL with a host, e.g. https://alerts.moh.example.org/hook"
+    if port == 0:
+        return "has port 0"
+    if not allow_credentials and (parts.username or parts.password or parts.query or parts.fragment):
+        return (
+            "carries credentials (user:password@, a query string or a fragment); set the URL as the secret "
+            "monitoringWebhookUrl instead (`pulumi config set --secret monitoringWebhookUrl ...`)"
+        )
+    return None
+
+
+def _plain_webhook_url(value: str) -> str:
+    problem = webhook_url_problem(value, allow_credentials=False)
+    if problem:
+        raise _fail("webhook_url", f"{value!r} {problem}" if "credentials" not in problem else f"the URL {problem}")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_email)]
+ChartVersion = Annotated[str, BeforeValidator(_chart_version)]
+
+
+class EmailRoute(Model):
+    """Where alert e-mails go and the SMTP server that sends them (its password: `monitoringSmtpPassword`)."""
+
+    to: list[Email] = Field(min_length=1, description="Recipients, e.g. [platform-ops@moh.example.org].")
+    sender: Email = Field(alias="from", description="Sender address of alert e-mails.")
+    smarthost: Annotated[str, AfterValidator(_smarthost)] = Field(
+        description="SMTP server as host:port, e.g. smtp.moh.example.org:587."
+    )
+    username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")] | None = Field(
+        default=None,
+        description="SMTP login; its password is the secret `monitoringSmtpPassword`. None: no SMTP authentication.",
+    )
+    require_tls: bool = Field(default=True, description="Refuse to send unless the server offers STARTTLS.")
+    send_resolved: bool = Field(default=True, description="Also e-mail when an alert resolves.")
+
+
+class WebhookRoute(Model):
+    """A webhook that receives every alert (Alertmanager's JSON)."""
+
+    url: Annotated[str, AfterValidator(_plain_webhook_url)] | None = Field(
+        default=None,
+        description="Webhook URL without credentials; one that carries a token goes in the secret "
+        "`monitoringWebhookUrl` instead (then leave this out).",
+    )
+    send_resolved: bool = Field(default=True, description="Also notify when an alert resolves.")
+
+
+class AlertThresholds(Model):
+    """When the platform alerts fire. The CHT alerts use Medic's CHT Watchdog thresholds."""
+
+    volume_used_percent: Annotated[int, Field(ge=50, le=99)] = Field(
+        default=80, description="A county's CouchDB volume is fuller than this, percent."
+    )
+    upgrade_headroom_factor: Annotated[float, Field(ge=1, le=20)] = Field(
+        default=5,
+        description="A 4.x county's volume is smaller than this many times its used bytes: the 4.x->5.x upgrade "
+        "needs up to 5x the used disk (Medic).",
+    )
+    certificate_renewal_days: Annotated[int, Field(ge=1, le=364)] = Field(
+        default=120,
+        description="A k3s certificate expires within this many days (k3s renews only at start, 120 days before).",
+    )
+    etcd_snapshot_max_age_hours: Annotated[int, Field(ge=1, le=24 * 14)] = Field(
+        default=25, description="No successful etcd snapshot for this long (k3s takes one every 12 h by default)."
+    )
+    backup_max_age_hours: Annotated[int, Field(ge=1, le=24 * 31)] = Field(
+        default=26, description="A county's last successful backup is older than this."
+    )
+    restore_drill_max_age_days: Annotated[int, Field(ge=1, le=90)] = Field(
+        default=8, description="The restore drill has not succeeded for this long."
+    )
+
+
+class PrometheusSizing(Model):
+    """The in-cluster Prometheus: what it requests and keeps."""
+
+    cpu: Annotated[float, Field(gt=0, le=64)] = Field(default=1, description="CPU request (limit: twice it).")
+    memory_gb: Annotated[float, Field(gt=0, le=256)] = Field(default=4, description="Memory request, GB (limit: twice it).")
+    storage_gb: Annotated[int, Field(ge=5, le=4096)] = Field(
+        default=50, description="Its volume on the StorageClass, GB (set before the first deploy; grow by hand)."
+    )
+    retention_days: Annotated[int, Field(ge=1, le=730)] = Field(
+        default=60, description="How long metrics are kept (CHT Watchdog keeps 60 days)."
+    )
+
+
+class MonitoringConfig(Model):
+    """`cht-hosting:monitoring`: Prometheus, Alertmanager and the CHT scrape on the cluster, and where alerts go."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="Run the monitoring stack on the cluster; default: on in `vsphere-k3s` mode, off in `existing` "
+        "mode. The Watchdog target list is exported either way.",
+    )
+    chart_repository: Url = Field(
+        default="https://prometheus-community.github.io/helm-charts",
+        description="Helm repository of kube-prometheus-stack and prometheus-json-exporter; a mirror URL for "
+        "air-gapped sites.",
+    )
+    stack_chart_version: ChartVersion = Field(
+        default="88.5.3", description="kube-prometheus-stack chart version (Prometheus Operator, Prometheus, "
+        "Alertmanager, kube-state-metrics, node-exporter)."
+    )
+    json_exporter_chart_version: ChartVersion = Field(
+        default="0.19.2", description="prometheus-json-exporter chart version (reads each county's /api/v2/monitoring)."
+    )
+    scrape_interval_seconds: Annotated[int, Field(ge=15, le=300)] = Field(
+        default=60, description="How often each county's monitoring endpoint is read (Watchdog: 300)."
+    )
+    prometheus: PrometheusSizing = Field(default_factory=PrometheusSizing, description="Prometheus sizing and retention.")
+    alerts: AlertThresholds = Field(default_factory=AlertThresholds, description="Alert thresholds.")
+    email: EmailRoute | None = Field(default=None, description="Send alerts by e-mail.")
+    webhook: WebhookRoute | None = Field(
+        default=None, description="Send alerts to a webhook (its URL here, or in the secret `monitoringWebhookUrl`)."
+    )
+
+
 # --- the whole stack ------------------------------------------------------------------------------------
 
 
@@ -951,6 +1131,7 @@ class StackConfig(Model):
     existing_cluster: ExistingClusterConfig | None = None
     deployed_state: DeployedStateConfig = Field(default_factory=DeployedStateConfig)
     backup: BackupConfig | None = None
+    monitoring: MonitoringConfig | None = None
     cht: ChtSettings
     counties: dict[str, County]
 
@@ -970,19 +1151,20 @@ SECTIONS: dict[str, type[Model]] = {
     "capacity": CapacityConfig,
     "existingCluster": ExistingClusterConfig,
     "backup": BackupConfig,
+    "monitoring": MonitoringConfig,
     "deployedState": DeployedStateConfig,
     "cht": ChtSettings,
 }
-OPTIONAL_SECTIONS = {"ssh", "storageClass", "ingress", "capacity", "deployedState"}
+OPTIONAL_SECTIONS = {"ssh", "storageClass", "ingress", "capacity", "deployedState", "monitoring"}
 # Sections that may be left out in every mode (absent: the feature is off).
 ABSENT_IS_OFF = {"backup"}
 # Which sections each cluster mode reads; a section of the other mode is refused (it would be ignored).
 MODE_SECTIONS: dict[str, set[str]] = {
     "vsphere-k3s": {
         "vsphere", "network", "controlPlane", "agents", "ssh", "k3s", "cpi", "csi", "storageClass", "ingress", "capacity",
-        "deployedState", "backup",
+        "deployedState", "backup", "monitoring",
     },
-    "existing": {"existingCluster", "deployedState", "backup"},
+    "existing": {"existingCluster", "deployedState", "backup", "monitoring"},
 }
 MODE_PURPOSE = {
     "vsphere-k3s": "the program builds VMs, k3s, the CPI and the CSI",

@@ -43,8 +43,10 @@ CPI_NAMESPACE = KUBE_SYSTEM
 INGRESS_NAMESPACE = KUBE_SYSTEM  # where k3s runs its packaged traefik
 
 # Kubernetes namespaces the cluster itself uses; a county must not take one of them.
+# The platform monitoring stack's namespace (Prometheus, Alertmanager, the CHT json-exporter).
+MONITORING_NAMESPACE = "monitoring"
 RESERVED_NAMESPACES = frozenset(
-    {"default", KUBE_SYSTEM, "kube-public", "kube-node-lease", CSI_NAMESPACE, UPGRADE_NAMESPACE}
+    {"default", KUBE_SYSTEM, "kube-public", "kube-node-lease", CSI_NAMESPACE, UPGRADE_NAMESPACE, MONITORING_NAMESPACE}
 )
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"  # k3s sets it to "true" on servers

@@ -89,6 +89,22 @@ SECRETS: tuple[SecretSpec, ...] = (
         "Secret key of the backup bucket; required exactly when `backup` is set.",
         section="backup",
     ),
+    SecretSpec(
+        "monitoringSmtpPassword",
+        BOTH_MODES,
+        False,
+        "text",
+        "Password of the SMTP login `monitoring.email.username`; required exactly when it is set. It reaches "
+        "Alertmanager only inside the Secret `monitoring/cht-alertmanager-config`.",
+    ),
+    SecretSpec(
+        "monitoringWebhookUrl",
+        BOTH_MODES,
+        False,
+        "text",
+        "A webhook URL that carries a token (in its path, query or user part), instead of "
+        "`monitoring.webhook.url`; setting it sends alerts there. Checked as a URL; messages never show it.",
+    ),
 )
 
 BY_KEY: dict[str, SecretSpec] = {spec.key: spec for spec in SECRETS}

@@ -37,6 +37,10 @@ def required_secrets(raw: Mapping[str, Any]) -> list[str]:
     if mode == "vsphere-k3s" and isinstance(vsphere, Mapping) and vsphere.get("storageUser"):
         needed.append("vsphereStoragePassword")
     needed += [s.key for s in secrets.SECRETS if s.section and s.section in raw]
+    monitoring = raw.get("monitoring")
+    email = monitoring.get("email") if isinstance(monitoring, Mapping) else None
+    if isinstance(email, Mapping) and email.get("username"):
+        needed.append("monitoringSmtpPassword")
     return needed
 
 
@@ -143,6 +147,9 @@ def validate(
     problems += checks.cht_settings(
         sections["cht"], counties, {k for k in SECRET_KEYS if k in raw}, raw.get("migratedCredentials")
     )
+    if "monitoring" not in partial:
+        sections["monitoring"] = _monitoring_enabled(sections["monitoring"], mode)
+        problems += checks.monitoring(sections["monitoring"], {k for k in SECRET_KEYS if k in raw})
 
     # Capacity is checked with the other problems whenever the pools and the capacity settings are valid
     # (counties with problems are left out: the shortfall only grows with them).
@@ -154,6 +161,9 @@ def validate(
             agents=sections["agents"],
             capacity=sections["capacity"],
             counties=counties,
+            # What else runs on the agents counts too (a section with problems is None: left out).
+            backup=sections["backup"],
+            monitoring=None if "monitoring" in partial else sections["monitoring"],
         )
         if sizing.capacity.on_shortfall == "error" and (message := _capacity_shortfall(sizing)):
             problems.append(message)
@@ -180,6 +190,13 @@ def warnings(config: StackConfig) -> list[str]:
     if config.capacity and config.capacity.on_shortfall == "warn" and (message := _capacity_shortfall(config)):
         found.append(message)
     return found
+
+
+def _monitoring_enabled(monitoring: Model | None, mode: str) -> Model | None:
+    """`enabled` left out means: on where the program builds the cluster, off on an existing one."""
+    if monitoring is None or monitoring.enabled is not None:
+        return monitoring
+    return monitoring.model_copy(update={"enabled": mode == "vsphere-k3s"})
 
 
 def _capacity_shortfall(config: StackConfig) -> str | None:

@@ -89,6 +89,7 @@ def report(evaluation: Evaluation, notes: list[str]) -> str:
         lines += ["", "vCenter TLS (the program's own connection):", "  " + evaluation.outputs["vcenterTls"]]
     if evaluation.outputs.get("capacityReport"):
         lines += ["", "Capacity (the counties' budgets against the agents):", evaluation.outputs["capacityReport"]]
+    lines += _monitoring(evaluation.outputs)
     return evaluation.redact("\n".join(lines))
 
 
@@ -135,6 +136,30 @@ def _backup_lines(backup: dict | None) -> list[str]:
         f"results in ConfigMap {drill['results']}"
     )
     lines += ["", "Backup storage estimate:", backup["estimate"]]
+    return lines
+
+
+def _monitoring(outputs: dict) -> list[str]:
+    """What is watched and where alerts go (the `monitoring` and `watchdogTargets` outputs)."""
+    lines: list[str] = []
+    targets = outputs.get("watchdogTargets")
+    if targets is not None:
+        count = sum(1 for line in targets.splitlines() if line.startswith("- "))
+        lines += ["", f"Watchdog targets (`pulumi stack output watchdogTargets > cht-instances.yml`): {count} counties"]
+    monitoring = outputs.get("monitoring")
+    if not monitoring:
+        lines.append("Monitoring on the cluster: off (monitoring.enabled)")
+        return lines
+    charts = ", ".join(f"{chart} {version}" for chart, version in monitoring["charts"].items())
+    lines += [
+        f"Monitoring on the cluster (namespace {monitoring['namespace']}; {charts}):",
+        f"  scraped: all {len(monitoring['scrapes'])} counties' /api/v2/monitoring (and express metrics), "
+        "the nodes' kubelets, node-exporter, kube-state-metrics, the k3s API servers (supervisor metrics)"
+        + (f", Velero (namespace {monitoring['velero']})" if monitoring.get("velero") else ""),
+        f"  alerts: {', '.join(monitoring['alerts'])}",
+        f"  per county: {', '.join(monitoring['countyAlerts'])}",
+        f"  alerts go to: {'; '.join(monitoring['routes'])}",
+    ]
     return lines
 
 

@@ -23,9 +23,11 @@ STACKS = Path(__file__).parent / "stacks"
 
 
 def without_backup(raw: dict, secrets: frozenset) -> tuple[dict, frozenset]:
-    """These tests are about the counties' arithmetic; backups' own share is tested on its own below."""
-    backup_keys = {s.key for s in SECRETS if s.section == "backup"}
+    """These tests are about the counties' arithmetic; backups' own share is tested on its own below, and
+    monitoring's in test_monitoring_stack."""
+    backup_keys = {s.key for s in SECRETS if s.section == "backup"} | {"monitoringSmtpPassword"}
     raw = {k: v for k, v in copy.deepcopy(raw).items() if k != "backup" and k not in backup_keys}
+    raw["monitoring"] = {"enabled": False}
     for county in raw["counties"].values():
         if isinstance(county, dict):
             county.pop("backupRetentionDays", None)
@@ -44,6 +46,7 @@ def prod_with(extra_counties: int = 0, **capacity_settings):
 def stack(extra_counties: int = 0, drop_agents: int = 0, **capacity_settings):
     values, secret_keys = stackfile.raw(stackfile.load("cht5", root=STACKS))
     values = copy.deepcopy(values)
+    values["monitoring"] = {"enabled": False}  # the counties' arithmetic; monitoring's share: test_monitoring_stack
     for key in required_secrets(values):
         values.setdefault(key, "[secret]")
         secret_keys = secret_keys | {key}

@@ -9,7 +9,7 @@ from config import compatibility
 from tests.conftest import raw_config
 from tests.test_cht_project import build_counties, county, migrated_county
 
-# Custom resources (traefik, k3s's helm controller, system-upgrade-controller, snapshots) are not in the
+# Custom resources (traefik, k3s's helm controller, system-upgrade-controller, snapshots, monitoring) are not in the
 # OpenAPI schema of Kubernetes itself; their own tests check them.
 CUSTOM = (
     "kubernetes:traefik.io/",
@@ -17,6 +17,7 @@ CUSTOM = (
     "kubernetes:upgrade.cattle.io/",
     "kubernetes:snapshot.storage.k8s.io/",
     "kubernetes:velero.io/",
+    "kubernetes:monitoring.coreos.com/",  # test_monitoring_stack checks these against the chart's CRDs
 )
 
 

@@ -152,9 +152,14 @@ def test_dev_registers_no_vsphere_or_remote_command_resource(dev):
 
 def test_dev_counties_get_the_same_resources_as_in_prod_on_the_existing_cluster(prod, dev):
     def shape(evaluation, county):
-        # The CHT Core objects only: dev has no backups configured.
+        # The CHT Core objects only: dev has no backups configured, and monitoring is off by default on an
+        # existing cluster (test_monitoring_stack covers both modes).
         only_cht = {"cht-hosting:cht:ChtProject": "{county}"}
-        return sorted((evaluation.by_urn[u].type, evaluation.by_urn[u].name) for u in county_urns(evaluation, county, only_cht))
+        return sorted(
+            (evaluation.by_urn[u].type, evaluation.by_urn[u].name)
+            for u in county_urns(evaluation, county, only_cht)
+            if not evaluation.by_urn[u].name.startswith(f"{county}-monitoring")
+        )
 
     assert shape(dev, "kwale") == shape(prod, "kwale")
     provider = dev.named("existing-cluster")

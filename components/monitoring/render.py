@@ -1,0 +1,769 @@
+"""Pure renderers for the monitoring stack: chart values, alert rules, scrape objects, policies.
+
+Nothing here imports Pulumi; the components beside it register what these return. Upstream pins:
+- Medic's CHT Watchdog 1.23.1: `cht-instances.example.yml` (the target list), `exporters/json/config/
+  scrape_config.yml` (how `/api/v2/monitoring` is read), `exporters/json/config/cht.yml` (the metric
+  names), `grafana/provisioning/alerting/cht.yml` (alert conditions, thresholds and `for` periods).
+- prometheus-community/helm-charts: kube-prometheus-stack-88.5.3 and prometheus-json-exporter-0.19.2
+  (`values.yaml` keys; the CRDs of `charts/kube-prometheus-stack/charts/crds/crds/`).
+- k3s docs `reference/metrics.md` (supervisor metrics), k3s `pkg/metrics` ("success"/"error" status).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from components.backup import render as backup_render
+from config import names
+from config.capacity import LIMIT_FACTOR, monitoring_pods
+from config.model import BackupConfig, ChtSettings, MonitoringConfig
+
+NAMESPACE = names.MONITORING_NAMESPACE
+STACK_CHART = "kube-prometheus-stack"
+STACK_RELEASE = "monitoring"  # also the chart's fullnameOverride: objects are named monitoring-*
+JSON_EXPORTER_CHART = "prometheus-json-exporter"
+JSON_EXPORTER_RELEASE = "cht-json-exporter"  # also its fullnameOverride: the Service the probes use
+JSON_EXPORTER_PORT = 7979
+ALERTMANAGER_SECRET = "cht-alertmanager-config"
+# node-exporter needs the host's network, PIDs and root filesystem, which the monitoring namespace's
+# Pod Security level refuses; it runs beside the other node daemons in kube-system.
+NODE_EXPORTER_NAMESPACE = "kube-system"
+ALERTMANAGER_STORAGE_GI = 1
+PROBE_JOB = "cht"  # Watchdog's job name: its "API Server Down" alert reads up{job="cht"}
+EXPRESS_JOB = "cht-express-metrics"
+MONITORING_PATH = "/api/v2/monitoring?connected_user_interval=30"
+EXPRESS_METRICS_PATH = "/api/v1/express-metrics"
+EXPRESS_METRICS_SINCE = (4, 3, 0)  # /api/v1/express-metrics exists from CHT 4.3.0 (cht-core api/src/routing.js)
+# The pods that read the counties: Prometheus (express metrics) and the json-exporter (/api/v2/monitoring).
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+JSON_EXPORTER_POD_LABELS = {"app.kubernetes.io/name": JSON_EXPORTER_CHART}
+OPERATOR_POD_LABELS = {"app": f"{STACK_CHART}-operator"}
+OPERATOR_WEBHOOK_PORT = 10250
+# Every object this program adds to a county for monitoring carries this label (and the county's).
+COUNTY_LABELS = {"app.kubernetes.io/part-of": "cht", "app.kubernetes.io/managed-by": "cht-hosting", "cht-hosting/monitoring": "true"}
+COUCHDB_CLAIMS = r"couchdb(-[0-9]+)?-claim0"
+COUCHDB_DEPLOYMENTS = r"cht-couchdb(-[0-9]+)?"
+# The backup side (components/backup): Velero's metrics Service (its chart's labels and port), the drill.
+VELERO_SERVICE_LABELS = {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": backup_render.RELEASE}
+VELERO_METRICS_PORT = "http-monitoring"  # vmware-tanzu/helm-charts velero-12.1.0 templates/service.yaml
+RESTORE_DRILL_CRONJOB = backup_render.DRILL
+
+
+def api_url(namespace: str) -> str:
+    """The county's API inside the cluster (the scrape never leaves it; Watchdog outside uses the host)."""
+    from components.cht.render import API_PORT, svc_host
+
+    return f"http://{svc_host('api', namespace)}:{API_PORT}"
+
+
+# --- the Watchdog target list ------------------------------------------------------------------------------
+
+
+def watchdog_targets(urls: dict[str, str]) -> str:
+    """`cht-instances.yml` for Medic's CHT Watchdog: Prometheus file_sd, one `{targets: [url]}` per county,
+    in county-name order so an added county is one added entry."""
+    entries = [{"targets": [urls[county]]} for county in sorted(urls)]
+    return yaml.safe_dump(entries, default_flow_style=False, sort_keys=False)
+
+
+# --- the json-exporter module: Watchdog's metric names, from the /api/v2/monitoring fields ----------------
+
+# /api/v2/monitoring's database keys and the `db` label Watchdog gives each.
+_DATABASES = {"medic": "medic", "sentinel": "sentinel", "usersmeta": "medic-users-meta", "users": "_users"}
+_VIEW_INDEXES = {
+    "medic": ("medic", "medic-admin", "medic-client", "medic-conflicts", "medic-scripts", "medic-sms"),
+    "sentinel": ("sentinel",),
+    "usersmeta": ("users-meta",),
+    "users": ("users",),
+}
+_NOUVEAU_INDEXES = ("contacts_by_freetext", "reports_by_freetext")
+_MESSAGE_STATUSES = {
+    "pending": ("pending", "forwarded-to-gateway", "received-by-gateway", "forwarded-by-gateway"),
+    "final": ("sent", "delivered", "failed"),
+    "muted": ("denied", "cleared", "muted", "duplicate"),
+}
+_MESSAGE_TOTALS = ("due", "scheduled", "muted", "failed", "delivered")
+
+
+@dataclass(frozen=True)
+class _Metric:
+    name: str
+    help: str
+    valuetype: str
+
+
+_DOC_TOTAL = _Metric("cht_couchdb_doc_total", "The number of docs in the db.", "counter")
+_DOC_DEL_TOTAL = _Metric("cht_couchdb_doc_del_total", "The number of deleted docs in the db.", "counter")
+_FRAGMENTATION = _Metric("cht_couchdb_fragmentation", "Fragmentation of the db on disk (1 is none).", "gauge")
+_SIZE = _Metric("cht_couchdb_size_bytes", "Size of the db in bytes, without view indexes.", "gauge")
+_UPDATE_SEQ = _Metric("cht_couchdb_update_sequence", "The number of changes in the db.", "counter")
+_VIEW_SIZE = _Metric("cht_couchdb_view_index_size_bytes", "Size of a CouchDB view index in bytes.", "gauge")
+_NOUVEAU_SIZE = _Metric("cht_couchdb_nouveau_index_size_bytes", "Size of a Nouveau index in bytes.", "gauge")
+_LAST_HUNDRED = _Metric("cht_messaging_outgoing_last_hundred", "Statuses of the last 100 messages.", "gauge")
+_MESSAGES_TOTAL = _Metric("cht_messaging_outgoing_total", "Outgoing messages by status.", "counter")
+
+
+def _entry(metric: _Metric, path: str, **labels: str) -> dict:
+    entry = {"name": metric.name, "help": metric.help, "valuetype": metric.valuetype, "path": path}
+    if labels:
+        entry["labels"] = labels
+    return entry
+
+
+def _scalar(name: str, path: str, help_: str, valuetype: str) -> dict:
+    return {"name": name, "help": help_, "valuetype": valuetype, "path": path}
+
+
+def json_exporter_metrics() -> list[dict]:
+    """The `default` module's metrics: each field of /api/v2/monitoring under Watchdog's metric name."""
+    metrics: list[dict] = [
+        {
+            "name": "cht",
+            "type": "object",
+            "help": "Version of the CHT instance (in labels).",
+            "path": "{.version}",
+            "labels": {"app": "{.app}", "node": "{.node}", "couchdb": "{.couchdb}"},
+            "values": {"version": 1},
+        },
+        _scalar("cht_conflict_count", "{.conflict.count}", "Doc conflicts that need resolving by hand.", "gauge"),
+        _scalar("cht_connected_users_count", "{.connected_users.count}", "Users connected in the interval.", "gauge"),
+    ]
+    for key, db in _DATABASES.items():
+        base = f"{{.couchdb.{key}"
+        metrics.append(_entry(_DOC_TOTAL, f"{base}.doc_count}}", db=db))
+        metrics.append(_entry(_DOC_DEL_TOTAL, f"{base}.doc_del_count}}", db=db))
+        metrics.append(_entry(_FRAGMENTATION, f"{base}.fragmentation}}", db=db))
+        for kind in ("active", "file"):
+            metrics.append(_entry(_SIZE, f"{base}.sizes.{kind}}}", db=db, type=kind))
+        metrics.append(_entry(_UPDATE_SEQ, f"{base}.update_sequence}}", db=db))
+        for index in _VIEW_INDEXES[key]:
+            for kind in ("active", "file"):
+                path = f'{base}.view_indexes[?(@.name=="{index}")].sizes.{kind}}}'
+                metrics.append(_entry(_VIEW_SIZE, path, db=db, view_index=index, type=kind))
+    for index in _NOUVEAU_INDEXES:
+        path = f'{{.couchdb.medic.nouveau_indexes[?(@.name=="medic/{index}")].file_size}}'
+        metrics.append(_entry(_NOUVEAU_SIZE, path, db="medic", nouveau_index=index, type="file"))
+    metrics += [
+        _scalar("cht_date_current_millis", "{.date.current}", "Server time, ms since the epoch.", "counter"),
+        _scalar("cht_date_uptime_seconds", "{.date.uptime}", "How long API has been running.", "counter"),
+        _scalar("cht_feedback_total", "{.feedback.count}", "Feedback docs (client-side errors).", "counter"),
+    ]
+    for group, statuses in _MESSAGE_STATUSES.items():
+        for status in statuses:
+            path = f"{{.messaging.outgoing.last_hundred.{group}.{status}}}"
+            metrics.append(_entry(_LAST_HUNDRED, path, group=group, status=status))
+    for status in _MESSAGE_TOTALS:
+        metrics.append(_entry(_MESSAGES_TOTAL, f"{{.messaging.outgoing.total.{status}}}", status=status))
+    metrics += [
+        _scalar("cht_outbound_push_backlog_count", "{.outbound_push.backlog}", "Changes Outbound Push has yet to process.", "gauge"),
+        _scalar("cht_replication_limit_count", "{.replication_limit.count}", "Users over the replication limit.", "gauge"),
+        _scalar("cht_sentinel_backlog_count", "{.sentinel.backlog}", "Changes Sentinel has yet to process.", "gauge"),
+    ]
+    return metrics
+
+
+def json_exporter_config() -> str:
+    return yaml.safe_dump({"modules": {"default": {"metrics": json_exporter_metrics()}}}, sort_keys=False)
+
+
+# --- chart values -------------------------------------------------------------------------------------------
+
+
+def _restricted_container() -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+
+
+def json_exporter_values(monitoring: MonitoringConfig) -> dict:
+    """prometheus-json-exporter-0.19.2 values: Watchdog's module, sized, restricted, no ServiceMonitor
+    (each county has its own Probe)."""
+    return {
+        "fullnameOverride": JSON_EXPORTER_RELEASE,
+        "configuration": {"config": json_exporter_config()},
+        "resources": monitoring_pods(monitoring)["json-exporter"].resources(),
+        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": _restricted_container(),
+        "serviceMonitor": {"enabled": False},
+        "service": {"port": JSON_EXPORTER_PORT},
+    }
+
+
+def stack_values(monitoring: MonitoringConfig, storage_class: str | None, mode: str) -> dict:
+    """kube-prometheus-stack-88.5.3 values for k3s: what k3s runs inside its own process (scheduler,
+    controller-manager, proxy, etcd) is not scraped separately; the API-server scrape of each server's
+    :6443/metrics carries k3s's supervisor metrics (`supervisor-metrics: true`, one registry per process)."""
+    pods = monitoring_pods(monitoring)
+    prometheus = monitoring.prometheus
+    reloader = pods["prometheus-config-reloader"].resources()
+
+    def claim(size_gi: int) -> dict:
+        spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{size_gi}Gi"}}}
+        if storage_class:
+            spec["storageClassName"] = storage_class
+        return {"volumeClaimTemplate": {"spec": spec}}
+
+    k3s = mode == "vsphere-k3s"
+    values: dict = {
+        "fullnameOverride": STACK_RELEASE,
+        "crds": {"enabled": True},
+        "grafana": {"enabled": False},  # dashboards: Medic's Watchdog (outside the cluster) has them
+        "defaultRules": {
+            "create": True,
+            "rules": {
+                # Not separate processes on k3s: their default alerts would fire for missing targets.
+                "etcd": not k3s,
+                "kubeControllerManager": not k3s,
+                "kubeProxy": not k3s,
+                "kubeSchedulerAlerting": not k3s,
+                "kubeSchedulerRecording": not k3s,
+                "windows": False,
+            },
+        },
+        "kubeControllerManager": {"enabled": not k3s},
+        "kubeScheduler": {"enabled": not k3s},
+        "kubeProxy": {"enabled": not k3s},
+        "kubeEtcd": {"enabled": not k3s},
+        "kubeApiServer": {"enabled": True},
+        "kubelet": {"enabled": True},  # kubelet_volume_stats_*: the counties' volume alerts
+        "kubeStateMetrics": {"enabled": True},
+        "kube-state-metrics": {"resources": pods["kube-state-metrics"].resources()},
+        "nodeExporter": {"enabled": True, "operatingSystems": {"aix": {"enabled": False}, "darwin": {"enabled": False}}},
+        "prometheus-node-exporter": {
+            "namespaceOverride": NODE_EXPORTER_NAMESPACE,
+            "resources": pods["node-exporter"].resources(),
+            # Every node, the tainted servers (CriticalAddonsOnly=true:NoExecute) included.
+            "tolerations": [{"operator": "Exists"}],
+        },
+        "prometheusOperator": {
+            "resources": pods["prometheus-operator"].resources(),
+            "prometheusConfigReloader": {"resources": reloader},
+            "admissionWebhooks": {"patch": {"resources": reloader}},
+        },
+        "alertmanager": {
+            "enabled": True,
+            "alertmanagerSpec": {
+                # The config (with the SMTP password and webhook URL) is our own Secret, never chart values.
+                "useExistingSecret": True,
+                "configSecret": ALERTMANAGER_SECRET,
+                "resources": pods["alertmanager"].resources(),
+                "storage": claim(ALERTMANAGER_STORAGE_GI),
+            },
+        },
+        "prometheus": {
+            "prometheusSpec": {
+                "retention": f"{prometheus.retention_days}d",
+                # Leave room below the volume: Prometheus stops at the size, never fills the disk.
+                "retentionSize": f"{max(1, int(prometheus.storage_gb * 0.85))}GB",
+                "resources": pods["prometheus"].resources(),
+                "storageSpec": claim(prometheus.storage_gb),
+                # Pick up every ServiceMonitor, Probe and PrometheusRule, whatever its namespace or labels:
+                # the counties' own (in their namespaces) and the platform's.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "probeSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "scrapeConfigSelectorNilUsesHelmValues": False,
+            },
+        },
+    }
+    return values
+
+
+# --- Alertmanager's configuration (a Secret: it carries the SMTP password and the webhook URL) ---------------
+
+
+def alertmanager_config(monitoring: MonitoringConfig, smtp_password: str | None, webhook_url: str | None) -> str:
+    """alertmanager.yaml. Every alert goes to the configured routes; the stack's always-firing `Watchdog`
+    heartbeat (kube-prometheus-stack) and `InfoInhibitor` go nowhere."""
+    receiver: dict = {"name": "operators"}
+    email = monitoring.email
+    if email is not None:
+        entry: dict = {
+            "to": ", ".join(email.to),
+            "from": email.sender,
+            "smarthost": email.smarthost,
+            "require_tls": email.require_tls,
+            "send_resolved": email.send_resolved,
+        }
+        if email.username:
+            entry["auth_username"] = email.username
+            entry["auth_password"] = smtp_password or ""
+        receiver["email_configs"] = [entry]
+    url = webhook_url or (monitoring.webhook.url if monitoring.webhook else None)
+    if url:
+        send_resolved = monitoring.webhook.send_resolved if monitoring.webhook else True
+        receiver["webhook_configs"] = [{"url": url, "send_resolved": send_resolved}]
+    config = {
+        "route": {
+            "receiver": "operators",
+            "group_by": ["alertname", "namespace", "instance"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "12h",
+            "routes": [{"receiver": "null", "matchers": ['alertname =~ "Watchdog|InfoInhibitor"']}],
+        },
+        "inhibit_rules": [
+            {"source_matchers": ["severity = critical"], "target_matchers": ["severity = warning"], "equal": ["alertname", "namespace", "instance"]}
+        ],
+        "receivers": [receiver, {"name": "null"}],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def routes(monitoring: MonitoringConfig, webhook_secret: bool) -> list[str]:
+    """Where alerts go, for the plan (no secret in it)."""
+    found = []
+    if monitoring.email is not None:
+        found.append(f"e-mail to {', '.join(monitoring.email.to)} via {monitoring.email.smarthost}")
+    if webhook_secret:
+        found.append("webhook (URL in the secret monitoringWebhookUrl)")
+    elif monitoring.webhook is not None and monitoring.webhook.url:
+        found.append(f"webhook {monitoring.webhook.url}")
+    return found
+
+
+# --- alert rules ---------------------------------------------------------------------------------------------
+
+
+def _rule(alert: str, expr: str, for_: str, severity: str, summary: str, description: str) -> dict:
+    return {
+        "alert": alert,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "description": description},
+    }
+
+
+_CHANGES_HR = 'rate(cht_couchdb_update_sequence{db="medic"}[30d]) * 60 * 60'
+
+
+def cht_rules() -> list[dict]:
+    """CHT Watchdog 1.23.1's alerts (grafana/provisioning/alerting/cht.yml) as PromQL, same thresholds and
+    `for`. Grafana joins series by their common labels; PromQL needs `on(instance)` where the two sides
+    differ (the `db` label). Each county's probe sets `instance` to its host, as Watchdog does."""
+    return [
+        _rule(
+            "ChtDbFragmentation",
+            "(cht_couchdb_fragmentation and on (db, instance) (cht_couchdb_doc_total > 1000)) > 8",
+            "1h", "warning", "CHT database highly fragmented",
+            "The [{{ $labels.db }}] database for the CHT Server [{{ $labels.instance }}] is highly fragmented.",
+        ),
+        _rule(
+            "ChtOutboundPushBacklog",
+            f"deriv(cht_outbound_push_backlog_count[1h]) * 60 * 60 > on (instance) ({_CHANGES_HR} * 0.05 + 5)",
+            "1h", "warning", "CHT outbound push backlog growing",
+            "The outbound push backlog for the CHT Server [{{ $labels.instance }}] is growing.",
+        ),
+        _rule(
+            "ChtSentinelBacklog",
+            f"deriv(cht_sentinel_backlog_count[1h]) * 60 * 60 > on (instance) ({_CHANGES_HR} + 500)",
+            "1h", "warning", "CHT Sentinel backlog growing",
+            "The Sentinel backlog for the CHT Server [{{ $labels.instance }}] is growing.",
+        ),
+        _rule(
+            "ChtServerTimeInaccurate",
+            "floor(abs(cht_date_current_millis / 1000 - time())) > 300",
+            "1h", "warning", "CHT server time is off",
+            "The system time set for the CHT Server [{{ $labels.instance }}] is more than 5 minutes off.",
+        ),
+        _rule(
+            "ChtUsersOverReplicationLimit",
+            "deriv(cht_replication_limit_count[1d]) * 60 * 60 * 24 > on (instance) (cht_connected_users_count * 0.003 + 2)",
+            "1h", "warning", "CHT users over the replication limit",
+            "The CHT Server [{{ $labels.instance }}] has a high number of users over the replication limit.",
+        ),
+        _rule(
+            "ChtApiServerDown",
+            # Watchdog also alerts on no data: a county whose probe has vanished counts as down.
+            f'up{{job="{PROBE_JOB}"}} < 1',
+            "30m", "critical", "CHT API not responding",
+            "CHT Server [{{ $labels.instance }}] is not responding!",
+        ),
+        _rule(
+            "ChtClientFeedbackRate",
+            "rate(cht_feedback_total[24h]) * 60 * 60 * 24 > on (instance) (cht_connected_users_count / 10)",
+            "1m", "warning", "CHT client feedback/error rate high",
+            "CHT Server [{{ $labels.instance }}] has a high rate of client feedback/error docs being created!",
+        ),
+        _rule(
+            "ChtDbConflictsRate",
+            f"deriv(cht_conflict_count[1h]) * 60 * 60 > on (instance) ({_CHANGES_HR} * 0.25 + 10)",
+            "1m", "warning", "CHT document conflicts rising",
+            "The CHT Server [{{ $labels.instance }}] has a high rate of document conflicts.",
+        ),
+        _rule(
+            "ChtMessageDeliveryRate",
+            # NaN (no messages) never compares true, as Watchdog's `!is_nan(...)` guard.
+            'rate(cht_messaging_outgoing_total{status="delivered"}[24h]) / ('
+            'rate(cht_messaging_outgoing_total{status="delivered"}[24h]) + on (instance) '
+            'rate(cht_messaging_outgoing_total{status="failed"}[24h])) < 0.9',
+            "1m", "warning", "CHT message delivery rate low",
+            "Fewer than 90% of the CHT Server [{{ $labels.instance }}]'s messages were delivered in the last day.",
+        ),
+    ]
+
+
+def platform_rules(monitoring: MonitoringConfig, mode: str, backup: BackupConfig | None = None) -> list[dict]:
+    """The platform's alerts: nodes, CouchDB, volumes, k3s certificates and snapshots, backups, the drill."""
+    a = monitoring.alerts
+    cert_seconds = a.certificate_renewal_days * 86400
+    rules = [
+        _rule(
+            "NodeNotReady",
+            'kube_node_status_condition{condition="Ready",status="true"} == 0',
+            "5m", "critical", "A node (server or agent) is not Ready",
+            "Node {{ $labels.node }} has not been Ready for 5 minutes: its k3s service or the VM is down.",
+        ),
+        _rule(
+            "NodeKubeletDown",
+            'up{job="kubelet",metrics_path="/metrics"} == 0',
+            "5m", "critical", "A node's kubelet cannot be scraped",
+            "The kubelet (k3s agent) on {{ $labels.node }} ({{ $labels.instance }}) is not answering.",
+        ),
+        _rule(
+            "CouchDbDown",
+            f'kube_deployment_status_replicas_available{{deployment=~"{COUCHDB_DEPLOYMENTS}"}} < 1',
+            "10m", "critical", "A county's CouchDB is down",
+            "CouchDB {{ $labels.deployment }} of county {{ $labels.namespace }} has had no available pod for 10 minutes.",
+        ),
+        _rule(
+            "CountyVolumeFilling",
+            f'100 * kubelet_volume_stats_used_bytes{{persistentvolumeclaim=~"{COUCHDB_CLAIMS}"}} / '
+            f'kubelet_volume_stats_capacity_bytes{{persistentvolumeclaim=~"{COUCHDB_CLAIMS}"}} > {a.volume_used_percent}',
+            "15m", "warning", "A county's CouchDB volume is filling",
+            f"Volume {{{{ $labels.persistentvolumeclaim }}}} of county {{{{ $labels.namespace }}}} is over "
+            f"{a.volume_used_percent}% full; raise the county's couchdbStorageGb (it grows in place).",
+        ),
+        _rule(
+            "CountyVolumeAlmostFull",
+            f'100 * kubelet_volume_stats_used_bytes{{persistentvolumeclaim=~"{COUCHDB_CLAIMS}"}} / '
+            f'kubelet_volume_stats_capacity_bytes{{persistentvolumeclaim=~"{COUCHDB_CLAIMS}"}} > 95',
+            "5m", "critical", "A county's CouchDB volume is almost full",
+            "Volume {{ $labels.persistentvolumeclaim }} of county {{ $labels.namespace }} is over 95% full: "
+            "CouchDB stops writing when it is full. Raise couchdbStorageGb now.",
+        ),
+    ]
+    if backup is not None:
+        rules += backup_rules(monitoring, backup)
+    if mode == "vsphere-k3s":
+        snapshot_window = f"{a.etcd_snapshot_max_age_hours}h"
+        rules += [
+            _rule(
+                "K3sCertificateRenewalDue",
+                f"k3s_certificate_expiration_seconds < {cert_seconds}",
+                "1h", "warning", "A k3s certificate is within its renewal window",
+                f"Certificate {{{{ $labels.subject }}}} ({{{{ $labels.usage }}}}) on {{{{ $labels.instance }}}} expires "
+                f"in under {a.certificate_renewal_days} days. k3s renews it only when the service starts: restart k3s "
+                "on that node (one server at a time), or run `k3s certificate rotate`.",
+            ),
+            _rule(
+                "K3sCertificateExpiringSoon",
+                "k3s_certificate_expiration_seconds < 14 * 86400",
+                "1h", "critical", "A k3s certificate expires within two weeks",
+                "Certificate {{ $labels.subject }} on {{ $labels.instance }} expires within 14 days; restart k3s on "
+                "that node now.",
+            ),
+            _rule(
+                "K3sSupervisorMetricsMissing",
+                'absent(k3s_certificate_expiration_seconds{job="apiserver"})',
+                "30m", "warning", "k3s supervisor metrics are not scraped",
+                "No k3s supervisor metrics: the certificate and etcd snapshot alerts cannot work. Check that the "
+                "servers run with supervisor-metrics: true and that Prometheus scrapes the API servers.",
+            ),
+            _rule(
+                "EtcdSnapshotTooOld",
+                f'(sum(increase(k3s_etcd_snapshot_save_duration_seconds_count{{status="success"}}[{snapshot_window}])) '
+                "or on () vector(0)) < 1 and on () count(k3s_certificate_expiration_seconds) > 0",
+                "30m", "critical", "No etcd snapshot lately",
+                f"No server has completed an etcd snapshot in the last {a.etcd_snapshot_max_age_hours} hours.",
+            ),
+            _rule(
+                "EtcdSnapshotFailed",
+                'increase(k3s_etcd_snapshot_save_duration_seconds_count{status="error"}[1h]) > 0 or '
+                'increase(k3s_etcd_snapshot_save_s3_duration_seconds_count{status="error"}[1h]) > 0',
+                "1m", "critical", "An etcd snapshot failed",
+                "An etcd snapshot (or its upload to S3) failed on {{ $labels.instance }} in the last hour.",
+            ),
+        ]
+    return rules
+
+
+def backup_rules(monitoring: MonitoringConfig, backup: BackupConfig) -> list[dict]:
+    """Velero's backups (every county's Schedule) and the restore drill (CronJob `restore-drill` in Velero's
+    namespace, through kube-state-metrics), from the backup config."""
+    a = monitoring.alerts
+    drill = f'namespace="{backup.velero.namespace}",'
+    rules = [
+        _rule(
+            "VeleroBackupTooOld",
+            f'time() - velero_backup_last_successful_timestamp{{schedule!=""}} > {a.backup_max_age_hours * 3600}',
+            "15m", "critical", "A county's last backup is too old",
+            f"Backup schedule {{{{ $labels.schedule }}}} has had no successful backup for over "
+            f"{a.backup_max_age_hours} hours.",
+        ),
+        _rule(
+            "VeleroBackupNeverSucceeded",
+            # Velero sets the attempt counters when a schedule is created, the timestamp only on success.
+            'velero_backup_attempt_total{schedule!=""} > 0 unless on (schedule) velero_backup_last_successful_timestamp',
+            f"{a.backup_max_age_hours}h", "critical", "A backup schedule has never succeeded",
+            "Backup schedule {{ $labels.schedule }} has tried but never completed a backup.",
+        ),
+        _rule(
+            "RestoreDrillFailed",
+            f'kube_job_status_failed{{{drill}job_name=~"{RESTORE_DRILL_CRONJOB}-.*"}} > 0',
+            "1m", "critical", "The restore drill failed",
+            "Restore drill job {{ $labels.namespace }}/{{ $labels.job_name }} failed: the latest backup of a county "
+            "could not be restored and checked. Read its logs before the next backup rotation.",
+        ),
+        _rule(
+            "RestoreDrillTooOld",
+            f'time() - kube_cronjob_status_last_successful_time{{{drill}cronjob="{RESTORE_DRILL_CRONJOB}"}} > '
+            f"{a.restore_drill_max_age_days * 86400}",
+            "1h", "critical", "The restore drill has not succeeded lately",
+            f"The restore drill ({{{{ $labels.namespace }}}}/{RESTORE_DRILL_CRONJOB}) has not succeeded for over "
+            f"{a.restore_drill_max_age_days} days.",
+        ),
+        _rule(
+            "RestoreDrillNeverSucceeded",
+            f'(time() - kube_cronjob_created{{{drill}cronjob="{RESTORE_DRILL_CRONJOB}"}}) > {a.restore_drill_max_age_days * 86400} '
+            f"unless on (namespace, cronjob) kube_cronjob_status_last_successful_time",
+            "1h", "critical", "The restore drill has never succeeded",
+            f"The restore drill ({{{{ $labels.namespace }}}}/{RESTORE_DRILL_CRONJOB}) exists for over "
+            f"{a.restore_drill_max_age_days} days without a single success.",
+        ),
+    ]
+    if not backup.drill.enabled:  # a suspended drill is a choice the plan shows, not an alert
+        rules = [r for r in rules if not r["alert"].startswith("RestoreDrill")]
+    return rules
+
+
+def county_rules(
+    county: str, namespace: str, settings: ChtSettings, monitoring: MonitoringConfig, backup: BackupConfig | None = None
+) -> list[dict]:
+    """The county's own alerts: what depends on its version or names, so adding it changes no shared rule."""
+    from components.cht.render import major
+
+    claims = f'namespace="{namespace}",persistentvolumeclaim=~"{COUCHDB_CLAIMS}"'
+    rules = [
+        _rule(
+            "ChtApiNotScraped",
+            # Watchdog's "API Server Down" fires on no data too; a county's probe that yields nothing counts.
+            f'absent(up{{job="{PROBE_JOB}",county="{county}"}})',
+            "30m", "critical", "A county's CHT API is not being scraped",
+            f"No scrape of county {county}'s /api/v2/monitoring for 30 minutes: its Probe or the json-exporter "
+            "is missing.",
+        ),
+        _rule(
+            "CountyVolumeMetricsMissing",
+            f"absent(kubelet_volume_stats_capacity_bytes{{{claims}}})",
+            "1h", "warning", "A county's volume usage is not measured",
+            f"No volume metrics for county {county}: its volume alerts cannot fire. The CSI driver must report "
+            "volume stats (NodeGetVolumeStats) and the kubelet must be scraped.",
+        )
+    ]
+    if backup is not None:
+        schedule = backup_render.schedule_name(county)
+        rules.append(
+            _rule(
+                "CountyNeverBackedUp",
+                # Velero publishes the timestamp once a schedule has a completed backup.
+                f'absent(velero_backup_last_successful_timestamp{{schedule="{schedule}"}})',
+                f"{monitoring.alerts.backup_max_age_hours}h", "critical", "A county has no successful backup",
+                f"County {county} (Velero schedule {schedule}) has had no successful backup for "
+                f"{monitoring.alerts.backup_max_age_hours} hours, or Velero's metrics are not scraped.",
+            )
+        )
+    factor = monitoring.alerts.upgrade_headroom_factor
+    if major(settings.version) == 4:
+        rules.append(
+            _rule(
+                "CountyUpgradeHeadroomLow",
+                f"kubelet_volume_stats_capacity_bytes{{{claims}}} < {factor:g} * kubelet_volume_stats_used_bytes{{{claims}}}",
+                "1h", "warning", "Not enough disk for the 4.x -> 5.x upgrade",
+                f"County {county} runs CHT 4.x; the 4.x -> 5.x upgrade needs up to {factor:g}x the used "
+                "disk and volume {{ $labels.persistentvolumeclaim }} is smaller. Raise couchdbStorageGb before upgrading.",
+            )
+        )
+    return rules
+
+
+def prometheus_rule_spec(group: str, rules: list[dict], interval: str | None = None) -> dict:
+    entry: dict = {"name": group, "rules": rules}
+    if interval:
+        entry["interval"] = interval
+    return {"groups": [entry]}
+
+
+# --- per-county scrape objects --------------------------------------------------------------------------------
+
+
+def county_probe_spec(county: str, namespace: str, host: str, monitoring: MonitoringConfig) -> dict:
+    """Probe (monitoring.coreos.com/v1): the json-exporter reads the county's /api/v2/monitoring, as Watchdog's
+    `cht` job does; `instance` is the county's host (Watchdog strips the scheme the same way)."""
+    interval = f"{monitoring.scrape_interval_seconds}s"
+    return {
+        "jobName": PROBE_JOB,
+        "interval": interval,
+        "scrapeTimeout": f"{min(monitoring.scrape_interval_seconds, 30)}s",
+        "module": "default",
+        "prober": {
+            "url": f"{JSON_EXPORTER_RELEASE}.{NAMESPACE}.svc:{JSON_EXPORTER_PORT}",
+            "scheme": "http",
+            "path": "/probe",
+        },
+        "targets": {
+            "staticConfig": {
+                "static": [f"{api_url(namespace)}{MONITORING_PATH}"],
+                "labels": {"county": county},
+                "relabelingConfigs": [{"targetLabel": "instance", "replacement": host, "action": "replace"}],
+            }
+        },
+    }
+
+
+def express_metrics_enabled(settings: ChtSettings) -> bool:
+    return tuple(int(p) for p in settings.version.split(".")) >= EXPRESS_METRICS_SINCE
+
+
+def county_service_monitor_spec(county: str, host: str, monitoring: MonitoringConfig) -> dict:
+    """ServiceMonitor for the API's /api/v1/express-metrics (Watchdog's `cht-express-metrics` job)."""
+    return {
+        "selector": {"matchLabels": {"cht.service": "api"}},
+        "endpoints": [
+            {
+                "port": "api",
+                "path": EXPRESS_METRICS_PATH,
+                "scheme": "http",
+                "interval": f"{monitoring.scrape_interval_seconds}s",
+                "relabelings": [
+                    {"targetLabel": "job", "replacement": EXPRESS_JOB, "action": "replace"},
+                    {"targetLabel": "instance", "replacement": host, "action": "replace"},
+                    {"targetLabel": "county", "replacement": county, "action": "replace"},
+                ],
+            }
+        ],
+    }
+
+
+def county_scrape_policy_spec() -> dict:
+    """NetworkPolicy in the county: the monitoring namespace's scrapers may reach the API port, nothing else.
+    NetworkPolicies add up, so this opens only that beside the county's own policies."""
+    from components.cht.render import API_PORT
+
+    def peer(pod_labels: dict) -> dict:
+        return {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}},
+            "podSelector": {"matchLabels": dict(pod_labels)},
+        }
+
+    return {
+        "podSelector": {"matchLabels": {"cht.service": "api"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": [peer(PROMETHEUS_POD_LABELS), peer(JSON_EXPORTER_POD_LABELS)],
+                "ports": [{"protocol": "TCP", "port": API_PORT}],
+            }
+        ],
+    }
+
+
+# --- the monitoring namespace's own isolation ------------------------------------------------------------------
+
+
+def namespace_labels() -> dict[str, str]:
+    """Pod Security: baseline enforced (no host access, no privilege), restricted reported."""
+    return {
+        "app.kubernetes.io/managed-by": "cht-hosting",
+        "pod-security.kubernetes.io/enforce": "baseline",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/warn-version": "latest",
+        "pod-security.kubernetes.io/audit": "restricted",
+        "pod-security.kubernetes.io/audit-version": "latest",
+    }
+
+
+def namespace_network_policies() -> dict[str, dict]:
+    """Ingress only from the namespace itself, plus the API server to the operator's admission webhook
+    (the API server calls it from the servers' host network, so no pod selector can name it)."""
+    return {
+        "same-namespace-only": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {}}]}],
+        },
+        "operator-webhook-from-api-server": {
+            "podSelector": {"matchLabels": dict(OPERATOR_POD_LABELS)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": OPERATOR_WEBHOOK_PORT}]}],
+        },
+    }
+
+
+def namespace_quota(monitoring: MonitoringConfig) -> dict[str, str]:
+    """What the namespace may request: its pods (node-exporter runs in kube-system) plus one more of the
+    largest Deployment pod, so a rolling update fits."""
+    sizes = monitoring_pods(monitoring)
+    pods = [p for p in sizes.values() if not p.per_node]
+    deployments = [sizes[name] for name in ("prometheus-operator", "kube-state-metrics", "json-exporter")]
+    surge_cpu = max(p.cpu_m for p in deployments)
+    surge_mem = max(p.memory_mi for p in deployments)
+    # Prometheus's and Alertmanager's init container (the config reloader) counts while they start.
+    reloader = sizes["prometheus-config-reloader"]
+    cpu_m = sum(p.cpu_m * p.replicas for p in pods) + surge_cpu + 2 * reloader.cpu_m
+    mem_mi = sum(p.memory_mi * p.replicas for p in pods) + surge_mem + 2 * reloader.memory_mi
+    return {
+        "requests.cpu": f"{cpu_m}m",
+        "requests.memory": f"{mem_mi}Mi",
+        "limits.cpu": f"{cpu_m * LIMIT_FACTOR}m",
+        "limits.memory": f"{mem_mi * LIMIT_FACTOR}Mi",
+        "persistentvolumeclaims": "2",
+        "requests.storage": f"{monitoring.prometheus.storage_gb + ALERTMANAGER_STORAGE_GI}Gi",
+        "services.loadbalancers": "0",
+        "services.nodeports": "0",
+    }
+
+
+def limit_range() -> list[dict]:
+    """Defaults for a container the charts leave unsized (e.g. a debug pod), so the quota admits it."""
+    return [{"type": "Container", "defaultRequest": {"cpu": "10m", "memory": "32Mi"}, "default": {"cpu": "100m", "memory": "128Mi"}}]
+
+
+def velero_service_monitor_spec(velero_namespace: str) -> dict:
+    """Velero's metrics Service (velero chart: metrics.enabled, port `http-monitoring`), scraped from the
+    monitoring namespace so the backup side needs no monitoring CRD of its own."""
+    return {
+        "namespaceSelector": {"matchNames": [velero_namespace]},
+        "selector": {"matchLabels": dict(VELERO_SERVICE_LABELS)},
+        "endpoints": [{"port": VELERO_METRICS_PORT, "path": "/metrics", "interval": "60s"}],
+    }
+
+
+def summary(
+    monitoring: MonitoringConfig, mode: str, hosts: dict[str, str], webhook_secret: bool, backup: BackupConfig | None
+) -> dict:
+    """What is watched and where alerts go: the stack output the offline plan prints (no secret in it)."""
+    return {
+        "namespace": NAMESPACE,
+        "charts": {
+            STACK_CHART: monitoring.stack_chart_version,
+            JSON_EXPORTER_CHART: monitoring.json_exporter_chart_version,
+        },
+        "velero": backup.velero.namespace if backup is not None else None,
+        "scrapes": {county: f"{api_url(names.namespace(county))}{MONITORING_PATH}" for county in sorted(hosts)},
+        "alerts": sorted(r["alert"] for r in [*cht_rules(), *platform_rules(monitoring, mode, backup)]),
+        "countyAlerts": sorted({r["alert"] for r in county_rules("county", "county", _FOUR_X, monitoring, backup)}),
+        "routes": routes(monitoring, webhook_secret) or ["none: alerts are only visible in Alertmanager"],
+    }
+
+
+# A stand-in county for listing the per-county alert names (a 4.x county has them all).
+_FOUR_X = ChtSettings(version="4.22.0")

@@ -1,0 +1,141 @@
+"""PlatformMonitoring: Prometheus, Alertmanager and the CHT json-exporter on the cluster, from their charts.
+
+Creates:
+- Namespace `monitoring` (Pod Security baseline enforced, restricted warned), its ResourceQuota and
+  LimitRange, NetworkPolicies (ingress from the namespace itself, and the API server to the operator's
+  admission webhook);
+- Secret `cht-alertmanager-config`: alertmanager.yaml with the routes from config, the SMTP password and
+  a secret webhook URL inside (a Pulumi secret, never a chart value);
+- Helm release `cht-json-exporter` (prometheus-json-exporter, pinned): Watchdog's module that turns each
+  county's /api/v2/monitoring into metrics;
+- Helm release `monitoring` (kube-prometheus-stack, pinned): the Prometheus Operator and its CRDs,
+  Prometheus (on a volume of the StorageClass), Alertmanager, kube-state-metrics, node-exporter (in
+  kube-system, on every node) and the kubelet and API-server scrapes;
+- PrometheusRules `cht-watchdog` (Watchdog's CHT alerts) and `cht-platform` (nodes, CouchDB, volumes,
+  k3s certificates and etcd snapshots, and with backups configured Velero's backups and the restore
+  drill), and then a ServiceMonitor for Velero's metrics.
+
+Each county adds its own scrape objects (CountyMonitoring); none of these changes when a county is added.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi import Input, Output, ResourceOptions
+
+from config.model import BackupConfig, MonitoringConfig
+
+from . import render
+
+
+class PlatformMonitoring(pulumi.ComponentResource):
+    """The cluster's monitoring stack; `release` is what per-county scrape objects wait for (their CRDs)."""
+
+    release: k8s.helm.v3.Release
+    namespace: Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        monitoring: MonitoringConfig,
+        storage_class: Input[str] | None,
+        mode: str,
+        smtp_password: Output[str] | None = None,
+        webhook_url: Output[str] | None = None,
+        backup: BackupConfig | None = None,
+        opts: ResourceOptions | None = None,
+    ):
+        super().__init__("cht-hosting:monitoring:PlatformMonitoring", name, None, opts)
+        after = list(opts.depends_on) if opts and isinstance(opts.depends_on, (list, tuple)) else []
+        ns_name = render.NAMESPACE
+
+        def meta(object_name: str) -> dict:
+            return {"name": object_name, "namespace": ns_name, "labels": {"app.kubernetes.io/managed-by": "cht-hosting"}}
+
+        self.ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": ns_name, "labels": render.namespace_labels()},
+            opts=ResourceOptions(parent=self, depends_on=after),
+        )
+        in_ns = ResourceOptions(parent=self, depends_on=[self.ns])
+        quota = k8s.core.v1.ResourceQuota(
+            f"{name}-quota", metadata=meta("monitoring-budget"), spec={"hard": render.namespace_quota(monitoring)}, opts=in_ns
+        )
+        limits = k8s.core.v1.LimitRange(
+            f"{name}-limits", metadata=meta("monitoring-defaults"), spec={"limits": render.limit_range()}, opts=in_ns
+        )
+        policies = [
+            k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}", metadata=meta(policy), spec=spec, opts=in_ns)
+            for policy, spec in render.namespace_network_policies().items()
+        ]
+        guarded = ResourceOptions(parent=self, depends_on=[self.ns, quota, limits, *policies])
+
+        secrets = [smtp_password, webhook_url]
+        config = Output.secret(
+            Output.all(*(s if s is not None else "" for s in secrets)).apply(
+                lambda values: render.alertmanager_config(monitoring, values[0] or None, values[1] or None)
+            )
+        )
+        self.alertmanager_secret = k8s.core.v1.Secret(
+            f"{name}-alertmanager-config",
+            metadata=meta(render.ALERTMANAGER_SECRET),
+            type="Opaque",
+            string_data={"alertmanager.yaml": config},
+            opts=in_ns,
+        )
+
+        repository = k8s.helm.v3.RepositoryOptsArgs(repo=monitoring.chart_repository)
+        self.json_exporter = k8s.helm.v3.Release(
+            f"{name}-json-exporter",
+            name=render.JSON_EXPORTER_RELEASE,
+            chart=render.JSON_EXPORTER_CHART,
+            version=monitoring.json_exporter_chart_version,
+            repository_opts=repository,
+            namespace=ns_name,
+            values=render.json_exporter_values(monitoring),
+            atomic=True,
+            cleanup_on_fail=True,
+            max_history=10,
+            opts=guarded,
+        )
+        self.release = k8s.helm.v3.Release(
+            f"{name}-stack",
+            name=render.STACK_RELEASE,
+            chart=render.STACK_CHART,
+            version=monitoring.stack_chart_version,
+            repository_opts=repository,
+            namespace=ns_name,
+            values=render.stack_values(monitoring, storage_class, mode),  # type: ignore[arg-type]
+            atomic=True,
+            cleanup_on_fail=True,
+            max_history=10,
+            # Not on the quota and policies: what waits for this release (every county's scrape objects, for
+            # the CRDs) should not wait for them too. A pod started before its quota is simply not counted.
+            opts=ResourceOptions(parent=self, depends_on=[self.ns, self.alertmanager_secret]),
+        )
+        on_crds = ResourceOptions(parent=self, depends_on=[self.release])
+        for rule_name, group, rules in (
+            ("cht-watchdog", "cht-watchdog", render.cht_rules()),
+            ("cht-platform", "cht-platform", render.platform_rules(monitoring, mode, backup)),
+        ):
+            k8s.apiextensions.CustomResource(
+                f"{name}-{rule_name}-rules",
+                api_version="monitoring.coreos.com/v1",
+                kind="PrometheusRule",
+                metadata=meta(rule_name),
+                spec=render.prometheus_rule_spec(group, rules),
+                opts=on_crds,
+            )
+        if backup is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-velero-metrics",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata=meta("velero"),
+                spec=render.velero_service_monitor_spec(backup.velero.namespace),
+                opts=on_crds,
+            )
+        self.namespace = self.ns.metadata.name
+        # Marks the component complete and lists its outputs in the engine.
+        self.register_outputs({"namespace": self.namespace})

@@ -1,0 +1,317 @@
+"""The monitoring stack on the mock engine: a stack of our own (tests/stacks/Pulumi.watched.yaml), one county
+added to it, the prod stack's properties, and every object against its schema."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from components.monitoring import render
+from config.validate import validate
+from offline import plan
+from offline.engine import Evaluation
+from tests.conftest import raw_config
+from tests.upstream import vendored_yaml_all
+
+STACKS = Path(__file__).resolve().parent / "stacks"
+PROBE = "kubernetes:monitoring.coreos.com/v1:Probe"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+NEW_COUNTY = "delta"
+
+
+def watched(**overrides) -> Evaluation:
+    evaluation, _ = plan.run("watched", overrides=overrides or None, stack_dir=STACKS)
+    return evaluation
+
+
+@pytest.fixture(scope="session")
+def base() -> Evaluation:
+    return watched()
+
+
+@pytest.fixture(scope="session")
+def grown() -> Evaluation:
+    """The same stack with one county more: the operator's one-line edit."""
+    document = yaml.safe_load((STACKS / "Pulumi.watched.yaml").read_text())
+    counties = dict(document["config"]["cht-hosting:counties"], **{NEW_COUNTY: {}})
+    return watched(**{"cht-hosting:counties": counties})
+
+
+def _by_type(evaluation: Evaluation, type_: str) -> list:
+    return evaluation.of_type(type_)
+
+
+def _in_namespace(evaluation: Evaluation, type_: str, namespace: str) -> list:
+    return [r for r in evaluation.of_type(type_) if r.inputs["metadata"]["namespace"] == namespace]
+
+
+# --- adding a county adds its own objects and changes nothing else --------------------------------------------
+
+
+def test_adding_a_county_adds_only_its_own_objects(base, grown):
+    before = {r.urn: r for r in base.registrations}
+    after = {r.urn: r for r in grown.registrations}
+    assert set(before) <= set(after), "a county's addition removed or renamed something"
+    changed = [urn for urn, r in before.items() if after[urn].inputs != r.inputs]
+    assert changed == [], f"adding a county changed shared objects: {changed}"
+    added = [after[urn] for urn in set(after) - set(before)]
+    assert added and all(r.name.startswith(f"{NEW_COUNTY}-") or r.name == NEW_COUNTY for r in added)
+    kinds = {r.type for r in added}
+    assert {PROBE, SERVICE_MONITOR, RULE, "kubernetes:networking.k8s.io/v1:NetworkPolicy"} <= kinds
+
+
+def test_adding_a_county_adds_it_to_the_watchdog_list_and_the_scrapes(base, grown):
+    before = yaml.safe_load(base.outputs["watchdogTargets"])
+    after = yaml.safe_load(grown.outputs["watchdogTargets"])
+    new = {"targets": [f"https://{NEW_COUNTY}.cht.test.example.org"]}
+    assert new not in before and sorted([*before, new], key=str) == sorted(after, key=str)
+    (probe,) = _in_namespace(grown, PROBE, NEW_COUNTY)
+    assert probe.inputs["spec"]["targets"]["staticConfig"]["static"] == [
+        f"http://api.{NEW_COUNTY}.svc.cluster.local:5988/api/v2/monitoring?connected_user_interval=30"
+    ]
+    assert grown.outputs["monitoring"]["scrapes"][NEW_COUNTY] == probe.inputs["spec"]["targets"]["staticConfig"]["static"][0]
+
+
+# --- what one stack deploys --------------------------------------------------------------------------------------
+
+
+def test_every_county_is_scraped_with_its_host_as_instance(base):
+    hosts = {"alpha": "alpha.cht.test.example.org", "beta": "beta.cht.test.example.org", "gamma": "gamma.cht.test.example.org"}
+    for county, host in hosts.items():
+        (probe,) = _in_namespace(base, PROBE, county)
+        spec = probe.inputs["spec"]
+        assert spec["jobName"] == "cht" and spec["interval"] == "120s" and spec["module"] == "default"
+        assert spec["prober"] == {"url": "cht-json-exporter.monitoring.svc:7979", "scheme": "http", "path": "/probe"}
+        assert spec["targets"]["staticConfig"]["relabelingConfigs"][0]["replacement"] == host
+        assert spec["targets"]["staticConfig"]["labels"] == {"county": county}
+    # gamma runs CHT 4.2.0, which has no /api/v1/express-metrics (4.3.0+).
+    assert {r.inputs["metadata"]["namespace"] for r in _by_type(base, SERVICE_MONITOR)} == {"alpha", "beta", "monitoring"}
+
+
+def test_the_county_service_monitor_names_a_port_the_api_service_has(base):
+    (monitor,) = _in_namespace(base, SERVICE_MONITOR, "alpha")
+    (service,) = [
+        r for r in base.of_type("kubernetes:core/v1:Service")
+        if r.inputs["metadata"]["namespace"] == "alpha" and r.inputs["spec"]["selector"] == {"cht.service": "api"}
+    ]
+    assert monitor.inputs["spec"]["selector"]["matchLabels"] == {"cht.service": "api"}
+    assert monitor.inputs["spec"]["endpoints"][0]["port"] in {p["name"] for p in service.inputs["spec"]["ports"]}
+
+
+def test_each_county_admits_the_scrapers_in_a_policy_of_its_own(base):
+    for county in ("alpha", "beta", "gamma"):
+        policies = _in_namespace(base, "kubernetes:networking.k8s.io/v1:NetworkPolicy", county)
+        (ours,) = [p for p in policies if p.inputs["metadata"]["name"] == "allow-monitoring-scrape"]
+        assert ours.inputs["spec"] == render.county_scrape_policy_spec()
+        assert ours.name == f"{county}-monitoring-netpol"
+
+
+def test_alert_rules_for_each_condition(base):
+    rules = {}
+    for r in _by_type(base, RULE):
+        for group in r.inputs["spec"]["groups"]:
+            for rule in group["rules"]:
+                rules.setdefault(rule["alert"], []).append((r.inputs["metadata"]["namespace"], rule))
+    conditions = {
+        "Watchdog's CHT alerts": {
+            "ChtApiServerDown", "ChtSentinelBacklog", "ChtOutboundPushBacklog", "ChtDbFragmentation", "ChtDbConflictsRate",
+            "ChtUsersOverReplicationLimit", "ChtServerTimeInaccurate", "ChtClientFeedbackRate", "ChtMessageDeliveryRate",
+        },
+        "node or agent down": {"NodeNotReady", "NodeKubeletDown"},
+        "CouchDB down": {"CouchDbDown"},
+        "volume above threshold": {"CountyVolumeFilling"},
+        "k3s certificates": {"K3sCertificateRenewalDue"},
+        "etcd snapshot too old": {"EtcdSnapshotTooOld"},
+        "county backup too old": {"VeleroBackupTooOld", "CountyNeverBackedUp"},
+        "restore drill failing": {"RestoreDrillFailed", "RestoreDrillTooOld"},
+    }
+    for condition, alerts in conditions.items():
+        assert alerts <= set(rules), condition
+    # The stack's thresholds reach the rules.
+    ((_, filling),) = rules["CountyVolumeFilling"]
+    assert filling["expr"].endswith("> 75")
+    ((_, certs),) = rules["K3sCertificateRenewalDue"]
+    assert certs["expr"] == f"k3s_certificate_expiration_seconds < {100 * 86400}"
+    # Each county's own Velero Schedule (components/backup: `county-<county>`), in a rule of its own.
+    assert sorted(ns for ns, _ in rules["CountyNeverBackedUp"]) == ["alpha", "beta", "gamma"]
+    velero = next(r for r in _by_type(base, SERVICE_MONITOR) if r.inputs["metadata"]["name"] == "velero")
+    assert velero.inputs["spec"]["namespaceSelector"] == {"matchNames": ["backups"]}
+    # Below the upgrade headroom: the 4.x counties, each in a rule of its own.
+    assert sorted(ns for ns, _ in rules["CountyUpgradeHeadroomLow"]) == ["alpha", "gamma"]
+
+
+def test_releases_are_pinned_and_alertmanager_secret_is_a_secret(base):
+    releases = {r.inputs["name"]: r for r in _by_type(base, RELEASE) if r.inputs["namespace"] == "monitoring"}
+    assert releases["monitoring"].inputs["chart"] == "kube-prometheus-stack"
+    assert releases["monitoring"].inputs["version"] == "88.5.3"
+    assert releases["cht-json-exporter"].inputs["version"] == "0.19.2"
+    assert releases["monitoring"].inputs["repositoryOpts"]["repo"] == "https://prometheus-community.github.io/helm-charts"
+    (secret,) = [r for r in base.of_type("kubernetes:core/v1:Secret") if r.inputs["metadata"]["name"] == render.ALERTMANAGER_SECRET]
+    assert "stringData" in secret.secret_inputs
+    config = yaml.safe_load(secret.inputs["stringData"]["alertmanager.yaml"])
+    (email,) = config["receivers"][0]["email_configs"]
+    assert email["auth_password"] in base.secret_values
+    assert config["receivers"][0]["webhook_configs"] == [{"url": "https://hooks.test.example.org/cht", "send_resolved": True}]
+    # No SMTP password in chart values or in any plain output.
+    assert email["auth_password"] not in json.dumps([r.inputs for r in _by_type(base, RELEASE)])
+    assert email["auth_password"] not in json.dumps(base.outputs)
+
+
+def test_county_objects_wait_for_the_crds_and_the_county_namespace(base):
+    release = next(r for r in _by_type(base, RELEASE) if r.inputs["name"] == "monitoring")
+    namespace = next(r for r in base.of_type("kubernetes:core/v1:Namespace") if r.inputs["metadata"]["name"] == "alpha")
+    (probe,) = _in_namespace(base, PROBE, "alpha")
+    assert release.urn in probe.depends_on and namespace.urn in probe.depends_on
+
+
+def test_the_plan_lists_what_is_watched_and_where_alerts_go(base):
+    text = plan.report(base, [])
+    assert "Watchdog targets (`pulumi stack output watchdogTargets > cht-instances.yml`): 3 counties" in text
+    assert "scraped: all 3 counties' /api/v2/monitoring" in text
+    assert "ChtApiServerDown" in text and "EtcdSnapshotTooOld" in text and "RestoreDrillFailed" in text
+    assert (
+        "alerts go to: e-mail to ops@test.example.org, oncall@test.example.org via smtp.test.example.org:587; "
+        "webhook https://hooks.test.example.org/cht"
+    ) in text
+    assert "requested by monitoring" in text and "prometheus x1" in text
+
+
+def test_capacity_counts_the_monitoring_requests(base):
+    report = base.outputs["capacityReport"]
+    # Prometheus 2 CPU / 6 GB from the stack file, node-exporter on each of 3 agents.
+    assert "prometheus x1                                        2           6" in report
+    # node-exporter comes off each agent's allocatable, as Velero's node agent does: 16 - 1 reserved - 0.5 - 0.05.
+    assert "node-exporter (on each agent)" in report
+    assert report.startswith("Agents: 3 x (14.45 CPU, ")
+    assert "requested in total" in report
+
+
+# --- schemas: built-in kinds for the cluster's minor, CRDs as kube-prometheus-stack-88.5.3 defines them ----------
+
+
+def _strict(schema: dict) -> dict:
+    """A CRD schema that refuses unknown fields (the API server would prune them silently)."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return schema
+
+
+def _crd_schemas() -> dict[str, dict]:
+    schemas = {}
+    for name in ("probes", "servicemonitors", "prometheusrules"):
+        (crd,) = vendored_yaml_all(f"kube-prometheus-stack-88.5.3/crds/crd-{name}.yaml")
+        (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+        schemas[crd["spec"]["names"]["kind"]] = _strict(version["schema"]["openAPIV3Schema"])
+    return schemas
+
+
+def _monitoring_objects(evaluation: Evaluation):
+    for r in evaluation.registrations:
+        if r.type.startswith("kubernetes:monitoring.coreos.com/") or (
+            r.type.startswith("kubernetes:") and r.custom and "kind" in r.inputs
+            and (r.inputs["metadata"].get("namespace") == "monitoring" or r.inputs["metadata"].get("name") == "monitoring"
+                 or r.name.endswith("-monitoring-netpol"))
+        ):
+            yield r
+
+
+def test_every_monitoring_object_is_schema_valid(base):
+    schemas = _crd_schemas()
+    minor = "1.36.0"
+    checked = {"custom": 0, "builtin": 0}
+    for r in _monitoring_objects(base):
+        if r.type.startswith("kubernetes:monitoring.coreos.com/"):
+            try:
+                jsonschema.Draft7Validator(schemas[r.inputs["kind"]]).validate(r.inputs)
+            except jsonschema.ValidationError as error:
+                pytest.fail(f"{r.name} ({r.inputs['kind']}): {error.message} at {list(error.absolute_path)}")
+            checked["custom"] += 1
+        else:
+            try:
+                kubernetes_validate.validate(r.inputs, minor, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                pytest.fail(f"{r.name} ({r.inputs['kind']}): {error.message} at {list(error.path)}")
+            checked["builtin"] += 1
+    # 3 Probes, 2 county ServiceMonitors + Velero's, 3 county rules + 2 platform rules; namespace, quota,
+    # limits, 2 policies, the Secret, 3 county policies.
+    assert checked == {"custom": 11, "builtin": 9}
+
+
+def test_strict_crd_schema_catches_an_unknown_field():
+    schema = _crd_schemas()["Probe"]
+    probe = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Probe",
+        "metadata": {"name": "x", "namespace": "y"},
+        "spec": {"prober": {"url": "a:1", "pathh": "/probe"}},
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate(probe)
+
+
+# --- the prod stack and existing-cluster mode ----------------------------------------------------------------------
+
+
+def test_prod_exports_every_county_to_watchdog_and_scrapes_each(prod):
+    counties = validate(*raw_config("prod")).counties
+    targets = yaml.safe_load(prod.outputs["watchdogTargets"])
+    assert sorted(t["targets"][0] for t in targets) == sorted(f"https://{c.host}" for c in counties.values())
+    probed = {r.inputs["metadata"]["namespace"] for r in prod.of_type(PROBE)}
+    assert probed == set(counties)
+    assert set(prod.outputs["monitoring"]["scrapes"]) == set(counties)
+
+
+def test_existing_cluster_mode_is_optional_and_watchdog_targets_are_exported_anyway():
+    off, _ = plan.run("dev")
+    assert not off.of_type(PROBE) and "monitoring" not in off.outputs
+    assert len(yaml.safe_load(off.outputs["watchdogTargets"])) == 2
+    on, _ = plan.run("dev", overrides={"cht-hosting:monitoring": {"enabled": True}})
+    assert len(on.of_type(PROBE)) == 2
+    rules = [rule["alert"] for r in on.of_type(RULE) for g in r.inputs["spec"]["groups"] for rule in g["rules"]]
+    assert "K3sCertificateRenewalDue" not in rules and "NodeNotReady" in rules
+    release = next(r for r in on.of_type(RELEASE) if r.inputs["name"] == "monitoring")
+    claim = release.inputs["values"]["prometheus"]["prometheusSpec"]["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim["storageClassName"] == "local-path"
+
+
+def test_the_monitoring_share_can_tip_the_capacity_check():
+    from config.errors import ConfigError
+    from config.secrets import SECRETS
+    from offline import stackfile
+
+    raw, secrets = stackfile.raw(stackfile.load("watched", root=STACKS))
+    raw["vspherePassword"] = "[secret]"
+    dropped = {s.key for s in SECRETS if s.section == "backup"} | {"monitoringSmtpPassword", "backup"}
+    raw = {k: v for k, v in raw.items() if k not in dropped}
+    secrets = (secrets | {"vspherePassword"}) - dropped
+    # 2 serving agents x (16 - 1 reserved) = 30 CPU; twelve more 2-CPU counties make the counties alone need 30.
+    raw["counties"] = {**raw["counties"], **{f"extra-{i}": {} for i in range(12)}}
+    raw["monitoring"] = {"enabled": False}
+    assert validate(raw, secrets).monitoring.enabled is False
+    raw["monitoring"] = {"prometheus": {"cpu": 2}}
+    with pytest.raises(ConfigError) as error:
+        validate(raw, secrets)
+    (problem,) = error.value.problems
+    # 30 + Prometheus 2 + its reloader, Alertmanager and its reloader, operator, kube-state-metrics, json-exporter.
+    assert problem.startswith(
+        "cht-hosting:agents.nodes: the counties request 32.32 CPU and 124.785 GB (the monitoring stack's 2.32 CPU"
+    )
