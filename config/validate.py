@@ -161,8 +161,7 @@ def validate(
             agents=sections["agents"],
             capacity=sections["capacity"],
             counties=counties,
-            # What else runs on the agents counts too (a section with problems is None: left out).
-            backup=sections["backup"],
+            # The monitoring stack runs on the agents too (a section with problems is None: left out).
             monitoring=None if "monitoring" in partial else sections["monitoring"],
         )
         if sizing.capacity.on_shortfall == "error" and (message := _capacity_shortfall(sizing)):
