@@ -190,8 +190,8 @@ def test_capacity_counts_the_monitoring_requests(base):
     assert "prometheus x1                                        2           6" in report
     # node-exporter comes off each agent's allocatable, as Velero's node agent does: 16 - 1 reserved - 0.5 - 0.05.
     assert "node-exporter (on each agent)" in report
-    assert report.startswith("Agents: 3 x (14.45 CPU, ")
-    assert "requested in total" in report
+    assert report.startswith("Agents: 4 x (14.45 CPU, ")
+    assert "requested by monitoring" in report and "in total" in report
 
 
 # --- schemas: built-in kinds for the cluster's minor, CRDs as kube-prometheus-stack-88.5.3 defines them ----------
@@ -294,6 +294,9 @@ def test_existing_cluster_mode_is_optional_and_watchdog_targets_are_exported_any
 
 
 def test_the_monitoring_share_can_tip_the_capacity_check():
+    import math
+
+    from config import capacity
     from config.errors import ConfigError
     from config.secrets import SECRETS
     from offline import stackfile
@@ -303,16 +306,20 @@ def test_the_monitoring_share_can_tip_the_capacity_check():
     dropped = {s.key for s in SECRETS if s.section == "backup"} | {"monitoringSmtpPassword", "backup"}
     raw = {k: v for k, v in raw.items() if k not in dropped}
     secrets = (secrets | {"vspherePassword"}) - dropped
-    # 2 serving agents x (16 - 1 reserved) = 30 CPU; twelve more 2-CPU counties make the counties alone need 30.
-    raw["counties"] = {**raw["counties"], **{f"extra-{i}": {} for i in range(12)}}
     raw["monitoring"] = {"enabled": False}
-    assert validate(raw, secrets).monitoring.enabled is False
-    raw["monitoring"] = {"prometheus": {"cpu": 2}}
+    off = capacity.plan(validate(raw, secrets))
+    assert off.fits and not off.platform
+    # A Prometheus just larger than the room the counties leave: the same counties no longer fit.
+    slack = off.allocatable_cpu - off.requested_cpu
+    raw["monitoring"] = {"prometheus": {"cpu": math.ceil(slack) + 1}}
     with pytest.raises(ConfigError) as error:
         validate(raw, secrets)
     (problem,) = error.value.problems
-    # 30 + Prometheus 2 + its reloader, Alertmanager and its reloader, operator, kube-state-metrics, json-exporter.
     assert problem.startswith(
-        "cht-hosting:agents.nodes: the counties request 30 CPU and 120 GB and the monitoring stack 2.32 CPU and "
-        "4.785 GB, but with 1 of 3 agents lost the other 2 allocate 29.9 CPU"
+        f"cht-hosting:agents.nodes: the counties' quotas (budgets plus headroom) admit {off.county_cpu:g} CPU and "
+        f"{off.county_memory_gb:g} GB and the monitoring stack requests "
     )
+    raw["capacity"] = {"onShortfall": "warn"}
+    on = capacity.plan(validate(raw, secrets))
+    assert on.requested_cpu == pytest.approx(off.requested_cpu + on.platform_cpu)
+    assert on.cpu_per_agent == pytest.approx(off.cpu_per_agent - 0.05)  # node-exporter on each agent

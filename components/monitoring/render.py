@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import yaml
 
 from components.backup import render as backup_render
-from config import names
+from config import names, versions
 from config.capacity import LIMIT_FACTOR, monitoring_pods
 from config.model import BackupConfig, ChtSettings, MonitoringConfig
 
@@ -548,8 +548,6 @@ def county_rules(
     county: str, namespace: str, settings: ChtSettings, monitoring: MonitoringConfig, backup: BackupConfig | None = None
 ) -> list[dict]:
     """The county's own alerts: what depends on its version or names, so adding it changes no shared rule."""
-    from components.cht.render import major
-
     claims = f'namespace="{namespace}",persistentvolumeclaim=~"{COUCHDB_CLAIMS}"'
     rules = [
         _rule(
@@ -581,7 +579,7 @@ def county_rules(
             )
         )
     factor = monitoring.alerts.upgrade_headroom_factor
-    if major(settings.version) == 4:
+    if versions.major(settings.version) == 4:
         rules.append(
             _rule(
                 "CountyUpgradeHeadroomLow",
@@ -629,7 +627,8 @@ def county_probe_spec(county: str, namespace: str, host: str, monitoring: Monito
 
 
 def express_metrics_enabled(settings: ChtSettings) -> bool:
-    return tuple(int(p) for p in settings.version.split(".")) >= EXPRESS_METRICS_SINCE
+    release = versions.release(settings.version)
+    return (release.major, release.minor, release.patch) >= EXPRESS_METRICS_SINCE
 
 
 def county_service_monitor_spec(county: str, host: str, monitoring: MonitoringConfig) -> dict:
