@@ -7,24 +7,14 @@ so the tests can show the private key never reaches a command line.
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from components.ssh import host_keys
-
-SHELLCHECK = shutil.which("shellcheck", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-SSH_KEYGEN = shutil.which("ssh-keygen")
-IN_CI = os.environ.get("CI") == "true"
-needs_shellcheck = pytest.mark.skipif(SHELLCHECK is None and not IN_CI, reason="shellcheck is not installed; CI runs it")
-needs_ssh_keygen = pytest.mark.skipif(
-    SSH_KEYGEN is None and not IN_CI, reason="ssh-keygen is not installed (apt-get install openssh-client); CI runs it"
-)
+from tests import tools
 
 STUBS = {
     "sudo": '[ "$1" = -n ] && shift\nexec "$@"\n',
@@ -54,12 +44,12 @@ class Node:
 
     def keypair(self, name: str) -> tuple[str, str]:
         path = self.keys / name
-        subprocess.run([SSH_KEYGEN or "ssh-keygen", "-q", "-t", "ecdsa", "-b", "256", "-N", "", "-C", name, "-f", str(path)], check=True)
+        subprocess.run([tools.need("ssh-keygen"), "-q", "-t", "ecdsa", "-b", "256", "-N", "", "-C", name, "-f", str(path)], check=True)
         return path.read_text(), path.with_suffix(".pub").read_text().strip()
 
     def run(self, command: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess:
         environment = {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(self.root), **env}
-        return subprocess.run(["bash", "-c", command], input=stdin, capture_output=True, text=True, env=environment, timeout=60)
+        return subprocess.run([tools.need("bash"), "-c", command], input=stdin, capture_output=True, text=True, env=environment, timeout=60)
 
     @property
     def drop_in(self) -> Path:
@@ -77,7 +67,6 @@ def node(tmp_path):
     return Node(tmp_path)
 
 
-@needs_shellcheck
 @pytest.mark.parametrize("script", ["rotate", "retire"])
 def test_scripts_pass_shellcheck(script, tmp_path):
     command = host_keys.rotate_script("ecdsa-sha2-nistp256 AAAAx") if script == "rotate" else host_keys.retire_script()
@@ -85,11 +74,10 @@ def test_scripts_pass_shellcheck(script, tmp_path):
     assert (sudo, bash) == ("sudo", "bash")
     path = tmp_path / "script.sh"
     path.write_text("#!/bin/bash\n" + script)
-    result = subprocess.run([SHELLCHECK or "shellcheck", "-s", "bash", str(path)], capture_output=True, text=True)
+    result = subprocess.run([tools.need("shellcheck"), "-s", "bash", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 
-@needs_ssh_keygen
 def test_rotation_installs_the_lasting_key_from_stdin_and_serves_both(node):
     private, public = node.keypair("lasting")
     result = node.run(host_keys.rotate_script(public, root=str(node.root)), stdin=private)
@@ -105,7 +93,6 @@ def test_rotation_installs_the_lasting_key_from_stdin_and_serves_both(node):
     assert again.returncode == 0 and key.read_text() == private
 
 
-@needs_ssh_keygen
 def test_rotation_refuses_a_key_other_than_the_pinned_one_and_changes_nothing(node):
     _, public = node.keypair("pinned")
     other, _ = node.keypair("other")
@@ -117,7 +104,6 @@ def test_rotation_refuses_a_key_other_than_the_pinned_one_and_changes_nothing(no
     assert empty.returncode != 0
 
 
-@needs_ssh_keygen
 def test_a_config_sshd_refuses_is_rolled_back(node):
     private, public = node.keypair("lasting")
     assert node.run(host_keys.rotate_script(public, root=str(node.root)), stdin=private).returncode == 0
@@ -129,7 +115,6 @@ def test_a_config_sshd_refuses_is_rolled_back(node):
     assert reloads == ["systemctl reload-or-restart ssh"]  # only the rotation's
 
 
-@needs_ssh_keygen
 def test_retirement_serves_only_the_lasting_key_and_deletes_the_boot_key(node):
     private, public = node.keypair("lasting")
     assert node.run(host_keys.rotate_script(public, root=str(node.root)), stdin=private).returncode == 0

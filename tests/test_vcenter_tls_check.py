@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -22,16 +21,12 @@ import pytest
 from components.vsphere import access as access_module
 from components.vsphere import tls_check
 from offline import engine, fakes
+from tests import tools
 from tests.nodes_build import PASSWORD, build, prod_config
-
-OPENSSL = shutil.which("openssl")
-pytestmark = pytest.mark.skipif(
-    OPENSSL is None and os.environ.get("CI") != "true", reason="openssl is not installed; CI runs these tests"
-)
 
 
 def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run([OPENSSL or "openssl", *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run([tools.need("openssl"), *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +178,7 @@ def test_the_provider_is_configured_only_after_the_check_answered(monkeypatch):
 FAILED_CHECK = """
 import json
 from offline import engine, fakes
+from tests import tools
 from tests.nodes_build import build, prod_config
 
 seen = []

