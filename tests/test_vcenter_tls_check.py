@@ -218,7 +218,7 @@ def test_a_failed_check_means_no_provider_and_so_no_login():
     assert outcome["error"] and "another certificate" in outcome["error"]
     assert "pulumi:providers:vsphere" not in outcome["seen"]
     assert "vsphere:index/virtualMachine:VirtualMachine" not in outcome["seen"]
-    assert "tls:index/privateKey:PrivateKey" in outcome["seen"]  # the program did run: only vSphere waited
+    assert "cht-hosting:vsphere:VsphereAccess" in outcome["seen"]  # the program did run up to the check
 
 
 def test_insecure_runs_no_check_and_says_so(monkeypatch):
