@@ -327,3 +327,16 @@ def test_monitoring_namespace_quota_holds_its_pods():
 @pytest.mark.parametrize("version,expected", [("4.2.0", False), ("4.3.0", True), ("5.2.0", True)])
 def test_express_metrics_only_where_the_endpoint_exists(version, expected):
     assert render.express_metrics_enabled(ChtSettings(version=version)) is expected
+
+
+def test_monitoring_namespace_egress_reaches_only_what_it_scrapes():
+    policies = render.namespace_network_policies()
+    egress = policies["egress-scrapes-dns-and-api"]["egress"]
+    pod_ports = next(rule for rule in egress if rule["to"] == [{"namespaceSelector": {}}])["ports"]
+    # The counties' API port is the one the county's own policy opens to the scrapers.
+    assert {"protocol": "TCP", "port": API_PORT} in pod_ports
+    assert {p["port"] for p in pod_ports} == {API_PORT, 8085, 9153}
+    node_ports = next(rule for rule in egress if "ipBlock" in rule["to"][0])["ports"]
+    assert {p["port"] for p in node_ports} == {443, 6443, 10250, 9100}
+    # Only Alertmanager goes anywhere (SMTP server, webhooks).
+    assert policies["alertmanager-to-receivers"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import yaml
 
 from components.backup import render as backup_render
+from components.cht.render import API_PORT
 from config import names, versions
 from config.capacity import LIMIT_FACTOR, monitoring_pods
 from config.model import BackupConfig, ChtSettings, MonitoringConfig
@@ -690,9 +691,20 @@ def namespace_labels() -> dict[str, str]:
     }
 
 
+# Egress the monitoring namespace needs, beyond itself and DNS: pods elsewhere (the counties' API, Velero's
+# metrics, CoreDNS's metrics) and the nodes' host network (the API server behind its Service and on each
+# server, the kubelets, node-exporter), which only an address block can name.
+SCRAPED_POD_PORTS = (API_PORT, 8085, 9153)  # the counties' API, Velero's metrics, CoreDNS's metrics
+NODE_PORTS = (443, 6443, 10250, 9100)
+ALERTMANAGER_POD_LABELS = {"app.kubernetes.io/name": "alertmanager"}
+
+
 def namespace_network_policies() -> dict[str, dict]:
     """Ingress only from the namespace itself, plus the API server to the operator's admission webhook
-    (the API server calls it from the servers' host network, so no pod selector can name it)."""
+    (the API server calls it from the servers' host network, so no pod selector can name it). Egress only
+    to itself, DNS, what it scrapes and the API server; Alertmanager alone reaches out, to the receivers
+    (SMTP server, webhooks) wherever the ministry runs them."""
+    tcp = [{"protocol": "TCP", "port": port} for port in SCRAPED_POD_PORTS]
     return {
         "same-namespace-only": {
             "podSelector": {},
@@ -703,6 +715,27 @@ def namespace_network_policies() -> dict[str, dict]:
             "podSelector": {"matchLabels": dict(OPERATOR_POD_LABELS)},
             "policyTypes": ["Ingress"],
             "ingress": [{"ports": [{"protocol": "TCP", "port": OPERATOR_WEBHOOK_PORT}]}],
+        },
+        "egress-scrapes-dns-and-api": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {"to": [{"podSelector": {}}]},
+                {
+                    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.KUBE_SYSTEM}}}],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                },
+                {"to": [{"namespaceSelector": {}}], "ports": tcp},
+                {
+                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+                    "ports": [{"protocol": "TCP", "port": port} for port in NODE_PORTS],
+                },
+            ],
+        },
+        "alertmanager-to-receivers": {
+            "podSelector": {"matchLabels": dict(ALERTMANAGER_POD_LABELS)},
+            "policyTypes": ["Egress"],
+            "egress": [{}],
         },
     }
 
