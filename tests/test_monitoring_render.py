@@ -11,7 +11,7 @@ from components.cht.render import API_PORT
 from components.monitoring import render
 from config import capacity
 from config.model import BackupConfig, ChtSettings, MonitoringConfig
-from tests.upstream import vendored, watchdog_file
+from tests import upstream
 
 MONITORING = MonitoringConfig.model_validate(
     {
@@ -50,8 +50,7 @@ def _flat(expr: str) -> str:
 
 def test_targets_have_the_shape_of_watchdogs_example():
     # cht-instances.example.yml @ 1.23.1: a list of {targets: [https://host]}.
-    example = yaml.safe_load(watchdog_file("cht-instances.example.yml"))
-    assert [set(entry) for entry in example] == [{"targets"}]
+    assert upstream.WATCHDOG_INSTANCE_KEYS == [["targets"]]
     ours = yaml.safe_load(render.watchdog_targets({"kwale": "https://kwale.example.org", "bomet": "https://bomet.example.org"}))
     assert [set(entry) for entry in ours] == [{"targets"}] * 2
     assert ours == [{"targets": ["https://bomet.example.org"]}, {"targets": ["https://kwale.example.org"]}]
@@ -67,16 +66,14 @@ def test_targets_add_one_entry_per_county_and_change_no_other():
 
 def test_probe_reads_what_watchdogs_cht_job_reads():
     # exporters/json/config/scrape_config.yml @ 1.23.1, job `cht`.
-    jobs = {job["job_name"]: job for job in yaml.safe_load(watchdog_file("exporters/json/config/scrape_config.yml"))["scrape_configs"]}
-    cht = jobs["cht"]
-    target_rule = next(r for r in cht["relabel_configs"] if r.get("target_label") == "__param_target")
-    suffix = target_rule["replacement"].replace("${1}", "")
-    exporter = next(r for r in cht["relabel_configs"] if r.get("target_label") == "__address__")["replacement"]
+    cht = upstream.WATCHDOG_CHT_JOB
+    suffix = cht["target_replacement"].replace("${1}", "")
+    exporter = cht["exporter_address"]
 
     spec = render.county_probe_spec("kwale", "kwale", "kwale.example.org", MONITORING)
     assert spec["jobName"] == cht["job_name"]
     assert spec["prober"]["path"] == cht["metrics_path"]
-    assert [spec["module"]] == cht["params"]["module"]
+    assert [spec["module"]] == cht["module"]
     assert spec["prober"]["url"].endswith(":" + exporter.rsplit(":", 1)[1])
     (target,) = spec["targets"]["staticConfig"]["static"]
     assert target == f"http://api.kwale.svc.cluster.local:{API_PORT}{suffix}"
@@ -89,8 +86,6 @@ def test_probe_reads_what_watchdogs_cht_job_reads():
 
 def test_json_exporter_module_yields_watchdogs_metrics():
     # exporters/json/config/cht.yml @ 1.23.1: every metric Watchdog's dashboards and alerts read.
-    upstream = yaml.safe_load(watchdog_file("exporters/json/config/cht.yml"))["modules"]["default"]["metrics"]
-
     def key(metric: dict) -> tuple:
         return (
             metric["name"],
@@ -102,34 +97,25 @@ def test_json_exporter_module_yields_watchdogs_metrics():
         )
 
     ours = yaml.safe_load(render.json_exporter_config())["modules"]["default"]["metrics"]
-    assert sorted(map(key, ours)) == sorted(map(key, upstream))
-
-
-def _watchdog_rules() -> dict[str, dict]:
-    document = yaml.safe_load(watchdog_file("grafana/provisioning/alerting/cht.yml"))
-    return {rule["title"]: rule for group in document["groups"] for rule in group["rules"]}
+    assert sorted(map(key, ours)) == sorted(upstream.WATCHDOG_JSON_METRICS)
 
 
 def test_every_watchdog_alert_is_a_rule_with_its_queries_thresholds_and_period():
-    upstream = _watchdog_rules()
-    assert set(upstream) == set(WATCHDOG_ALERTS), "Watchdog's alert list changed: map the new ones"
+    rules = upstream.WATCHDOG_ALERTS
+    assert set(rules) == set(WATCHDOG_ALERTS), "Watchdog's alert list changed: map the new ones"
     ours = {rule["alert"]: rule for rule in render.cht_rules()}
-    for title, rule in upstream.items():
+    for title, rule in rules.items():
         mine = ours[WATCHDOG_ALERTS[title]]
         assert mine["for"] == rule["for"], title
         expr = _flat(mine["expr"]).replace("on(instance)", "")
-        for query in rule["data"]:
-            model = query["model"]
-            if "expr" in model:  # a PromQL query: ours contains it as written
-                assert _flat(model["expr"]).replace("on(instance)", "") in expr, (title, model["expr"])
-            elif model.get("type") == "threshold":
-                (condition,) = model["conditions"]
-                operator = {"gt": ">", "lt": "<"}[condition["evaluator"]["type"]]
-                (value,) = condition["evaluator"]["params"]
-                assert expr.endswith(f"{operator}{value:g}"), (title, mine["expr"])
-            elif model.get("type") == "math":
-                for number in re.findall(r"(?<![\w.$])\d+(?:\.\d+)?", model["expression"]):
-                    assert re.search(rf"(?<![\w.]){re.escape(number)}(?![\w.])", expr), (title, number)
+        for query in rule["queries"]:  # PromQL: ours contains it as written
+            assert _flat(query).replace("on(instance)", "") in expr, (title, query)
+        if rule["threshold"]:
+            kind, value = rule["threshold"]
+            assert expr.endswith(f"{ {'gt': '>', 'lt': '<'}[kind]}{value:g}"), (title, mine["expr"])
+        for expression in rule["math"]:
+            for number in re.findall(r"(?<![\w.$])\d+(?:\.\d+)?", expression):
+                assert re.search(rf"(?<![\w.]){re.escape(number)}(?![\w.])", expr), (title, number)
 
 
 def test_rules_name_the_instance_and_have_severity():
@@ -253,27 +239,24 @@ def _walk(ours: dict, upstream: dict, path: str, free: set[str], problems: list[
 def test_stack_values_are_keys_of_kube_prometheus_stack_88_5_3():
     # charts/kube-prometheus-stack/values.yaml @ kube-prometheus-stack-88.5.3; its subcharts at the versions
     # its Chart.yaml pins (kube-state-metrics 8.4.0, prometheus-node-exporter 4.56.1).
-    upstream = yaml.safe_load(vendored("kube-prometheus-stack-88.5.3/values.yaml"))
-    values = render.stack_values(MONITORING, "vmware-sc", "vsphere-k3s")
-    # `configSecret` is documented commented out (values.yaml: "ConfigSecret is the name of a Kubernetes
-    # Secret ..."), and templates/alertmanager/alertmanager.yaml renders it.
-    assert "ConfigSecret is the name of a Kubernetes Secret" in vendored("kube-prometheus-stack-88.5.3/values.yaml")
     subcharts = {"kube-state-metrics", "prometheus-node-exporter"}
-    problems: list[str] = []
-    _walk({k: v for k, v in values.items() if k not in subcharts}, upstream, "", {"alertmanager.alertmanagerSpec.configSecret"}, problems)
-    _walk(values["kube-state-metrics"], yaml.safe_load(vendored("kube-state-metrics-8.4.0/values.yaml")), "", set(), problems)
-    _walk(values["prometheus-node-exporter"], yaml.safe_load(vendored("prometheus-node-exporter-4.56.1/values.yaml")), "", set(), problems)
-    assert problems == []
-    assert set(values["defaultRules"]["rules"]) <= set(upstream["defaultRules"]["rules"])
+    for values in (render.stack_values(MONITORING, "vmware-sc", "vsphere-k3s"), render.stack_values(MONITORING, None, "existing")):
+        problems: list[str] = []
+        # `configSecret` is documented commented out in values.yaml (see tests/upstream.py).
+        _walk({k: v for k, v in values.items() if k not in subcharts}, upstream.KPS_VALUES, "",
+              {"alertmanager.alertmanagerSpec.configSecret"}, problems)
+        _walk(values["kube-state-metrics"], upstream.KSM_VALUES, "", set(), problems)
+        _walk(values["prometheus-node-exporter"], upstream.NODE_EXPORTER_VALUES, "", set(), problems)
+        assert problems == []
+        assert set(values["defaultRules"]["rules"]) <= set(upstream.KPS_DEFAULT_RULES)
 
 
 def test_json_exporter_values_are_keys_of_its_chart_0_19_2():
-    upstream = yaml.safe_load(vendored("prometheus-json-exporter-0.19.2/values.yaml"))
     problems: list[str] = []
-    _walk(render.json_exporter_values(MONITORING), upstream, "", set(), problems)
+    _walk(render.json_exporter_values(MONITORING), upstream.JSON_EXPORTER_VALUES, "", set(), problems)
     assert problems == []
     # The chart renders configuration.config into config.yml verbatim (templates/configmap.yaml).
-    assert isinstance(upstream["configuration"]["config"], str)
+    assert upstream.JSON_EXPORTER_CONFIG_IS_TEXT and isinstance(render.json_exporter_values(MONITORING)["configuration"]["config"], str)
 
 
 def test_k3s_components_are_not_scraped_separately_and_alertmanager_reads_our_secret():

@@ -16,8 +16,8 @@ from components.monitoring import render
 from config.validate import validate
 from offline import plan
 from offline.engine import Evaluation
+from tests import upstream
 from tests.conftest import raw_config
-from tests.upstream import vendored_yaml_all
 
 STACKS = Path(__file__).resolve().parent / "stacks"
 PROBE = "kubernetes:monitoring.coreos.com/v1:Probe"
@@ -216,12 +216,7 @@ def _strict(schema: dict) -> dict:
 
 
 def _crd_schemas() -> dict[str, dict]:
-    schemas = {}
-    for name in ("probes", "servicemonitors", "prometheusrules"):
-        (crd,) = vendored_yaml_all(f"kube-prometheus-stack-88.5.3/crds/crd-{name}.yaml")
-        (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-        schemas[crd["spec"]["names"]["kind"]] = _strict(version["schema"]["openAPIV3Schema"])
-    return schemas
+    return {kind: _strict(schema) for kind, schema in upstream.CRD_SCHEMAS.items()}
 
 
 def _monitoring_objects(evaluation: Evaluation):
