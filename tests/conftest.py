@@ -1,5 +1,10 @@
 """Shared fixtures.
 
+Two kinds of stack files. The tests' own, under tests/stacks/ (`national`: 50 counties, `regional`, `k3d`,
+...), hold the fixed numbers tests may assert. The operator's `Pulumi.<stack>.yaml` at the repository root
+(`USER_STACKS`, discovered) are inputs the tests check only by properties that hold for any valid stack
+(tests/test_stacks.py), so adding a county there never turns a test red.
+
 Whole stacks are evaluated once per test session (the 50-county stack costs seconds) and many tests
 assert over that record. Component tests use `record()` instead, which installs fresh mocks per run
 with preview=False, so an output the mocks did not resolve fails loudly instead of passing vacuously.
@@ -7,16 +12,23 @@ with preview=False, so an output the mocks did not resolve fails loudly instead 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from config.validate import required_secrets
 from offline import plan, stackfile
-from offline.engine import Evaluation
+from offline.engine import ROOT, Evaluation
+
+STACKS = Path(__file__).resolve().parent / "stacks"
+"""The tests' own stack files."""
+USER_STACKS = stackfile.available_stacks(ROOT)
+"""The operator's stacks: every Pulumi.<stack>.yaml at the repository root."""
 
 
-def raw_config(stack: str, **overrides) -> tuple[dict, frozenset[str]]:
+def raw_config(stack: str, root: Path = STACKS, **overrides) -> tuple[dict, frozenset[str]]:
     """A stack file's `cht-hosting:` keys as plain values (what validation receives), secrets included."""
-    values, secret_keys = stackfile.raw(stackfile.load(stack))
+    values, secret_keys = stackfile.raw(stackfile.load(stack, root=root))
     values.update(overrides)
     for key in required_secrets(values):
         values.setdefault(key, "[secret]")
@@ -29,8 +41,8 @@ def stack_config():
     """Loads any `Pulumi.<stack>.yaml` as the CLI would hand it to the program: `project:key` -> string,
     `secure:` values (and secrets the stack needs but leaves out) as placeholders marked secret."""
 
-    def load(stack: str, **overrides) -> tuple[dict[str, str], list[str]]:
-        file = stackfile.load(stack, overrides=overrides or None)
+    def load(stack: str, root: Path = STACKS, **overrides) -> tuple[dict[str, str], list[str]]:
+        file = stackfile.load(stack, root=root, overrides=overrides or None)
         config, secrets = dict(file.config), list(file.secret_keys)
         values, _ = stackfile.raw(file)
         for key in required_secrets(values):
@@ -42,27 +54,22 @@ def stack_config():
 
 
 @pytest.fixture(scope="session")
-def prod() -> Evaluation:
-    evaluation, _ = plan.run("prod")
+def national() -> Evaluation:
+    """The national test stack (tests/stacks/Pulumi.national.yaml: 3 servers, 9 agents, 50 counties), evaluated once."""
+    evaluation, _ = plan.run("national", stack_dir=STACKS)
     return evaluation
 
 
 @pytest.fixture(scope="session")
-def prod_counties():
+def national_counties():
     from config.validate import validate
 
-    return validate(*raw_config("prod")).counties
+    return validate(*raw_config("national")).counties
 
 
 @pytest.fixture(scope="session")
-def prod_cht(prod) -> Evaluation:
-    """Every prod county's ChtProject: the whole prod stack, evaluated once per session."""
-    return prod
-
-
-@pytest.fixture(scope="session")
-def prod_storage() -> Evaluation:
-    """The prod stack's CPI -> CSI -> StorageClass chain on a test Provider, built once for the storage tests."""
+def national_storage() -> Evaluation:
+    """The national stack's CPI -> CSI -> StorageClass chain on a test Provider, built once for the storage tests."""
     from tests.storage_stack import build, stack_config
 
     return build(stack_config())

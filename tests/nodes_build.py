@@ -25,8 +25,8 @@ class Built:
     nodes: dict[str, NodeHandle] = field(default_factory=dict)
 
 
-def prod_config(**overrides) -> StackConfig:
-    return validate(*raw_config("prod", **overrides))
+def national_config(**overrides) -> StackConfig:
+    return validate(*raw_config("national", **overrides))
 
 
 def build(cfg: StackConfig, export_handles: bool = True) -> Built:

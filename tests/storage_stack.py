@@ -20,10 +20,10 @@ KUBECONFIG = "apiVersion: v1\nkind: Config\n"
 
 
 def stack_config(**sections: Any) -> StackConfig:
-    """The prod stack's config with whole sections replaced or merged (`vsphere={...}` merges keys)."""
-    base, _ = raw_config("prod")
+    """The national stack's config with whole sections replaced or merged (`vsphere={...}` merges keys)."""
+    base, _ = raw_config("national")
     merged = {key: {**base.get(key, {}), **value} if isinstance(value, dict) else value for key, value in sections.items()}
-    return validate(*raw_config("prod", **merged))
+    return validate(*raw_config("national", **merged))
 
 
 def build(cfg: StackConfig, password: str = PASSWORD, control_plane_nodes: int | None = None) -> Evaluation:

@@ -16,7 +16,7 @@ S3 = {"endpoint": "https://s3.moh.example.org:9000", "bucket": "cht-backups"}
 
 def staging(backup: dict | None = None, **extra) -> tuple[dict, frozenset]:
     """The staging stack (its own values do not matter here) with a backup section and its keys."""
-    raw, secrets = raw_config("staging")
+    raw, secrets = raw_config("regional")
     raw = copy.deepcopy(raw)
     for key in ("backup", *KEYS):
         raw.pop(key, None)
@@ -154,7 +154,7 @@ def test_a_county_overrides_retention_and_needs_backups_for_it():
 
 
 def test_existing_mode_has_no_etcd_and_names_the_drill_class():
-    raw, secrets = raw_config("dev")
+    raw, secrets = raw_config("k3d")
     raw = {**copy.deepcopy(raw), "backup": {"s3": S3, "etcd": {}}, **dict.fromkeys(KEYS, "[secret]")}
     with pytest.raises(ConfigError) as error:
         validate(raw, secrets | KEYS)

@@ -1,7 +1,8 @@
 """Backups across the whole program: etcd snapshots to S3 on every server, one Velero Schedule per county,
 the restore drill, and the S3 keys nowhere but in secrets.
 
-Fixed numbers come from tests/stacks/Pulumi.backup*.yaml; the prod checks hold for any valid prod stack.
+Fixed numbers come from tests/stacks/Pulumi.backup*.yaml; the checks on the national test stack (a copy of the
+national example) hold for any valid stack.
 """
 
 from __future__ import annotations
@@ -197,20 +198,20 @@ def test_the_plan_prints_schedules_retention_the_drill_and_the_storage_estimate(
     assert "secrets encryption on" in printed and "agents join with their own token" in printed
 
 
-# --- the operator's prod stack: properties that hold for any valid one ---------------------------------
+# --- the national test stack: properties that hold for any valid one ---------------------------------------
 
 
-def test_prod_backs_up_every_county_and_snapshots_etcd_off_the_servers(prod):
-    counties = validate(*raw_config("prod")).counties
-    schedules = {r.inputs["spec"]["template"]["includedNamespaces"][0]: r for r in prod.of_type(SCHEDULE)}
+def test_national_backs_up_every_county_and_snapshots_etcd_off_the_servers(national):
+    counties = validate(*raw_config("national")).counties
+    schedules = {r.inputs["spec"]["template"]["includedNamespaces"][0]: r for r in national.of_type(SCHEDULE)}
     assert set(schedules) == set(counties)
     for r in schedules.values():
         assert r.inputs["spec"]["template"]["defaultVolumesToFsBackup"] is True
-    servers = [r for r in prod.of_type(CMD) if r.name.endswith("-configure") and "cluster-token" in r.inputs["create"]]
+    servers = [r for r in national.of_type(CMD) if r.name.endswith("-configure") and "cluster-token" in r.inputs["create"]]
     for r in servers:
         if "agent-token-file" in r.inputs["create"]:
             assert "etcd-s3: true" in r.inputs["create"] and "secrets-encryption: true" in r.inputs["create"]
-    assert prod.named("backup-restore-drill").inputs["metadata"]["name"] == "restore-drill"
+    assert national.named("backup-restore-drill").inputs["metadata"]["name"] == "restore-drill"
 
 
 def test_backups_are_encrypted_with_a_generated_password_set_before_velero_starts(backup):

@@ -17,7 +17,8 @@ from config.errors import ConfigError
 from config.secrets import SECRETS
 from config.validate import required_secrets, validate, warnings
 from offline import stackfile
-from tests.conftest import raw_config
+from offline.engine import ROOT
+from tests.conftest import USER_STACKS, raw_config
 
 STACKS = Path(__file__).parent / "stacks"
 
@@ -34,8 +35,8 @@ def without_backup(raw: dict, secrets: frozenset) -> tuple[dict, frozenset]:
     return raw, secrets - backup_keys
 
 
-def prod_with(extra_counties: int = 0, **capacity_settings):
-    raw, secrets = without_backup(*raw_config("prod"))
+def national_with(extra_counties: int = 0, **capacity_settings):
+    raw, secrets = without_backup(*raw_config("national"))
     for i in range(extra_counties):
         raw["counties"][f"extra-{i:03d}"] = {}
     if capacity_settings:
@@ -120,8 +121,8 @@ def test_report_lists_every_county_quota_and_the_per_container_split():
 
 def test_any_user_stack_reports_every_county(stack_config):
     """Property of the operator's stacks: every county appears in the capacity report once."""
-    for name in stackfile.available_stacks():
-        values, secret_keys = raw_config(name)
+    for name in USER_STACKS:
+        values, secret_keys = raw_config(name, root=ROOT)
         config = validate(values, secret_keys)
         if config.cluster_mode != "vsphere-k3s":
             continue
@@ -160,15 +161,15 @@ def test_the_plan_warns_when_agents_may_share_a_host():
 
 
 def test_the_config_decides_which_pools_are_kept_apart():
-    config = validate(*raw_config("prod"))
+    config = validate(*raw_config("national"))
     assert capacity.plan(config).agents_apart is True  # the default
     off = config.model_copy(update={"agents": config.agents.model_copy(update={"anti_affinity": False})})
     assert capacity.plan(off).agents_apart is False
 
 
 def test_backups_take_the_node_agent_off_every_agent_and_velero_and_a_drill_copy_once():
-    plain = capacity.plan(validate(*prod_with()))
-    raw, secrets = prod_with()
+    plain = capacity.plan(validate(*national_with()))
+    raw, secrets = national_with()
     raw["backup"] = {"s3": {"endpoint": "https://s3.example.org", "bucket": "cht-backups"}}
     raw["backupAccessKeyId"] = raw["backupSecretAccessKey"] = "[secret]"
     config = validate(raw, secrets | {"backupAccessKeyId", "backupSecretAccessKey"})

@@ -11,7 +11,7 @@ from tests.conftest import raw_config
 
 def counties(secret: bool = False, **per_county):
     extra = {"migratedCredentials": "[secret]"} if secret else {}
-    values, keys = raw_config("prod", counties=per_county, **extra)
+    values, keys = raw_config("national", counties=per_county, **extra)
     return validate(values, keys | ({"migratedCredentials"} if secret else set()))
 
 
@@ -125,7 +125,7 @@ def test_migration_data_path_must_be_relative():
 
 
 def test_migration_does_not_belong_in_the_defaults():
-    values, keys = raw_config("prod", migratedCredentials="[secret]")
+    values, keys = raw_config("national", migratedCredentials="[secret]")
     values["cht"] = {**values["cht"], "migration": {"volumes": [{"volumeHandle": "fcd-1"}]}}
     with pytest.raises(ConfigError) as error:
         validate(values, keys | {"migratedCredentials"})
@@ -136,7 +136,7 @@ def test_migration_does_not_belong_in_the_defaults():
 
 
 def test_migrated_credentials_must_be_secret():
-    values, keys = raw_config("prod", migratedCredentials={"lamu": {}})
+    values, keys = raw_config("national", migratedCredentials={"lamu": {}})
     with pytest.raises(ConfigError) as error:
         validate(values, keys)
     assert error.value.problems == [
@@ -148,7 +148,7 @@ def test_migrated_credentials_must_be_secret():
 def test_migrated_credentials_entry_must_be_complete():
     """Checked once, in validation, on the secret's shape (validation sees `[secret]` or "" for each leaf)."""
     values, keys = raw_config(
-        "prod",
+        "national",
         migratedCredentials={"lamu": {"user": "[secret]", "password": "[secret]", "secret": ""}},
     )
     values["counties"] = {**values["counties"], "lamu": {"migration": {"volumes": [{"volumeHandle": "fcd-1"}]}}}

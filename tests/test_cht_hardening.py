@@ -3,7 +3,7 @@
 checkov pins many libraries, so it lives in a venv of its own (`.ci/checkov-venv.sh`; `.ci/run` and the workflows
 set CHECKOV to it); here it is found through the CHECKOV environment variable, else on PATH. Without it the
 tests are skipped, except in CI, where they fail (tests/tools.py).
-The manifests are what the program registers for every county of the prod stack, of the same kind of
+The manifests are what the program registers for every county of the national stack, of the same kind of
 counties on the latest released 5.x (tests/stacks/Pulumi.cht5.yaml: single-node and clustered), and of a
 4.x county with the upgrade service.
 """
@@ -73,11 +73,11 @@ def failures(results: dict) -> list[str]:
     ]
 
 
-def test_checkov_passes_every_county_workload(prod, tmp_path):
+def test_checkov_passes_every_county_workload(national, tmp_path):
     binary = checkov()
     five, _ = plan.run("cht5", stack_dir=STACKS)
     admin_app = build_counties({"garissa": county("garissa", upgrades="admin-app")})
-    objects = county_manifests(prod) + county_manifests(five) + county_manifests(admin_app)
+    objects = county_manifests(national) + county_manifests(five) + county_manifests(admin_app)
     results = scan(binary, objects, tmp_path / "manifests")
     assert failures(results) == []
     # The scanner really looked at every workload: each Deployment passed each required check (or, for the

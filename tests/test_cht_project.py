@@ -1,4 +1,4 @@
-"""ChtProject on the mock engine: the prod stack's 50 counties (once per session) and focused variants."""
+"""ChtProject on the mock engine: the national stack's 50 counties (once per session) and focused variants."""
 
 from __future__ import annotations
 
@@ -42,13 +42,13 @@ def build_counties(counties: dict[str, County], credentials: dict[str, dict] | N
 
 
 def county(name: str = "kwale", **overrides) -> County:
-    values, secret_keys = raw_config("prod")
+    values, secret_keys = raw_config("national")
     values["counties"] = {name: overrides}
     return validate(values, secret_keys).counties[name]
 
 
 def migrated_county(name: str, **overrides) -> County:
-    values, secret_keys = raw_config("prod", migratedCredentials="[secret]")
+    values, secret_keys = raw_config("national", migratedCredentials="[secret]")
     values["counties"] = {name: overrides}
     return validate(values, secret_keys | {"migratedCredentials"}).counties[name]
 
@@ -61,31 +61,31 @@ def by_k8s_name(evaluation: Evaluation, project: str, type_: str) -> dict:
     return {r.inputs["metadata"]["name"]: r for r in in_project(evaluation, project) if r.type == type_}
 
 
-# --- the prod stack ---------------------------------------------------------------------------------------
+# --- the national stack ---------------------------------------------------------------------------------------
 
 
-def test_prod_has_fifty_projects_namespaced_by_county(prod_cht, prod_counties):
-    projects = prod_cht.of_type("cht-hosting:cht:ChtProject")
-    assert len(projects) == 50 == len(prod_counties)
-    for name in prod_counties:
-        for r in in_project(prod_cht, name):
+def test_national_has_fifty_projects_namespaced_by_county(national, national_counties):
+    projects = national.of_type("cht-hosting:cht:ChtProject")
+    assert len(projects) == 50 == len(national_counties)
+    for name in national_counties:
+        for r in in_project(national, name):
             assert r.name.startswith(f"{name}-")
             metadata = r.inputs.get("metadata") or {}
             if r.type.startswith("kubernetes:") and r.type not in (PV, "kubernetes:core/v1:Namespace"):
                 assert metadata["namespace"] == name, r.name
-    assert prod_cht.outputs["counties"]["nairobi"]["url"] == "https://nairobi.echis.moh.example.org"
+    assert national.outputs["counties"]["nairobi"]["url"] == "https://nairobi.echis.moh.example.org"
 
 
-def test_every_pvc_is_protected_retained_and_on_the_storage_class(prod_cht, prod_counties):
-    pvcs = prod_cht.of_type(PVC)
-    assert len(pvcs) == sum(c.settings.couchdb_nodes for c in prod_counties.values())  # one per CouchDB node
+def test_every_pvc_is_protected_retained_and_on_the_storage_class(national, national_counties):
+    pvcs = national.of_type(PVC)
+    assert len(pvcs) == sum(c.settings.couchdb_nodes for c in national_counties.values())  # one per CouchDB node
     for pvc in pvcs:
         assert pvc.protect and pvc.retain_on_delete, pvc.name
         assert pvc.inputs["spec"]["storageClassName"] == "vmware-sc"
         assert pvc.inputs["spec"]["accessModes"] == ["ReadWriteOnce"]
         assert "spec.storageClassName" in pvc.ignore_changes
         assert not pvc.replace_on_changes and not pvc.delete_before_replace
-    mombasa = by_k8s_name(prod_cht, "mombasa", PVC)
+    mombasa = by_k8s_name(national, "mombasa", PVC)
     assert sorted(mombasa) == ["couchdb-1-claim0", "couchdb-2-claim0", "couchdb-3-claim0"]
     assert {p.inputs["spec"]["resources"]["requests"]["storage"] for p in mombasa.values()} == {"300Gi"}
 
@@ -94,32 +94,32 @@ def county_registrations(evaluation):
     return [r for p in evaluation.of_type("cht-hosting:cht:ChtProject") for r in evaluation.descendants(p)]
 
 
-def test_namespace_and_credentials_outlive_the_county(prod_cht):
-    kept = [r for r in county_registrations(prod_cht) if r.type in ("kubernetes:core/v1:Namespace", "kubernetes:core/v1:Secret")]
+def test_namespace_and_credentials_outlive_the_county(national):
+    kept = [r for r in county_registrations(national) if r.type in ("kubernetes:core/v1:Namespace", "kubernetes:core/v1:Secret")]
     assert len(kept) == 100
     for r in kept:
         assert r.retain_on_delete, r.name
-    deployments = prod_cht.of_type(DEPLOYMENT)
+    deployments = national.of_type(DEPLOYMENT)
     assert deployments and not any(d.retain_on_delete or d.protect for d in deployments)
 
 
-def test_credentials_secret_is_secret_and_complete(prod_cht):
-    secret = prod_cht.named("kwale-credentials")
+def test_credentials_secret_is_secret_and_complete(national):
+    secret = national.named("kwale-credentials")
     assert secret.inputs["metadata"]["name"] == "cht-couchdb-credentials"
     assert "stringData" in secret.secret_inputs
     data = secret.inputs["stringData"]
     assert set(data) == {"COUCHDB_USER", "COUCHDB_PASSWORD", "COUCHDB_SECRET", "COUCHDB_UUID", "COUCH_URL"}
     assert data["COUCH_URL"] == f"http://medic:{data['COUCHDB_PASSWORD']}@haproxy.kwale.svc.cluster.local:5984/medic"
-    password = prod_cht.named("kwale-couchdb-password")
+    password = national.named("kwale-couchdb-password")
     assert password.inputs["special"] is False and password.inputs["length"] == 32
     # Generated once: nothing that changes (version, sizes) feeds the generators.
-    for r in in_project(prod_cht, "kwale"):
+    for r in in_project(national, "kwale"):
         if r.type.startswith("random:"):
             assert "keepers" not in r.inputs
 
 
-def test_three_node_topology(prod_cht):
-    deployments = by_k8s_name(prod_cht, "mombasa", DEPLOYMENT)
+def test_three_node_topology(national):
+    deployments = by_k8s_name(national, "mombasa", DEPLOYMENT)
     assert sorted(deployments) == [
         "cht-api", "cht-couchdb-1", "cht-couchdb-2", "cht-couchdb-3", "cht-haproxy", "cht-haproxy-healthcheck", "cht-sentinel"
     ]
@@ -135,28 +135,28 @@ def test_three_node_topology(prod_cht):
     mounts = {m["mountPath"]: m for m in node2["containers"][0]["volumeMounts"]}
     assert mounts["/opt/couchdb/data"]["subPath"] == "data" and mounts["/opt/couchdb/etc/local.d"]["subPath"] == "local.d"
     assert node2["volumes"] == [{"name": "couchdb-data", "persistentVolumeClaim": {"claimName": "couchdb-2-claim0"}}]
-    services = by_k8s_name(prod_cht, "mombasa", SERVICE)
+    services = by_k8s_name(national, "mombasa", SERVICE)
     assert sorted(services) == ["api", "couchdb-1", "couchdb-2", "couchdb-3", "haproxy", "healthcheck"]
     assert [p["port"] for p in services["couchdb-3"].inputs["spec"]["ports"]] == [5984, 4369, 9100]
 
 
-def test_budget_becomes_quota_with_headroom_and_requests(prod_cht, prod_counties):
+def test_budget_becomes_quota_with_headroom_and_requests(national, national_counties):
     for name in ("kwale", "mombasa"):
-        settings = prod_counties[name].settings
-        quota = by_k8s_name(prod_cht, name, "kubernetes:core/v1:ResourceQuota")["cht-budget"]
+        settings = national_counties[name].settings
+        quota = by_k8s_name(national, name, "kubernetes:core/v1:ResourceQuota")["cht-budget"]
         headroom = 1 + settings.quota_headroom_percent / 100
         assert quota.inputs["spec"]["hard"]["requests.cpu"] == f"{round(settings.budget.cpu * 1000 * headroom)}m"
         assert quota.inputs["spec"]["hard"]["persistentvolumeclaims"] == str(settings.couchdb_nodes)
         total = 0
-        for d in by_k8s_name(prod_cht, name, DEPLOYMENT).values():
+        for d in by_k8s_name(national, name, DEPLOYMENT).values():
             for c in d.inputs["spec"]["template"]["spec"]["containers"]:
                 total += int(c["resources"]["requests"]["cpu"].rstrip("m"))
         assert settings.budget.cpu * 1000 - 10 <= total <= settings.budget.cpu * 1000
 
 
-def test_network_policies_per_namespace(prod_cht):
+def test_network_policies_per_namespace(national):
     for name in ("kwale", "mombasa"):
-        policies = by_k8s_name(prod_cht, name, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        policies = by_k8s_name(national, name, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
         # The monitoring scrape's own policy (a child of the county too) is tested in test_monitoring_stack.
         own = sorted(p for p, r in policies.items() if "cht-hosting/monitoring" not in r.inputs["metadata"]["labels"])
         assert own == [
@@ -164,8 +164,8 @@ def test_network_policies_per_namespace(prod_cht):
         ]
 
 
-def test_ingress_to_api_with_tls_and_timeouts_and_no_buffering(prod_cht):
-    (ingress,) = by_k8s_name(prod_cht, "kwale", "kubernetes:networking.k8s.io/v1:Ingress").values()
+def test_ingress_to_api_with_tls_and_timeouts_and_no_buffering(national):
+    (ingress,) = by_k8s_name(national, "kwale", "kubernetes:networking.k8s.io/v1:Ingress").values()
     spec = ingress.inputs["spec"]
     assert spec["ingressClassName"] == "traefik"
     assert spec["tls"] == [{"hosts": ["kwale.echis.moh.example.org"], "secretName": "cht-tls"}]
@@ -173,24 +173,24 @@ def test_ingress_to_api_with_tls_and_timeouts_and_no_buffering(prod_cht):
     assert rule["host"] == "kwale.echis.moh.example.org"
     assert rule["http"]["paths"][0]["backend"] == {"service": {"name": "api", "port": {"number": 5988}}}
     assert "traefik.ingress.kubernetes.io/router.middlewares" not in ingress.inputs["metadata"]["annotations"]
-    assert not prod_cht.of_type("kubernetes:traefik.io/v1alpha1:Middleware")
-    api = by_k8s_name(prod_cht, "kwale", SERVICE)["api"]
+    assert not national.of_type("kubernetes:traefik.io/v1alpha1:Middleware")
+    api = by_k8s_name(national, "kwale", SERVICE)["api"]
     assert api.inputs["metadata"]["annotations"]["traefik.ingress.kubernetes.io/service.serverstransport"] == (
         "kwale-cht-api-transport@kubernetescrd"
     )
 
 
-def test_config_policy_has_no_upgrade_service_and_ignores_nothing(prod_cht):
-    kinds = {r.type for r in in_project(prod_cht, "kwale")}
+def test_config_policy_has_no_upgrade_service_and_ignores_nothing(national):
+    kinds = {r.type for r in in_project(national, "kwale")}
     assert not {"kubernetes:rbac.authorization.k8s.io/v1:Role", "kubernetes:core/v1:ServiceAccount"} & kinds
-    assert all(not d.ignore_changes for d in prod_cht.of_type(DEPLOYMENT))
+    assert all(not d.ignore_changes for d in national.of_type(DEPLOYMENT))
 
 
-def test_no_secret_in_plain_inputs(prod_cht):
-    county_secrets = [r for r in county_registrations(prod_cht) if r.type == "kubernetes:core/v1:Secret"]
+def test_no_secret_in_plain_inputs(national):
+    county_secrets = [r for r in county_registrations(national) if r.type == "kubernetes:core/v1:Secret"]
     secret_values = {v for s in county_secrets for k, v in s.inputs["stringData"].items() if k != "COUCHDB_USER"}
     assert len(secret_values) == 50 * 4
-    for r in prod_cht.registrations:
+    for r in national.registrations:
         if r.type == "kubernetes:core/v1:Secret" or r.type.startswith("random:"):
             continue
         text = json.dumps(r.inputs)
@@ -248,9 +248,9 @@ def test_five_x_single_node_has_nouveau_service():
     assert by_k8s_name(five, "kwale", SERVICE)["nouveau"].inputs["spec"]["selector"] == {"cht.service": "couchdb"}
 
 
-def test_clustered_county_has_a_disruption_budget_and_a_single_one_none(prod_cht, prod_counties):
-    for name, c in prod_counties.items():
-        budgets = by_k8s_name(prod_cht, name, "kubernetes:policy/v1:PodDisruptionBudget")
+def test_clustered_county_has_a_disruption_budget_and_a_single_one_none(national, national_counties):
+    for name, c in national_counties.items():
+        budgets = by_k8s_name(national, name, "kubernetes:policy/v1:PodDisruptionBudget")
         if c.settings.couchdb_nodes == 1:
             assert not budgets, name
         else:
@@ -316,7 +316,7 @@ def test_migrated_county_without_credentials_is_refused():
         build_counties({"lamu": migrated_county("lamu", migration={"volumes": [{"volumeHandle": "fcd-1"}]})})
 
 
-def test_a_volume_grows_only_after_its_quota_has(prod_cht):
-    for pvc in prod_cht.of_type(PVC):
+def test_a_volume_grows_only_after_its_quota_has(national):
+    for pvc in national.of_type(PVC):
         county = pvc.inputs["metadata"]["namespace"]
-        assert prod_cht.named(f"{county}-quota").urn in pvc.depends_on, pvc.name
+        assert national.named(f"{county}-quota").urn in pvc.depends_on, pvc.name

@@ -1,4 +1,4 @@
-"""Every built-in Kubernetes object of the prod stack is valid for the cluster's minor."""
+"""Every built-in Kubernetes object of the national stack is valid for the cluster's minor."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ CUSTOM = (
 
 
 def k8s_minor() -> str:
-    values, _ = raw_config("prod")
+    values, _ = raw_config("national")
     return compatibility.kubernetes_minor(values["k3s"]["version"])
 
 
@@ -49,8 +49,8 @@ def test_schema_version_is_the_clusters_minor():
     assert kubernetes_validate.validate({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}, "1.36.0")
 
 
-def test_prod_objects_are_schema_valid(prod_cht):
-    assert validate_all(prod_cht) > 50 * 15
+def test_prod_objects_are_schema_valid(national):
+    assert validate_all(national) > 50 * 15
 
 
 def test_variant_objects_are_schema_valid():

@@ -1,7 +1,7 @@
-"""Whole stacks: the prod plan and the same counties on the latest released 5.x render everything issue 13 asks.
+"""Whole stacks: the national plan and the same counties on the latest released 5.x render everything issue 13 asks.
 
-Properties that hold for any valid stack are checked on the operator's prod stack (and on it with every county
-moved to 5.2.0); fixed numbers come from the test stack tests/stacks/Pulumi.cht5.yaml.
+Properties that hold for any valid stack are checked on the national test stack (tests/stacks, a copy of the national
+example; and on it with every county moved to 5.2.0); fixed numbers come from the test stack tests/stacks/Pulumi.cht5.yaml.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ SERVICE = "kubernetes:core/v1:Service"
 
 
 @pytest.fixture(scope="module")
-def prod_on_5x():
-    values, _ = raw_config("prod")
+def national_on_5x():
+    values, _ = raw_config("national")
     cht = {**values["cht"], "version": LATEST_5X}
-    evaluation, _ = plan.run("prod", overrides={"cht-hosting:cht": cht})
+    evaluation, _ = plan.run("national", overrides={"cht-hosting:cht": cht}, stack_dir=STACKS)
     return evaluation
 
 
@@ -80,20 +80,20 @@ def check_county(evaluation, county: str, nodes: int, five: bool) -> None:
     assert not evaluation.of_type("kubernetes:traefik.io/v1alpha1:Middleware")
 
 
-@pytest.mark.parametrize("stack", ["prod", "prod_on_5x"])
-def test_every_prod_county_renders_as_the_released_images_need(stack, request, prod_counties):
+@pytest.mark.parametrize("stack", ["national", "national_on_5x"])
+def test_every_national_county_renders_as_the_released_images_need(stack, request, national_counties):
     evaluation = request.getfixturevalue(stack)
-    five = stack == "prod_on_5x"
-    for name, county in prod_counties.items():
+    five = stack == "national_on_5x"
+    for name, county in national_counties.items():
         check_county(evaluation, name, county.settings.couchdb_nodes, five or county.settings.version.startswith("5"))
 
 
-def test_prod_protects_the_node_network_api_and_vcenter(prod):
-    config = validate(*raw_config("prod"))
+def test_national_protects_the_node_network_api_and_vcenter(national):
+    config = validate(*raw_config("national"))
     access = egress.cluster_access(config)
     assert access.protected[0] == config.network.cidr
     assert "10.43.0.1/32" in access.protected  # the `kubernetes` Service address
-    policy = county_objects(prod, "kwale", "kubernetes:networking.k8s.io/v1:NetworkPolicy")["egress-api-sentinel-outside"]
+    policy = county_objects(national, "kwale", "kubernetes:networking.k8s.io/v1:NetworkPolicy")["egress-api-sentinel-outside"]
     assert policy["spec"]["egress"][0]["to"][0]["ipBlock"]["except"] == list(access.protected)
 
 
@@ -117,15 +117,15 @@ def test_the_5x_test_stack(cht5):
 
 
 def test_existing_cluster_mode_uses_its_protected_networks():
-    values, secret_keys = raw_config("dev")
+    values, secret_keys = raw_config("k3d")
     values["existingCluster"] = {**values["existingCluster"], "protectedNetworks": ["192.168.1.0/24"]}
     access = egress.cluster_access(validate(values, secret_keys))
     assert access.protected == ("192.168.1.0/24",)
     assert access.kube_api == (("0.0.0.0/0", 443), ("0.0.0.0/0", 6443))
 
 
-def test_upgrade_service_reaches_the_servers_and_the_kubernetes_service(prod):
-    config = validate(*raw_config("prod"))
+def test_upgrade_service_reaches_the_servers_and_the_kubernetes_service(national):
+    config = validate(*raw_config("national"))
     access = egress.cluster_access(config)
     servers = {f"{ip}/32" for ip in config.control_plane.nodes.values()}
     assert servers <= {cidr for cidr, port in access.kube_api if port == 6443}

@@ -19,7 +19,7 @@ HOST_KEY = cloud_init.HostKey(
 
 @pytest.fixture(scope="module")
 def cfg():
-    return validate(*raw_config("prod"))
+    return validate(*raw_config("national"))
 
 
 def test_metadata_sets_identity_and_static_netplan_from_the_node_ip(cfg):

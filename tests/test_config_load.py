@@ -7,12 +7,13 @@ import pytest
 
 import config
 from offline import stackfile
-from offline.engine import record
+from offline.engine import ROOT, record
+from tests.conftest import USER_STACKS
 
 
-@pytest.mark.parametrize("stack", stackfile.available_stacks())
-def test_every_stack_file_loads_through_pulumi_config(stack, stack_config):
-    values, secret_keys = stack_config(stack)
+@pytest.mark.parametrize("stack", USER_STACKS)
+def test_every_user_stack_loads_through_pulumi_config(stack, stack_config):
+    values, secret_keys = stack_config(stack, root=ROOT)
     seen = {}
 
     def program():
@@ -27,7 +28,7 @@ def test_every_stack_file_loads_through_pulumi_config(stack, stack_config):
 
 
 def test_a_secret_leaf_inside_an_object_key_is_refused(stack_config):
-    values, secret_keys = stack_config("staging")
+    values, secret_keys = stack_config("regional")
 
     def program():
         config.load()

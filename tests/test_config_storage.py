@@ -10,7 +10,7 @@ from tests.conftest import raw_config
 
 
 def problems(**sections) -> list[str]:
-    raw, secret_keys = raw_config("prod")
+    raw, secret_keys = raw_config("national")
     for key, value in sections.items():
         raw[key] = {**raw[key], **value}
     with pytest.raises(ConfigError) as error:
@@ -19,7 +19,7 @@ def problems(**sections) -> list[str]:
 
 
 def test_defaults():
-    raw, secret_keys = raw_config("prod")
+    raw, secret_keys = raw_config("national")
     cfg = validate(raw, secret_keys)
     assert cfg.cpi.chart_repository == "https://kubernetes.github.io/cloud-provider-vsphere"
     assert cfg.cpi.image is None

@@ -15,8 +15,8 @@ DELETE = object()
 
 
 def problems_with(*changes: tuple[str, object], secret_keys: set[str] | None = None) -> list[str]:
-    """Validate the prod stack with `("dotted.path", value)` changes applied; return the problems."""
-    raw, secrets = raw_config("prod")
+    """Validate the national stack with `("dotted.path", value)` changes applied; return the problems."""
+    raw, secrets = raw_config("national")
     raw = copy.deepcopy(raw)
     for path, value in changes:
         *parents, last = path.split(".")
@@ -36,7 +36,7 @@ def problems_with(*changes: tuple[str, object], secret_keys: set[str] | None = N
 
 
 def test_prod_stack_is_valid():
-    config = validate(*raw_config("prod"))
+    config = validate(*raw_config("national"))
     assert len(config.counties) == 50
     assert config.counties["nairobi"].settings.couchdb_nodes == 3
     assert config.counties["kwale"].settings.couchdb_nodes == 1
@@ -122,7 +122,7 @@ def test_county_override_must_be_a_mapping():
 
 
 def test_empty_county_line_means_all_defaults():
-    raw, secrets = raw_config("prod")
+    raw, secrets = raw_config("national")
     raw = copy.deepcopy(raw)
     raw["counties"]["new-county"] = None
     assert validate(raw, secrets).counties["new-county"].settings.version == "4.22.0"
@@ -231,7 +231,7 @@ def test_kube_vip_needs_an_ip_not_a_name():
 
 
 def test_load_balancer_endpoint_may_be_a_name():
-    raw, secrets = raw_config("prod")
+    raw, secrets = raw_config("national")
     raw = copy.deepcopy(raw)
     raw["k3s"].update(apiEndpoint="api.moh.example.org", apiEndpointMode="load-balancer")
     assert validate(raw, secrets).k3s.api_endpoint == "api.moh.example.org"
@@ -357,7 +357,7 @@ def test_vcenter_password_is_required():
 
 
 def test_storage_password_is_required_with_a_storage_user():
-    raw, secrets = raw_config("prod")
+    raw, secrets = raw_config("national")
     raw = {k: v for k, v in raw.items() if k != "vsphereStoragePassword"}
     with pytest.raises(ConfigError) as error:
         validate(raw, secrets)
@@ -415,7 +415,7 @@ def test_every_problem_is_listed_at_once():
 
 
 def test_dev_stack_is_an_existing_cluster_stack():
-    config = validate(*raw_config("dev"))
+    config = validate(*raw_config("k3d"))
     assert config.cluster_mode == "existing"
     assert config.existing_cluster.storage_class == "local-path"
     assert (config.vsphere, config.k3s, config.agents, config.capacity) == (None, None, None, None)
@@ -430,7 +430,7 @@ def test_unknown_cluster_mode():
 
 
 def test_vsphere_options_are_refused_in_existing_mode():
-    raw, _ = raw_config("dev")
+    raw, _ = raw_config("k3d")
     raw = copy.deepcopy(raw)
     raw["agents"] = {"cpus": 48, "memoryGb": 192, "diskGb": 50, "nodes": {"agent-1": "10.20.0.21"}}
     raw["vspherePassword"] = "[secret]"
@@ -445,7 +445,7 @@ def test_vsphere_options_are_refused_in_existing_mode():
 
 
 def test_existing_mode_needs_the_existing_cluster():
-    raw, _ = raw_config("dev")
+    raw, _ = raw_config("k3d")
     raw = {k: v for k, v in raw.items() if k != "existingCluster"}
     with pytest.raises(ConfigError) as error:
         validate(raw, frozenset())
@@ -455,7 +455,7 @@ def test_existing_mode_needs_the_existing_cluster():
 
 
 def test_kubeconfig_secret_is_refused_in_vsphere_mode():
-    raw, secrets = raw_config("prod")
+    raw, secrets = raw_config("national")
     raw = {**raw, "kubeconfig": "[secret]"}
     with pytest.raises(ConfigError) as error:
         validate(raw, secrets | {"kubeconfig"})

@@ -16,7 +16,8 @@ from components.vsphere.node import NodeHandle
 from config import names
 from config.model import K3sConfig
 from offline import fakes, plan, stackfile
-from offline.engine import Evaluation, ProgramFailed, record
+from offline.engine import ROOT, Evaluation, ProgramFailed, record
+from tests.conftest import USER_STACKS
 
 CMD = "command:remote:Command"
 PLAN = "kubernetes:upgrade.cattle.io/v1:Plan"
@@ -377,13 +378,13 @@ def test_an_even_number_of_servers_is_refused():
         run(servers={"cp-1": "10.20.0.11", "cp-2": "10.20.0.12"})
 
 
-@pytest.mark.parametrize("stack", ["prod", "staging"])
+@pytest.mark.parametrize("stack", USER_STACKS)
 def test_a_user_stack_bootstraps_every_node(stack):
     """Any valid stack: every configured node gets its lifecycle, exactly one server seeds, the Plans pin its version."""
     from config.validate import validate
     from tests.conftest import raw_config
 
-    cfg = validate(*raw_config(stack))
+    cfg = validate(*raw_config(stack, root=ROOT))
     if cfg.cluster_mode != "vsphere-k3s":
         pytest.skip(f"{stack} runs on an existing cluster")
     seen: dict = {}

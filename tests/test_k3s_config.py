@@ -12,14 +12,14 @@ K3S = {"version": "v1.36.1+k3s1", "apiEndpoint": "10.20.0.10"}
 
 
 def problems(**k3s) -> list[str]:
-    values, secret_keys = raw_config("prod", k3s={**K3S, **k3s})
+    values, secret_keys = raw_config("national", k3s={**K3S, **k3s})
     with pytest.raises(ConfigError) as error:
         validate(values, secret_keys)
     return error.value.problems
 
 
 def test_defaults():
-    values, secret_keys = raw_config("prod", k3s=K3S)
+    values, secret_keys = raw_config("national", k3s=K3S)
     k3s = validate(values, secret_keys).k3s
     assert k3s.kube_vip_version == "v1.0.0"
     assert k3s.kube_vip_interface is None  # kube-vip finds the default route's interface itself
@@ -42,7 +42,7 @@ def test_system_upgrade_controller_version():
 
 
 def test_kube_vip_interface():
-    values, secret_keys = raw_config("prod", k3s={**K3S, "kubeVipInterface": "ens224"})
+    values, secret_keys = raw_config("national", k3s={**K3S, "kubeVipInterface": "ens224"})
     assert validate(values, secret_keys).k3s.kube_vip_interface == "ens224"
     assert problems(kubeVipInterface="ens 192") == [
         "cht-hosting:k3s.kubeVipInterface: 'ens 192' is not a network interface name; use the name `ip link` "
@@ -68,7 +68,7 @@ def test_drain_timeout():
 
 
 def test_removing_a_server_to_an_even_count_is_refused():
-    values, secret_keys = raw_config("prod")
+    values, secret_keys = raw_config("national")
     values["controlPlane"] = {**values["controlPlane"], "nodes": {"cp-1": "10.20.0.11", "cp-2": "10.20.0.12"}}
     with pytest.raises(ConfigError) as error:
         validate(values, secret_keys)
@@ -82,7 +82,7 @@ def test_the_remembered_etcd_seed():
     """None only while no cluster exists; a cluster recorded without its seed exists all the same."""
     from config import deployed
 
-    values, secret_keys = raw_config("prod", k3s=K3S)
+    values, secret_keys = raw_config("national", k3s=K3S)
     cfg = validate(values, secret_keys)
     first_server = next(iter(cfg.control_plane.nodes))
     assert deployed.etcd_seed(None, cfg) is None

@@ -14,7 +14,7 @@ EMAIL = {"to": ["ops@moh.example.org"], "from": "alerts@moh.example.org", "smart
 MONITORING_SECRETS = frozenset({"monitoringSmtpPassword", "monitoringWebhookUrl"})
 
 
-def config_with(stack: str = "prod", secrets: tuple[str, ...] = (), **monitoring):
+def config_with(stack: str = "national", secrets: tuple[str, ...] = (), **monitoring):
     """The stack's config with `monitoring` replaced, and exactly the monitoring secrets named set."""
     raw, secret_keys = raw_config(stack)
     raw = {k: v for k, v in raw.items() if k not in MONITORING_SECRETS}
@@ -24,17 +24,17 @@ def config_with(stack: str = "prod", secrets: tuple[str, ...] = (), **monitoring
     return raw, frozenset((secret_keys - MONITORING_SECRETS) | set(secrets))
 
 
-def problems(stack: str = "prod", secrets: tuple[str, ...] = (), **monitoring) -> list[str]:
+def problems(stack: str = "national", secrets: tuple[str, ...] = (), **monitoring) -> list[str]:
     with pytest.raises(ConfigError) as error:
         validate(*config_with(stack, secrets, **monitoring))
     return error.value.problems
 
 
 def test_on_by_default_where_the_program_builds_the_cluster_and_off_on_an_existing_one():
-    assert validate(*config_with("prod")).monitoring.enabled is True
-    assert validate(*config_with("dev")).monitoring.enabled is False
-    assert validate(*config_with("dev", enabled=True)).monitoring.enabled is True
-    assert validate(*config_with("prod", enabled=False)).monitoring.enabled is False
+    assert validate(*config_with("national")).monitoring.enabled is True
+    assert validate(*config_with("k3d")).monitoring.enabled is False
+    assert validate(*config_with("k3d", enabled=True)).monitoring.enabled is True
+    assert validate(*config_with("national", enabled=False)).monitoring.enabled is False
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,7 @@ def test_thresholds_sizes_and_versions_are_bounded():
 
 
 def test_a_county_cannot_take_the_monitoring_namespace():
-    raw, secret_keys = raw_config("prod")
+    raw, secret_keys = raw_config("national")
     raw = dict(raw, counties={**raw["counties"], "monitoring": {}})
     with pytest.raises(ConfigError) as error:
         validate(raw, secret_keys)

@@ -1,5 +1,5 @@
 """The monitoring stack on the mock engine: a stack of our own (tests/stacks/Pulumi.watched.yaml), one county
-added to it, the prod stack's properties, and every object against its schema."""
+added to it, the national stack's properties, and every object against its schema."""
 
 from __future__ import annotations
 
@@ -263,23 +263,23 @@ def test_strict_crd_schema_catches_an_unknown_field():
         jsonschema.Draft7Validator(schema).validate(probe)
 
 
-# --- the prod stack and existing-cluster mode ----------------------------------------------------------------------
+# --- the national stack and existing-cluster mode ----------------------------------------------------------------------
 
 
-def test_prod_exports_every_county_to_watchdog_and_scrapes_each(prod):
-    counties = validate(*raw_config("prod")).counties
-    targets = yaml.safe_load(prod.outputs["watchdogTargets"])
+def test_national_exports_every_county_to_watchdog_and_scrapes_each(national):
+    counties = validate(*raw_config("national")).counties
+    targets = yaml.safe_load(national.outputs["watchdogTargets"])
     assert sorted(t["targets"][0] for t in targets) == sorted(f"https://{c.host}" for c in counties.values())
-    probed = {r.inputs["metadata"]["namespace"] for r in prod.of_type(PROBE)}
+    probed = {r.inputs["metadata"]["namespace"] for r in national.of_type(PROBE)}
     assert probed == set(counties)
-    assert set(prod.outputs["monitoring"]["scrapes"]) == set(counties)
+    assert set(national.outputs["monitoring"]["scrapes"]) == set(counties)
 
 
 def test_existing_cluster_mode_is_optional_and_watchdog_targets_are_exported_anyway():
-    off, _ = plan.run("dev")
+    off, _ = plan.run("k3d", stack_dir=STACKS)
     assert not off.of_type(PROBE) and "monitoring" not in off.outputs
     assert len(yaml.safe_load(off.outputs["watchdogTargets"])) == 2
-    on, _ = plan.run("dev", overrides={"cht-hosting:monitoring": {"enabled": True}})
+    on, _ = plan.run("k3d", overrides={"cht-hosting:monitoring": {"enabled": True}}, stack_dir=STACKS)
     assert len(on.of_type(PROBE)) == 2
     rules = [rule["alert"] for r in on.of_type(RULE) for g in r.inputs["spec"]["groups"] for rule in g["rules"]]
     assert "K3sCertificateRenewalDue" not in rules and "NodeNotReady" in rules

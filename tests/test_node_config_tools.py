@@ -37,8 +37,8 @@ def schema_check(cloud_init: str, path) -> subprocess.CompletedProcess:
     return subprocess.run([cloud_init, "schema", "-c", str(path)], capture_output=True, text=True)
 
 
-def test_every_node_userdata_is_valid_cloud_config(cloud_init, prod, tmp_path):
-    vms = prod.of_type(VM_TYPE)
+def test_every_node_userdata_is_valid_cloud_config(cloud_init, national, tmp_path):
+    vms = national.of_type(VM_TYPE)
     assert len(vms) == 12
     for vm in vms:
         userdata = guestinfo(vm, "userdata")
@@ -64,8 +64,8 @@ def netplan_generate(netplan: str, root, network: dict) -> subprocess.CompletedP
     return subprocess.run([netplan, "generate", "--root-dir", str(root)], capture_output=True, text=True)
 
 
-def test_every_node_network_config_renders_with_netplan(netplan, prod, tmp_path):
-    for vm in prod.of_type(VM_TYPE):
+def test_every_node_network_config_renders_with_netplan(netplan, national, tmp_path):
+    for vm in national.of_type(VM_TYPE):
         metadata = yaml.safe_load(guestinfo(vm, "metadata"))
         root = tmp_path / vm.name
         result = netplan_generate(netplan, root, metadata["network"])

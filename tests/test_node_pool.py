@@ -1,4 +1,4 @@
-"""NodePool and SshTrust, built from the prod stack's validated config on the mock engine."""
+"""NodePool and SshTrust, built from the national stack's validated config on the mock engine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shlex
 import pytest
 import yaml
 
-from tests.nodes_build import build, prod_config
+from tests.nodes_build import build, national_config
 
 VM = "vsphere:index/virtualMachine:VirtualMachine"
 KEY = "tls:index/privateKey:PrivateKey"
@@ -20,7 +20,7 @@ AGENTS = [f"agent-{i}" for i in range(1, 10)]
 
 @pytest.fixture(scope="module")
 def built():
-    return build(prod_config())
+    return build(national_config())
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_every_vm_uses_the_explicit_vsphere_provider(ev):
 
 
 def test_a_configured_resource_pool_is_looked_up_inside_the_cluster():
-    cfg = prod_config()
+    cfg = national_config()
     vsphere = cfg.vsphere.model_copy(update={"resource_pool": "cht"})
     ev = build(cfg.model_copy(update={"vsphere": vsphere}), export_handles=False).evaluation
     assert ev.named("control-plane-cp-1").inputs["resourcePoolId"] != "resgroup-9"
@@ -100,9 +100,9 @@ def test_a_configured_resource_pool_is_looked_up_inside_the_cluster():
 def test_a_hardware_version_below_15_is_refused_by_config():
     from config.errors import ConfigError
 
-    raw = prod_config().vsphere.model_dump(by_alias=True, exclude_none=True)
+    raw = national_config().vsphere.model_dump(by_alias=True, exclude_none=True)
     with pytest.raises(ConfigError) as error:
-        prod_config(vsphere={**raw, "hardwareVersion": 14})
+        national_config(vsphere={**raw, "hardwareVersion": 14})
     assert "cht-hosting:vsphere.hardwareVersion: hardware version 14 cannot run the vSphere CSI driver" in str(error.value)
 
 
@@ -132,7 +132,7 @@ def test_a_replaced_vm_is_deleted_first_because_its_name_and_address_are_fixed(e
 
 
 def test_adding_one_agent_touches_no_other_resource(ev):
-    cfg = prod_config()
+    cfg = national_config()
     agents = cfg.agents.model_copy(update={"nodes": {**cfg.agents.nodes, "agent-10": "10.20.0.30"}})
     bigger = build(cfg.model_copy(update={"agents": agents}), export_handles=False).evaluation
     before = {r.urn: r.inputs for r in ev.registrations}
@@ -155,7 +155,7 @@ def test_adding_one_agent_touches_no_other_resource(ev):
 
 
 def test_removing_one_agent_touches_no_other_resource(ev):
-    cfg = prod_config()
+    cfg = national_config()
     nodes = {k: v for k, v in cfg.agents.nodes.items() if k != "agent-4"}
     smaller = build(cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"nodes": nodes})}), False).evaluation
     before = {r.urn: r.inputs for r in ev.registrations}
@@ -199,7 +199,7 @@ def test_each_vms_metadata_has_its_hostname_and_static_address(ev, node, ip):
 
 def test_each_vms_userdata_authorizes_the_program_key_and_the_operators_keys():
     ops = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIops ops@moh.example.org"
-    cfg = prod_config()
+    cfg = national_config()
     built = build(cfg.model_copy(update={"ssh": cfg.ssh.model_copy(update={"authorized_keys": [ops]})}))
     program_key = built.evaluation.named("ssh-program-key")
     assert program_key.inputs["algorithm"] == "ED25519"
@@ -317,13 +317,13 @@ def test_each_pool_is_kept_on_distinct_hosts_by_default(ev):
 
 
 def test_a_pool_with_anti_affinity_off_gets_no_rule():
-    cfg = prod_config()
+    cfg = national_config()
     ev = build(cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"anti_affinity": False})}), False).evaluation
     assert [r.name for r in ev.of_type(RULE)] == ["control-plane-anti-affinity"]
 
 
 def test_a_single_server_gets_no_rule_of_its_own():
-    cfg = prod_config()
+    cfg = national_config()
     one = cfg.control_plane.model_copy(update={"nodes": {"cp-1": "10.20.0.11"}})
     ev = build(cfg.model_copy(update={"control_plane": one}), False).evaluation
     assert [r.name for r in ev.of_type(RULE)] == ["agents-anti-affinity"]

@@ -1,4 +1,4 @@
-"""The offline plan command: the README's main command."""
+"""The offline plan command: the README's main command, on the tests' own stacks (tests/stacks/)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,24 @@ import pytest
 import yaml
 
 from offline import plan, stackfile
+from tests.conftest import STACKS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def prod_plan(tmp_path_factory) -> tuple[str, Path]:
-    out = tmp_path_factory.mktemp("plan-prod")
+def national_plan(tmp_path_factory) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp("plan-national")
     result = subprocess.run(
-        [sys.executable, "-m", "offline.plan", "prod", "--out", str(out)],
+        [sys.executable, "-m", "offline.plan", "national", "--stack-dir", str(STACKS), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout, out
 
 
-def test_prod_plan_lists_fifty_counties(prod_plan):
-    printed, out = prod_plan
+def test_national_plan_lists_fifty_counties(national_plan):
+    printed, out = national_plan
     assert "Counties (50):" in printed
     county_section = printed.split("Counties (50):")[1].split("\n\n")[0]
     county_lines = [line for line in county_section.splitlines() if line.startswith("  ")]
@@ -38,19 +39,19 @@ def test_prod_plan_lists_fifty_counties(prod_plan):
     assert len(outputs["counties"]) == 50
 
 
-def test_prod_plan_warns_about_the_unset_secret(prod_plan):
-    printed, _ = prod_plan
-    assert "cht-hosting:vspherePassword is not set in Pulumi.prod.yaml; a placeholder stands in" in printed
+def test_national_plan_warns_about_the_unset_secret(national_plan):
+    printed, _ = national_plan
+    assert "cht-hosting:vspherePassword is not set in Pulumi.national.yaml; a placeholder stands in" in printed
 
 
-def test_plan_never_prints_a_secret(prod_plan):
-    printed, out = prod_plan
+def test_plan_never_prints_a_secret(national_plan):
+    printed, out = national_plan
     everything = printed + "".join(p.read_text() for p in out.rglob("*") if p.is_file())
     assert stackfile.PLACEHOLDER not in everything
 
 
 def _write_stack(folder: Path, name: str, changes: dict) -> None:
-    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    document = yaml.safe_load((STACKS / "Pulumi.national.yaml").read_text())
     document["config"].update(changes)
     (folder / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(document))
 
@@ -80,7 +81,7 @@ def test_bad_config_registers_nothing(tmp_path):
 
 
 def test_a_county_listed_twice_is_an_error(tmp_path):
-    text = (ROOT / "Pulumi.prod.yaml").read_text().replace("      kwale: {}\n", "      kwale: {}\n      kwale: {}\n")
+    text = (STACKS / "Pulumi.national.yaml").read_text().replace("      kwale: {}\n", "      kwale: {}\n      kwale: {}\n")
     (tmp_path / "Pulumi.twice.yaml").write_text(text)
     with pytest.raises(stackfile.StackFileError) as error:
         stackfile.load("twice", root=tmp_path)
@@ -90,13 +91,15 @@ def test_a_county_listed_twice_is_an_error(tmp_path):
     )
 
 
-def test_unknown_stack_names_the_stacks_that_exist(capsys):
-    assert plan.main(["nosuch"]) == 2
-    assert "Pulumi.nosuch.yaml not found; stacks here: dev, prod, staging" in capsys.readouterr().err
+def test_unknown_stack_names_the_stacks_that_exist(tmp_path, capsys):
+    for name in ("lab", "county-pilot"):
+        (tmp_path / f"Pulumi.{name}.yaml").write_text("config: {}\n")
+    assert plan.main(["nosuch", "--stack-dir", str(tmp_path)]) == 2
+    assert "Pulumi.nosuch.yaml not found; stacks here: county-pilot, lab" in capsys.readouterr().err
 
 
 def _migrated_stack(folder: Path, name: str, credentials: dict) -> None:
-    document = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    document = yaml.safe_load((STACKS / "Pulumi.regional.yaml").read_text())
     # A single-node county: a clustered Compose county is refused (its shard maps name the Compose nodes).
     document["config"]["cht-hosting:counties"]["kwale"] = {"migration": {"volumes": [{"volumeHandle": "fcd-1"}]}}
     document["config"]["cht-hosting:migratedCredentials"] = credentials
@@ -130,7 +133,7 @@ def test_migrated_county_without_its_credentials_entry_is_refused(tmp_path):
 
 
 def test_plan_says_when_a_county_lets_the_admin_app_upgrade(tmp_path):
-    document = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    document = yaml.safe_load((STACKS / "Pulumi.regional.yaml").read_text())
     document["config"]["cht-hosting:counties"]["nairobi"] = {"upgrades": "admin-app"}
     (tmp_path / "Pulumi.adminapp.yaml").write_text(yaml.safe_dump(document))
     evaluation, notes = plan.run("adminapp", stack_dir=tmp_path)

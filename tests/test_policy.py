@@ -487,9 +487,9 @@ def test_a_broken_miniature_is_caught_by_every_rule_that_applies():
     }
 
 
-def test_the_prod_stack_passes_the_pack(prod):
-    assert run_pack(prod) == []
-    assert all(r.retain_on_delete for r in prod.of_type(rules.PVC)), "every PVC must be retain_on_delete"
+def test_the_national_stack_passes_the_pack(national):
+    assert run_pack(national) == []
+    assert all(r.retain_on_delete for r in national.of_type(rules.PVC)), "every PVC must be retain_on_delete"
 
 
 def test_the_pack_entry_point_wires_every_rule(monkeypatch):

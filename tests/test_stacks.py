@@ -1,25 +1,40 @@
-"""Whole stacks on the mock engine: composition, adding and removing a county, the dev stack, scale."""
+"""Whole stacks on the mock engine.
+
+The tests' own stacks (tests/stacks/) pin numbers: the national example's composition, a day-2 change's exact
+effect, the k3d stack. The operator's stacks (every Pulumi.<stack>.yaml at the repository root, discovered)
+are checked only by what holds for any valid stack: it validates (capacity fits, or fails with its message),
+it evaluates, every county gets its objects, and counties and agents added to and removed from a copy of it
+change nothing but their own resources.
+"""
 
 from __future__ import annotations
 
 import copy
+import ipaddress
+import re
+from pathlib import Path
 
 import pytest
 import yaml
 
-from config import names
+from config import capacity, names
+from config.errors import ConfigError
+from config.validate import validate, warnings
 from offline import plan, stackfile
-from offline.engine import Evaluation
+from offline.engine import ROOT, Evaluation
+from tests.conftest import STACKS, USER_STACKS, raw_config
 
 COUNTIES = "cht-hosting:counties"
 
 
-def prod_county_config() -> dict:
-    return copy.deepcopy(yaml.safe_load(stackfile.stack_path("prod").read_text())["config"][COUNTIES])
-
-
 def run(stack: str, **overrides) -> Evaluation:
-    return plan.run(stack, overrides=overrides)[0]
+    """One of the tests' own stacks, with whole `project:key` sections replaced."""
+    return plan.run(stack, overrides=overrides, stack_dir=STACKS)[0]
+
+
+def section(stack: str, key: str):
+    """A copy of one `cht-hosting:<key>` section of one of the tests' own stacks."""
+    return copy.deepcopy(yaml.safe_load(stackfile.stack_path(stack, STACKS).read_text())["config"][f"cht-hosting:{key}"])
 
 
 def effective_inputs(r) -> dict:
@@ -54,67 +69,36 @@ def county_urns(evaluation: Evaluation, county: str, components: dict[str, str] 
     return urns
 
 
-@pytest.fixture(scope="module")
-def with_new_county() -> Evaluation:
-    counties = prod_county_config()
-    counties["marsabit-north"] = {}
-    return run("prod", **{COUNTIES: counties})
-
-
-@pytest.fixture(scope="module")
-def without_lamu() -> Evaluation:
-    counties = prod_county_config()
-    del counties["lamu"]
-    return run("prod", **{COUNTIES: counties})
-
-
-def test_prod_composes_the_platform_then_fifty_counties(prod):
-    counts = prod.type_counts()
+def test_national_composes_the_platform_then_fifty_counties(national):
+    counts = national.type_counts()
     assert counts["vsphere:index/virtualMachine:VirtualMachine"] == 12
     assert counts["cht-hosting:k3s:K3sCluster"] == 1
     assert counts["cht-hosting:cht:ChtProject"] == 50
-    k8s_provider = prod.named("k3s-k8s")
-    for r in prod.registrations:
+    k8s_provider = national.named("k3s-k8s")
+    for r in national.registrations:
         if r.custom and r.type.startswith("kubernetes:") and r.type != "pulumi:providers:kubernetes":
             assert r.provider.startswith(k8s_provider.urn), r.name
 
 
-def test_a_new_kubeconfig_never_replaces_the_kubernetes_provider(prod, dev):
-    assert prod.named("k3s-k8s").inputs["clusterIdentifier"] == names.cluster_identifier("prod")
-    assert dev.named("existing-cluster").inputs["clusterIdentifier"] == names.cluster_identifier("dev")
+def test_a_new_kubeconfig_never_replaces_the_kubernetes_provider(national, k3d):
+    assert national.named("k3s-k8s").inputs["clusterIdentifier"] == names.cluster_identifier("national")
+    assert k3d.named("existing-cluster").inputs["clusterIdentifier"] == names.cluster_identifier("k3d")
 
 
-def test_counties_wait_for_the_storage_class_and_nothing_county_specific(prod):
-    storage_class = prod.named("storage-class-class")
-    for pvc in prod.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
+def test_counties_wait_for_the_storage_class_and_nothing_county_specific(national):
+    storage_class = national.named("storage-class-class")
+    for pvc in national.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
         assert storage_class.urn in pvc.depends_on, pvc.name
-    projects = {r.name: county_urns(prod, r.name) for r in prod.of_type("cht-hosting:cht:ChtProject")}
+    projects = {r.name: county_urns(national, r.name) for r in national.of_type("cht-hosting:cht:ChtProject")}
     for county, urns in projects.items():
         others = set().union(*(u for c, u in projects.items() if c != county))
         for urn in urns:
-            assert not set(prod.by_urn[urn].depends_on) & others, f"{county} waits for another county"
+            assert not set(national.by_urn[urn].depends_on) & others, f"{county} waits for another county"
 
 
-def test_adding_a_county_changes_no_existing_resource(prod, with_new_county):
-    before, after = inputs_by_urn(prod), inputs_by_urn(with_new_county)
-    added = set(after) - set(before)
-    assert added == county_urns(with_new_county, "marsabit-north")
-    assert len(added) > 20
-    assert not set(before) - set(after)
-    changed = [urn for urn in before if before[urn] != after[urn]]
-    assert changed == []
-
-
-def test_removing_a_county_touches_only_its_own_resources(prod, without_lamu):
-    before, after = inputs_by_urn(prod), inputs_by_urn(without_lamu)
-    assert set(before) - set(after) == county_urns(prod, "lamu")
-    assert not set(after) - set(before)
-    assert [urn for urn in after if before[urn] != after[urn]] == []
-
-
-def test_removed_county_keeps_its_volumes_and_credentials(prod):
-    lamu = county_urns(prod, "lamu")
-    kept = [prod.by_urn[u] for u in lamu if prod.by_urn[u].retain_on_delete]
+def test_removed_county_keeps_its_volumes_and_credentials(national):
+    lamu = county_urns(national, "lamu")
+    kept = [national.by_urn[u] for u in lamu if national.by_urn[u].retain_on_delete]
     kinds = {r.type for r in kept}
     assert "kubernetes:core/v1:PersistentVolumeClaim" in kinds
     assert "kubernetes:core/v1:Secret" in kinds
@@ -122,37 +106,36 @@ def test_removed_county_keeps_its_volumes_and_credentials(prod):
 
 
 def test_critical_path_does_not_grow_with_counties_or_agents():
-    staging = yaml.safe_load(stackfile.stack_path("staging").read_text())["config"]
     many_counties = {f"county-{i:02d}": {} for i in range(12)}
-    agents = dict(staging["cht-hosting:agents"])
+    agents = section("regional", "agents")
     agents["nodes"] = {f"uat-agent-{i}": f"10.30.0.{20 + i}" for i in range(1, 7)}
     capacity = {"onShortfall": "warn"}
-    base = run("staging").critical_path()
-    wide = run("staging", **{COUNTIES: many_counties, "cht-hosting:capacity": capacity}).critical_path()
-    tall = run("staging", **{"cht-hosting:agents": agents}).critical_path()
+    base = run("regional").critical_path()
+    wide = run("regional", **{COUNTIES: many_counties, "cht-hosting:capacity": capacity}).critical_path()
+    tall = run("regional", **{"cht-hosting:agents": agents}).critical_path()
     assert len(base) == len(wide) == len(tall)
     assert base[-1].type == "kubernetes:apps/v1:Deployment"  # a county workload ends the chain
     assert "kubernetes:storage.k8s.io/v1:StorageClass" in {r.type for r in base}
 
 
-# --- the dev stack: counties on an existing cluster -------------------------------------------------------
+# --- the k3d stack: counties on an existing cluster -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def dev() -> Evaluation:
-    return run("dev")
+def k3d() -> Evaluation:
+    return run("k3d")
 
 
-def test_dev_registers_no_vsphere_or_remote_command_resource(dev):
-    types = set(dev.type_counts())
+def test_k3d_registers_no_vsphere_or_remote_command_resource(k3d):
+    types = set(k3d.type_counts())
     assert not {t for t in types if t.startswith(("vsphere:", "command:", "pulumi:providers:vsphere", "tls:"))}
     assert not {t for t in types if t.startswith("cht-hosting:") and t != "cht-hosting:cht:ChtProject"}
-    assert dev.type_counts()["cht-hosting:cht:ChtProject"] == 2
+    assert k3d.type_counts()["cht-hosting:cht:ChtProject"] == 2
 
 
-def test_dev_counties_get_the_same_resources_as_in_prod_on_the_existing_cluster(prod, dev):
+def test_k3d_counties_get_the_same_resources_as_in_national_on_the_existing_cluster(national, k3d):
     def shape(evaluation, county):
-        # The CHT Core objects only: dev has no backups configured, and monitoring is off by default on an
+        # The CHT Core objects only: k3d has no backups configured, and monitoring is off by default on an
         # existing cluster (test_monitoring_stack covers both modes).
         only_cht = {"cht-hosting:cht:ChtProject": "{county}"}
         return sorted(
@@ -161,18 +144,18 @@ def test_dev_counties_get_the_same_resources_as_in_prod_on_the_existing_cluster(
             if not evaluation.by_urn[u].name.startswith(f"{county}-monitoring")
         )
 
-    assert shape(dev, "kwale") == shape(prod, "kwale")
-    provider = dev.named("existing-cluster")
+    assert shape(k3d, "kwale") == shape(national, "kwale")
+    provider = k3d.named("existing-cluster")
     assert provider.inputs.get("context") == "k3d-cht-dev"
-    for urn in county_urns(dev, "kwale", {"cht-hosting:cht:ChtProject": "{county}"}):
-        r = dev.by_urn[urn]
+    for urn in county_urns(k3d, "kwale", {"cht-hosting:cht:ChtProject": "{county}"}):
+        r = k3d.by_urn[urn]
         if r.custom and r.type.startswith("kubernetes:"):
             assert r.provider.startswith(provider.urn), r.name
-    pvc = dev.named("kwale-couchdb-pvc")
+    pvc = k3d.named("kwale-couchdb-pvc")
     assert pvc.inputs["spec"]["storageClassName"] == "local-path"
 
 
-# --- day-2 changes on the whole prod stack ----------------------------------------------------------------
+# --- day-2 changes on the whole national stack ----------------------------------------------------------------
 
 
 def changed_urns(before: Evaluation, after: Evaluation) -> set[str]:
@@ -181,41 +164,37 @@ def changed_urns(before: Evaluation, after: Evaluation) -> set[str]:
     return {urn for urn in a if a[urn] != b[urn]}
 
 
-def prod_config(key: str) -> dict:
-    return copy.deepcopy(yaml.safe_load(stackfile.stack_path("prod").read_text())["config"][f"cht-hosting:{key}"])
-
-
-def test_k3s_version_bump_changes_the_upgrade_plans_and_nothing_else(prod):
-    k3s = prod_config("k3s")
+def test_k3s_version_bump_changes_the_upgrade_plans_and_nothing_else(national):
+    k3s = section("national", "k3s")
     k3s["version"] = "v1.36.4+k3s1"
-    bumped = run("prod", **{"cht-hosting:k3s": k3s})
-    changed = changed_urns(prod, bumped)
+    bumped = run("national", **{"cht-hosting:k3s": k3s})
+    changed = changed_urns(national, bumped)
     assert sorted(bumped.by_urn[u].type for u in changed) == ["kubernetes:upgrade.cattle.io/v1:Plan"] * 2
     for urn in changed:
         assert bumped.by_urn[urn].inputs["spec"]["version"] == "v1.36.4+k3s1"
 
 
-def test_cht_version_bump_changes_images_only_never_a_volume(prod):
-    cht = prod_config("cht")
+def test_cht_version_bump_changes_images_only_never_a_volume(national):
+    cht = section("national", "cht")
     cht["version"] = "4.22.1"
-    bumped = run("prod", **{"cht-hosting:cht": cht})
-    changed = changed_urns(prod, bumped)
+    bumped = run("national", **{"cht-hosting:cht": cht})
+    changed = changed_urns(national, bumped)
     assert {bumped.by_urn[u].type for u in changed} == {"kubernetes:apps/v1:Deployment"}
     assert len(changed) == 46 * 5 + 2 * 7 + 2 * 5  # every CHT Deployment of every county (3-node: 7, else 5)
     for urn in changed:
-        before, after = prod.by_urn[urn].inputs, bumped.by_urn[urn].inputs
+        before, after = national.by_urn[urn].inputs, bumped.by_urn[urn].inputs
         for old, new in zip(before["spec"]["template"]["spec"]["containers"], after["spec"]["template"]["spec"]["containers"], strict=True):
             assert new["image"].endswith(":4.22.1") and old["image"].endswith(":4.22.0")
             assert {**new, "image": old["image"]} == old  # only the image differs
 
 
-def test_removing_an_agent_removes_only_that_node_and_drains_it_first(prod):
-    agents = prod_config("agents")
+def test_removing_an_agent_removes_only_that_node_and_drains_it_first(national):
+    agents = section("national", "agents")
     del agents["nodes"]["agent-9"]
-    smaller = run("prod", **{"cht-hosting:agents": agents})
+    smaller = run("national", **{"cht-hosting:agents": agents})
     # Dependencies are compared apart: the cluster's provider stops waiting for the removed node.
-    before, after = inputs_by_urn(prod, dependencies=False), inputs_by_urn(smaller, dependencies=False)
-    removed = {prod.by_urn[u].name for u in set(before) - set(after)}
+    before, after = inputs_by_urn(national, dependencies=False), inputs_by_urn(smaller, dependencies=False)
+    removed = {national.by_urn[u].name for u in set(before) - set(after)}
     assert removed == {
         "agents-agent-9", "agents-agent-9-host-key", "agents-agent-9-cns-vm",
         "agents-agent-9-lasting-host-key", "agents-agent-9-host-key-rotation", "agents-agent-9-host-key-retirement",
@@ -224,15 +203,174 @@ def test_removing_an_agent_removes_only_that_node_and_drains_it_first(prod):
     assert not set(after) - set(before)
     # Only the agents' DRS anti-affinity rule changes (one VM fewer, in place).
     assert [smaller.by_urn[u].name for u in after if before[u] != after[u]] == ["agents-anti-affinity"]
-    rewired = [u for u in after if sorted(prod.by_urn[u].depends_on) != sorted(smaller.by_urn[u].depends_on)]
+    rewired = [u for u in after if sorted(national.by_urn[u].depends_on) != sorted(smaller.by_urn[u].depends_on)]
     assert {smaller.by_urn[u].name for u in rewired} == {"k3s-k8s", "agents-anti-affinity"}
-    provider_before, provider_after = prod.named("k3s-k8s"), smaller.named("k3s-k8s")
-    assert set(provider_before.depends_on) - set(provider_after.depends_on) == {prod.named("k3s-agent-9-install").urn}
-    removal = prod.named("k3s-agent-9-removal")
+    provider_before, provider_after = national.named("k3s-k8s"), smaller.named("k3s-k8s")
+    assert set(provider_before.depends_on) - set(provider_after.depends_on) == {national.named("k3s-agent-9-install").urn}
+    removal = national.named("k3s-agent-9-removal")
     assert "drain" in removal.inputs["delete"] and "delete node" in removal.inputs["delete"].replace("'", "")
-    install = prod.named("k3s-agent-9-install")
+    install = national.named("k3s-agent-9-install")
     assert "k3s-agent-uninstall.sh" in install.inputs["delete"]
     # The engine deletes dependents first: removal (drain) -> install (uninstall) -> configure -> VM.
     assert install.urn in removal.depends_on
-    assert prod.named("k3s-agent-9-configure").urn in install.depends_on
-    assert prod.named("agents-agent-9").urn in prod.named("k3s-agent-9-configure").depends_on
+    assert national.named("k3s-agent-9-configure").urn in install.depends_on
+    assert national.named("agents-agent-9").urn in national.named("k3s-agent-9-configure").depends_on
+
+
+# --- the operator's stacks: properties that hold for any valid stack ---------------------------------------
+
+
+def user_document(stack: str) -> dict:
+    return yaml.safe_load(stackfile.stack_path(stack, ROOT).read_text())
+
+
+def vsphere_mode(document: dict) -> bool:
+    return document["config"].get("cht-hosting:clusterMode", "vsphere-k3s") == "vsphere-k3s"
+
+
+def capacity_warns(document: dict) -> dict:
+    """The same stack with a capacity shortfall as a warning, so every other property can be checked."""
+    document = copy.deepcopy(document)
+    if vsphere_mode(document):
+        document["config"]["cht-hosting:capacity"] = {**(document["config"].get("cht-hosting:capacity") or {}), "onShortfall": "warn"}
+    return document
+
+
+class _Plain(yaml.SafeDumper):
+    """Writes a value used twice out twice: stack files refuse YAML aliases, as an operator would write them."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def evaluate(document: dict, stack: str, folder: Path) -> Evaluation:
+    """A stack document written to `folder` as Pulumi.<stack>.yaml (its name kept: names derive from it), evaluated."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"Pulumi.{stack}.yaml").write_text(yaml.dump(document, Dumper=_Plain, sort_keys=False))
+    return plan.run(stack, stack_dir=folder)[0]
+
+
+@pytest.fixture(scope="module")
+def user_stacks(tmp_path_factory) -> dict[str, Evaluation]:
+    """Each operator stack evaluated once (a capacity shortfall as a warning; see the next test for it)."""
+    return {
+        stack: evaluate(capacity_warns(user_document(stack)), stack, tmp_path_factory.mktemp(stack))
+        for stack in USER_STACKS
+    }
+
+
+def lenient(values: dict) -> dict:
+    """Raw config values with a capacity shortfall as a warning (vsphere-k3s mode: the only mode with capacity)."""
+    if values.get("clusterMode", "vsphere-k3s") != "vsphere-k3s":
+        return values
+    return {**values, "capacity": {**(values.get("capacity") or {}), "onShortfall": "warn"}}
+
+
+@pytest.mark.parametrize("stack", USER_STACKS)
+def test_a_user_stack_validates_and_its_capacity_fits_or_fails_with_its_message(stack):
+    values, secrets = raw_config(stack, root=ROOT)
+    config = validate(lenient(values), secrets)  # valid in every other respect
+    message = capacity.shortfall(capacity.plan(config), config) if config.capacity else None
+    if message is None:
+        validate(values, secrets)
+    elif (values.get("capacity") or {}).get("onShortfall") == "warn":
+        assert message in warnings(validate(values, secrets))
+    else:
+        with pytest.raises(ConfigError) as error:
+            validate(values, secrets)
+        assert error.value.problems == [message]
+
+
+@pytest.mark.parametrize("stack", USER_STACKS)
+def test_a_user_stack_gives_every_county_its_objects(stack, user_stacks):
+    evaluation = user_stacks[stack]
+    values, secrets = raw_config(stack, root=ROOT)
+    counties = validate(lenient(values), secrets).counties
+    exported = evaluation.outputs["counties"]
+    assert set(exported) == set(counties)
+    for name, county in counties.items():
+        objects = [evaluation.by_urn[u] for u in county_urns(evaluation, name, {"cht-hosting:cht:ChtProject": "{county}"})]
+        kinds = [r.inputs.get("kind") for r in objects if r.custom]
+        namespace = next(r for r in objects if r.inputs.get("kind") == "Namespace")
+        assert namespace.inputs["metadata"]["name"] == names.namespace(name)
+        assert namespace.inputs["metadata"]["labels"][names.COUNTY_LABEL] == name
+        assert kinds.count("PersistentVolumeClaim") == county.settings.couchdb_nodes, name
+        assert {"Deployment", "Service", "Secret", "Ingress", "NetworkPolicy", "ResourceQuota"} <= set(kinds), name
+        assert exported[name]["url"] == f"https://{county.host}"
+
+
+@pytest.mark.parametrize("stack", USER_STACKS)
+def test_a_user_stack_passes_the_policy_pack(stack, user_stacks):
+    from tests.test_policy import run_pack
+
+    assert run_pack(user_stacks[stack]) == []
+
+
+def free_address(document: dict) -> str:
+    """The highest address of the node network that no node, endpoint, gateway or resolver uses."""
+    config = document["config"]
+    network = ipaddress.ip_network(config["cht-hosting:network"]["cidr"])
+    used = {config["cht-hosting:network"]["gateway"], config["cht-hosting:k3s"]["apiEndpoint"]}
+    used |= set(config["cht-hosting:network"].get("dns") or [])
+    for pool in ("controlPlane", "agents"):
+        used |= set(config[f"cht-hosting:{pool}"]["nodes"].values())
+    return str(next(ip for ip in reversed(list(network.hosts())) if str(ip) not in used))
+
+
+def named_after(evaluation: Evaluation, node: str) -> set[str]:
+    """A node's own resources: those whose name carries the node's name as a whole, and their children."""
+    pattern = re.compile(rf"(^|-){re.escape(node)}(-|$)")
+    own = [r for r in evaluation.registrations if pattern.search(r.name)]
+    return {r.urn for r in own} | {d.urn for r in own for d in evaluation.descendants(r)}
+
+
+# What may change when an agent comes or goes: the agent pool's DRS rule lists the pool's VMs, and the
+# cluster's Kubernetes provider waits for every node's install.
+POOL_WIDE = {"vsphere:index/computeClusterVmAntiAffinityRule:ComputeClusterVmAntiAffinityRule"}
+WAITS_FOR_EVERY_NODE = {"pulumi:providers:kubernetes", *POOL_WIDE}
+
+
+@pytest.mark.parametrize("stack", USER_STACKS)
+def test_counties_and_agents_added_and_removed_in_a_user_stack_change_nothing_else(stack, tmp_path):
+    """Two counties and an agent added, one county and one agent removed, in a copy of the operator's stack."""
+    before_doc = capacity_warns(user_document(stack))
+    after_doc = copy.deepcopy(before_doc)
+    config = after_doc["config"]
+    counties = config[COUNTIES]
+    # A new county as the operator would write it: like an existing one (not migrated), under a new name.
+    template = next((c for c in counties.values() if not (c or {}).get("migration")), {}) or {}
+    added = [n for n in ("added-county-a", "added-county-b") if n not in counties][:2]
+    for name in added:
+        county = copy.deepcopy({k: v for k, v in template.items() if k != "migration"})
+        if "host" in county:
+            county["host"] = f"{name}.{county['host'].split('.', 1)[1]}"
+        counties[name] = county
+    removed = next(n for n in counties if n not in added and not (counties[n] or {}).get("migration"))
+    del counties[removed]
+    added_agent = removed_agent = None
+    if vsphere_mode(after_doc):
+        agents = config["cht-hosting:agents"]["nodes"]
+        added_agent = "added-agent"
+        agents[added_agent] = free_address(after_doc)
+        # Any agent whose name no other node's name contains, so its resources are told apart by name.
+        nodes = [*agents, *config["cht-hosting:controlPlane"]["nodes"]]
+        removed_agent = next(a for a in agents if a != added_agent and not any(a in n for n in nodes if n != a))
+        del agents[removed_agent]
+
+    before = evaluate(before_doc, stack, tmp_path / "before")
+    after = evaluate(after_doc, stack, tmp_path / "after")  # validates and evaluates: ProgramFailed otherwise
+
+    gone = county_urns(before, removed) | (named_after(before, removed_agent) if removed_agent else set())
+    new = set().union(*(county_urns(after, n) for n in added)) | (named_after(after, added_agent) if added_agent else set())
+    assert len(gone) > 10 and len(new) > 20
+    a, b = inputs_by_urn(before, dependencies=False), inputs_by_urn(after, dependencies=False)
+    assert set(a) - set(b) == gone
+    assert set(b) - set(a) == new
+    changed = {after.by_urn[u].type for u in set(a) & set(b) if a[u] != b[u]}
+    assert changed <= (POOL_WIDE if added_agent else set()), changed
+    rewired = {
+        after.by_urn[u].type
+        for u in set(a) & set(b)
+        if set(before.by_urn[u].depends_on) - gone != set(after.by_urn[u].depends_on) - new
+    }
+    assert rewired <= (WAITS_FOR_EVERY_NODE if added_agent else set()), rewired

@@ -9,8 +9,8 @@ from config import names
 from tests.storage_stack import KUBECONFIG, PASSWORD, build, provider_urn, stack_config
 
 
-def test_default_class_retains_and_expands(prod_storage):
-    storage_class = prod_storage.named("storage-class-class")
+def test_default_class_retains_and_expands(national_storage):
+    storage_class = national_storage.named("storage-class-class")
     assert storage_class.type == "kubernetes:storage.k8s.io/v1:StorageClass"
     assert storage_class.inputs == {
         "apiVersion": "storage.k8s.io/v1",
@@ -23,11 +23,11 @@ def test_default_class_retains_and_expands(prod_storage):
         "volumeBindingMode": "Immediate",
     }
     kubernetes_validate.validate(storage_class.inputs, "1.36", strict=True)
-    assert prod_storage.outputs["storageClass"] == "vmware-sc"
+    assert national_storage.outputs["storageClass"] == "vmware-sc"
 
 
-def test_parameter_change_replaces_only_the_class_object(prod_storage):
-    storage_class = prod_storage.named("storage-class-class")
+def test_parameter_change_replaces_only_the_class_object(national_storage):
+    storage_class = national_storage.named("storage-class-class")
     assert storage_class.delete_before_replace  # fixed name: delete the old object, then create the new
     assert not storage_class.protect
 
@@ -42,24 +42,24 @@ def test_datastore_url_name_and_fstype_come_from_config():
     assert evaluation.outputs["storageClass"] == "cht-gold"
 
 
-def test_only_one_default_class(prod_storage):
+def test_only_one_default_class(national_storage):
     defaults = [
-        r for r in prod_storage.registrations
+        r for r in national_storage.registrations
         if r.inputs.get("kind") == "StorageClass"
         and (r.inputs.get("metadata") or {}).get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"
     ]
     assert [r.name for r in defaults] == ["storage-class-class"]
 
 
-def test_chain_is_cpi_then_csi_then_storage_class_on_the_clusters_provider(prod_storage):
-    provider = provider_urn(prod_storage)
-    cpi, csi, sc = prod_storage.named("vsphere-cpi-release"), prod_storage.named("vsphere-csi-driver"), prod_storage.named("storage-class-class")
+def test_chain_is_cpi_then_csi_then_storage_class_on_the_clusters_provider(national_storage):
+    provider = provider_urn(national_storage)
+    cpi, csi, sc = national_storage.named("vsphere-cpi-release"), national_storage.named("vsphere-csi-driver"), national_storage.named("storage-class-class")
     assert cpi.urn in csi.depends_on
     assert csi.urn in sc.depends_on
-    for r in prod_storage.registrations:
+    for r in national_storage.registrations:
         if (r.custom and r.type.startswith("kubernetes:")) or r.type.startswith("kubernetes:yaml"):
             assert r.provider.startswith(provider + "::"), r.name
-    order = [r.name for r in prod_storage.registrations]
+    order = [r.name for r in national_storage.registrations]
     assert order.index("vsphere-cpi-release") < order.index("vsphere-csi-driver") < order.index("storage-class-class")
 
 

@@ -22,7 +22,7 @@ from components.vsphere import access as access_module
 from components.vsphere import tls_check
 from offline import engine, fakes
 from tests import tools
-from tests.nodes_build import PASSWORD, build, prod_config
+from tests.nodes_build import PASSWORD, build, national_config
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -152,7 +152,7 @@ def provider_registrations(monkeypatch, check) -> tuple[list[str], Exception | N
     monkeypatch.setattr(engine.FakeCloud, "new_resource", new_resource)
     monkeypatch.setitem(fakes.INVOKE_RESULTS, "command:local:run", check)
     try:
-        build(prod_config(), export_handles=False)
+        build(national_config(), export_handles=False)
     except Exception as error:  # the failed check surfaces as the program's error
         return seen, error
     return seen, None
@@ -171,7 +171,7 @@ def test_the_provider_is_configured_only_after_the_check_answered(monkeypatch):
     assert call["interpreter"] == [sys.executable, "-c"] and call["command"] == access_module.TLS_CHECK_COMMAND
     assert call["stdin"] == access_module.TLS_CHECK_SOURCE
     assert call["environment"]["CHT_VCENTER_HOST"] == "vcenter.moh.example.org"
-    assert call["environment"]["CHT_VCENTER_THUMBPRINT"] == prod_config().vsphere.thumbprint
+    assert call["environment"]["CHT_VCENTER_THUMBPRINT"] == national_config().vsphere.thumbprint
     assert PASSWORD not in repr(call)  # the check never sees the password
 
 
@@ -179,7 +179,7 @@ FAILED_CHECK = """
 import json
 from offline import engine, fakes
 from tests import tools
-from tests.nodes_build import build, prod_config
+from tests.nodes_build import build, national_config
 
 seen = []
 original = engine.FakeCloud.new_resource
@@ -197,7 +197,7 @@ def check(args):
 engine.FakeCloud.new_resource = new_resource
 fakes.INVOKE_RESULTS["command:local:run"] = check
 try:
-    build(prod_config(), export_handles=False)
+    build(national_config(), export_handles=False)
     error = None
 except Exception as failure:
     error = str(failure)
@@ -224,7 +224,7 @@ def test_a_failed_check_means_no_provider_and_so_no_login():
 def test_insecure_runs_no_check_and_says_so(monkeypatch):
     calls = []
     monkeypatch.setitem(fakes.INVOKE_RESULTS, "command:local:run", lambda args: calls.append(args) or {})
-    cfg = prod_config()
+    cfg = national_config()
     insecure = cfg.model_copy(update={"vsphere": cfg.vsphere.model_copy(update={"insecure": True, "thumbprint": None})})
     ev = build(insecure, export_handles=False).evaluation
     assert calls == []

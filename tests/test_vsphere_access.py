@@ -6,7 +6,7 @@ import pytest
 
 from components.vsphere.access import CNS_ROLES, SYSTEM_PRIVILEGES, principal
 from config.errors import ConfigError
-from tests.nodes_build import PASSWORD, build, prod_config
+from tests.nodes_build import PASSWORD, build, national_config
 
 ROLE = "vsphere:index/role:Role"
 PERMISSIONS = "vsphere:index/entityPermissions:EntityPermissions"
@@ -23,7 +23,7 @@ DOCUMENTED = {
 
 @pytest.fixture(scope="module")
 def ev():
-    return build(prod_config(), export_handles=False).evaluation
+    return build(national_config(), export_handles=False).evaluation
 
 
 def test_the_provider_uses_the_configured_server_and_user_and_a_secret_password(ev):
@@ -96,7 +96,7 @@ def test_every_node_vm_grants_cns_vm_to_the_storage_account(ev):
 
 
 def without_role_management(**vsphere):
-    cfg = prod_config()
+    cfg = national_config()
     update = {"manage_cns_roles": False, **vsphere}
     return build(cfg.model_copy(update={"vsphere": cfg.vsphere.model_copy(update=update)}), False).evaluation
 
@@ -119,7 +119,7 @@ def test_where_the_vcenter_team_makes_the_roles_every_vm_still_gets_its_cns_vm_g
 
 
 def test_a_node_added_later_gets_its_grant_without_touching_the_others():
-    cfg = prod_config()
+    cfg = national_config()
     vsphere = cfg.vsphere.model_copy(update={"manage_cns_roles": False})
     agents = cfg.agents.model_copy(update={"nodes": {**cfg.agents.nodes, "agent-10": "10.20.0.30"}})
     before = build(cfg.model_copy(update={"vsphere": vsphere}), False).evaluation
@@ -137,17 +137,17 @@ def test_no_vm_grant_to_the_account_pulumi_itself_uses():
 
 
 def test_the_roles_are_never_granted_to_the_account_pulumi_uses():
-    raw = prod_config().vsphere.model_dump(by_alias=True, exclude_none=True)
+    raw = national_config().vsphere.model_dump(by_alias=True, exclude_none=True)
     del raw["storageUser"]
     with pytest.raises(ConfigError) as error:
-        prod_config(vsphere=raw)
+        national_config(vsphere=raw)
     assert (
         "cht-hosting:vsphere.storageUser: the CNS roles would be granted to pulumi@vsphere.local, the account "
         "Pulumi itself uses, and a role set on the node VMs, the datastore and the datacenter replaces the rights "
         "it inherits there; set storageUser to a dedicated account (e.g. k8s-cns@vsphere.local), "
         "or set vsphere.manageCnsRoles: false if the vCenter team grants the roles"
     ) in error.value.problems
-    assert prod_config(vsphere={**raw, "manageCnsRoles": False}).vsphere.storage_user is None
+    assert national_config(vsphere={**raw, "manageCnsRoles": False}).vsphere.storage_user is None
 
 
 @pytest.mark.parametrize(

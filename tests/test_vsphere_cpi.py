@@ -11,8 +11,8 @@ from tests.storage_stack import PASSWORD, build, provider_urn, stack_config
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
-def test_release_is_the_official_chart_at_the_pinned_version(prod_storage):
-    release = prod_storage.named("vsphere-cpi-release")
+def test_release_is_the_official_chart_at_the_pinned_version(national_storage):
+    release = national_storage.named("vsphere-cpi-release")
     assert release.type == "kubernetes:helm.sh/v3:Release"
     assert release.inputs["chart"] == "vsphere-cpi"
     assert release.inputs["version"] == "1.36.0"  # Pulumi.prod.yaml cpi.version, k3s v1.36
@@ -22,9 +22,9 @@ def test_release_is_the_official_chart_at_the_pinned_version(prod_storage):
     assert release.inputs["atomic"] is True
 
 
-def test_credentials_only_in_a_secret_the_chart_is_pointed_at(prod_storage):
-    release = prod_storage.named("vsphere-cpi-release")
-    secret = prod_storage.named("vsphere-cpi-credentials")
+def test_credentials_only_in_a_secret_the_chart_is_pointed_at(national_storage):
+    release = national_storage.named("vsphere-cpi-release")
+    secret = national_storage.named("vsphere-cpi-credentials")
     assert release.inputs["values"]["config"] == {"enabled": False, "secret": {"create": False}}
     assert secret.inputs["metadata"] == {"name": "vsphere-cloud-secret", "namespace": "kube-system"}
     assert secret.inputs["stringData"] == {
@@ -41,8 +41,8 @@ def cpi_conf(evaluation) -> dict:
     return yaml.safe_load(evaluation.named("vsphere-cpi-config").inputs["data"]["vsphere.conf"])
 
 
-def test_certificate_verification_by_thumbprint(prod_storage):
-    assert cpi_conf(prod_storage)["global"]["thumbprint"] == "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"
+def test_certificate_verification_by_thumbprint(national_storage):
+    assert cpi_conf(national_storage)["global"]["thumbprint"] == "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"
 
 
 def test_with_only_a_ca_bundle_the_cpi_reads_caFile_from_the_mounted_configmap():
@@ -59,10 +59,10 @@ def test_with_only_a_ca_bundle_the_cpi_reads_caFile_from_the_mounted_configmap()
     assert config_map.urn in release.depends_on
 
 
-def test_the_password_is_in_the_secret_never_in_the_configmap(prod_storage):
-    config_map = prod_storage.named("vsphere-cpi-config")
+def test_the_password_is_in_the_secret_never_in_the_configmap(national_storage):
+    config_map = national_storage.named("vsphere-cpi-config")
     assert PASSWORD not in repr(config_map.inputs)
-    assert cpi_conf(prod_storage)["global"]["secretName"] == "vsphere-cloud-secret"
+    assert cpi_conf(national_storage)["global"]["secretName"] == "vsphere-cloud-secret"
 
 
 def test_insecure_is_an_explicit_opt_in():
@@ -70,17 +70,17 @@ def test_insecure_is_an_explicit_opt_in():
     assert cpi_conf(evaluation)["global"]["insecureFlag"] is True
 
 
-def test_cpi_tolerates_the_k3s_server_taint(prod_storage):
-    tolerations = prod_storage.named("vsphere-cpi-release").inputs["values"]["daemonset"]["tolerations"]
+def test_cpi_tolerates_the_k3s_server_taint(national_storage):
+    tolerations = national_storage.named("vsphere-cpi-release").inputs["values"]["daemonset"]["tolerations"]
     assert names.SERVER_TAINT_TOLERATION in tolerations
 
 
-def test_everything_is_on_the_clusters_provider_under_the_component(prod_storage):
-    component = prod_storage.named("vsphere-cpi")
+def test_everything_is_on_the_clusters_provider_under_the_component(national_storage):
+    component = national_storage.named("vsphere-cpi")
     assert component.type == "cht-hosting:storage:VsphereCpi"
-    children = prod_storage.children(component)
+    children = national_storage.children(component)
     assert {c.name for c in children} == {"vsphere-cpi-credentials", "vsphere-cpi-config", "vsphere-cpi-release"}
-    assert all(c.provider.startswith(provider_urn(prod_storage) + "::") for c in children)
+    assert all(c.provider.startswith(provider_urn(national_storage) + "::") for c in children)
 
 
 def test_storage_password_falls_back_to_the_pulumi_user_without_a_storage_user():

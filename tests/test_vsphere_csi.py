@@ -19,9 +19,9 @@ def with_snapshots():
     return build(stack_config(csi={"snapshots": {"enabled": True}}))
 
 
-def test_namespace_and_config_secret(prod_storage):
-    namespace = prod_storage.named("vsphere-csi-namespace")
-    secret = prod_storage.named("vsphere-csi-config")
+def test_namespace_and_config_secret(national_storage):
+    namespace = national_storage.named("vsphere-csi-namespace")
+    secret = national_storage.named("vsphere-csi-config")
     assert namespace.inputs["metadata"]["name"] == "vmware-system-csi"
     assert secret.inputs["metadata"] == {"name": "vsphere-config-secret", "namespace": "vmware-system-csi"}
     assert "stringData" in secret.secret_inputs
@@ -30,11 +30,11 @@ def test_namespace_and_config_secret(prod_storage):
         kubernetes_validate.validate(obj, "1.36", strict=True)
 
 
-def test_rendered_conf_parses_back(prod_storage):
-    data = prod_storage.named("vsphere-csi-config").inputs["stringData"]
+def test_rendered_conf_parses_back(national_storage):
+    data = national_storage.named("vsphere-csi-config").inputs["stringData"]
     assert set(data) == {"csi-vsphere.conf"}
     conf = parse_gcfg(data["csi-vsphere.conf"])
-    assert conf["Global"]["cluster-id"] == "cht-hosting-prod" == prod_storage.outputs["csiClusterId"]
+    assert conf["Global"]["cluster-id"] == "cht-hosting-prod" == national_storage.outputs["csiClusterId"]
     vcenter = conf["VirtualCenter vcenter.moh.example.org"]
     assert vcenter["user"] == "k8s-cns@vsphere.local"
     assert vcenter["password"] == PASSWORD
@@ -56,14 +56,14 @@ def test_ca_certificate_travels_in_the_secret():
     assert parse_gcfg(data["csi-vsphere.conf"])["VirtualCenter vcenter.moh.example.org"]["ca-file"] == "/etc/cloud/vsphere-ca.pem"
 
 
-def test_driver_manifest_is_the_pinned_upstream_file(prod_storage):
-    driver = prod_storage.named("vsphere-csi-driver")
+def test_driver_manifest_is_the_pinned_upstream_file(national_storage):
+    driver = national_storage.named("vsphere-csi-driver")
     assert driver.type == "kubernetes:yaml/v2:ConfigFile"
     assert driver.inputs["file"] == (
         "https://raw.githubusercontent.com/kubernetes-sigs/vsphere-csi-driver/v3.8.0/manifests/vanilla/vsphere-csi-driver.yaml"
     )
-    assert prod_storage.named("vsphere-csi-config").urn in driver.depends_on
-    assert prod_storage.named("vsphere-csi-namespace").urn in driver.depends_on
+    assert national_storage.named("vsphere-csi-config").urn in driver.depends_on
+    assert national_storage.named("vsphere-csi-namespace").urn in driver.depends_on
 
 
 def test_manifest_url_can_point_at_a_mirror():
@@ -108,17 +108,17 @@ def test_component_wires_its_transform_with_the_control_plane_count(monkeypatch)
     assert seen == [5] and result.props["spec"]["replicas"] == 3
 
 
-def test_csi_waits_for_the_cpi_and_uses_the_clusters_provider(prod_storage):
-    cpi = prod_storage.named("vsphere-cpi-release")
+def test_csi_waits_for_the_cpi_and_uses_the_clusters_provider(national_storage):
+    cpi = national_storage.named("vsphere-cpi-release")
     for name in ("vsphere-csi-namespace", "vsphere-csi-config", "vsphere-csi-driver"):
-        child = prod_storage.named(name)
+        child = national_storage.named(name)
         assert cpi.urn in child.depends_on, name
-        assert child.provider.startswith(provider_urn(prod_storage) + "::")
+        assert child.provider.startswith(provider_urn(national_storage) + "::")
 
 
-def test_snapshots_are_off_by_default(prod_storage):
-    assert not [r for r in prod_storage.registrations if "snapshot" in r.name]
-    assert prod_storage.outputs.get("snapshotClass") is None
+def test_snapshots_are_off_by_default(national_storage):
+    assert not [r for r in national_storage.registrations if "snapshot" in r.name]
+    assert national_storage.outputs.get("snapshotClass") is None
 
 
 def test_snapshots_install_crds_controller_and_class(with_snapshots):

@@ -20,6 +20,7 @@ import yaml
 
 from offline import stackfile
 from tests import tools
+from tests.conftest import STACKS
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -105,19 +106,19 @@ def test_deploys_happen_on_main_behind_the_production_environment():
 
 
 def _copy_project(dst: Path) -> Path:
-    """The project with only its small staging stack, so planning every stack twice stays fast."""
+    """The project with one small stack of the tests' own (regional) instead of the operator's stacks."""
     ignore = shutil.ignore_patterns("venv", ".venv", ".git", "build", "__pycache__", ".pytest_cache", "tests")
     shutil.copytree(ROOT, dst, ignore=ignore)
     for stack_file in dst.glob("Pulumi.*.yaml"):
-        if stack_file.name != "Pulumi.staging.yaml":
-            stack_file.unlink()
+        stack_file.unlink()
+    shutil.copy(STACKS / "Pulumi.regional.yaml", dst / "Pulumi.regional.yaml")
     return dst
 
 
 def test_plan_diff_script_shows_a_removed_county_and_fails_on_a_broken_head_stack(tmp_path):
     base = _copy_project(tmp_path / "base")
     head = _copy_project(tmp_path / "head")
-    stack_file = head / "Pulumi.staging.yaml"
+    stack_file = head / "Pulumi.regional.yaml"
     text = stack_file.read_text()
     assert "    kwale: {couchdbNodes: 3}\n" in text
     stack_file.write_text(text.replace("    kwale: {couchdbNodes: 3}\n", ""))
@@ -132,14 +133,14 @@ def test_plan_diff_script_shows_a_removed_county_and_fails_on_a_broken_head_stac
     assert "Stacks that do not plan on the head: broken" in result.stderr
 
     diff = (tmp_path / "out" / "plan.diff").read_text()
-    assert "--- base/staging/plan.txt" in diff and "+++ head/staging/plan.txt" in diff
+    assert "--- base/regional/plan.txt" in diff and "+++ head/regional/plan.txt" in diff
     assert any(line.startswith("-") and "kwale" in line for line in diff.splitlines())
     assert "-Stack broken does not exist on the base." in diff  # absent on base, failed on head
     assert "head/broken/PLAN-FAILED.txt" in diff and "bogus" in diff
 
     comment = (tmp_path / "out" / "comment.md").read_text()
     assert comment.startswith("<!-- cht-hosting:offline-plan -->\n### Offline plan: base `aaaaaaa` → head `bbbbbbb`")
-    assert "Stacks: broken staging." in comment
+    assert "Stacks: broken regional." in comment
     assert ":x: **broken** does not plan on the head" in comment
     assert "`````diff\n" in comment and diff[:200] in comment
 
