@@ -9,6 +9,7 @@ tests assert on.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import runpy
 import sys
@@ -92,7 +93,8 @@ def record(
         mocks=FakeCloud(stack_outputs),
         config=config,
         secret_keys=secret_keys,
-        secret_values=fakes.SECRET_VALUES | _config_secrets(config, secret_keys),
+        # Read when the run is over: the fakes add each generated secret as the program creates it.
+        secret_values=itertools.chain(fakes.SECRET_VALUES, _config_secrets(config, secret_keys)),
     )
 
 

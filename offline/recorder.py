@@ -239,7 +239,8 @@ def record(
     secret_values: Iterable[str] = (),
 ) -> Evaluation:
     """Run `build` for `project`/`stack` with `config` (`project:key` -> string, as the CLI passes it) on fresh
-    mocks and record it all; `secret_values` are redacted by `Evaluation.redact`."""
+    mocks and record it all; `secret_values` (read once the run is over, so it may grow while the program runs)
+    are redacted by `Evaluation.redact`."""
     config = config or {}
     logger = logging.getLogger(f"offline.recorder.{project}.{stack}")
     logger.propagate = False

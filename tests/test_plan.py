@@ -48,6 +48,8 @@ def test_plan_never_prints_a_secret(national_plan):
     printed, out = national_plan
     everything = printed + "".join(p.read_text() for p in out.rglob("*") if p.is_file())
     assert stackfile.PLACEHOLDER not in everything
+    assert "PRIVATE KEY-----\nmock" not in everything and "_private: mock" not in everything  # generated keys
+    assert "<secret>" in everything
 
 
 def _write_stack(folder: Path, name: str, changes: dict) -> None:
