@@ -4,6 +4,8 @@ VENV ?= venv
 PY := $(VENV)/bin/python
 STACK ?= prod
 OUT ?= build/plan-$(STACK)
+# DEPLOYED=<file of `pulumi stack output --json`>: plan against what runs (the summary of what changes).
+DEPLOYED ?=
 
 .PHONY: plan test clean
 
@@ -17,7 +19,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 plan: $(VENV)/.runtime
-	$(PY) -m offline.plan $(STACK) --out $(OUT)
+	$(PY) -m offline.plan $(STACK) --out $(OUT) $(if $(DEPLOYED),--deployed $(DEPLOYED))
 
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -295,12 +295,14 @@ def test_cli_checks_a_pull_request_against_production(tmp_path, capsys):
     assert "cht-hosting:counties.nakuru.couchdbStorageGb: 200 GB deployed, this config has 100" in capsys.readouterr().err
 
 
-def test_every_procedure_a_guard_names_is_a_readme_section():
+def test_every_procedure_a_guard_names_is_a_docs_section():
     import re
 
     source = Path(guards.__file__).read_text()
     named = set(re.findall(r"_readme\('([^']+)'\)", source)) | {guards.RESIZE, guards.ROTATE}
-    headings = set(re.findall(r"^#+ (.+)$", (Path(__file__).parent.parent / "README.md").read_text(), re.M))
+    root = Path(__file__).parent.parent
+    pages = [root / "README.md", *(root / "docs").rglob("*.md")]
+    headings = {h for page in pages for h in re.findall(r"^#+ (.+)$", page.read_text(), re.M)}
     assert named and named <= headings | {"Removing a county, and really deleting one"}, named - headings
 
 
