@@ -2,8 +2,9 @@
 
     python -m offline.plan prod                 # print the plan
     python -m offline.plan prod --out build/prod  # also write what a reviewer diffs between branches
-    python -m offline.plan prod --deployed prod-outputs.json  # check against production
+    python -m offline.plan prod --deployed prod-outputs.json  # against production: what changes, first
                                                  # (the file: `pulumi stack output --json`)
+    python -m offline.plan prod --verbose        # also the full component tree and per-county listings
 
 Exit codes: 0 planned, 2 the stack config is invalid (every problem is printed), 1 anything else.
 """
@@ -14,13 +15,15 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from config.names import PROJECT, decode_guestinfo
 
-from . import engine, stackfile
+from . import changes, engine, stackfile
 from .engine import Evaluation, ProgramFailed
 
 K8S_PREFIX = "kubernetes:"
@@ -51,65 +54,94 @@ def run(
     return engine.evaluate(stack, config, secret_keys, stack_outputs=deployed), notes
 
 
-# --- the printed report --------------------------------------------------------------------------------
+# --- the printed report: named sections, in the order an operator reads them ----------------------------
 
 
-def report(evaluation: Evaluation, notes: list[str]) -> str:
-    lines = [
-        f"Offline plan of stack '{evaluation.stack}' (Pulumi.{evaluation.stack}.yaml), evaluated on Pulumi's mock "
-        "engine: no vCenter, cluster or Pulumi CLI was used.",
-        "",
-    ]
-    problems = notes + evaluation.warnings
-    if problems:
-        lines += ["Warnings:", *(f"  - {w}" for w in problems), ""]
-    lines += [f"`pulumi up` would create {len(evaluation.registrations)} resources.", "", "Component tree:"]
-    lines += _tree(evaluation)
-    path = evaluation.critical_path()
-    if path:
-        lines += [
-            "",
-            f"Critical path ({len(path)} resources that wait on each other; everything else runs beside it):",
-            "  " + " -> ".join(r.name for r in path),
-        ]
-    lines += ["", "Resources by type:"]
-    lines += [f"  {count:5d}  {type_}" for type_, count in sorted(evaluation.type_counts().items())]
-    counties = evaluation.outputs.get("counties") or {}
-    lines += ["", f"Counties ({len(counties)}):"]
+@dataclass(frozen=True)
+class Context:
+    """What a section reads: the evaluation, the notes of `run`, the change summary (with a deployed state)
+    and whether the full listings were asked for (`--verbose`)."""
+
+    evaluation: Evaluation
+    notes: list[str]
+    changes: list[str] | None = None
+    verbose: bool = False
+
+    @property
+    def outputs(self) -> dict:
+        return self.evaluation.outputs
+
+    @property
+    def counties(self) -> list[str]:
+        return list(self.outputs.get("counties") or {})
+
+
+def _changes(ctx: Context) -> list[str]:
+    return ctx.changes or []
+
+
+def _warnings(ctx: Context) -> list[str]:
+    problems = ctx.notes + ctx.evaluation.warnings
+    return ["Warnings:", *(f"  - {w}" for w in problems)] if problems else []
+
+
+def _size(ctx: Context) -> list[str]:
+    count = len(ctx.evaluation.registrations)
+    if ctx.changes is None:
+        return [f"`pulumi up` would create {count} resources."]
+    return [f"The program registers {count} resources; what changes is summarized above."]
+
+
+def _counties(ctx: Context) -> list[str]:
+    """The one table of counties: where, what, how big, and how it is backed up."""
+    counties = ctx.outputs.get("counties") or {}
+    backups = (ctx.outputs.get("backup") or {}).get("counties") or {}
     width = max((len(name) for name in counties), default=0)
+    lines = [f"Counties ({len(counties)}):"]
     for name, county in counties.items():
+        backup = backups.get(name)
+        kept = f"  backup kept {backup['retentionDays']} days{', drilled' if backup['drilled'] else ''}" if backup else ""
         lines.append(
             f"  {name:<{width}}  {county['url']}  CHT {county['version']}  "
             f"CouchDB x{county['couchdbNodes']} ({county['couchdbStorageGb']} GB each)  "
-            f"budget {county['cpu']:g} CPU / {county['memoryGb']:g} GB"
+            f"budget {county['cpu']:g} CPU / {county['memoryGb']:g} GB{kept}"
         )
-    lines += _control_plane_lines(evaluation.outputs.get("controlPlane"))
-    lines += _backup_lines(evaluation.outputs.get("backup"))
-    if evaluation.outputs.get("vcenterTls"):
-        lines += ["", "vCenter TLS (the program's own connection):", "  " + evaluation.outputs["vcenterTls"]]
-    if evaluation.outputs.get("capacityReport"):
-        lines += ["", "Capacity (the counties' budgets against the agents):", evaluation.outputs["capacityReport"]]
-    lines += _monitoring(evaluation.outputs)
-    return evaluation.redact("\n".join(lines))
+    return lines
 
 
-def _control_plane_lines(control_plane: dict | None) -> list[str]:
+def _control_plane(ctx: Context) -> list[str]:
+    control_plane = ctx.outputs.get("controlPlane")
     if not control_plane:
         return []
-    encryption = "on" if control_plane["secretsEncryption"] else "OFF (see the README to turn it on)"
+    encryption = "on" if control_plane["secretsEncryption"] else "OFF (docs/runbooks/secrets-encryption.md turns it on)"
     return [
-        "",
         f"Control plane: secrets encryption {encryption}; agents join with their own token (agent-token), "
-        f"not the server token; etcd snapshots: {control_plane['etcdSnapshots']}.",
+        f"not the server token; etcd snapshots: {control_plane['etcdSnapshots']}."
     ]
 
 
-def _backup_lines(backup: dict | None) -> list[str]:
+def _capacity(ctx: Context) -> list[str]:
+    """The capacity check; the per-county quota rows (the county list again) only with --verbose."""
+    text = ctx.outputs.get("capacityReport")
+    if not text:
+        return []
+    lines = text.splitlines()
+    if not ctx.verbose:
+        counties = set(ctx.counties)
+        lines = [line for line in lines if not (line.startswith("  ") and line.split()[0] in counties)]
+        lines.append("(each county's quota: outputs/capacityReport in the review folder, or --verbose)")
+    return ["Capacity (the counties' budgets against the agents):", *lines]
+
+
+def _backups(ctx: Context) -> list[str]:
     """Where backups go, when, for how long, the drill, and the storage they need."""
+    backup = ctx.outputs.get("backup")
     if not backup:
-        return ["", "Backups: none (cht-hosting:backup is not set): nothing leaves the cluster's own datastore."]
+        if "backup" in ctx.outputs or ctx.outputs.get("counties"):
+            return ["Backups: none (cht-hosting:backup is not set): nothing leaves the cluster's own datastore."]
+        return []
     storage = backup["storage"]
-    lines = ["", f"Backups to {storage['endpoint']}, bucket {storage['bucket']} (keys: Pulumi secrets only):"]
+    lines = [f"Backups to {storage['endpoint']}, bucket {storage['bucket']} (keys: Pulumi secrets only):"]
     etcd = backup.get("etcdSnapshots")
     if etcd:
         lines.append(
@@ -122,30 +154,41 @@ def _backup_lines(backup: dict | None) -> list[str]:
         f"  counties: Velero (chart {velero['chart']}, namespace {velero['namespace']}), one Schedule each, "
         f"folder {velero['prefix']}/; objects, credentials and every CouchDB volume (kopia)"
     )
-    width = max((len(n) for n in counties), default=0)
-    for name, c in counties.items():
-        lines.append(
-            f"    {name:<{width}}  {c['schedule']}  cron '{c['cron']}'  kept {c['retentionDays']} days  "
-            f"{c['couchdbVolumes']} volume{'s' if c['couchdbVolumes'] != 1 else ''}"
-            f"{'  drilled' if c['drilled'] else ''}"
-        )
+    if ctx.verbose:
+        width = max((len(n) for n in counties), default=0)
+        for name, c in counties.items():
+            lines.append(
+                f"    {name:<{width}}  {c['schedule']}  cron '{c['cron']}'  kept {c['retentionDays']} days  "
+                f"{c['couchdbVolumes']} volume{'s' if c['couchdbVolumes'] != 1 else ''}"
+                f"{'  drilled' if c['drilled'] else ''}"
+            )
+    else:
+        crons = sorted({c["cron"] for c in counties.values()})
+        lines.append(f"    cron {', '.join(repr(c) for c in crons)}; retention and drilled: the Counties table")
     drill = backup["drill"]
     lines.append(
         f"  restore drill: CronJob {drill['cronJob']} in {drill['namespace']}, cron '{drill['schedule']}'"
         f"{'' if drill['enabled'] else ' (suspended)'}, one county per run into {drill['scratchNamespace']}; "
         f"results in ConfigMap {drill['results']}"
     )
-    lines += ["", "Backup storage estimate:", backup["estimate"]]
+    if ctx.verbose:
+        lines += ["", "Backup storage estimate:", backup["estimate"]]
+    else:
+        lines.append(
+            f"  storage estimate: {backup['estimateTotalGb']} GB in total "
+            "(per county: outputs/backup.estimate in the review folder, or --verbose)"
+        )
     return lines
 
 
-def _monitoring(outputs: dict) -> list[str]:
+def _monitoring(ctx: Context) -> list[str]:
     """What is watched and where alerts go (the `monitoring` and `watchdogTargets` outputs)."""
+    outputs = ctx.outputs
     lines: list[str] = []
     targets = outputs.get("watchdogTargets")
     if targets is not None:
         count = sum(1 for line in targets.splitlines() if line.startswith("- "))
-        lines += ["", f"Watchdog targets (`pulumi stack output watchdogTargets > cht-instances.yml`): {count} counties"]
+        lines += [f"Watchdog targets (`pulumi stack output watchdogTargets > cht-instances.yml`): {count} counties"]
     monitoring = outputs.get("monitoring")
     if not monitoring:
         lines.append("Monitoring on the cluster: off (monitoring.enabled)")
@@ -163,22 +206,124 @@ def _monitoring(outputs: dict) -> list[str]:
     return lines
 
 
-def _tree(evaluation: Evaluation) -> list[str]:
-    """Components indented under their parents, each with a count of the resources it holds directly."""
+def _vcenter_tls(ctx: Context) -> list[str]:
+    text = ctx.outputs.get("vcenterTls")
+    return ["vCenter TLS (the program's own connection):", "  " + text] if text and ctx.verbose else []
+
+
+def _critical_path(ctx: Context) -> list[str]:
+    path = ctx.evaluation.critical_path()
+    if not path:
+        return []
+    return [
+        f"Critical path ({len(path)} resources that wait on each other; everything else runs beside it):",
+        "  " + " -> ".join(r.name for r in path),
+    ]
+
+
+def _components(ctx: Context) -> list[str]:
+    if ctx.verbose:
+        return ["Component tree:", *_tree(ctx.evaluation)]
+    return ["Components (alike siblings collapsed; the full tree with --verbose):", *_tree(ctx.evaluation, collapse=True)]
+
+
+def _types(ctx: Context) -> list[str]:
+    if not ctx.verbose:
+        return []
+    counts = ctx.evaluation.type_counts()
+    return ["Resources by type:", *(f"  {count:5d}  {type_}" for type_, count in sorted(counts.items()))]
+
+
+Section = Callable[[Context], list[str]]
+# The report, in reading order. An area adds its section here (a function of the Context returning its lines,
+# or [] when it has nothing to say); the report puts one blank line between sections.
+SECTIONS: tuple[tuple[str, Section], ...] = (
+    ("changes", _changes),
+    ("warnings", _warnings),
+    ("size", _size),
+    ("counties", _counties),
+    ("control plane", _control_plane),
+    ("capacity", _capacity),
+    ("backups", _backups),
+    ("monitoring", _monitoring),
+    ("vcenter tls", _vcenter_tls),
+    ("critical path", _critical_path),
+    ("components", _components),
+    ("resources by type", _types),
+)
+
+
+def report(
+    evaluation: Evaluation,
+    notes: list[str],
+    *,
+    deployed: dict | None = None,
+    source: str = "--deployed",
+    verbose: bool = False,
+) -> str:
+    """The plan as printed: the change summary first when `deployed` (the stack's outputs) is given."""
+    summary = None
+    if deployed is not None:
+        summary = changes.lines(changes.summarize(deployed, evaluation.outputs, tls_issuers(evaluation)), source)
+    ctx = Context(evaluation, notes, summary, verbose)
+    lines = [
+        f"Offline plan of stack '{evaluation.stack}' (Pulumi.{evaluation.stack}.yaml), evaluated on Pulumi's mock "
+        "engine: no vCenter, cluster or Pulumi CLI was used.",
+    ]
+    for _, section in SECTIONS:
+        part = section(ctx)
+        if part:
+            lines += ["", *part]
+    return evaluation.redact("\n".join(lines))
+
+
+def tls_issuers(evaluation: Evaluation) -> dict[str, str | None]:
+    """County namespace -> the cert-manager ClusterIssuer of its Ingress, or None (the operator brings it)."""
+    issuers: dict[str, str | None] = {}
+    for r in evaluation.registrations:
+        if r.custom and r.inputs.get("kind") == "Ingress":
+            metadata = r.inputs.get("metadata") or {}
+            annotations = metadata.get("annotations") or {}
+            issuers[metadata.get("namespace", "")] = annotations.get("cert-manager.io/cluster-issuer")
+    return issuers
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _tree(evaluation: Evaluation, collapse: bool = False) -> list[str]:
+    """Components indented under their parents, each with a count of the resources it holds directly;
+    `collapse`: siblings of one type shown once, with how many there are (their children not listed)."""
     children = defaultdict(list)
     for r in evaluation.registrations:
         children[r.parent].append(r)
     lines: list[str] = []
 
+    def held(r) -> int:
+        return sum(1 for c in children[r.urn] if c.custom)
+
+    def total(r) -> int:
+        return sum(1 + total(c) if not c.custom else 1 for c in children[r.urn])
+
     def walk(parent_urn: str, depth: int) -> None:
         # Registration order varies from run to run; sort so two plans of the same config are identical.
-        for r in sorted(children[parent_urn], key=lambda c: (c.type, c.name)):
-            if r.custom:
+        components = sorted((c for c in children[parent_urn] if not c.custom), key=lambda c: (c.type, c.name))
+        by_type: dict[str, list] = defaultdict(list)
+        for r in components:
+            by_type[r.type].append(r)
+        for r in components:
+            alike = by_type[r.type]
+            if collapse and len(alike) > 1 and not any("file" in c.inputs for c in alike):
+                if r is alike[0]:
+                    sizes = sorted({total(c) for c in alike})
+                    each = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
+                    lines.append(f"  {'  ' * depth}{r.type} x{len(alike)} ({each} resources each, children included)")
                 continue
-            direct = sum(1 for c in children[r.urn] if c.custom)
             # A remote component (a manifest the provider fetches and expands at deploy time) shows its source.
             source = f" (expanded at deploy time from {r.inputs['file']})" if "file" in r.inputs else ""
-            lines.append(f"  {'  ' * depth}{r.type} {r.name}{source or f' ({direct} resources)'}")
+            size = source or f" ({_plural(held(r), 'resource')})"
+            lines.append(f"  {'  ' * depth}{r.type} {r.name}{size}")
             walk(r.urn, depth + 1)
 
     roots = {r.parent for r in evaluation.registrations if r.parent not in evaluation.by_urn}
@@ -193,8 +338,12 @@ def _tree(evaluation: Evaluation) -> list[str]:
 # --- the review folder ---------------------------------------------------------------------------------
 
 
-def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
-    """Manifests per namespace, each node's cloud-init, every remote script and the outputs; secrets redacted."""
+def write_review_folder(
+    evaluation: Evaluation, out: Path, deployed: dict | None = None, source: str = "--deployed"
+) -> list[Path]:
+    """Manifests per namespace, each node's cloud-init, every remote script and the outputs (multi-line ones as
+    files of their own under outputs/, so a diff reads line by line); the plan (with the change summary
+    against `deployed`) and the full component tree; secrets redacted."""
     files: dict[Path, str] = {}
     manifests: dict[str, list[dict]] = defaultdict(list)
     for r in evaluation.registrations:
@@ -226,7 +375,10 @@ def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
     for script, text in (evaluation.outputs.get("restoreScripts") or {}).items():
         files[Path("restore") / script] = text
     files[Path("outputs.json")] = engine.to_json(evaluation.outputs) + "\n"
-    files[Path("plan.txt")] = report(evaluation, [])
+    for name, text in output_files(evaluation.outputs).items():
+        files[Path("outputs") / name] = text
+    files[Path("plan.txt")] = report(evaluation, [], deployed=deployed, source=source)
+    files[Path("components.txt")] = "\n".join([*_tree(evaluation), "", *_types(Context(evaluation, [], verbose=True))]) + "\n"
 
     written = []
     for relative, text in sorted(files.items()):
@@ -235,6 +387,23 @@ def write_review_folder(evaluation: Evaluation, out: Path) -> list[Path]:
         path.write_text(evaluation.redact(text))
         written.append(path)
     return written
+
+
+# Outputs already written as files of their own elsewhere in the folder, or secret.
+_NOT_OUTPUT_FILES = {"restoreScripts", "kubeconfig"}
+
+
+def output_files(outputs: dict) -> dict[str, str]:
+    """Every multi-line text output (at the top level, or one level down as `<output>.<key>`) as a file."""
+    files = {}
+    for name, value in outputs.items():
+        if name in _NOT_OUTPUT_FILES:
+            continue
+        inner = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, text in inner:
+            if isinstance(text, str) and "\n" in text.strip():
+                files[name if key is None else f"{name}.{key}"] = text if text.endswith("\n") else text + "\n"
+    return files
 
 
 def _public(r) -> dict:
@@ -260,6 +429,9 @@ def _yaml(value) -> str:
 
 
 def _deployed_outputs(path: Path) -> dict:
+    """`pulumi stack output --json` saved in a file, or a review folder (its outputs.json)."""
+    if path.is_dir():
+        path = path / "outputs.json"
     try:
         outputs = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -281,8 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--deployed",
         type=Path,
-        help="the stack's outputs as `pulumi stack output --json` prints them: check the config against what "
-        "is deployed (default: a first update)",
+        help="the stack's outputs as `pulumi stack output --json` prints them (or a review folder of an earlier "
+        "plan): check the config against what is deployed and begin with what changes (default: a first update)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="also the full component tree, resources by type and per-county listings"
     )
     args = parser.parse_args(argv)
     try:
@@ -292,13 +467,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ProgramFailed as failure:
+        if args.deployed:
+            print(f"Changes against what is deployed ({args.deployed}): refused; nothing would be applied.", file=sys.stderr)
         print(failure.message, file=sys.stderr)
         if failure.registered:
             print(f"(after {failure.registered} resources were registered)", file=sys.stderr)
         return 2
-    print(report(evaluation, notes))
+    print(report(evaluation, notes, deployed=deployed, source=str(args.deployed), verbose=args.verbose))
     if args.out:
-        written = write_review_folder(evaluation, args.out)
+        written = write_review_folder(evaluation, args.out, deployed, str(args.deployed))
         print(f"\nWrote {len(written)} files to {args.out}/ (secrets redacted).")
     return 0
 
