@@ -61,7 +61,7 @@ if cfg.cluster_mode == "vsphere-k3s":
         pulumi.log.warn(
             f"k3s on {', '.join(sorted(k3s_before_vm_tracking))} was installed before node installs followed their "
             "VM: a replaced VM of these nodes does not get k3s again. Replace such a node by removing it in one "
-            "update and adding it in the next (README 'Replacing a node')"
+            "update and adding it in the next (docs/runbooks/replace-node.md)"
         )
     # etcd snapshots leave the servers for the backup bucket, with the bucket's keys as secrets.
     etcd_s3 = (

@@ -279,8 +279,8 @@ def cht_settings(
             problems.append(
                 f"{key_path('counties', name, 'migration')}: a clustered Compose county cannot be brought over by "
                 "its volumes: its shard maps name the Compose nodes (couchdb@couchdb-N.local), which do not exist "
-                "here. Deploy it as a new county and replicate its data, or migrate it by hand (README, "
-                "'Migrating a clustered Compose county'); remove migration or set couchdbNodes: 1 for a single-node one"
+                "here. Deploy it as a new county and replicate its data, or migrate it by hand "
+                "(docs/runbooks/migrate-from-compose.md); remove migration or set couchdbNodes: 1 for a single-node one"
             )
         if len(migration.volumes) != settings.couchdb_nodes:
             problems.append(
@@ -434,7 +434,7 @@ def backup(present: bool, config: BackupConfig | None, counties: dict[str, Count
             if county.settings.backup_retention_days is not None:
                 problems.append(
                     f"{key_path('counties', name, 'backupRetentionDays')}: has no effect without cht-hosting:backup; "
-                    "configure backups (see 'Backups' in the README) or remove it"
+                    "configure backups (docs/backups.md) or remove it"
                 )
     return problems
 

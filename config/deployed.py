@@ -122,7 +122,7 @@ def k3s_installs_before_vm_tracking(deployed: DeployedState | None, config: Stac
 
     Their install and drain carry no VM trigger in the stack's state: adding one now would be a replacement,
     which uninstalls k3s (and a server's etcd data) from every such node at once. They keep the install they
-    have; a node removed and added again (README "Replacing a node") follows its VM from then on.
+    have; a node removed and added again (docs/runbooks/replace-node.md) follows its VM from then on.
     """
     if etcd_seed(deployed, config) is None:
         return frozenset()  # no cluster yet: every install follows its VM

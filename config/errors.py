@@ -80,7 +80,7 @@ def _friendly(error: dict, model: type[BaseModel]) -> str:
         hint = f"did you mean '{guess[0]}'? " if guess else ""
         return f"unknown key; {hint}remove it or fix its spelling (allowed here: {', '.join(allowed)})"
     if kind == "missing":
-        return "is required; add it (see 'Config reference' in the README)"
+        return "is required; add it (see docs/config-reference.md)"
     bound = error.get("ctx", {})
     if kind == "greater_than" and bound.get("gt") == 0:
         return f"must be a positive number, got {value!r}"

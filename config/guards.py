@@ -2,7 +2,7 @@
 
 `check(config, deployed)` compares the validated config with the `deployedState` the last update
 exported (`deployed.py`) and returns every problem at once, each naming the key, what is deployed and the
-safe procedure (a README section). With nothing deployed (a first update) it returns nothing.
+safe procedure (a runbook under docs/, `PROCEDURES`). With nothing deployed (a first update) it returns nothing.
 """
 
 from __future__ import annotations
@@ -16,15 +16,26 @@ from .model import StackConfig
 CHT_5_FROM = "4.5.0"
 
 
-# README sections that hold the procedures.
-RESIZE = "Resizing a county's CouchDB cluster"
-ROTATE = "Rotating a county's CouchDB admin user"
-ENCRYPT = "Turning on secrets encryption and the agent token on an existing cluster"
+# The runbook of each procedure a refusal names: page under docs/, and the section of it when not the whole
+# page (tests/test_guards.py checks that each page and heading exists).
+PROCEDURES: dict[str, tuple[str, str | None]] = {
+    "rename": ("runbooks/rename-county.md", None),
+    "resize": ("runbooks/grow-county.md", "Resizing a county's CouchDB cluster"),
+    "grow": ("runbooks/grow-county.md", None),
+    "rotate": ("runbooks/rotate-credentials.md", "Rotating a county's CouchDB admin user"),
+    "restore": ("runbooks/restore-county.md", None),
+    "upgrade-cht": ("runbooks/upgrade-cht.md", None),
+    "upgrade-k3s": ("runbooks/upgrade-k3s.md", None),
+    "replace-node": ("runbooks/replace-node.md", None),
+    "encrypt": ("runbooks/secrets-encryption.md", None),
+}
 SECRETS_ENCRYPTION = "k3s.secretsEncryption"
 
 
-def _readme(section: str) -> str:
-    return f"README '{section}'"
+def procedure(name: str) -> str:
+    """Where a refusal sends the operator: `docs/<page>`, with its section when the page holds several."""
+    page, section = PROCEDURES[name]
+    return f"docs/{page}" + (f", '{section}'" if section else "")
 
 
 def check(
@@ -99,7 +110,7 @@ def _secrets_encryption(config: StackConfig, deployed: DeployedState, accepted: 
         return [
             f"{path}: the cluster was built without secrets encryption, this config turns it on; setting the flag "
             f"on a running cluster is not supported. Keep secretsEncryption: false, or turn it on by the procedure "
-            f"({_readme(ENCRYPT)}) and then add '{SECRETS_ENCRYPTION}' to deployedState.accept for one update"
+            f"({procedure('encrypt')}) and then add '{SECRETS_ENCRYPTION}' to deployedState.accept for one update"
         ]
     return []
 
@@ -125,24 +136,24 @@ def _counties(config: StackConfig, deployed: DeployedState, accepted: set[str]) 
                 f"{key_path('counties', name)}: deployed county '{name}' is missing and {listed} "
                 f"{'is' if len(new) == 1 else 'are'} new in the same update; a county cannot be renamed (its name is "
                 "its namespace and its volumes': the new one would start empty). Keep the name and change only "
-                f"its host, or remove and add in two separate updates ({_readme('Renaming a county')})"
+                f"its host, or remove and add in two separate updates ({procedure('rename')})"
             )
     for name, was in deployed.counties.items():
         county = config.counties.get(name)
         if county is None:
-            continue  # removing a county is allowed (README 'Removing a county, and really deleting one')
+            continue  # removing a county is allowed (docs/runbooks/remove-county.md)
         now = county.settings
         if now.couchdb_nodes != was.couchdb_nodes:
             problems.append(
                 f"{key_path('counties', name, 'couchdbNodes')}: {was.couchdb_nodes} CouchDB node(s) deployed, this "
                 f"config has {now.couchdb_nodes}; changing it in place starts new, empty CouchDB volumes and "
-                f"shards. Keep {was.couchdb_nodes} and follow {_readme(RESIZE)}"
+                f"shards. Keep {was.couchdb_nodes} and follow {procedure('resize')}"
             )
         if now.couchdb_storage_gb < was.couchdb_storage_gb:
             problems.append(
                 f"{key_path('counties', name, 'couchdbStorageGb')}: {was.couchdb_storage_gb} GB deployed, this config "
                 f"has {now.couchdb_storage_gb}; a volume never shrinks. Keep {was.couchdb_storage_gb} or more "
-                f"({_readme('Growing a county')})"
+                f"({procedure('grow')})"
             )
         user_key = f"counties.{name}.couchdbUser"
         # A migrated county's admin comes from migratedCredentials, so its couchdbUser changes nothing.
@@ -151,7 +162,7 @@ def _counties(config: StackConfig, deployed: DeployedState, accepted: set[str]) 
             problems.append(
                 f"{key_path('counties', name, 'couchdbUser')}: admin user '{was.couchdb_user}' deployed, this config "
                 f"has '{now.couchdb_user}'; CouchDB keeps the admin it was set up with, so CHT would be locked out. "
-                f"Keep '{was.couchdb_user}', or rotate it as {_readme(ROTATE)} "
+                f"Keep '{was.couchdb_user}', or rotate it as {procedure('rotate')} "
                 f"says (it adds '{user_key}' to deployedState.accept for one update)"
             )
         problems += _cht_version(name, was.version, now.version)
@@ -164,13 +175,13 @@ def _cht_version(name: str, was: str, now: str) -> list[str]:
         return [
             f"{path}: CHT {was} deployed, this config has {now}; CHT does not support downgrades (its databases "
             f"and views are migrated forward, cht-core#9954). Keep {was} or a later release; to go back, restore a "
-            f"backup taken on the older release ({_readme('Backups')})"
+            f"backup taken on the older release ({procedure('restore')})"
         ]
     if versions.major(now) >= 5 and versions.major(was) == 4 and not versions.at_least(was, CHT_5_FROM):
         return [
             f"{path}: CHT {was} deployed, this config has {now}; CHT 5.x upgrades only from {CHT_5_FROM} or later. "
             f"First set a 4.x release of at least {CHT_5_FROM} and apply, then set {now} "
-            f"({_readme('Upgrading CHT Core')})"
+            f"({procedure('upgrade-cht')})"
         ]
     return []
 
@@ -190,7 +201,7 @@ def _k3s(config: StackConfig, deployed: DeployedState) -> list[str]:
         return [
             f"{path}: k3s {deployed.k3s_version} deployed, this config has {config.k3s.version}; Kubernetes "
             f"upgrades one minor release at a time. Set a v{was.major}.{was.minor + 1}.x release, apply, then go on "
-            f"({_readme('Upgrading k3s')})"
+            f"({procedure('upgrade-k3s')})"
         ]
     if now.major != was.major:
         return [
@@ -222,7 +233,7 @@ def _nodes(config: StackConfig, deployed: DeployedState) -> list[str]:
             problems.append(
                 f"{key_path(key, 'nodes', name)}: node {name} is deployed as {'a server' if was.role == 'server' else 'an agent'}; "
                 "a VM cannot change role in place. Remove it in one update and add it under a new name in the next "
-                f"({_readme('Replacing a node')})"
+                f"({procedure('replace-node')})"
             )
             continue
         address = pool.nodes[name]
@@ -230,7 +241,7 @@ def _nodes(config: StackConfig, deployed: DeployedState) -> list[str]:
             problems.append(
                 f"{key_path(key, 'nodes', name)}: node {name} is deployed at {was.address}, this config has "
                 f"{address}; the VM keeps the address it was built with (cloud-init runs once), so the cluster "
-                f"would lose it. Keep {was.address}, or replace the node ({_readme('Replacing a node')})"
+                f"would lose it. Keep {was.address}, or replace the node ({procedure('replace-node')})"
             )
         if was.disk_gb is not None and pool.disk_gb < was.disk_gb:
             problems.append(
@@ -259,7 +270,7 @@ def _servers(config: StackConfig, deployed: DeployedState, etcd_seed_can_move: b
         problems.append(
             f"{path}: servers {', '.join(was)} deployed, this config removes {', '.join(removed)}; etcd loses "
             "quorum when more than one member leaves at once. Remove one server per update, adding its "
-            f"replacement in the same update so the count stays odd ({_readme('Replacing a node')})"
+            f"replacement in the same update so the count stays odd ({procedure('replace-node')})"
         )
     if etcd_seed_can_move:
         return problems

@@ -335,7 +335,7 @@ class K3sConfig(Model):
     secrets_encryption: bool = Field(
         default=True,
         description="Encrypt Secrets at rest in etcd and its snapshots (k3s `secrets-encryption`). A cluster first "
-        "built without it keeps `false` until the README's procedure has turned it on.",
+        "built without it keeps `false` until its runbook (docs/runbooks/secrets-encryption.md) has turned it on.",
     )
 
 
@@ -886,7 +886,7 @@ class ExistingClusterConfig(Model):
 
 
 _ORGANIZATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-# The edits a README procedure asks the operator to accept for one update (a rotated admin user).
+# The edits a runbook asks the operator to accept for one update (a rotated admin user).
 ACCEPTABLE_CHANGE = re.compile(r"counties\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.couchdbUser|k3s\.secretsEncryption")
 
 
@@ -905,7 +905,7 @@ def _acceptable_change(value: str) -> str:
         raise _fail(
             "acceptable_change",
             f"'{value}' cannot be accepted; only a rotated admin user can, as counties.<county>.couchdbUser "
-            "(README 'Rotating a county's CouchDB admin user'), and secrets encryption turned on by its procedure, "
+            "(docs/runbooks/rotate-credentials.md), and secrets encryption turned on by its procedure, "
             "as k3s.secretsEncryption; every other refused edit has a procedure instead",
         )
     return value
@@ -922,8 +922,8 @@ class DeployedStateConfig(Model):
     accept: list[Annotated[str, AfterValidator(_acceptable_change)]] = Field(
         default_factory=list,
         description="Edits of deployed values to accept for one update, only `counties.<county>.couchdbUser` "
-        "(README 'Rotating a county's CouchDB admin user') and `k3s.secretsEncryption` (README 'Turning on "
-        "secrets encryption and the agent token on an existing cluster'); remove the entry after the update.",
+        "(docs/runbooks/rotate-credentials.md) and `k3s.secretsEncryption` "
+        "(docs/runbooks/secrets-encryption.md); remove the entry after the update.",
     )
 
 
@@ -1136,7 +1136,7 @@ class StackConfig(Model):
     counties: dict[str, County]
 
 
-# Top-level keys, in the order the README documents them, with their model.
+# Top-level keys, in the order the config reference (docs/config-reference.md) documents them, with their model.
 SECTIONS: dict[str, type[Model]] = {
     "vsphere": VsphereConfig,
     "network": NetworkConfig,

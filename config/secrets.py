@@ -1,4 +1,4 @@
-"""The one table of secret config keys: it drives validation, loading and the README reference.
+"""The one table of secret config keys: it drives validation, loading and the config reference (docs/config-reference.md).
 
 Secrets live in keys of their own (never inside an object, whose secret leaves would reach the
 program as plain text). Adding a secret is one `SecretSpec` row; `Secrets` gains its field from it.
@@ -27,7 +27,7 @@ class SecretSpec:
     """Required in those modes (a secret needed only with another key is checked with that key)."""
     shape: Literal["text", "object"]
     note: str
-    """What the README reference says about it."""
+    """What the config reference says about it."""
     section: str | None = None
     """A config section that needs it: then it is required exactly when that section is set, refused without it."""
 

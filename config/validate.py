@@ -96,7 +96,7 @@ def validate(
             )
         if key not in raw or not in_mode:
             if in_mode and key not in OPTIONAL_SECTIONS and key not in ABSENT_IS_OFF:
-                problems.append(f"{key_path(key)}: is required; add it (see 'Config reference' in the README)")
+                problems.append(f"{key_path(key)}: is required; add it (see docs/config-reference.md)")
             sections[key] = model() if in_mode and key in OPTIONAL_SECTIONS else None
             continue
         try:

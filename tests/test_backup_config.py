@@ -149,7 +149,7 @@ def test_a_county_overrides_retention_and_needs_backups_for_it():
         validate(raw, secrets)
     assert error.value.problems == [
         f"cht-hosting:counties.{county}.backupRetentionDays: has no effect without cht-hosting:backup; configure "
-        "backups (see 'Backups' in the README) or remove it"
+        "backups (docs/backups.md) or remove it"
     ]
 
 

@@ -76,7 +76,7 @@ def test_a_clustered_compose_county_is_not_migrated_by_its_volumes():
     assert problems(secret=False, mombasa={"couchdbNodes": 3, "migration": {"volumes": volumes}})[0] == (
         "cht-hosting:counties.mombasa.migration: a clustered Compose county cannot be brought over by its volumes: "
         "its shard maps name the Compose nodes (couchdb@couchdb-N.local), which do not exist here. Deploy it as a "
-        "new county and replicate its data, or migrate it by hand (README, 'Migrating a clustered Compose county'); "
+        "new county and replicate its data, or migrate it by hand (docs/runbooks/migrate-from-compose.md); "
         "remove migration or set couchdbNodes: 1 for a single-node one"
     )
     with pytest.raises(ConfigError) as error:

@@ -79,13 +79,13 @@ def test_unknown_key_nested_in_a_county_budget():
 
 def test_missing_section():
     assert problems_with(("k3s", DELETE)) == [
-        "cht-hosting:k3s: is required; add it (see 'Config reference' in the README)"
+        "cht-hosting:k3s: is required; add it (see docs/config-reference.md)"
     ]
 
 
 def test_missing_key_in_a_section():
     assert problems_with(("vsphere.template", DELETE)) == [
-        "cht-hosting:vsphere.template: is required; add it (see 'Config reference' in the README)"
+        "cht-hosting:vsphere.template: is required; add it (see docs/config-reference.md)"
     ]
 
 
@@ -450,7 +450,7 @@ def test_existing_mode_needs_the_existing_cluster():
     with pytest.raises(ConfigError) as error:
         validate(raw, frozenset())
     assert error.value.problems == [
-        "cht-hosting:existingCluster: is required; add it (see 'Config reference' in the README)"
+        "cht-hosting:existingCluster: is required; add it (see docs/config-reference.md)"
     ]
 
 

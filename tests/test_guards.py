@@ -83,8 +83,8 @@ def test_export_has_every_remembered_value_and_no_secret():
 def test_couchdb_nodes_changed():
     assert problems(counties=counties(nairobi={"couchdbNodes": 1})) == [
         "cht-hosting:counties.nairobi.couchdbNodes: 3 CouchDB node(s) deployed, this config has 1; changing it in "
-        "place starts new, empty CouchDB volumes and shards. Keep 3 and follow README 'Resizing a county's CouchDB "
-        "cluster'"
+        "place starts new, empty CouchDB volumes and shards. Keep 3 and follow docs/runbooks/grow-county.md, "
+        "'Resizing a county's CouchDB cluster'"
     ]
     assert problems(counties=counties(kisumu={"couchdbNodes": 3}))[0].startswith(
         "cht-hosting:counties.kisumu.couchdbNodes: 1 CouchDB node(s) deployed, this config has 3;"
@@ -95,8 +95,8 @@ def test_county_renamed_names_both():
     assert problems(counties=counties(kisumu=None, **{"kisumu-central": {}})) == [
         "cht-hosting:counties.kisumu: deployed county 'kisumu' is missing and 'kisumu-central' is new in the same "
         "update; a county cannot be renamed (its name is its namespace and its volumes': the new one would start "
-        "empty). Keep the name and change only its host, or remove and add in two separate updates (README "
-        "'Renaming a county')"
+        "empty). Keep the name and change only its host, or remove and add in two separate updates "
+        "(docs/runbooks/rename-county.md)"
     ]
 
 
@@ -108,7 +108,7 @@ def test_removing_or_adding_a_county_alone_is_accepted():
 def test_couchdb_storage_shrunk_and_grown():
     assert problems(counties=counties(nakuru={"couchdbStorageGb": 150})) == [
         "cht-hosting:counties.nakuru.couchdbStorageGb: 200 GB deployed, this config has 150; a volume never "
-        "shrinks. Keep 200 or more (README 'Growing a county')"
+        "shrinks. Keep 200 or more (docs/runbooks/grow-county.md)"
     ]
     assert problems(counties=counties(nakuru={"couchdbStorageGb": 300})) == []
 
@@ -116,8 +116,8 @@ def test_couchdb_storage_shrunk_and_grown():
 def test_couchdb_user_changed_and_its_documented_acceptance():
     assert problems(counties=counties(kisumu={"couchdbUser": "admin"})) == [
         "cht-hosting:counties.kisumu.couchdbUser: admin user 'medic' deployed, this config has 'admin'; CouchDB "
-        "keeps the admin it was set up with, so CHT would be locked out. Keep 'medic', or rotate it as README "
-        "'Rotating a county's CouchDB admin user' says (it adds 'counties.kisumu.couchdbUser' to "
+        "keeps the admin it was set up with, so CHT would be locked out. Keep 'medic', or rotate it as "
+        "docs/runbooks/rotate-credentials.md, 'Rotating a county's CouchDB admin user' says (it adds 'counties.kisumu.couchdbUser' to "
         "deployedState.accept for one update)"
     ]
     accepted = {"deployedState": {"accept": ["counties.kisumu.couchdbUser"]}}
@@ -132,7 +132,7 @@ def test_cht_version_lowered():
     assert problems(cht={**section("cht"), "version": "4.21.0"}) == [
         f"cht-hosting:counties.{name}.version: CHT 4.22.0 deployed, this config has 4.21.0; CHT does not support "
         "downgrades (its databases and views are migrated forward, cht-core#9954). Keep 4.22.0 or a later "
-        "release; to go back, restore a backup taken on the older release (README 'Backups')"
+        "release; to go back, restore a backup taken on the older release (docs/runbooks/restore-county.md)"
         for name in ("kisumu", "nakuru", "nairobi")
     ]
 
@@ -142,8 +142,8 @@ def test_cht_5_only_from_4_5():
     new = config_of(cht={**section("cht"), "version": "5.0.0"})
     assert guards.check(new, old, csi_cluster_id=CSI_ID)[0] == (
         "cht-hosting:counties.kisumu.version: CHT 4.4.2 deployed, this config has 5.0.0; CHT 5.x upgrades only "
-        "from 4.5.0 or later. First set a 4.x release of at least 4.5.0 and apply, then set 5.0.0 (README "
-        "'Upgrading CHT Core')"
+        "from 4.5.0 or later. First set a 4.x release of at least 4.5.0 and apply, then set 5.0.0 "
+        "(docs/runbooks/upgrade-cht.md)"
     )
     assert problems(cht={**section("cht"), "version": "5.0.0"}) == []  # from 4.22.0
 
@@ -159,7 +159,7 @@ def test_k3s_lowered_and_minor_skipped():
     skipped = config_of(k3s={**k3s, "version": "v1.36.0+k3s1"}, cpi={"version": "1.36.0"})
     assert guards.check(skipped, old, csi_cluster_id=CSI_ID) == [
         "cht-hosting:k3s.version: k3s v1.34.1+k3s1 deployed, this config has v1.36.0+k3s1; Kubernetes upgrades one "
-        "minor release at a time. Set a v1.35.x release, apply, then go on (README 'Upgrading k3s')"
+        "minor release at a time. Set a v1.35.x release, apply, then go on (docs/runbooks/upgrade-k3s.md)"
     ]
     assert guards.check(BASE, old, csi_cluster_id=CSI_ID) == []  # one minor up
 
@@ -176,7 +176,7 @@ def test_three_servers_cut_to_one():
     assert problems(controlPlane={**cp, "nodes": {"cp-2": "10.20.0.12"}}) == [
         "cht-hosting:controlPlane.nodes: servers cp-2, cp-3, cp-4 deployed, this config removes cp-3, cp-4; etcd "
         "loses quorum when more than one member leaves at once. Remove one server per update, adding its "
-        "replacement in the same update so the count stays odd (README 'Replacing a node')"
+        "replacement in the same update so the count stays odd (docs/runbooks/replace-node.md)"
     ]
 
 
@@ -197,7 +197,7 @@ def test_node_address_changed():
     assert problems(agents={**agents, "nodes": {"agent-1": "10.20.0.31", "agent-2": "10.20.0.22"}}) == [
         "cht-hosting:agents.nodes.agent-1: node agent-1 is deployed at 10.20.0.21, this config has 10.20.0.31; the "
         "VM keeps the address it was built with (cloud-init runs once), so the cluster would lose it. Keep "
-        "10.20.0.21, or replace the node (README 'Replacing a node')"
+        "10.20.0.21, or replace the node (docs/runbooks/replace-node.md)"
     ]
 
 
@@ -295,15 +295,16 @@ def test_cli_checks_a_pull_request_against_production(tmp_path, capsys):
     assert "cht-hosting:counties.nakuru.couchdbStorageGb: 200 GB deployed, this config has 100" in capsys.readouterr().err
 
 
-def test_every_procedure_a_guard_names_is_a_docs_section():
+def test_every_procedure_a_guard_names_is_a_docs_page_and_section():
     import re
 
+    docs = Path(__file__).parent.parent / "docs"
     source = Path(guards.__file__).read_text()
-    named = set(re.findall(r"_readme\('([^']+)'\)", source)) | {guards.RESIZE, guards.ROTATE}
-    root = Path(__file__).parent.parent
-    pages = [root / "README.md", *(root / "docs").rglob("*.md")]
-    headings = {h for page in pages for h in re.findall(r"^#+ (.+)$", page.read_text(), re.M)}
-    assert named and named <= headings | {"Removing a county, and really deleting one"}, named - headings
+    assert set(re.findall(r"procedure\('([^']+)'\)", source)) == set(guards.PROCEDURES)  # each one used
+    for page, section in guards.PROCEDURES.values():
+        assert (docs / page).is_file(), page
+        headings = re.findall(r"^#+ (.+)$", (docs / page).read_text(), re.M)
+        assert section is None or section in headings, (page, section)
 
 
 def test_the_stack_reads_itself_by_organization_project_and_stack(monkeypatch):

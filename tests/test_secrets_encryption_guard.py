@@ -1,5 +1,5 @@
 """k3s secrets encryption against what is deployed: a config edit never turns it off, and turns it on only
-after the README procedure (accepted once in deployedState.accept)."""
+after its runbook (docs/runbooks/secrets-encryption.md) (accepted once in deployedState.accept)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_turning_it_on_needs_the_procedure_then_one_acceptance():
     message = (
         "cht-hosting:k3s.secretsEncryption: the cluster was built without secrets encryption, this config turns it "
         "on; setting the flag on a running cluster is not supported. Keep secretsEncryption: false, or turn it on "
-        "by the procedure (README 'Turning on secrets encryption and the agent token on an existing cluster') and "
+        "by the procedure (docs/runbooks/secrets-encryption.md) and "
         "then add 'k3s.secretsEncryption' to deployedState.accept for one update"
     )
     assert guards.check(config_of(k3s=ON), built_without, csi_cluster_id="cht-hosting-guarded") == [message]

@@ -73,7 +73,7 @@ def retention_days(backup: BackupConfig, settings: ChtSettings) -> int:
 def drillable(settings: ChtSettings) -> bool:
     """Single-node counties are rehearsed in the scratch namespace. A clustered CouchDB's node names carry
     its namespace (couchdb-N.<county>.svc), so a copy elsewhere would look for its peers in the live
-    county; those are restored in place with the same steps, and not rehearsed (see the README)."""
+    county; those are restored in place with the same steps, and not rehearsed (docs/backups.md)."""
     return settings.couchdb_nodes == 1
 
 

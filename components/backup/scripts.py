@@ -273,7 +273,7 @@ nodes="${nodes:-1}"
 # Velero never overwrites: a claim or CouchDB that still exists would keep what it has.
 left="$(kubectl get persistentvolumeclaims,deployments -n "$county" -l cht.service -o name 2>/dev/null | grep -E 'couchdb' || true)"
 if [ -n "$left" ]; then
-  fail "county $county still has CouchDB objects ($(echo "$left" | tr '\n' ' ')); follow 'Restoring a county' in the README to set them aside first"
+  fail "county $county still has CouchDB objects ($(echo "$left" | tr '\n' ' ')); follow docs/runbooks/restore-county.md to set them aside first"
 fi
 
 restore="restore-$county-$(date -u +%s)"

@@ -456,7 +456,7 @@ def static_volume(settings: ChtSettings, county: str, node: CouchNode) -> dict:
 
 # pulumi up does not wait for CHT workloads to become ready: API migrations and view indexing can take
 # hours, clustered nodes restart until node 1 is up, and a WaitForFirstConsumer PVC binds only once its
-# pod is scheduled. Readiness is watched with kubectl (see the README), not by failing the deployment.
+# pod is scheduled. Readiness is watched with kubectl (docs/design.md), not by failing the deployment.
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
@@ -726,7 +726,7 @@ def upgrade_service_objects(settings: ChtSettings, county: str) -> dict[str, dic
 
 def servers_transport(county: str) -> dict:
     """Traefik -> API timeouts as CHT nginx's proxy_read_timeout (3600 s). The client-side read/write/idle
-    timeouts belong to traefik's entrypoints and are cluster-wide (see the README)."""
+    timeouts belong to traefik's entrypoints and are cluster-wide (docs/design.md, "The way in")."""
     ns = names.namespace(county)
     return {
         "apiVersion": "traefik.io/v1alpha1",
@@ -745,7 +745,7 @@ def servers_transport(county: str) -> dict:
 def ingress(settings: ChtSettings, county: str, host: str) -> dict:
     """The county's host to api:5988 with TLS. No body-size middleware: traefik's only one (buffering) also
     holds every response until it is complete, which would stall CHT's `_changes` heartbeats and long syncs;
-    the API limits what it parses itself (32 MB, see the README)."""
+    the API limits what it parses itself (32 MB, docs/design.md)."""
     ns = names.namespace(county)
     annotations = {
         "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",

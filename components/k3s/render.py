@@ -661,7 +661,7 @@ def read_kubeconfig_command() -> str:
     return f"sudo -n cat {KUBECONFIG_FILE}"
 
 
-# --- control-plane restore (run by an operator over SSH, with sudo; see the README) -------------------------
+# --- control-plane restore (run by an operator over SSH, with sudo; docs/runbooks/restore-control-plane.md) -------------------------
 
 ETCD_DB_DIR = "/var/lib/rancher/k3s/server/db"
 
