@@ -33,7 +33,12 @@ PULUMI: dict[str, set[str]] = {
     "stack output": {"--json", "--show-secrets", "--stack"},
     "stack select": {"--create", "--stack"},
     "stack init": set(),
+    "stack rename": {"--stack"},
+    "stack export": {"--file", "--show-secrets", "--stack"},
+    "stack import": {"--file", "--force", "--stack"},
     "state unprotect": {"--all", "--stack", "--yes"},
+    "state move": {"--source", "--dest", "--include-parents", "--yes"},
+    "config cp": {"--dest", "--path", "--stack"},
     "config set": {"--secret", "--path", "--plaintext", "--stack"},
     "config get": {"--path", "--json", "--stack"},
 }
@@ -120,7 +125,7 @@ def test_python_modules_and_their_flags_exist():
 
 
 # Flags that take a value (the word after them is not a command or an output name).
-VALUE_FLAGS = {"-C", "--cwd", "--stack", "-s", "--replace", "--target", "--policy-pack"}
+VALUE_FLAGS = {"-C", "--cwd", "--stack", "-s", "--replace", "--target", "--policy-pack", "--file", "--source", "--dest"}
 
 
 def _positional(words: list[str]) -> list[str]:
