@@ -35,6 +35,10 @@ def _is_ip(value: str) -> bool:
         return False
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def _is_text(value: object) -> bool:
     """A non-empty text secret (validation sees it masked, the offline plan as its placeholder)."""
     return isinstance(value, str) and bool(value)
@@ -266,8 +270,9 @@ def cht_settings(
             cpu, memory_gb = sizing.minimum_budget(settings)
             problems.append(
                 f"{key_path('counties', name, 'budget')}: {settings.budget.cpu:g} CPU / {settings.budget.memory_gb:g} GB "
-                f"is too small for CHT {settings.version} with {settings.couchdb_nodes} CouchDB node(s) once haproxy "
-                f"and healthcheck have their fixed share; give it at least {cpu:g} CPU and {memory_gb:g} GB"
+                f"is too small for CHT {settings.version} with {settings.couchdb_nodes} CouchDB node(s) once "
+                f"{_and(sizing.fixed_services(settings))} have their fixed share; give it at least {cpu:g} CPU and "
+                f"{memory_gb:g} GB"
             )
         migration = settings.migration
         if migration is None:

@@ -261,6 +261,12 @@ class NetworkConfig(Model):
     ntp: list[HostName] = Field(
         default_factory=list, description="NTP servers (host names or IPv4 addresses); empty: Ubuntu's defaults."
     )
+    protected_networks: list[IPv4Network] = Field(
+        default_factory=list,
+        description="Networks county pods must never reach besides the node, pod and Service networks and the API "
+        "endpoint (always left out), as CIDRs: vCenter's and the ESXi hosts' management networks (needed when "
+        "`vsphere.server` is a name), other internal services; API and Sentinel may reach every other outside address.",
+    )
 
 
 class NodePoolConfig(Model):
@@ -880,8 +886,8 @@ class ExistingClusterConfig(Model):
     storage_class: NodeName = Field(description="Name of an existing StorageClass for the CouchDB volumes.")
     protected_networks: list[IPv4Network] = Field(
         default_factory=list,
-        description="Networks county pods must never reach (the nodes, the Kubernetes API, vCenter), as CIDRs; "
-        "API and Sentinel may reach every other outside address.",
+        description="Networks county pods must never reach (the nodes, the cluster's pod and Service networks, the "
+        "Kubernetes API, vCenter), as CIDRs; API and Sentinel may reach every other outside address.",
     )
 
 

@@ -4,13 +4,20 @@ Decided here once, for the renderers (container resources), the checks (a budget
 capacity report (what the quotas allow, per-service requests in the plan).
 
 The split follows what the services need:
-- haproxy and healthcheck get small fixed sizes. Upstream's Compose file caps haproxy's memory at 1 GB
-  (cht-core 4.22.0 `scripts/build/cht-core.yml.template`, `deploy.resources.limits.memory: 1G`) and sets
-  nothing for healthcheck, a small Python poller; the upgrade service (4.x, admin-app) is a small Node
-  process that only calls the Kubernetes API.
+- Fixed sizes for what the images fix themselves, whatever the budget:
+  - haproxy: upstream's Compose file caps its memory at 1 GB (cht-core 4.22.0
+    `scripts/build/cht-core.yml.template`, `deploy.resources.limits.memory: 1G`);
+  - healthcheck, a small Python poller (upstream sets nothing);
+  - the upgrade service (4.x, admin-app): `npm start` runs `npx ts-node src/main/index.ts`
+    (medic/upgrade-service-kubernetes@770b1bf, the image 0.32: `package.json`, `Dockerfile`), so it
+    type-checks and compiles its TypeScript at every start: about 275 MiB measured running that source
+    (review cht-upstream B1), above the 256 MiB it once had;
+  - nouveau (5.x): the image starts Java with a fixed heap, `-Xmx2g` (apache/couchdb-docker
+    `3.5.1-nouveau/Dockerfile` CMD; cht-core 5.2.0 `couchdb-nouveau/Dockerfile` is `FROM couchdb:3.5.2-nouveau`
+    with no override), so its limit is that heap plus the JVM's own memory (metaspace, code cache, threads,
+    GC), and more budget would not help it.
 - The rest goes to CouchDB, the API and Sentinel by weight. Each CouchDB node of a clustered county is
-  weighed as one node (a 3-node county's node gets what a single node of the same budget per node gets),
-  and in 5.x the one nouveau (a JVM running Lucene) beside node 1 has a weight of its own.
+  weighed as one node (a 3-node county's node gets what a single node of the same budget per node gets).
 """
 
 from __future__ import annotations
@@ -44,24 +51,31 @@ class Resources:
         }
 
 
-# Fixed sizes. haproxy's memory limit is upstream's 1G cap; the others' limits are LIMIT_FACTOR times.
+# Fixed sizes. haproxy's memory limit is upstream's 1G cap; the others' limits are LIMIT_FACTOR times
+# unless the image needs more (below).
 HAPROXY_MEMORY_LIMIT_MI = 1024
+# The upgrade service compiling its TypeScript at start (about 275 MiB measured): requested above that, a
+# limit with room for the npm wrappers, and CPU to compile in seconds rather than a minute (5.7 CPU-s).
+UPGRADE_SERVICE = Resources(50, 320, limit_cpu_m=500, limit_memory_mi=512)
+# nouveau's JVM: the image's fixed heap (-Xmx2g) plus what the JVM takes beside it.
+NOUVEAU_HEAP_MI = 2048
+JVM_OVERHEAD_MI = 512
+NOUVEAU = Resources(250, (NOUVEAU_HEAP_MI + JVM_OVERHEAD_MI) // 2, limit_cpu_m=1000, limit_memory_mi=NOUVEAU_HEAP_MI + JVM_OVERHEAD_MI)
 FIXED: dict[str, Resources] = {
     "haproxy": Resources(200, 256, limit_cpu_m=1000, limit_memory_mi=HAPROXY_MEMORY_LIMIT_MI),
     "healthcheck": Resources(50, 64),
-    "upgrade-service": Resources(50, 128),
+    "upgrade-service": UPGRADE_SERVICE,
+    "nouveau": NOUVEAU,
 }
 # Weights (cpu, memory) of what is left after the fixed sizes; "couchdb" counts once per node.
 WEIGHTS: dict[str, tuple[float, float]] = {
     "couchdb": (0.50, 0.50),
-    "nouveau": (0.10, 0.15),
     "api": (0.30, 0.25),
     "sentinel": (0.10, 0.10),
 }
 # Below these a service cannot do its job; a budget that leaves less is refused (config check).
 FLOOR: dict[str, Resources] = {
     "couchdb": Resources(250, 512),
-    "nouveau": Resources(50, 512),
     "api": Resources(100, 256),
     "sentinel": Resources(50, 128),
 }
@@ -79,14 +93,19 @@ def has_upgrade_service(settings: ChtSettings) -> bool:
 
 def _units(settings: ChtSettings) -> dict[str, int]:
     """How many of each weighted service the county runs."""
-    units = {"couchdb": settings.couchdb_nodes, "api": 1, "sentinel": 1}
-    if has_nouveau(settings):
-        units["nouveau"] = 1
-    return units
+    return {"couchdb": settings.couchdb_nodes, "api": 1, "sentinel": 1}
 
 
 def _fixed(settings: ChtSettings) -> dict[str, Resources]:
-    return {k: v for k, v in FIXED.items() if k != "upgrade-service" or has_upgrade_service(settings)}
+    """The fixed-size services the county runs: nouveau only in 5.x (one, beside node 1), the upgrade
+    service only with admin-app on 4.x."""
+    runs = {"upgrade-service": has_upgrade_service(settings), "nouveau": has_nouveau(settings)}
+    return {k: v for k, v in FIXED.items() if runs.get(k, True)}
+
+
+def fixed_services(settings: ChtSettings) -> list[str]:
+    """Names of the fixed-size services (for messages)."""
+    return list(_fixed(settings))
 
 
 def split(settings: ChtSettings) -> dict[str, Resources]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from . import capacity, checks, secrets
+from . import capacity, checks, egress, secrets
 from .errors import PROJECT, ConfigError, key_path, problems_from
 from .model import (
     ABSENT_IS_OFF,
@@ -179,6 +179,12 @@ def validate(
 def warnings(config: StackConfig) -> list[str]:
     found = checks.warnings(config.vsphere) + checks.backup_warnings(config.backup)
     found += checks.cht_warnings(config.counties, config.ingress)
+    if egress.vcenter_by_name(config) and not config.network.protected_networks:
+        found.append(
+            f"{key_path('vsphere', 'server')}: {config.vsphere.server} is a name, so the county NetworkPolicies cannot "
+            "leave vCenter out of API and Sentinel's outside-world egress by address; list vCenter's (and the ESXi "
+            f"hosts') management network in {key_path('network', 'protectedNetworks')}"
+        )
     for name, county in config.counties.items():
         if county.settings.upgrades == "admin-app":
             found.append(

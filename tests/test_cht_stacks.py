@@ -92,7 +92,8 @@ def test_national_protects_the_node_network_api_and_vcenter(national):
     config = validate(*raw_config("national"))
     access = egress.cluster_access(config)
     assert access.protected[0] == config.network.cidr
-    assert "10.43.0.1/32" in access.protected  # the `kubernetes` Service address
+    # The pod and Service networks (the `kubernetes` Service address 10.43.0.1 with them).
+    assert {"10.42.0.0/16", "10.43.0.0/16"} <= set(access.protected)
     policy = county_objects(national, "kwale", "kubernetes:networking.k8s.io/v1:NetworkPolicy")["egress-api-sentinel-outside"]
     assert policy["spec"]["egress"][0]["to"][0]["ipBlock"]["except"] == list(access.protected)
 
@@ -101,8 +102,9 @@ def test_the_5x_test_stack(cht5):
     check_county(cht5, "kwale", 1, True)
     check_county(cht5, "mombasa", 3, True)
     policy = county_objects(cht5, "kwale", "kubernetes:networking.k8s.io/v1:NetworkPolicy")["egress-api-sentinel-outside"]
-    # vCenter (10.30.0.5) and the API VIP (10.30.0.10) are inside the node network, which is excepted whole.
-    assert policy["spec"]["egress"][0]["to"][0]["ipBlock"]["except"] == ["10.30.0.0/24", "10.43.0.1/32"]
+    # vCenter (10.30.0.5) and the API VIP (10.30.0.10) are inside the node network, which is excepted whole,
+    # and so are the pod and Service networks.
+    assert policy["spec"]["egress"][0]["to"][0]["ipBlock"]["except"] == ["10.30.0.0/24", "10.42.0.0/16", "10.43.0.0/16"]
     kwale = county_objects(cht5, "kwale", DEPLOYMENT)
     api_env = {e["name"]: e.get("value") for e in containers(kwale["cht-api"])[0]["env"]}
     assert api_env["LOG_LEVEL"] == "debug"

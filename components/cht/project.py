@@ -13,7 +13,8 @@ Read top to bottom, `__init__` is the county's lifecycle; every object comes who
    at a time (PodDisruptionBudget).
 4. healthcheck, haproxy, api and sentinel, with Medic's container names.
 5. With `upgrades: admin-app` (4.x): Medic's upgrade service, its ServiceAccount, Role and RoleBinding,
-   and the CHT containers ignored after creation so an upgrade done in the app is never reverted.
+   and the CHT containers ignored after creation so an upgrade done in the app is never reverted; an
+   admission policy refuses the upgrade service's 5.x images (5.x needs nouveau, which only config adds).
 6. The way in: an Ingress (traefik) for the county's host to api:5988 with TLS, and a ServersTransport
    (3600 s to the API).
 """
@@ -201,7 +202,17 @@ class ChtProject(pulumi.ComponentResource):
         binding = self._create(
             k8s.rbac.v1.RoleBinding, "upgrade-service-binding", objects["binding"], ResourceOptions(depends_on=[account, role])
         )
+        # The cluster refuses the upgrade service's 5.x images (no nouveau): before the service can act.
+        admission = render.admin_app_policy(self._county.name)
+        policy = self._create(
+            k8s.admissionregistration.v1.ValidatingAdmissionPolicy, "admin-app-policy", admission["policy"], in_ns=False
+        )
+        admitted = self._create(
+            k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding, "admin-app-policy-binding", admission["binding"],
+            ResourceOptions(depends_on=[policy]), in_ns=False,
+        )
         self._create(k8s.core.v1.Service, "upgrade-service-service", objects["service"])
         self._create(
-            k8s.apps.v1.Deployment, "upgrade-service-deployment", objects["deployment"], self._deployment_options([binding], cht=False)
+            k8s.apps.v1.Deployment, "upgrade-service-deployment", objects["deployment"],
+            self._deployment_options([binding, admitted], cht=False),
         )

@@ -32,6 +32,11 @@ SERVERS_TRANSPORT = "cht-api-transport"
 PROXY_TIMEOUT_SECONDS = 3600
 # The labels the pods of k3s's packaged traefik and CoreDNS carry (in names.INGRESS_NAMESPACE, KUBE_SYSTEM).
 INGRESS_POD_LABELS = {"app.kubernetes.io/name": "traefik"}
+# cert-manager's HTTP-01 solver pods, made in the county's namespace for a challenge: their label and port
+# (cert-manager v1.21.1 pkg/apis/acme/v1/types.go SolverIdentificationLabelKey, pkg/issuer/acme/http/pod.go
+# podLabels, pkg/issuer/acme/http/http.go acmeSolverListenPort).
+ACME_SOLVER_POD_LABELS = {"acme.cert-manager.io/http01-solver": "true"}
+ACME_SOLVER_PORT = 8089
 DNS_POD_LABELS = {"k8s-app": "kube-dns"}
 DATA_VOLUME = "couchdb-data"
 
@@ -40,6 +45,12 @@ DATA_VOLUME = "couchdb-data"
 # master after 5.2.0 does. Set this to the first release whose entrypoint reads NOUVEAU_URL to give each
 # CouchDB node a nouveau of its own; until then one nouveau runs beside node 1 behind the `nouveau` Service.
 NOUVEAU_URL_FIRST_RELEASE: str | None = None
+# Node 1 forms the cluster in the background (cht-core couchdb/set-up-cluster.sh, 4.22.0 and 5.2.0, `main &`):
+# it waits for itself and then each peer up to WAIT_THRESHOLD tries SLEEP_SECONDS apart (default 20 x 5 s),
+# then exits for good, and nothing runs it again until node 1 restarts. A first deploy (volumes provisioned
+# and attached, images pulled) can keep a peer down longer, so node 1 waits as long as it takes.
+CLUSTER_SETUP_SLEEP_SECONDS = 10
+CLUSTER_SETUP_WAIT_THRESHOLD = 100_000_000  # tries: about 30 years at 10 s, i.e. until the peer answers
 # API and Sentinel read LOG_LEVEL from 5.2.0 (cht-core shared-libs/logger/src/node-logger.js); before, the
 # level follows NODE_ENV (info in production).
 LOG_LEVEL_FIRST_RELEASE = "5.2.0"
@@ -159,6 +170,9 @@ def couchdb_env(settings: ChtSettings, namespace: str, node: CouchNode) -> list[
     if node.number:
         env.append({"name": "NODE_COUNT", "value": str(settings.couchdb_nodes)})
         env.append(_configmap_env("CLUSTER_PEER_IPS" if node.number == 1 else "COUCHDB_SYNC_ADMINS_NODE"))
+        if node.number == 1:
+            env.append({"name": "WAIT_THRESHOLD", "value": str(CLUSTER_SETUP_WAIT_THRESHOLD)})
+            env.append({"name": "SLEEP_SECONDS", "value": str(CLUSTER_SETUP_SLEEP_SECONDS)})
     if node.nouveau_service and nouveau_per_node(settings.version):
         env.append({"name": "NOUVEAU_URL", "value": f"http://{node.nouveau_service}:{NOUVEAU_PORT}"})
     if supports_default_ulimit(settings.version):
@@ -172,6 +186,23 @@ def data_sub_path(settings: ChtSettings, node: CouchNode) -> str:
     """The data directory inside a node's volume: `data`, or a migrated layout (`%d` = node number)."""
     path = settings.migration.data_path if settings.migration else "data"
     return path.replace("%d", str(node.number or 1))
+
+
+# Where nouveau keeps its indexes: the image's `rootDir: ./data/nouveau` from / (apache/couchdb-docker
+# 3.5.1-nouveau/nouveau.yaml; cht-core 5.2.0 couchdb-nouveau/Dockerfile `VOLUME /data/nouveau`).
+NOUVEAU_INDEX_DIR = "/data/nouveau"
+
+
+def nouveau_sub_path(settings: ChtSettings, node: CouchNode) -> str:
+    """nouveau's index directory inside the node's volume. A new county: CouchDB's data directory itself, as
+    Medic's 5.2.0 chart mounts it (templates/couchdb/deployment.yaml, `subPath: data`). A county brought over
+    from Compose: `<data>/nouveau`, where Medic's Compose files keep the indexes
+    (cht-core 5.2.0 scripts/build/cht-couchdb-single-node.yml.template `${COUCHDB_DATA}/nouveau:/data/nouveau`),
+    so a migrated 5.x county keeps its search indexes instead of rebuilding them."""
+    data = data_sub_path(settings, node)
+    if settings.migration is None:
+        return data
+    return f"{data}/nouveau" if data else "nouveau"
 
 
 def couch_url(user: str, password: str, namespace: str) -> str:
@@ -277,9 +308,14 @@ def network_policies(settings: ChtSettings, county: str, access: ClusterAccess) 
     """NetworkPolicies add up (a connection is allowed when any policy allows it), so others (backup,
     monitoring) can allow more with policies of their own without editing these.
 
-    In: every pod from its own namespace; the API also from traefik. Out: DNS and the county's own pods for
-    every pod; API and Sentinel also the outside world except the protected networks (nodes, Kubernetes
-    API, vCenter); the upgrade service also the Kubernetes API."""
+    In: every pod from its own namespace; the API also from traefik, and with a cert-manager issuer its
+    HTTP-01 solver pods too. Out: DNS and the county's own pods for every pod; API and Sentinel also the
+    outside world except the protected networks (nodes, pods and Services of the cluster, Kubernetes API,
+    vCenter, config's protected networks); the upgrade service also the Kubernetes API."""
+    from_ingress_controller = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.INGRESS_NAMESPACE}},
+        "podSelector": {"matchLabels": dict(INGRESS_POD_LABELS)},
+    }
     dns = {
         "to": [
             {
@@ -300,17 +336,7 @@ def network_policies(settings: ChtSettings, county: str, access: ClusterAccess) 
             {
                 "podSelector": {"matchLabels": {"cht.service": "api"}},
                 "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {
-                                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.INGRESS_NAMESPACE}},
-                                "podSelector": {"matchLabels": dict(INGRESS_POD_LABELS)},
-                            }
-                        ],
-                        "ports": [{"protocol": "TCP", "port": API_PORT}],
-                    }
-                ],
+                "ingress": [{"from": [from_ingress_controller], "ports": [{"protocol": "TCP", "port": API_PORT}]}],
             },
         ),
         _policy(
@@ -324,6 +350,20 @@ def network_policies(settings: ChtSettings, county: str, access: ClusterAccess) 
             {"podSelector": _selects("api", "sentinel"), "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": world}]}]},
         ),
     ]
+    if settings.tls.cluster_issuer:
+        # traefik forwards the ACME server's (and cert-manager's self-check) request for the challenge to the
+        # solver pod; without this, `same-namespace-only` drops it and the certificate is never issued.
+        policies.append(
+            _policy(
+                county,
+                "acme-solver-from-ingress-controller",
+                {
+                    "podSelector": {"matchLabels": dict(ACME_SOLVER_POD_LABELS)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [from_ingress_controller], "ports": [{"protocol": "TCP", "port": ACME_SOLVER_PORT}]}],
+                },
+            )
+        )
     if sizing.has_upgrade_service(settings):
         policies.append(
             _policy(
@@ -510,18 +550,17 @@ def couchdb_deployment(settings: ChtSettings, county: str, node: CouchNode) -> d
         }
     ]
     if node.nouveau_service:
-        # Medic's 5.2.0 chart mounts nouveau's index directory inside CouchDB's data directory on the same
-        # volume (templates/couchdb/deployment.yaml); ours follows the data path.
-        nouveau_mount = {"name": DATA_VOLUME, "mountPath": "/data/nouveau"}
-        if sub:
-            nouveau_mount["subPath"] = sub
+        nouveau_mount = {"name": DATA_VOLUME, "mountPath": NOUVEAU_INDEX_DIR}
+        if nouveau := nouveau_sub_path(settings, node):
+            nouveau_mount["subPath"] = nouveau
         containers.append(
             {
                 "name": "cht-couchdb-nouveau",
                 "image": image(settings, "couchdb-nouveau"),
                 "ports": [{"containerPort": NOUVEAU_PORT}],
                 "resources": container_resources(settings, "nouveau"),
-                "readinessProbe": readiness_tcp(NOUVEAU_PORT),
+                # No readiness probe: the pod's readiness gates CouchDB node 1's Service, and a nouveau
+                # restarting (a JVM re-opening its indexes) must not take CouchDB out of service with it.
                 "securityContext": container_security("nouveau"),
                 "volumeMounts": [nouveau_mount],
             }
@@ -531,8 +570,10 @@ def couchdb_deployment(settings: ChtSettings, county: str, node: CouchNode) -> d
         extra["affinity"] = spread
     pod = _pod(
         containers,
-        # The entrypoint chowns the volume, then drops to the couchdb user (Medic's charts).
-        securityContext={"runAsUser": 0, "fsGroup": 0},
+        # Root: the entrypoint chowns /opt/couchdb (the volume included) to couchdb itself on every start,
+        # then drops to the couchdb user. No fsGroup (Medic's charts set 0): the kubelet would first rewrite
+        # the group and mode of every file on the volume at each start, for the entrypoint to rewrite back.
+        securityContext={"runAsUser": 0},
         volumes=[{"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": node.claim}}],
         **extra,
     )
@@ -718,6 +759,67 @@ def upgrade_service_objects(settings: ChtSettings, county: str) -> dict[str, dic
             _pod([container], token=True, serviceAccountName=UPGRADE_SERVICE_ACCOUNT),
             annotations=token_reason,
         ),
+    }
+
+
+# The 4.x admin app offers every release above the current one, 5.x included (cht-core 4.22.0
+# admin/src/js/controllers/upgrade.js loadBuilds); the API then sends the upgrade service one image per
+# container (api/src/services/setup/utils.js getUpgradeServicePayload), and the upgrade service PUTs it into
+# every matching Deployment (medic/upgrade-service-kubernetes@770b1bf src/lib/k8s-manager.ts). A 5.x CouchDB
+# needs the `nouveau` Service and container, which only a config change renders (and Pulumi ignores the
+# containers under admin-app), so the cluster refuses the upgrade service's 5.x images: the county stays on
+# 4.x and the app reports the upgrade failed. Images tagged with a major release of 5 or more:
+FIVE_OR_LATER_TAG = r":([5-9]|[1-9][0-9]+)[.][0-9]+[.][0-9]+[^:/]*$"
+ADMIN_APP_POLICY = "cht-admin-app-stays-on-4x"
+
+
+def upgrade_service_user(county: str) -> str:
+    """The user name the API server gives the upgrade service's ServiceAccount."""
+    return f"system:serviceaccount:{names.namespace(county)}:{UPGRADE_SERVICE_ACCOUNT}"
+
+
+def admin_app_policy(county: str) -> dict[str, dict]:
+    """A ValidatingAdmissionPolicy and its binding (cluster-scoped, one pair per county): Deployment updates
+    in the county's namespace by its upgrade service may not set a 5.x (or later) image."""
+    ns = names.namespace(county)
+    name = f"{ADMIN_APP_POLICY}-{county}"
+    meta = {"name": name, "labels": labels(county, "upgrade-service")}
+    in_county = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+    message = (
+        f"county {county}: the admin app cannot upgrade to CHT 5.x, which needs nouveau; upgrade in config "
+        f"(counties.{county}.version with upgrades: config; docs/runbooks/county-workloads.md)"
+    )
+    return {
+        "policy": {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": meta,
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    **in_county,
+                    "resourceRules": [
+                        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments"]}
+                    ],
+                },
+                "matchConditions": [
+                    {"name": "by-the-upgrade-service", "expression": f"request.userInfo.username == '{upgrade_service_user(county)}'"}
+                ],
+                "validations": [
+                    {
+                        "expression": f"object.spec.template.spec.containers.all(c, !c.image.matches('{FIVE_OR_LATER_TAG}'))",
+                        "message": message,
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        },
+        "binding": {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": meta,
+            "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": in_county},
+        },
     }
 
 
