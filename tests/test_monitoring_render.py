@@ -120,7 +120,9 @@ def test_every_watchdog_alert_is_a_rule_with_its_queries_thresholds_and_period()
 
 def test_rules_name_the_instance_and_have_severity():
     for rule in [*render.cht_rules(), *render.platform_rules(MONITORING, "vsphere-k3s", BACKUP)]:
-        assert rule["labels"]["severity"] in ("warning", "critical")
+        # info only for the chart's own info alerts the platform replaces (routed nowhere, like the chart's).
+        allowed = ("warning", "critical", "info") if rule["alert"] in render.CHART_ALERTS_REPLACED else ("warning", "critical")
+        assert rule["labels"]["severity"] in allowed
         assert rule["annotations"]["description"]
         # Balanced brackets: a cheap guard against a broken expression.
         for left, right in ("()", "{}", "[]"):
@@ -148,9 +150,7 @@ def test_platform_alerts_cover_every_condition_with_config_thresholds():
     # k3s pkg/etcd/snapshotmetrics: k3s_etcd_snapshot_save_duration_seconds{status="success"|"error"} (a histogram).
     assert 'k3s_etcd_snapshot_save_duration_seconds_count{status="success"}[13h]' in _alert(rules, "EtcdSnapshotTooOld")["expr"]
     assert 'status="error"' in _alert(rules, "EtcdSnapshotFailed")["expr"]
-    assert _alert(rules, "VeleroBackupTooOld")["expr"] == (
-        f'time() - velero_backup_last_successful_timestamp{{schedule!=""}} > {30 * 3600}'
-    )
+    assert f"> {30 * 3600}" in _alert(rules, "VeleroBackupTooOld")["expr"]  # behaviour: tests/test_alerts_*.py
     # The drill is components/backup's CronJob `restore-drill`, in Velero's namespace (kube-state-metrics).
     assert _alert(rules, "RestoreDrillFailed")["expr"] == 'kube_job_status_failed{namespace="backups",job_name=~"restore-drill-.*"} > 0'
     assert "kube_cronjob_status_last_successful_time" in _alert(rules, "RestoreDrillTooOld")["expr"]

