@@ -241,6 +241,7 @@ if monitoring is not None and monitoring.enabled:
         mode=cfg.cluster_mode,
         smtp_password=secrets.monitoring_smtp_password,
         webhook_url=secrets.monitoring_webhook_url,
+        heartbeat_url=secrets.monitoring_heartbeat_url,
         backup=cfg.backup,
         opts=pulumi.ResourceOptions(provider=provider, depends_on=monitoring_after),
     )
@@ -259,6 +260,7 @@ if monitoring is not None and monitoring.enabled:
         monitoring_render.summary(
             monitoring, cfg.cluster_mode, {name: county.host for name, county in cfg.counties.items()},
             webhook_secret=secrets.monitoring_webhook_url is not None,
+            heartbeat_secret=secrets.monitoring_heartbeat_url is not None,
             backup=cfg.backup,
         ),
     )

@@ -37,6 +37,8 @@ class Secrets:
     monitoring_smtp_password: pulumi.Output[str] | None = None
     monitoring_webhook_url: pulumi.Output[str] | None = None
     """A webhook URL that carries a token (else it is plain config, monitoring.webhook.url)."""
+    monitoring_heartbeat_url: pulumi.Output[str] | None = None
+    """The heartbeat URL when it carries a token (else it is plain config, monitoring.heartbeat.url)."""
 
     @property
     def storage_password(self) -> pulumi.Output[str] | None:
@@ -130,10 +132,12 @@ def load() -> Stack:
 
 
 def _check_secret_webhook_url() -> None:
-    """The secret webhook URL is checked like any value, but its message never shows it."""
-    value = runtime_config.get_config(f"{PROJECT}:monitoringWebhookUrl")
-    if value is None:
-        return
-    problem = webhook_url_problem(value, allow_credentials=True)
-    if problem:
-        raise ConfigError([f"{PROJECT}:monitoringWebhookUrl: the URL (not shown: it is a secret) {problem}"])
+    """The secret webhook URLs are checked like any value, but their messages never show them."""
+    problems = []
+    for key in ("monitoringWebhookUrl", "monitoringHeartbeatUrl"):
+        value = runtime_config.get_config(f"{PROJECT}:{key}")
+        problem = None if value is None else webhook_url_problem(value, allow_credentials=True, secret=key)
+        if problem:
+            problems.append(f"{PROJECT}:{key}: the URL (not shown: it is a secret) {problem}")
+    if problems:
+        raise ConfigError(problems)

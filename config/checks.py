@@ -491,4 +491,32 @@ def monitoring(config: MonitoringConfig | None, secrets_set: set[str]) -> list[s
             f"{key_path('monitoring', 'webhook', 'url')}: is required for a webhook; set it here, or as the secret "
             f"{hook} when it carries a token"
         )
+    problems += _heartbeat(config, secrets_set)
+    return problems
+
+
+def _heartbeat(config: MonitoringConfig | None, secrets_set: set[str]) -> list[str]:
+    """The heartbeat's URL is in config or in its secret, exactly one, and only on a running stack."""
+    beat, secret = (config.heartbeat if config else None), "monitoringHeartbeatUrl"
+    problems: list[str] = []
+    if config is not None and not config.enabled and beat is not None:
+        problems.append(
+            f"{key_path('monitoring', 'heartbeat')}: the heartbeat comes from the monitoring stack; set "
+            "monitoring.enabled: true, or remove it"
+        )
+    if beat is not None and beat.url and secret in secrets_set:
+        problems.append(
+            f"{key_path('monitoring', 'heartbeat', 'url')}: the heartbeat URL is also set as the secret {secret}; keep "
+            "one (the secret when the URL carries a token)"
+        )
+    if beat is not None and not beat.url and secret not in secrets_set:
+        problems.append(
+            f"{key_path('monitoring', 'heartbeat', 'url')}: is required for a heartbeat; set it here, or as the "
+            f"secret {secret} when it carries a token (a Healthchecks ping URL does)"
+        )
+    if beat is None and secret in secrets_set:
+        problems.append(
+            f"{key_path(secret)}: is set, but monitoring.heartbeat is not; add `monitoring.heartbeat: "
+            f"{{intervalMinutes: 5}}`, or remove it with `pulumi config rm {secret}`"
+        )
     return problems

@@ -982,7 +982,7 @@ def _chart_version(value: object) -> str:
     return text
 
 
-def webhook_url_problem(value: str, allow_credentials: bool) -> str | None:
+def webhook_url_problem(value: str, allow_credentials: bool, secret: str = "monitoringWebhookUrl") -> str | None:
     """What is wrong with a webhook URL, or None. Never echoes the value (it may be a secret)."""
     from urllib.parse import urlsplit
 
@@ -1000,13 +1000,20 @@ def webhook_url_problem(value: str, allow_credentials: bool) -> str | None:
     if not allow_credentials and (parts.username or parts.password or parts.query or parts.fragment):
         return (
             "carries credentials (user:password@, a query string or a fragment); set the URL as the secret "
-            "monitoringWebhookUrl instead (`pulumi config set --secret monitoringWebhookUrl ...`)"
+            f"{secret} instead (`pulumi config set --secret {secret} ...`)"
         )
     return None
 
 
 def _plain_webhook_url(value: str) -> str:
     problem = webhook_url_problem(value, allow_credentials=False)
+    if problem:
+        raise _fail("webhook_url", f"{value!r} {problem}" if "credentials" not in problem else f"the URL {problem}")
+    return value
+
+
+def _plain_heartbeat_url(value: str) -> str:
+    problem = webhook_url_problem(value, allow_credentials=False, secret="monitoringHeartbeatUrl")
     if problem:
         raise _fail("webhook_url", f"{value!r} {problem}" if "credentials" not in problem else f"the URL {problem}")
     return value
@@ -1041,6 +1048,22 @@ class WebhookRoute(Model):
         "`monitoringWebhookUrl` instead (then leave this out).",
     )
     send_resolved: bool = Field(default=True, description="Also notify when an alert resolves.")
+
+
+class HeartbeatRoute(Model):
+    """A dead-man's switch outside the cluster: the always-firing `Watchdog` alert is sent to it on a schedule,
+    and the service alerts when the pings stop (Prometheus, Alertmanager or their way out is down)."""
+
+    url: Annotated[str, AfterValidator(_plain_heartbeat_url)] | None = Field(
+        default=None,
+        description="Where the heartbeat is sent (Alertmanager's webhook POST), e.g. a Healthchecks check's ping URL. "
+        "A URL that carries a token (a Healthchecks ping URL's UUID is one) goes in the secret "
+        "`monitoringHeartbeatUrl` instead (then leave this out).",
+    )
+    interval_minutes: Annotated[int, Field(ge=1, le=60)] = Field(
+        default=5,
+        description="Minutes between heartbeats; set the service's period to this and its grace to a few periods.",
+    )
 
 
 class AlertThresholds(Model):
@@ -1110,6 +1133,11 @@ class MonitoringConfig(Model):
     email: EmailRoute | None = Field(default=None, description="Send alerts by e-mail.")
     webhook: WebhookRoute | None = Field(
         default=None, description="Send alerts to a webhook (its URL here, or in the secret `monitoringWebhookUrl`)."
+    )
+    heartbeat: HeartbeatRoute | None = Field(
+        default=None,
+        description="Send the always-firing heartbeat to a dead-man's switch outside the cluster (docs/monitoring.md); "
+        "without it nothing notices a dead Prometheus or Alertmanager.",
     )
 
 

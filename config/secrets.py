@@ -105,6 +105,15 @@ SECRETS: tuple[SecretSpec, ...] = (
         "A webhook URL that carries a token (in its path, query or user part), instead of "
         "`monitoring.webhook.url`; setting it sends alerts there. Checked as a URL; messages never show it.",
     ),
+    SecretSpec(
+        "monitoringHeartbeatUrl",
+        BOTH_MODES,
+        False,
+        "text",
+        "The heartbeat's URL when it carries a token (a Healthchecks ping URL), instead of "
+        "`monitoring.heartbeat.url`; needs `monitoring.heartbeat` (for its interval). Checked as a URL; messages "
+        "never show it.",
+    ),
 )
 
 BY_KEY: dict[str, SecretSpec] = {spec.key: spec for spec in SECRETS}

@@ -292,7 +292,7 @@ def rule_groups(objects: Objects) -> list[dict]:
 def healthy_count(evaluation, promtool_path: str) -> tuple[int, dict[str, list[dict]]]:
     """(rules evaluated, what fires) for a healthy cluster of this evaluation, the heartbeat included."""
     objects = Objects.of(evaluation)
-    groups = rule_groups(objects) + [HEARTBEAT_GROUP]
+    groups = [*rule_groups(objects), HEARTBEAT_GROUP]
     return sum(len(g["rules"]) for g in groups), firing(promtool_path, groups, healthy_series(objects))
 
 

@@ -202,6 +202,7 @@ def _monitoring(ctx: Context) -> list[str]:
         f"  alerts: {', '.join(monitoring['alerts'])}",
         f"  per county: {', '.join(monitoring['countyAlerts'])}",
         f"  alerts go to: {'; '.join(monitoring['routes'])}",
+        f"  heartbeat: {monitoring.get('heartbeat', 'nowhere')}",
     ]
     return lines
 

@@ -79,7 +79,7 @@ def test_a_removed_county_leaves_no_rule_behind(national):
         namespace = rule.inputs["metadata"]["namespace"]
         if namespace == render.NAMESPACE:
             exprs = [r["expr"] for g in rule.inputs["spec"]["groups"] for r in g["rules"]]
-            assert not any('county="' in e or "absent(" in e and "schedule=" in e for e in exprs), rule.name
+            assert not any('county="' in e or ("absent(" in e and "schedule=" in e) for e in exprs), rule.name
             continue
         (group,) = rule.inputs["spec"]["groups"]
         assert all(f'"{namespace}"' in r["expr"] or "schedule=" in r["expr"] for r in group["rules"]), rule.name

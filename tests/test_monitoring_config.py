@@ -11,7 +11,7 @@ from tests.conftest import raw_config
 EMAIL = {"to": ["ops@moh.example.org"], "from": "alerts@moh.example.org", "smarthost": "smtp.moh.example.org:587"}
 
 
-MONITORING_SECRETS = frozenset({"monitoringSmtpPassword", "monitoringWebhookUrl"})
+MONITORING_SECRETS = frozenset({"monitoringSmtpPassword", "monitoringWebhookUrl", "monitoringHeartbeatUrl"})
 
 
 def config_with(stack: str = "national", secrets: tuple[str, ...] = (), **monitoring):

@@ -1269,3 +1269,17 @@ CRD_SCHEMAS = {'Probe': {'properties': {'apiVersion': {'type': 'string'},
                                    'status': {}},
                     'required': ['spec'],
                     'type': 'object'}}
+
+# charts/kube-prometheus-stack/values.yaml @ kube-prometheus-stack-88.5.3, `alertmanager.config.inhibit_rules`
+# (lines 556-578): what the chart's own Alertmanager config inhibits, InfoInhibitor's rule among them.
+KPS_INHIBIT_RULES = [
+    {"source_matchers": ["severity = critical"], "target_matchers": ["severity =~ warning|info"], "equal": ["namespace", "alertname"]},
+    {"source_matchers": ["severity = warning"], "target_matchers": ["severity = info"], "equal": ["namespace", "alertname"]},
+    {"source_matchers": ["alertname = InfoInhibitor"], "target_matchers": ["severity = info"], "equal": ["namespace"]},
+    {"target_matchers": ["alertname = InfoInhibitor"]},
+]
+# Same file, `crds.upgradeJob.enabled` (lines 33-43): "The CRD upgrade job mitigates the limitation of helm not
+# being able to upgrade CRDs"; charts/crds/templates/upgrade/job.yaml is a pre-install,pre-upgrade,pre-rollback
+# hook that applies the chart's CRDs (server-side, `forceConflicts: true` by default).
+KPS_CRD_UPGRADE_KEYS = ["enabled", "forceConflicts"]
+KPS_CRD_UPGRADE_HOOKS = "pre-install,pre-upgrade,pre-rollback"

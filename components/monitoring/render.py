@@ -335,10 +335,10 @@ def alertmanager_config(
         send_resolved = monitoring.webhook.send_resolved if monitoring.webhook else True
         receiver["webhook_configs"] = [{"url": url, "send_resolved": send_resolved}]
     receivers = [receiver, {"name": "null"}]
-    heartbeat = getattr(monitoring, "heartbeat", None)
+    heartbeat = monitoring.heartbeat
     beat_url = heartbeat_url or (heartbeat.url if heartbeat is not None else None)
-    if beat_url:
-        minutes = heartbeat.interval_minutes if heartbeat is not None else 5
+    if heartbeat is not None and beat_url:
+        minutes = heartbeat.interval_minutes
         # Sent at once, then again every interval (Alertmanager re-checks a group every group_interval).
         beat: dict = {
             "receiver": HEARTBEAT_RECEIVER,
@@ -368,6 +368,15 @@ def alertmanager_config(
         "receivers": receivers,
     }
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def heartbeat_route(monitoring: MonitoringConfig, heartbeat_secret: bool) -> str:
+    """Where the heartbeat goes, for the plan (no secret in it)."""
+    beat = monitoring.heartbeat
+    if beat is None:
+        return "nowhere: no dead-man's switch watches the alerting (monitoring.heartbeat)"
+    where = "the URL in the secret monitoringHeartbeatUrl" if heartbeat_secret else beat.url
+    return f"{HEARTBEAT_ALERT} every {beat.interval_minutes} min to {where}"
 
 
 def routes(monitoring: MonitoringConfig, webhook_secret: bool) -> list[str]:
@@ -415,7 +424,8 @@ _CHANGES_HR = 'rate(cht_couchdb_update_sequence{db="medic"}[30d]) * 60 * 60'
 def cht_rules() -> list[dict]:
     """CHT Watchdog 1.23.1's alerts (grafana/provisioning/alerting/cht.yml) as PromQL, same thresholds and
     `for`. Grafana joins series by their common labels; PromQL needs `on(instance)` where the two sides
-    differ (the `db` label). Each county's probe sets `instance` to its host, as Watchdog does."""
+    differ (the `db` label), and `group_left ()` to keep the alerting side's labels (`on` alone keeps only
+    `instance`). Each county's probe sets `instance` to its host, as Watchdog does."""
     return [
         _rule(
             "ChtDbFragmentation",
@@ -425,13 +435,13 @@ def cht_rules() -> list[dict]:
         ),
         _rule(
             "ChtOutboundPushBacklog",
-            f"deriv(cht_outbound_push_backlog_count[1h]) * 60 * 60 > on (instance) ({_CHANGES_HR} * 0.05 + 5)",
+            f"deriv(cht_outbound_push_backlog_count[1h]) * 60 * 60 > on (instance) group_left () ({_CHANGES_HR} * 0.05 + 5)",
             "1h", "warning", "CHT outbound push backlog growing",
             "The outbound push backlog for the CHT Server [{{ $labels.instance }}] is growing.",
         ),
         _rule(
             "ChtSentinelBacklog",
-            f"deriv(cht_sentinel_backlog_count[1h]) * 60 * 60 > on (instance) ({_CHANGES_HR} + 500)",
+            f"deriv(cht_sentinel_backlog_count[1h]) * 60 * 60 > on (instance) group_left () ({_CHANGES_HR} + 500)",
             "1h", "warning", "CHT Sentinel backlog growing",
             "The Sentinel backlog for the CHT Server [{{ $labels.instance }}] is growing.",
         ),
@@ -443,7 +453,7 @@ def cht_rules() -> list[dict]:
         ),
         _rule(
             "ChtUsersOverReplicationLimit",
-            "deriv(cht_replication_limit_count[1d]) * 60 * 60 * 24 > on (instance) (cht_connected_users_count * 0.003 + 2)",
+            "deriv(cht_replication_limit_count[1d]) * 60 * 60 * 24 > on (instance) group_left () (cht_connected_users_count * 0.003 + 2)",
             "1h", "warning", "CHT users over the replication limit",
             "The CHT Server [{{ $labels.instance }}] has a high number of users over the replication limit.",
         ),
@@ -456,13 +466,13 @@ def cht_rules() -> list[dict]:
         ),
         _rule(
             "ChtClientFeedbackRate",
-            "rate(cht_feedback_total[24h]) * 60 * 60 * 24 > on (instance) (cht_connected_users_count / 10)",
+            "rate(cht_feedback_total[24h]) * 60 * 60 * 24 > on (instance) group_left () (cht_connected_users_count / 10)",
             "1m", "warning", "CHT client feedback/error rate high",
             "CHT Server [{{ $labels.instance }}] has a high rate of client feedback/error docs being created!",
         ),
         _rule(
             "ChtDbConflictsRate",
-            f"deriv(cht_conflict_count[1h]) * 60 * 60 > on (instance) ({_CHANGES_HR} * 0.25 + 10)",
+            f"deriv(cht_conflict_count[1h]) * 60 * 60 > on (instance) group_left () ({_CHANGES_HR} * 0.25 + 10)",
             "1m", "warning", "CHT document conflicts rising",
             "The CHT Server [{{ $labels.instance }}] has a high rate of document conflicts.",
         ),
@@ -881,7 +891,12 @@ def velero_service_monitor_spec(velero_namespace: str) -> dict:
 
 
 def summary(
-    monitoring: MonitoringConfig, mode: str, hosts: dict[str, str], webhook_secret: bool, backup: BackupConfig | None
+    monitoring: MonitoringConfig,
+    mode: str,
+    hosts: dict[str, str],
+    webhook_secret: bool,
+    backup: BackupConfig | None,
+    heartbeat_secret: bool = False,
 ) -> dict:
     """What is watched and where alerts go: the stack output the offline plan prints (no secret in it)."""
     return {
@@ -895,6 +910,7 @@ def summary(
         "alerts": sorted(r["alert"] for r in [*cht_rules(), *platform_rules(monitoring, mode, backup)]),
         "countyAlerts": sorted({r["alert"] for r in county_rules("county", "county", _FOUR_X, monitoring, backup)}),
         "routes": routes(monitoring, webhook_secret) or ["none: alerts are only visible in Alertmanager"],
+        "heartbeat": heartbeat_route(monitoring, heartbeat_secret),
     }
 
 

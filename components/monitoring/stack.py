@@ -5,7 +5,7 @@ Creates:
   LimitRange, NetworkPolicies (ingress from the namespace itself, and the API server to the operator's
   admission webhook);
 - Secret `cht-alertmanager-config`: alertmanager.yaml with the routes from config, the SMTP password and
-  a secret webhook URL inside (a Pulumi secret, never a chart value);
+  secret webhook and heartbeat URLs inside (a Pulumi secret, never a chart value);
 - Helm release `cht-json-exporter` (prometheus-json-exporter, pinned): Watchdog's module that turns each
   county's /api/v2/monitoring into metrics;
 - Helm release `monitoring` (kube-prometheus-stack, pinned): the Prometheus Operator and its CRDs,
@@ -43,6 +43,7 @@ class PlatformMonitoring(pulumi.ComponentResource):
         mode: str,
         smtp_password: Output[str] | None = None,
         webhook_url: Output[str] | None = None,
+        heartbeat_url: Output[str] | None = None,
         backup: BackupConfig | None = None,
         opts: ResourceOptions | None = None,
     ):
@@ -71,10 +72,10 @@ class PlatformMonitoring(pulumi.ComponentResource):
         ]
         guarded = ResourceOptions(parent=self, depends_on=[self.ns, quota, limits, *policies])
 
-        secrets = [smtp_password, webhook_url]
+        secrets = [smtp_password, webhook_url, heartbeat_url]
         config = Output.secret(
             Output.all(*(s if s is not None else "" for s in secrets)).apply(
-                lambda values: render.alertmanager_config(monitoring, values[0] or None, values[1] or None)
+                lambda values: render.alertmanager_config(monitoring, values[0] or None, values[1] or None, values[2] or None)
             )
         )
         self.alertmanager_secret = k8s.core.v1.Secret(
