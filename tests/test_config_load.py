@@ -38,5 +38,5 @@ def test_a_secret_leaf_inside_an_object_key_is_refused(stack_config):
     assert error.value.problems == [
         "cht-hosting:network: is set as a secret, but secrets belong in keys of their own "
         "(vspherePassword, vsphereStoragePassword, kubeconfig, migratedCredentials, backupAccessKeyId, "
-        "backupSecretAccessKey, monitoringSmtpPassword, monitoringWebhookUrl); set it again without --secret"
+        "backupSecretAccessKey, monitoringSmtpPassword, monitoringWebhookUrl, monitoringHeartbeatUrl); set it again without --secret"
     ]
