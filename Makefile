@@ -6,6 +6,8 @@ STACK ?= prod
 OUT ?= build/plan-$(STACK)
 # DEPLOYED=<file of `pulumi stack output --json`>: plan against what runs (the summary of what changes).
 DEPLOYED ?=
+# ALERTS=1: also count the alerts a healthy cluster of the stack would fire (promtool; a few seconds more).
+ALERTS ?=
 
 .PHONY: plan test clean
 
@@ -19,7 +21,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 plan: $(VENV)/.runtime
-	$(PY) -m offline.plan $(STACK) --out $(OUT) $(if $(DEPLOYED),--deployed $(DEPLOYED))
+	$(PY) -m offline.plan $(STACK) --out $(OUT) $(if $(DEPLOYED),--deployed $(DEPLOYED)) $(if $(ALERTS),--healthy-alerts)
 
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -107,20 +107,23 @@ class Objects:
     nodes: list[str]
     servers: list[str]
     releases: list[dict]
+    sizes: dict[str, tuple[float, float]]
+    """node -> (CPUs, memory bytes) of its VM."""
 
     @classmethod
     def of(cls, evaluation) -> Objects:
-        manifests, nodes, servers, releases = [], [], [], []
+        manifests, nodes, servers, releases, sizes = [], [], [], [], {}
         for r in evaluation.registrations:
             if r.type == "vsphere:index/virtualMachine:VirtualMachine":
                 nodes.append(r.inputs["name"])
+                sizes[r.inputs["name"]] = (float(r.inputs.get("numCpus", 0)), float(r.inputs.get("memory", 0)) * 2**20)
                 if r.name.startswith("control-plane-"):
                     servers.append(r.inputs["name"])
             elif r.type == "kubernetes:helm.sh/v3:Release":
                 releases.append(r.inputs)
             elif r.type.startswith("kubernetes:") and isinstance(r.inputs.get("metadata"), dict) and "kind" in r.inputs:
                 manifests.append(r.inputs)
-        return cls(manifests, sorted(nodes), sorted(servers), releases)
+        return cls(manifests, sorted(nodes), sorted(servers), releases, sizes)
 
     def kind(self, kind: str) -> list[dict]:
         return [m for m in self.manifests if m["kind"] == kind]
@@ -195,6 +198,11 @@ def healthy_series(objects: Objects) -> list[dict]:
     for node in objects.nodes:
         out.append(_series("kube_node_status_condition", {**ksm, "node": node, "condition": "Ready", "status": "true"}, constant(1)))
         out.append(_series("kube_node_info", {**ksm, "node": node}, constant(1)))
+        out.append(_series("kube_node_spec_unschedulable", {**ksm, "node": node}, constant(0)))
+        cpus, memory = objects.sizes.get(node, (0, 0))
+        if cpus:  # what the VM offers (allocatable is a little less; the chart compares quotas with it)
+            out.append(_series("kube_node_status_allocatable", {**ksm, "node": node, "resource": "cpu"}, constant(cpus)))
+            out.append(_series("kube_node_status_allocatable", {**ksm, "node": node, "resource": "memory"}, constant(memory)))
         out.append(_series("up", {**kubelet, "node": node, "instance": f"{node}:10250"}, constant(1)))
     # k3s servers: supervisor metrics on the API-server scrape; a snapshot every 12 h, certificates far away.
     for server in objects.servers:

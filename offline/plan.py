@@ -5,6 +5,7 @@
     python -m offline.plan prod --deployed prod-outputs.json  # against production: what changes, first
                                                  # (the file: `pulumi stack output --json`)
     python -m offline.plan prod --verbose        # also the full component tree and per-county listings
+    python -m offline.plan prod --healthy-alerts  # also: how many alerts a healthy cluster would fire
 
 Exit codes: 0 planned, 2 the stack config is invalid (every problem is printed), 1 anything else.
 """
@@ -444,6 +445,15 @@ def _deployed_outputs(path: Path) -> dict:
     return outputs
 
 
+def _healthy_alerts(evaluation: Evaluation) -> str:
+    from . import alerts
+
+    promtool = alerts.promtool()
+    if promtool is None:
+        return "healthy-stack alerts: not counted (promtool is not installed: apt-get install prometheus)"
+    return alerts.summary_line(*alerts.healthy_count(evaluation, promtool))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n")[0])
     parser.add_argument("stack", help=f"stack name ({', '.join(stackfile.available_stacks()) or 'none found'})")
@@ -460,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--verbose", action="store_true", help="also the full component tree, resources by type and per-county listings"
     )
+    parser.add_argument(
+        "--healthy-alerts",
+        action="store_true",
+        help="also count the alerts a healthy cluster of this stack would fire: every rendered rule through "
+        "promtool at once over series synthesized from the rendered objects (offline/alerts.py; needs promtool)",
+    )
     args = parser.parse_args(argv)
     try:
         deployed = _deployed_outputs(args.deployed) if args.deployed else None
@@ -475,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(after {failure.registered} resources were registered)", file=sys.stderr)
         return 2
     print(report(evaluation, notes, deployed=deployed, source=str(args.deployed), verbose=args.verbose))
+    if args.healthy_alerts:
+        print("\n" + _healthy_alerts(evaluation))
     if args.out:
         written = write_review_folder(evaluation, args.out, deployed, str(args.deployed))
         print(f"\nWrote {len(written)} files to {args.out}/ (secrets redacted).")

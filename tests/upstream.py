@@ -1283,3 +1283,308 @@ KPS_INHIBIT_RULES = [
 # hook that applies the chart's CRDs (server-side, `forceConflicts: true` by default).
 KPS_CRD_UPGRADE_KEYS = ["enabled", "forceConflicts"]
 KPS_CRD_UPGRADE_HOOKS = "pre-install,pre-upgrade,pre-rollback"
+
+
+# charts/kube-prometheus-stack/templates/prometheus/rules-1.14/*.yaml @ kube-prometheus-stack-88.5.3: the chart's
+# alerts that matter most here (workloads, volumes, quotas, nodes, the API server, the alerting pipeline itself),
+# as the chart renders them with the program's values: its defaults substituted (jobs `kube-state-metrics`,
+# `kubelet`, `apiserver`, `monitoring-prometheus`, `monitoring-alertmanager`; namespace `monitoring`;
+# appNamespacesTarget ".*"; no additionalAggregationLabels; comments dropped). (alert, file, for, severity,
+# expr); an alert with a warning and a critical variant is listed twice. The chart renders about 120 alerts
+# with these values; the others are kept as they are and left to upstream's own tests.
+KPS_ALERTS = [('AlertmanagerFailedReload',
+  'alertmanager.rules.yaml',
+  '10m',
+  'critical',
+  'max_over_time(alertmanager_config_last_reload_successful{job="monitoring-alertmanager",container="alertmanager",namespace="monitoring"}[5m]) '
+  '== 0'),
+ ('AlertmanagerFailedToSendAlerts',
+  'alertmanager.rules.yaml',
+  '5m',
+  'warning',
+  '(\n'
+  '  '
+  'rate(alertmanager_notifications_failed_total{job="monitoring-alertmanager",container="alertmanager",namespace="monitoring"}[15m])\n'
+  '/\n'
+  '  ignoring (reason) group_left '
+  'rate(alertmanager_notifications_total{job="monitoring-alertmanager",container="alertmanager",namespace="monitoring"}[15m])\n'
+  ')\n'
+  '> 0.01'),
+ ('ConfigReloaderSidecarErrors',
+  'config-reloaders.yaml',
+  '10m',
+  'warning',
+  'max_over_time(reloader_last_reload_successful{namespace=~".+"}[5m]) == 0'),
+ ('TargetDown',
+  'general.rules.yaml',
+  '10m',
+  'warning',
+  '100 * (count(up == 0) BY (cluster, job, namespace, service) / count(up) BY (cluster, job, namespace, service)) > '
+  '10'),
+ ('Watchdog', 'general.rules.yaml', '0s', 'none', 'vector(1)'),
+ ('InfoInhibitor',
+  'general.rules.yaml',
+  '0s',
+  'none',
+  'group by (namespace) (ALERTS{severity = "info"} == 1) unless on (namespace) group by (namespace) '
+  '(ALERTS{alertname != "InfoInhibitor", alertstate = "firing", severity =~ "warning|critical"} == 1)'),
+ ('KubePodCrashLooping',
+  'kubernetes-apps.yaml',
+  '15m',
+  'warning',
+  'max_over_time(kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff", job="kube-state-metrics", '
+  'namespace=~".*"}[5m]) >= 1'),
+ ('KubePodNotReady',
+  'kubernetes-apps.yaml',
+  '15m',
+  'warning',
+  'sum by (namespace, pod, job, cluster) (\n'
+  '  max by (namespace, pod, job, cluster) (\n'
+  '    kube_pod_status_phase{job="kube-state-metrics", namespace=~".*", phase=~"Pending|Unknown"}\n'
+  '    or\n'
+  '    (\n'
+  '      kube_pod_status_phase{job="kube-state-metrics", namespace=~".*", phase="Running"} == 1\n'
+  '      and on (namespace, pod, cluster)\n'
+  '      kube_pod_status_ready{job="kube-state-metrics", namespace=~".*", condition="true"} == 0\n'
+  '    )\n'
+  '  ) * on (namespace, pod, cluster) group_left() topk by (namespace, pod, cluster) (\n'
+  '    1, max by (namespace, pod, owner_kind, cluster) (kube_pod_owner{owner_kind!="Job"})\n'
+  '  )\n'
+  ') > 0\n'
+  'unless on (namespace, pod, cluster)\n'
+  'kube_pod_status_reason{job="kube-state-metrics", namespace=~".*", reason="SchedulingGated"} == 1'),
+ ('KubeDeploymentReplicasMismatch',
+  'kubernetes-apps.yaml',
+  '15m',
+  'warning',
+  '(\n'
+  '  kube_deployment_spec_replicas{job="kube-state-metrics", namespace=~".*"}\n'
+  '    >\n'
+  '  kube_deployment_status_replicas_available{job="kube-state-metrics", namespace=~".*"}\n'
+  ') and (\n'
+  '  changes(kube_deployment_status_replicas_updated{job="kube-state-metrics", namespace=~".*"}[10m])\n'
+  '    ==\n'
+  '  0\n'
+  ')'),
+ ('KubeStatefulSetReplicasMismatch',
+  'kubernetes-apps.yaml',
+  '15m',
+  'warning',
+  '(\n'
+  '  kube_statefulset_status_replicas_ready{job="kube-state-metrics", namespace=~".*"}\n'
+  '    !=\n'
+  '  kube_statefulset_replicas{job="kube-state-metrics", namespace=~".*"}\n'
+  ') and (\n'
+  '  changes(kube_statefulset_status_replicas_updated{job="kube-state-metrics", namespace=~".*"}[10m])\n'
+  '    ==\n'
+  '  0\n'
+  ')'),
+ ('KubeDaemonSetRolloutStuck',
+  'kubernetes-apps.yaml',
+  '15m',
+  'warning',
+  '(\n'
+  '  (\n'
+  '    kube_daemonset_status_current_number_scheduled{job="kube-state-metrics", namespace=~".*"}\n'
+  '      !=\n'
+  '    kube_daemonset_status_desired_number_scheduled{job="kube-state-metrics", namespace=~".*"}\n'
+  '  ) or (\n'
+  '    kube_daemonset_status_number_misscheduled{job="kube-state-metrics", namespace=~".*"}\n'
+  '      !=\n'
+  '    0\n'
+  '  ) or (\n'
+  '    kube_daemonset_status_updated_number_scheduled{job="kube-state-metrics", namespace=~".*"}\n'
+  '      !=\n'
+  '    kube_daemonset_status_desired_number_scheduled{job="kube-state-metrics", namespace=~".*"}\n'
+  '  ) or (\n'
+  '    kube_daemonset_status_number_available{job="kube-state-metrics", namespace=~".*"}\n'
+  '      !=\n'
+  '    kube_daemonset_status_desired_number_scheduled{job="kube-state-metrics", namespace=~".*"}\n'
+  '  )\n'
+  ') and (\n'
+  '  changes(kube_daemonset_status_updated_number_scheduled{job="kube-state-metrics", namespace=~".*"}[5m])\n'
+  '    ==\n'
+  '  0\n'
+  ')'),
+ ('KubeJobNotCompleted',
+  'kubernetes-apps.yaml',
+  '0s',
+  'warning',
+  'time() - max by (namespace, job_name, cluster) (kube_job_status_start_time{job="kube-state-metrics", '
+  'namespace=~".*"}\n'
+  '  and\n'
+  'kube_job_status_active{job="kube-state-metrics", namespace=~".*"} > 0) > 43200'),
+ ('KubeJobFailed',
+  'kubernetes-apps.yaml',
+  '15m',
+  'warning',
+  'kube_job_failed{job="kube-state-metrics", namespace=~".*"}  > 0'),
+ ('KubeCPUQuotaOvercommit',
+  'kubernetes-resources.yaml',
+  '5m',
+  'warning',
+  'sum by (cluster) (\n'
+  '  min without(resource) (kube_resourcequota{job="kube-state-metrics", type="hard", '
+  'resource=~"(cpu|requests.cpu)"})\n'
+  ')\n'
+  '/\n'
+  'sum by (cluster) (\n'
+  '  kube_node_status_allocatable{resource="cpu", job="kube-state-metrics"}\n'
+  ') > 1.5'),
+ ('KubeMemoryQuotaOvercommit',
+  'kubernetes-resources.yaml',
+  '5m',
+  'warning',
+  'sum by (cluster) (\n'
+  '  min without(resource) (kube_resourcequota{job="kube-state-metrics", type="hard", '
+  'resource=~"(memory|requests.memory)"})\n'
+  ')\n'
+  '/\n'
+  'sum by (cluster) (\n'
+  '  kube_node_status_allocatable{resource="memory", job="kube-state-metrics"}\n'
+  ') > 1.5'),
+ ('KubeQuotaAlmostFull',
+  'kubernetes-resources.yaml',
+  '15m',
+  'info',
+  'topk by (cluster, namespace, resource, resourcequota) (1,\n'
+  '  max without (instance, job, type) (\n'
+  '    kube_resourcequota{job="kube-state-metrics", type="used"}\n'
+  '  )\n'
+  ')\n'
+  '/ on (cluster, namespace, resource, resourcequota) group_left()\n'
+  'topk by (cluster, namespace, resource, resourcequota) (1,\n'
+  '  max without (instance, job, type) (\n'
+  '    kube_resourcequota{job="kube-state-metrics", type="hard"}\n'
+  '  ) > 0\n'
+  ')\n'
+  '> 0.9 < 1'),
+ ('KubeQuotaFullyUsed',
+  'kubernetes-resources.yaml',
+  '15m',
+  'info',
+  'topk by (cluster, namespace, resource, resourcequota) (1,\n'
+  '  max without (instance, job, type) (\n'
+  '    kube_resourcequota{job="kube-state-metrics", type="used"}\n'
+  '  )\n'
+  ')\n'
+  '/ on (cluster, namespace, resource, resourcequota) group_left()\n'
+  'topk by (cluster, namespace, resource, resourcequota) (1,\n'
+  '  max without (instance, job, type) (\n'
+  '    kube_resourcequota{job="kube-state-metrics", type="hard"}\n'
+  '  ) > 0\n'
+  ')\n'
+  '== 1'),
+ ('KubeQuotaExceeded',
+  'kubernetes-resources.yaml',
+  '15m',
+  'warning',
+  'topk by (cluster, namespace, resource, resourcequota) (1,\n'
+  '  max without (instance, job, type) (\n'
+  '    kube_resourcequota{job="kube-state-metrics", type="used"}\n'
+  '  )\n'
+  ')\n'
+  '/ on (cluster, namespace, resource, resourcequota) group_left()\n'
+  'topk by (cluster, namespace, resource, resourcequota) (1,\n'
+  '  max without (instance, job, type) (\n'
+  '    kube_resourcequota{job="kube-state-metrics", type="hard"}\n'
+  '  ) > 0\n'
+  ') > 1'),
+ ('KubePersistentVolumeFillingUp',
+  'kubernetes-storage.yaml',
+  '1m',
+  'critical',
+  '(\n'
+  '  kubelet_volume_stats_available_bytes{job="kubelet", namespace=~".*", metrics_path="/metrics"}\n'
+  '    /\n'
+  '  kubelet_volume_stats_capacity_bytes{job="kubelet", namespace=~".*", metrics_path="/metrics"}\n'
+  ') < 0.03\n'
+  'and\n'
+  'kubelet_volume_stats_used_bytes{job="kubelet", namespace=~".*", metrics_path="/metrics"} > 0\n'
+  'unless on (cluster, namespace, persistentvolumeclaim)\n'
+  'kube_persistentvolumeclaim_access_mode{ access_mode="ReadOnlyMany"} == 1\n'
+  'unless on (cluster, namespace, persistentvolumeclaim)\n'
+  'kube_persistentvolumeclaim_labels{label_excluded_from_alerts="true"} == 1'),
+ ('KubePersistentVolumeFillingUp',
+  'kubernetes-storage.yaml',
+  '1h',
+  'warning',
+  '(\n'
+  '  kubelet_volume_stats_available_bytes{job="kubelet", namespace=~".*", metrics_path="/metrics"}\n'
+  '    /\n'
+  '  kubelet_volume_stats_capacity_bytes{job="kubelet", namespace=~".*", metrics_path="/metrics"}\n'
+  ') < 0.15\n'
+  'and\n'
+  'kubelet_volume_stats_used_bytes{job="kubelet", namespace=~".*", metrics_path="/metrics"} > 0\n'
+  'and\n'
+  'predict_linear(kubelet_volume_stats_available_bytes{job="kubelet", namespace=~".*", metrics_path="/metrics"}[6h], '
+  '4 * 24 * 3600) < 0\n'
+  'unless on (cluster, namespace, persistentvolumeclaim)\n'
+  'kube_persistentvolumeclaim_access_mode{ access_mode="ReadOnlyMany"} == 1\n'
+  'unless on (cluster, namespace, persistentvolumeclaim)\n'
+  'kube_persistentvolumeclaim_labels{label_excluded_from_alerts="true"} == 1'),
+ ('KubePersistentVolumeErrors',
+  'kubernetes-storage.yaml',
+  '5m',
+  'critical',
+  'kube_persistentvolume_status_phase{phase=~"Failed|Pending",job="kube-state-metrics"} > 0'),
+ ('KubeAPIDown', 'kubernetes-system-apiserver.yaml', '15m', 'critical', 'absent(up{job="apiserver"})'),
+ ('KubeNodeNotReady',
+  'kubernetes-system-kubelet.yaml',
+  '15m',
+  'warning',
+  'kube_node_status_condition{job="kube-state-metrics",condition="Ready",status="true"} == 0\n'
+  'and on (cluster, node)\n'
+  'kube_node_spec_unschedulable{job="kube-state-metrics"} == 0'),
+ ('KubeNodeUnreachable',
+  'kubernetes-system-kubelet.yaml',
+  '15m',
+  'warning',
+  '(kube_node_spec_taint{job="kube-state-metrics",key="node.kubernetes.io/unreachable",effect="NoSchedule"} unless '
+  'ignoring(key,value) '
+  'kube_node_spec_taint{job="kube-state-metrics",key=~"ToBeDeletedByClusterAutoscaler|cloud.google.com/impending-node-termination|aws-node-termination-handler/spot-itn"}) '
+  '== 1'),
+ ('KubeletDown',
+  'kubernetes-system-kubelet.yaml',
+  '15m',
+  'critical',
+  'count by (cluster) (kube_node_info{job="kube-state-metrics"})\n'
+  'unless on (cluster)\n'
+  'count by (cluster) (up{job="kubelet", metrics_path="/metrics"} == 1)'),
+ ('NodeFilesystemAlmostOutOfSpace',
+  'node-exporter.yaml',
+  '30m',
+  'warning',
+  '(\n'
+  '  node_filesystem_avail_bytes{job="node-exporter",fstype!="",mountpoint!=""} / '
+  'node_filesystem_size_bytes{job="node-exporter",fstype!="",mountpoint!=""} * 100 < 5\n'
+  'and\n'
+  '  node_filesystem_readonly{job="node-exporter",fstype!="",mountpoint!=""} == 0\n'
+  ')'),
+ ('NodeFilesystemAlmostOutOfSpace',
+  'node-exporter.yaml',
+  '30m',
+  'critical',
+  '(\n'
+  '  node_filesystem_avail_bytes{job="node-exporter",fstype!="",mountpoint!=""} / '
+  'node_filesystem_size_bytes{job="node-exporter",fstype!="",mountpoint!=""} * 100 < 3\n'
+  'and\n'
+  '  node_filesystem_readonly{job="node-exporter",fstype!="",mountpoint!=""} == 0\n'
+  ')'),
+ ('PrometheusBadConfig',
+  'prometheus.yaml',
+  '10m',
+  'critical',
+  'max_over_time(prometheus_config_last_reload_successful{job="monitoring-prometheus",namespace="monitoring"}[5m]) '
+  '== 0'),
+ ('PrometheusNotConnectedToAlertmanagers',
+  'prometheus.yaml',
+  '10m',
+  'warning',
+  'max_over_time(prometheus_notifications_alertmanagers_discovered{job="monitoring-prometheus",namespace="monitoring"}[5m]) '
+  '< 1'),
+ ('PrometheusRuleFailures',
+  'prometheus.yaml',
+  '15m',
+  'critical',
+  'increase(prometheus_rule_evaluation_failures_total{job="monitoring-prometheus",namespace="monitoring"}[5m]) > 0')]
