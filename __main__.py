@@ -189,6 +189,7 @@ if cfg.backup:
         secret_access_key=secrets.backup_secret_access_key,
         drill_storage_class=drill_class,
         drill_storage_class_name=backup.drill.storage_class or drill_class["metadata"]["name"],
+        county_storage_class_name=storage_class_name,
         opts=pulumi.ResourceOptions(provider=provider, depends_on=county_after),
     )
     for name, county in cfg.counties.items():

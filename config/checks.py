@@ -434,12 +434,30 @@ def backup(present: bool, config: BackupConfig | None, counties: dict[str, Count
                 f"{key_path('backup', 'etcd')}: has no meaning when clusterMode is existing (the program does not run "
                 "that cluster's control plane); remove it and back up its etcd with the cluster's own tools"
             )
+        problems += _host_paths_with_backups(counties)
     elif not present:
         for name, county in counties.items():
             if county.settings.backup_retention_days is not None:
                 problems.append(
                     f"{key_path('counties', name, 'backupRetentionDays')}: has no effect without cht-hosting:backup; "
                     "configure backups (docs/backups.md) or remove it"
+                )
+    return problems
+
+
+def _host_paths_with_backups(counties: dict[str, County]) -> list[str]:
+    """Velero's file-system backup skips hostPath volumes (velero v1.18.1 pkg/podvolume/backupper.go
+    isHostPathVolume, with a warning only), so such a county's backups would be Completed without its data
+    and nothing could restore it."""
+    problems = []
+    for name, county in counties.items():
+        migration = county.settings.migration
+        for index, volume in enumerate(migration.volumes if migration else []):
+            if isinstance(volume, HostPathVolume):
+                problems.append(
+                    f"{key_path('counties', name, 'migration', 'volumes', index)}.hostPath: Velero never backs up a "
+                    f"hostPath volume, so every backup of {name} would hold none of its CouchDB data; move the data "
+                    "onto a vSphere volume and give its volumeHandle instead, or remove cht-hosting:backup (a lab)"
                 )
     return problems
 

@@ -779,7 +779,8 @@ class HostPathVolume(Model):
 
     host_path: Annotated[str, AfterValidator(_grammar("host_path", grammar.host_path))] = Field(
         description="Absolute directory on the node, outside the system's, k3s's and the kubelet's own "
-        "(/etc, /var/lib/rancher, /var/lib/kubelet, ...)."
+        "(/etc, /var/lib/rancher, /var/lib/kubelet, ...). Refused while `backup` is set: Velero never backs up a "
+        "hostPath volume."
     )
     node: NodeName = Field(description="The agent node the directory is on (Kubernetes node name).")
 

@@ -174,6 +174,15 @@ def test_velero_and_the_drill_are_once_per_cluster(backup):
     assert "max_diff='5'" in script
 
 
+def test_the_county_restore_modifier_names_the_county_storage_class(backup, existing):
+    """restore-county.sh hands Velero `restore-county-modifiers`: a migrated county's claim comes back on
+    the counties' StorageClass (the StorageClass the program creates, or existingCluster.storageClass)."""
+    for evaluation, klass in ((backup, "vmware-sc"), (existing, "local-path")):
+        modifiers = evaluation.named("backup-county-restore-modifiers")
+        assert modifiers.inputs["metadata"]["name"] == backup_render.COUNTY_MODIFIERS
+        assert modifiers.inputs["data"] == {"modifiers.yaml": backup_render.county_restore_modifiers(klass)}
+
+
 def test_existing_cluster_mode_backs_up_counties_with_the_same_keys(existing):
     assert not existing.of_type(CMD)  # no control plane of ours: no etcd snapshots
     assert {r.inputs["metadata"]["name"] for r in existing.of_type(SCHEDULE)} == {"county-nairobi", "county-kwale"}

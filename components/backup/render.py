@@ -34,6 +34,9 @@ DRILL = "restore-drill"
 DRILL_NAMESPACE = "restore-drill-scratch"
 DRILL_RESULTS = "restore-drill-results"
 DRILL_MODIFIERS = "restore-drill-modifiers"
+# The real restore's resource modifiers: a static (migrated or renamed) county's claim comes back on the
+# county StorageClass (see county_restore_modifiers).
+COUNTY_MODIFIERS = "restore-county-modifiers"
 DRILL_SCRIPT_CONFIGMAP = "restore-drill-script"
 CREDENTIALS_READER = "cht-hosting-restore-drill-credentials"
 DRILL_LABEL = "cht-hosting/restore-drill"
@@ -160,7 +163,9 @@ def schedule_spec(county: County, backup: BackupConfig, velero_namespace: str) -
             "storageLocation": STORAGE_LOCATION,
             "ttl": f"{days * 24}h0m0s",
             "snapshotVolumes": False,
-            "metadata": {"labels": {COUNTY_LABEL: county.name}},
+            # On every backup: restore-county.sh finds a county's backups (its final one too, after the
+            # Schedule is gone) and how many CouchDB volumes each must hold.
+            "metadata": {"labels": {COUNTY_LABEL: county.name, NODES_LABEL: str(county.settings.couchdb_nodes)}},
         },
     }
 
@@ -183,6 +188,34 @@ def drill_modifiers(storage_class: str) -> str:
             {
                 "conditions": {"groupResource": "persistentvolumeclaims"},
                 "patches": [{"operation": "replace", "path": "/spec/storageClassName", "value": storage_class}],
+            }
+        ],
+    }
+    return yaml.safe_dump(rules, sort_keys=False)
+
+
+def county_restore_modifiers(storage_class: str) -> str:
+    """Resource modifiers for a county's real restore (velero v1.18.1 internal/resourcemodifiers).
+
+    A migrated or renamed county's claim is static: `storageClassName: ""` and `volumeName` of its
+    pre-existing PV. Velero does not restore a PV whose data is in a pod volume backup; it clears the
+    claim's `volumeName` for a new, dynamically provisioned one (pkg/restore/restore.go, the
+    `pvsToProvision` branch), and Kubernetes never provisions for an explicit `""`: the claim would stay
+    Pending and the volume restore wait for it until Velero's fs-backup timeout. Modifiers run after that
+    reset (restore.go applies `resourceModifiers` last), so this rule gives such a claim the county
+    StorageClass; the merge patch also drops any `volumeName` left (a `remove` JSON patch would fail
+    where Velero already removed it, json_patch.go). Claims on a StorageClass already do not match
+    (`matches` is a JSON-patch test of the path, resource_modifiers.go matchConditions)."""
+    patch = yaml.safe_dump({"spec": {"storageClassName": storage_class, "volumeName": None}}, sort_keys=False)
+    rules = {
+        "version": "v1",
+        "resourceModifierRules": [
+            {
+                "conditions": {
+                    "groupResource": "persistentvolumeclaims",
+                    "matches": [{"path": "/spec/storageClassName", "value": ""}],
+                },
+                "mergePatches": [{"patchData": patch}],
             }
         ],
     }

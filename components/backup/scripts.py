@@ -15,6 +15,10 @@ argument, so never in a process list or a log.
 
 from __future__ import annotations
 
+import json
+
+from config import names
+
 from ..cht import render as cht
 from . import render
 
@@ -44,6 +48,8 @@ start_restore() {
   if [ "$5" = drill ]; then
     selectors="$drill_selectors"
     modifier="$drill_modifiers"
+  else
+    modifier="$county_modifiers"  # a migrated county's claims come back on the county StorageClass
   fi
   jq -n --arg name "$1" --arg ns "$velero_ns" --arg backup "$2" --arg from "$3" --arg to "$4" \
     --arg kind "$5" --arg modifier "$modifier" --argjson selectors "$selectors" '{
@@ -75,9 +81,14 @@ wait_restore() {
 }
 
 # check_volumes NAME EXPECTED: every CouchDB node's volume came back (CHT keeps one copy of each shard).
+# Volume restores are found by the restore's uid: Velero hashes a label value over 63 characters
+# (velero v1.18.1 pkg/label/label.go GetValidName, used for velero.io/restore-name in
+# pkg/podvolume/restorer.go), so a long county's restore name would find none.
 check_volumes() {
-  local summary done_count bad
-  summary="$(kubectl get podvolumerestores.velero.io -n "$velero_ns" -l "velero.io/restore-name=$1" -o json)"
+  local uid summary done_count bad
+  uid="$(kubectl get restores.velero.io -n "$velero_ns" "$1" -o json | jq -r '.metadata.uid // empty')"
+  [ -n "$uid" ] || fail "restore $1 has no uid"
+  summary="$(kubectl get podvolumerestores.velero.io -n "$velero_ns" -l "velero.io/restore-uid=$uid" -o json)"
   done_count="$(jq '[.items[] | select(.status.phase == "Completed")] | length' <<<"$summary")"
   bad="$(jq -r '[.items[] | select(.status.phase != "Completed") | .spec.pod.name + ": " + (.status.phase // "pending")] | join(", ")' <<<"$summary")"
   [ -z "$bad" ] || fail "restore $1: volumes not restored: $bad"
@@ -134,13 +145,12 @@ doc_count() {
 
 def _constants(velero_namespace: str, **more: str) -> str:
     selectors = render.drill_restore_selectors()
-    import json
-
     deployments = " ".join(sorted({n.deployment for c in (1, 3) for n in cht.couch_nodes(render._nodes(c))}))
     values = {
         "velero_ns": velero_namespace,
         "drill_selectors": json.dumps(selectors, separators=(",", ":")),
         "drill_modifiers": render.DRILL_MODIFIERS,
+        "county_modifiers": render.COUNTY_MODIFIERS,
         "couch_deployments": deployments,
         **more,
     }
@@ -259,30 +269,102 @@ fi
 
 
 def county_restore_script(*, velero_namespace: str) -> str:
-    """Restore a county into its own namespace, for real: `restore-county.sh <county> [<backup>]`."""
-    constants = _constants(velero_namespace)
+    """Restore a county into its own namespace, for real: `restore-county.sh <county> [<backup>]`.
+
+    Any county shape: one or three CouchDB nodes, on the county StorageClass or migrated (static volumes,
+    brought back on the county StorageClass by the `restore-county-modifiers` resource modifier), any
+    valid name length. It picks the newest Completed backup that holds every CouchDB node's volume (a
+    backup taken while CouchDB was not running is Completed with none), refuses while CouchDB objects
+    remain, and checks every volume came back before it reports the databases."""
+    claims = sorted({n.claim for c in (1, 3) for n in cht.couch_nodes(render._nodes(c))})
+    constants = _constants(
+        velero_namespace,
+        couch_claims=json.dumps(claims),
+        county_label=render.COUNTY_LABEL,
+        nodes_label=render.NODES_LABEL,
+        max_name=str(names.max_county_name_length()),
+    )
     return _HEAD + constants + _STEPS + r"""
 county="${1:-}"
 [ -n "$county" ] || fail "usage: restore-county.sh <county> [<backup>]"
-backup="${2:-}"
-[ -n "$backup" ] || backup="$(latest_backup "county-$county")"
-[ -n "$backup" ] || fail "no completed backup of county-$county; list them with: velero backup get -n $velero_ns"
-nodes="$(kubectl get schedules.velero.io -n "$velero_ns" "county-$county" -o jsonpath='{.metadata.labels.cht-hosting/couchdb-nodes}' 2>/dev/null || true)"
-nodes="${nodes:-1}"
+if [ "${#county}" -gt "$max_name" ] || ! [[ "$county" =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]]; then
+  fail "'$county' is not a county name (lower-case letters, digits and '-', at most $max_name characters)"
+fi
+
+# couch_volumes BACKUP: how many CouchDB claims the backup holds data of (Completed pod volume backups with a
+# snapshot: Velero restores no other, pkg/podvolume/util.go getVolumeBackupInfoForPod).
+# Found by the backup's uid (a long backup name is hashed in velero.io/backup-name, pkg/label/label.go);
+# Velero's backup sync sets that uid on the pod volume backups it reads back from the bucket
+# (pkg/controller/backup_sync_controller.go), so this works on a rebuilt cluster too.
+couch_volumes() {
+  local uid
+  uid="$(kubectl get backups.velero.io -n "$velero_ns" "$1" -o json | jq -r '.metadata.uid // empty')" || return 1
+  [ -n "$uid" ] || return 1
+  kubectl get podvolumebackups.velero.io -n "$velero_ns" -l "velero.io/backup-uid=$uid" -o json \
+    | jq --argjson claims "$couch_claims" '[.items[] | select(.status.phase == "Completed" and (.status.snapshotID // "") != "")
+        | .metadata.annotations["velero.io/pvc-name"] // empty | select(. as $c | $claims | index($c))] | unique | length'
+}
+
+# Every backup of the county (its Schedule's and its final one), newest first, with its node count.
+backups="$(kubectl get backups.velero.io -n "$velero_ns" -l "$county_label=$county" -o json \
+  | jq -r --arg nodes "$nodes_label" '[.items[] | select(.status.phase == "Completed")]
+      | sort_by(.status.completionTimestamp) | reverse | .[] | .metadata.name + " " + (.metadata.labels[$nodes] // "")')" \
+  || fail "cannot list the backups of county $county"
+[ -n "$backups" ] || fail "no completed backup of county $county; list them with: velero backup get -n $velero_ns"
+
+# Backups made before they carried the node count: the Schedule's label, or COUCHDB_NODES.
+schedule_nodes="$(kubectl get schedules.velero.io -n "$velero_ns" "county-$county" -o json 2>/dev/null \
+  | jq -r --arg nodes "$nodes_label" '.metadata.labels[$nodes] // empty' 2>/dev/null || true)"
+
+wanted="${2:-}"
+backup="" nodes=""
+while read -r name count; do
+  [ -z "$wanted" ] || [ "$name" = "$wanted" ] || continue
+  count="${count:-${COUCHDB_NODES:-$schedule_nodes}}"
+  [[ "$count" =~ ^[13]$ ]] || fail "backup $name does not say how many CouchDB nodes county $county has; set COUCHDB_NODES=1 or 3"
+  have="$(couch_volumes "$name")" || fail "cannot read the volume backups of $name"
+  if [ "$have" -ge "$count" ]; then
+    backup="$name" nodes="$count"
+    break
+  fi
+  echo "cht-hosting: backup $name holds $have of $count CouchDB volume(s) (CouchDB was not running when it was taken): skipped" >&2
+  [ -z "$wanted" ] || fail "backup $wanted does not hold every CouchDB volume; pick another: velero backup get -n $velero_ns"
+done <<<"$backups"
+if [ -z "$backup" ] && [ -n "$wanted" ]; then
+  fail "no completed backup $wanted of county $county; list them with: velero backup get -n $velero_ns"
+fi
+[ -n "$backup" ] || fail "no completed backup of county $county holds every CouchDB volume"
 
 # Velero never overwrites: a claim or CouchDB that still exists would keep what it has.
 left="$(kubectl get persistentvolumeclaims,deployments -n "$county" -l cht.service -o name 2>/dev/null | grep -E 'couchdb' || true)"
 if [ -n "$left" ]; then
-  fail "county $county still has CouchDB objects ($(echo "$left" | tr '\n' ' ')); follow docs/runbooks/restore-county.md to set them aside first"
+  fail "county $county still has CouchDB objects ($(echo "$left" | tr '\n' ' ')); set them aside first (docs/runbooks/restore-county.md)"
 fi
 
+# Claims left Pending explain a restore that does not finish (no StorageClass, no volume).
+pending_claims() {
+  kubectl get persistentvolumeclaims -n "$county" -o json 2>/dev/null \
+    | jq -r '[.items[] | select(.status.phase != "Bound") | .metadata.name + " (storageClassName \"" + (.spec.storageClassName // "") + "\")"] | join(", ")' 2>/dev/null || true
+}
+restore_failed() {
+  local pending
+  [ "$1" -ne 0 ] || return 0
+  pending="$(pending_claims)"
+  [ -z "$pending" ] || echo "cht-hosting: claims not bound in $county: $pending" >&2
+}
+
 restore="restore-$county-$(date -u +%s)"
-echo "cht-hosting: restoring county $county from backup $backup as $restore"
+echo "cht-hosting: restoring county $county ($nodes CouchDB node(s)) from backup $backup as $restore"
+trap 'restore_failed $?' EXIT
 start_restore "$restore" "$backup" "$county" "$county" county
 wait_restore "$restore"
 check_volumes "$restore" "$nodes"
-[ "$nodes" -eq 1 ] && couch_deployments="cht-couchdb" \
-  || couch_deployments="$(for n in $(seq 1 "$nodes"); do printf 'cht-couchdb-%s ' "$n"; done)"
+trap - EXIT
+if [ "$nodes" -eq 1 ]; then
+  couch_deployments="cht-couchdb"
+else
+  couch_deployments="$(for n in $(seq 1 "$nodes"); do printf 'cht-couchdb-%s ' "$n"; done)"
+fi
 read_credentials "$county"
 wait_rollout "$county"
 # From outside the cluster CouchDB is reached through kubectl port-forward (COUCH_BASE overrides it).

@@ -10,7 +10,9 @@ Creates once per cluster (a county's own objects are `CountyBackup`'s):
   node agent on every node that runs county pods (kopia file-system backup), one storage location;
 - the drill: StorageClass for its volumes (deleted with their claims), the scratch namespace and its
   NetworkPolicy, ServiceAccount, Roles, ClusterRole (credentials, bound per county), the results and
-  resource-modifier ConfigMaps, the script ConfigMap and the CronJob `restore-drill`.
+  resource-modifier ConfigMaps, the script ConfigMap and the CronJob `restore-drill`;
+- ConfigMap `restore-county-modifiers`: what restore-county.sh hands Velero so a migrated county's claim
+  comes back on the county StorageClass.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ class BackupEngine(pulumi.ComponentResource):
         secret_access_key: pulumi.Input[str],
         drill_storage_class: dict | None,
         drill_storage_class_name: str,
+        county_storage_class_name: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
         """`drill_storage_class`: a StorageClass object to create for the drill's volumes (reclaim Delete), or
-        None when `drill_storage_class_name` already exists (existing-cluster mode)."""
+        None when `drill_storage_class_name` already exists (existing-cluster mode). `county_storage_class_name`: the
+        counties' StorageClass, onto which restore-county.sh brings back a static (migrated) county's volumes."""
         super().__init__("cht-hosting:backup:BackupEngine", name, None, opts)
         ns = backup.velero.namespace
         self.namespace = ns
@@ -94,6 +98,12 @@ class BackupEngine(pulumi.ComponentResource):
             cleanup_on_fail=True,
             max_history=10,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, credentials, repository]),
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-county-restore-modifiers",
+            metadata={"name": render.COUNTY_MODIFIERS, "namespace": ns, "labels": dict(render.MANAGED)},
+            data={"modifiers.yaml": pulumi.Output.from_input(county_storage_class_name).apply(render.county_restore_modifiers)},
+            opts=in_ns,
         )
         self._drill(name, backup, drill_storage_class, drill_storage_class_name, in_ns)
         self.credentials_reader = render.CREDENTIALS_READER

@@ -172,11 +172,15 @@ class ChtProject(pulumi.ComponentResource):
                     render.static_volume(self._settings, self._county.name, node), keep, in_ns=False,
                 )
             )
-        # A StorageClass rename must not replace a bound claim; size changes expand in place.
+        # A StorageClass rename must not replace a bound claim; size changes expand in place. A restored
+        # claim (restore-county.sh) is bound to a new volume on the county's class even when the county was
+        # migrated (Velero provisions file-system-backed volumes anew), so neither the class nor the volume
+        # name it is bound to is ever a reason to replace it.
+        ignore = ["spec.storageClassName", "spec.volumeName"]
         return self._create(
             k8s.core.v1.PersistentVolumeClaim, f"{node.service}-pvc",
             render.claim(self._settings, self._county.name, node, storage_class),
-            ResourceOptions.merge(keep, ResourceOptions(ignore_changes=["spec.storageClassName"], depends_on=after)),
+            ResourceOptions.merge(keep, ResourceOptions(ignore_changes=ignore, depends_on=after)),
         )
 
     def _deployment_options(self, after: list[pulumi.Resource], cht: bool = True) -> ResourceOptions:
