@@ -14,7 +14,10 @@ The metrics, as the exporters at the pinned versions define them:
   timestamp every minute from every Completed Backup still kept, also a removed Schedule's.
 - kube-state-metrics (kube-prometheus-stack 88.5.3's): `kube_node_status_condition{node, condition, status}`,
   `kube_deployment_status_replicas_available{namespace, deployment}`, `kube_resourcequota{namespace,
-  resourcequota, resource, type}`.
+  resourcequota, resource, type}`; job.go `kube_job_status_failed{namespace, job_name}` and
+  `kube_job_status_start_time`; cronjob.go `kube_cronjob_status_last_successful_time{namespace, cronjob}` and
+  `kube_cronjob_created`.
+- Prometheus's own `up{job="kubelet", metrics_path="/metrics"}` per node (the chart's kubelet ServiceMonitor).
 - kubelet `pkg/kubelet/metrics/collectors/volume_stats.go`: `kubelet_volume_stats_{capacity,used}_bytes
   {namespace, persistentvolumeclaim}`.
 """
@@ -157,4 +160,48 @@ def test_quota_fully_used_spares_the_resources_full_by_design():
         rules,
         (full, [quiet("25m", "KubeQuotaFullyUsed")]),
         (full + cpu, [quiet("10m", "KubeQuotaFullyUsed"), fires("22m", "KubeQuotaFullyUsed", info), quiet("28m", "KubeQuotaFullyUsed")]),
+    )
+
+
+def test_kubelet_down_and_supervisor_metrics_missing():
+    rules = only(RULES, "NodeKubeletDown", "K3sSupervisorMetricsMissing")
+    kubelet = {"job": "kubelet", "metrics_path": "/metrics", "node": "agent-3", "instance": "10.0.0.23:10250"}
+    cert = {**SERVER, "subject": "CN=kube-apiserver", "usages": "ServerAuth"}
+    check(
+        rules,
+        ([series("up", "1x10 0x20 1x20", **kubelet), series("k3s_certificate_expiration_seconds", "3e7x60", **cert)],
+         [quiet("12m", "NodeKubeletDown"), fires("20m", "NodeKubeletDown", {"severity": "critical", **kubelet}),
+          quiet("35m", "NodeKubeletDown"), quiet("50m", "K3sSupervisorMetricsMissing")]),
+        ([series("k3s_certificate_expiration_seconds", "_x40 3e7x30", **cert)],
+         [quiet("25m", "K3sSupervisorMetricsMissing"),
+          fires("35m", "K3sSupervisorMetricsMissing", {"severity": "warning", "job": "apiserver"}),
+          quiet("50m", "K3sSupervisorMetricsMissing")]),
+    )
+
+
+def test_restore_drill_failed_until_a_later_success_and_too_old_or_never():
+    """The drill is components/backup's CronJob `restore-drill` in Velero's namespace; its Jobs `restore-drill-<n>`."""
+    rules = only(RULES, "RestoreDrillFailed", "RestoreDrillTooOld", "RestoreDrillNeverSucceeded")
+    ns = {"job": "kube-state-metrics", "namespace": "velero"}
+    cron = {**ns, "cronjob": "restore-drill"}
+    failed = {**ns, "job_name": "restore-drill-29001"}
+    day = 86400
+    check(
+        rules,
+        # A run fails at 10m (its Job is kept), the next one succeeds at 60m: firing, then resolved.
+        ([series("kube_job_status_failed", "0x10 1x80", **failed), series("kube_job_status_start_time", "300x90", **failed),
+          series("kube_cronjob_created", "0x90", **cron), series("kube_cronjob_status_last_successful_time", "_x60 3600x30", **cron)],
+         [quiet("9m", "RestoreDrillFailed"), fires("20m", "RestoreDrillFailed", {"severity": "critical", **failed}),
+          quiet("70m", "RestoreDrillFailed"), quiet("70m", "RestoreDrillNeverSucceeded")]),
+    )
+    check(
+        rules,
+        # Weekly drill: last success long ago, then never since; a drill that never succeeded.
+        ([series("kube_cronjob_status_last_successful_time", f"{-7 * day}x40", **cron)],
+         [quiet("2h", "RestoreDrillTooOld"), fires("1d3h", "RestoreDrillTooOld", {"severity": "critical", **cron})]),
+        ([series("kube_cronjob_created", f"{-9 * day}x40", **cron)],
+         [fires("2h", "RestoreDrillNeverSucceeded", {"severity": "critical", **cron})]),
+        ([series("kube_cronjob_created", f"{-9 * day}x40", **cron), series("kube_cronjob_status_last_successful_time", "0+3600x40", **cron)],
+         [quiet("1d3h", "RestoreDrillTooOld"), quiet("1d3h", "RestoreDrillNeverSucceeded")]),
+        interval="1h",
     )

@@ -68,3 +68,30 @@ def test_backlogs_growing_faster_than_changes():
         ([series("cht_couchdb_update_sequence", "0+10x300", **medic), series("cht_sentinel_backlog_count", "100x300", **KWALE)],
          [quiet("200m", "ChtSentinelBacklog")]),
     )
+
+
+def test_outbound_push_conflicts_replication_limit_and_feedback():
+    rules = only(RULES, "ChtOutboundPushBacklog", "ChtDbConflictsRate", "ChtUsersOverReplicationLimit", "ChtClientFeedbackRate")
+    medic = {**KWALE, "db": "medic"}
+    changes = series("cht_couchdb_update_sequence", "0+1x300", **medic)  # 60 changes an hour
+    check(
+        rules,
+        # Outbound push backlog growing 600/h (> 60 * 0.05 + 5) for over an hour; a steady one never.
+        ([changes, series("cht_outbound_push_backlog_count", "0x60 0+10x240", **KWALE)],
+         [quiet("60m", "ChtOutboundPushBacklog"), fires("200m", "ChtOutboundPushBacklog", {"severity": "warning", **KWALE})]),
+        ([changes, series("cht_outbound_push_backlog_count", "50x300", **KWALE)], [quiet("200m", "ChtOutboundPushBacklog")]),
+        # Conflicts rising 120/h (> 60 * 0.25 + 10): at once (for 1m); a flat count never.
+        ([changes, series("cht_conflict_count", "5x60 5+2x60", **KWALE)],
+         [quiet("55m", "ChtDbConflictsRate"), fires("100m", "ChtDbConflictsRate", {"severity": "warning", **KWALE})]),
+        ([changes, series("cht_conflict_count", "5x120", **KWALE)], [quiet("100m", "ChtDbConflictsRate")]),
+        # 20 users: more than 2.06 a day newly over the replication limit, for an hour.
+        ([series("cht_connected_users_count", "20x300", **KWALE), series("cht_replication_limit_count", "0+0.05x300", **KWALE)],
+         [fires("200m", "ChtUsersOverReplicationLimit", {"severity": "warning", **KWALE})]),
+        ([series("cht_connected_users_count", "20x300", **KWALE), series("cht_replication_limit_count", "3x300", **KWALE)],
+         [quiet("200m", "ChtUsersOverReplicationLimit")]),
+        # 20 users: more than 2 feedback docs a day.
+        ([series("cht_connected_users_count", "20x300", **KWALE), series("cht_feedback_total", "0+0.1x300", **KWALE)],
+         [fires("200m", "ChtClientFeedbackRate", {"severity": "warning", **KWALE})]),
+        ([series("cht_connected_users_count", "20x300", **KWALE), series("cht_feedback_total", "7x300", **KWALE)],
+         [quiet("200m", "ChtClientFeedbackRate")]),
+    )

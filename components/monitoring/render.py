@@ -627,7 +627,11 @@ def backup_rules(monitoring: MonitoringConfig, backup: BackupConfig) -> list[dic
         ),
         _rule(
             "RestoreDrillFailed",
-            f'kube_job_status_failed{{{drill}job_name=~"{RESTORE_DRILL_CRONJOB}-.*"}} > 0',
+            # The CronJob keeps its last failed Job (failedJobsHistoryLimit), so a failure counts only until a
+            # later run succeeds: the alert resolves after recovery.
+            f'(kube_job_status_failed{{{drill}job_name=~"{RESTORE_DRILL_CRONJOB}-.*"}} > 0) unless on (namespace, job_name) '
+            f'(kube_job_status_start_time{{{drill}job_name=~"{RESTORE_DRILL_CRONJOB}-.*"}} < on (namespace) group_left () '
+            f'max by (namespace) (kube_cronjob_status_last_successful_time{{{drill}cronjob="{RESTORE_DRILL_CRONJOB}"}}))',
             "1m", "critical", "The restore drill failed",
             "Restore drill job {{ $labels.namespace }}/{{ $labels.job_name }} failed: the latest backup of a county "
             "could not be restored and checked. Read its logs before the next backup rotation.",
