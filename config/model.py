@@ -749,7 +749,9 @@ class TlsSettings(Model):
         "fill it via `clusterIssuer`.",
     )
     cluster_issuer: NodeName | None = Field(
-        default=None, description="cert-manager ClusterIssuer that issues `secretName`; default: none (bring the Secret)."
+        default=None,
+        description="cert-manager ClusterIssuer that issues `secretName`; default: none (bring the Secret). An HTTP-01 "
+        "solver of it must set `serviceType: ClusterIP` (county quotas admit no NodePort) and `ingressClassName: traefik`.",
     )
 
 

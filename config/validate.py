@@ -179,6 +179,12 @@ def validate(
 def warnings(config: StackConfig) -> list[str]:
     found = checks.warnings(config.vsphere) + checks.backup_warnings(config.backup)
     found += checks.cht_warnings(config.counties, config.ingress)
+    if config.cluster_mode == "existing" and config.existing_cluster and not config.existing_cluster.protected_networks:
+        found.append(
+            f"{key_path('existingCluster', 'protectedNetworks')}: is empty, so API and Sentinel's outside-world egress "
+            "also reaches the cluster's nodes, its pod and Service networks (every namespace's pods) and its API; "
+            "list those networks (and vCenter's, if any)"
+        )
     if egress.vcenter_by_name(config) and not config.network.protected_networks:
         found.append(
             f"{key_path('vsphere', 'server')}: {config.vsphere.server} is a name, so the county NetworkPolicies cannot "

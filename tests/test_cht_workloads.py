@@ -464,3 +464,12 @@ def test_a_migrated_5x_county_registers_its_compose_index_directory():
     (index,) = found["cht-couchdb-nouveau"]["volumeMounts"]
     assert (index["mountPath"], index["subPath"]) == (NOUVEAU_ROOT_DIR, "data/nouveau")
     assert found["cht-couchdb"]["volumeMounts"][0] == {"name": render.DATA_VOLUME, "mountPath": "/opt/couchdb/data", "subPath": "data"}
+
+
+def test_an_existing_cluster_without_protected_networks_warns():
+    values, secret_keys = raw_config("k3d")
+    values["existingCluster"] = {k: v for k, v in values["existingCluster"].items() if k != "protectedNetworks"}
+    (warning,) = [w for w in warnings(validate(values, secret_keys)) if "protectedNetworks" in w]
+    assert warning.startswith("cht-hosting:existingCluster.protectedNetworks: is empty")
+    values["existingCluster"]["protectedNetworks"] = ["10.42.0.0/16", "10.43.0.0/16", "192.168.1.0/24"]
+    assert not [w for w in warnings(validate(values, secret_keys)) if "protectedNetworks" in w]
