@@ -51,6 +51,11 @@ class PodSize:
         }
 
 
+# k3s's traefik, a DaemonSet on every agent (components/edge). traefik-helm-chart leaves `resources: {}` and
+# suggests requests of 100m CPU and 50Mi in the comment beside it (traefik/values.yaml); we request 128Mi, as
+# traefik holds a router, a service and a TLS store entry per county host in memory.
+
+
 def monitoring_pods(monitoring: MonitoringConfig) -> dict[str, PodSize]:
     """What the monitoring stack requests, container by container: the one place its sizes are decided.
 
@@ -72,6 +77,12 @@ def monitoring_pods(monitoring: MonitoringConfig) -> dict[str, PodSize]:
     return {s.name: s for s in sizes}
 
 
+# k3s's traefik, a DaemonSet on every agent (components/edge renders these requests). traefik-helm-chart leaves
+# `resources: {}` and suggests requests of 100m CPU and 50Mi in the comment beside it (traefik/values.yaml); we
+# request 128Mi, as traefik holds a router, a service and a TLS store entry per county host in memory.
+TRAEFIK = PodSize("traefik", 100, 128, per_node=True)
+
+
 @dataclass(frozen=True)
 class CapacityReport:
     servers: int
@@ -89,7 +100,18 @@ class CapacityReport:
     platform: tuple[CountyLoad, ...] = ()
     """Platform workloads on the agents (the monitoring stack's Deployments and StatefulSets)."""
     per_agent: tuple[CountyLoad, ...] = ()
-    """Platform DaemonSets (node-exporter): one pod on every agent, taken off each agent's allocatable."""
+    """Platform DaemonSets (traefik, node-exporter, Velero's node agent): one pod on every agent, taken off each
+    agent's allocatable."""
+    largest_pod: CountyLoad | None = None
+    """The pod with the largest requests (a county's CouchDB, Prometheus, the drill's copy): it must fit on one
+    agent, whatever the total."""
+    largest_pod_key: str = ""
+    """The config key that sizes it."""
+
+    @property
+    def pod_fits(self) -> bool:
+        pod = self.largest_pod
+        return pod is None or (pod.cpu <= self.cpu_per_agent and pod.memory_gb <= self.memory_gb_per_agent)
 
     @property
     def esxi_hosts_needed(self) -> int:
@@ -151,16 +173,16 @@ class CapacityReport:
 
     @property
     def fits(self) -> bool:
-        return self.agents >= self.agents_needed
+        return self.agents >= self.agents_needed and self.pod_fits
 
 
 def plan(config: StackConfig) -> CapacityReport:
+    """The one capacity computation: validation refuses on it, the plan prints it, the stack exports it."""
     agents, capacity = config.agents, config.capacity
-    daemons = platform_loads(config, per_node=True)
+    daemons = (_per_node(TRAEFIK), *platform_loads(config, per_node=True))
     loads = [_load(name, c.settings) for name, c in config.counties.items()]
-    node_agent = (0.0, 0.0)
     if config.backup is not None:
-        node_agent = NODE_AGENT_REQUESTS
+        daemons += (CountyLoad("velero node agent (on each agent)", *NODE_AGENT_REQUESTS),)
         drilled = [c.settings.budget for c in config.counties.values() if c.settings.couchdb_nodes == 1]
         copy = max(drilled, key=lambda b: (b.cpu, b.memory_gb)) if drilled and config.backup.drill.enabled else None
         loads.append(
@@ -170,22 +192,54 @@ def plan(config: StackConfig) -> CapacityReport:
                 VELERO_SERVER_REQUESTS[1] + DRILL_JOB_REQUESTS[1] + (copy.memory_gb if copy else 0),
             )
         )
+    cpu_per_agent = round(agents.cpus - capacity.reserved_cpu_per_agent - sum(d.cpu for d in daemons), 3)
+    memory_gb_per_agent = round(
+        agents.memory_gb - capacity.reserved_memory_gb_per_agent - sum(d.memory_gb for d in daemons), 3
+    )
+    largest, key = _largest_pod(config, cpu_per_agent, memory_gb_per_agent)
     return CapacityReport(
         servers=len(config.control_plane.nodes),
         cpu_per_server=config.control_plane.cpus,
         memory_gb_per_server=config.control_plane.memory_gb,
         agents=len(agents.nodes),
         spare_agents=capacity.spare_agents,
-        # The node agent runs on every agent, so it comes off each agent like the OS reserve.
-        cpu_per_agent=agents.cpus - capacity.reserved_cpu_per_agent - node_agent[0] - sum(d.cpu for d in daemons),
-        memory_gb_per_agent=agents.memory_gb - capacity.reserved_memory_gb_per_agent - node_agent[1]
-        - sum(d.memory_gb for d in daemons),
+        # What runs on every agent comes off each agent like the OS reserve.
+        cpu_per_agent=cpu_per_agent,
+        memory_gb_per_agent=memory_gb_per_agent,
         counties=tuple(loads),
         servers_apart=config.control_plane.anti_affinity,
         agents_apart=agents.anti_affinity,
         platform=platform_loads(config),
         per_agent=daemons,
+        largest_pod=largest,
+        largest_pod_key=key,
     )
+
+
+def _per_node(pod: PodSize) -> CountyLoad:
+    return CountyLoad(f"{pod.name} (on each agent)", round(pod.cpu_m / 1000, 3), round(pod.memory_mi / 1024, 3))
+
+
+def _largest_pod(config: StackConfig, cpu: float, memory_gb: float) -> tuple[CountyLoad | None, str]:
+    """The single pod with the largest requests against one agent's `cpu` and `memory_gb`, and the key that
+    sizes it. A county's services are counted per container (each of its pods holds one)."""
+    pods: list[tuple[CountyLoad, str]] = []
+    for name, county in config.counties.items():
+        for service, resources in sizing.split(county.settings).items():
+            pods.append(
+                (
+                    CountyLoad(f"{name}: {service}", resources.cpu_m / 1000, resources.memory_mi / 1024),
+                    key_path("counties", name, "budget"),
+                )
+            )
+    monitoring = config.monitoring
+    if monitoring is not None and monitoring.enabled:
+        prometheus = monitoring.prometheus
+        pods.append((CountyLoad("prometheus", prometheus.cpu, prometheus.memory_gb), key_path("monitoring", "prometheus")))
+    if not pods:
+        return None, ""
+    share = lambda pod: max(pod.cpu / cpu if cpu > 0 else math.inf, pod.memory_gb / memory_gb if memory_gb > 0 else math.inf)  # noqa: E731
+    return max(pods, key=lambda p: share(p[0]))
 
 
 def platform_loads(config: StackConfig, per_node: bool = False) -> tuple[CountyLoad, ...]:
@@ -233,6 +287,14 @@ def shortfall(report: CapacityReport, config: StackConfig) -> str | None:
     """The message for counties that do not fit, or None."""
     if report.fits:
         return None
+    if not report.pod_fits:
+        pod = report.largest_pod
+        return (
+            f"{report.largest_pod_key}: one pod ({pod.name}) requests {pod.cpu:g} CPU and {pod.memory_gb:g} GB, more "
+            f"than an agent allocates ({report.cpu_per_agent:g} CPU, {report.memory_gb_per_agent:g} GB once the "
+            "reserve and what runs on every agent are taken off), so it could never be scheduled; lower it, or give "
+            "the agents more (agents.cpus, agents.memoryGb)"
+        )
     add = report.agents_needed - report.agents
     fix = f"add {add} agent{'s' if add != 1 else ''} of {config.agents.cpus} vCPU / {config.agents.memory_gb} GB"
     by_resources = max(
@@ -307,15 +369,30 @@ def table(report: CapacityReport) -> str:
         "",
         f"  {'county (quota)':<24}{'CPU':>10}{'memory GB':>12}",
         *(f"  {c.name:<24}{c.cpu:>10g}{c.memory_gb:>12g}" for c in report.counties),
+        "",
+        f"  {'platform (on agents)':<44}{'CPU':>10}{'memory GB':>12}",
+        *(f"  {p.name:<44}{p.cpu:>10g}{p.memory_gb:>12g}" for p in (*report.platform, *report.per_agent)),
         *(
-            ["", f"  {'monitoring (on agents)':<44}{'CPU':>10}{'memory GB':>12}"]
-            + [f"  {p.name:<44}{p.cpu:>10g}{p.memory_gb:>12g}" for p in (*report.platform, *report.per_agent)]
-            if report.platform
+            [f"  {'largest single pod: ' + report.largest_pod.name:<44}{report.largest_pod.cpu:>10g}"
+             f"{report.largest_pod.memory_gb:>12g}"]
+            if report.largest_pod
             else []
         ),
         "",
         *_split_lines(report),
         "",
-        "Fits." if report.fits else f"Does NOT fit: {report.agents_needed} agents needed, {report.agents} configured.",
+        _verdict(report),
     ]
     return "\n".join(lines)
+
+
+SHORT = "Does NOT fit"
+"""How the report's verdict starts when the counties or a pod do not fit (the offline plan then fails)."""
+
+
+def _verdict(report: CapacityReport) -> str:
+    if not report.pod_fits:
+        return f"{SHORT}: one pod ({report.largest_pod.name}) is larger than an agent."
+    if not report.fits:
+        return f"{SHORT}: {report.agents_needed} agents needed, {report.agents} configured."
+    return "Fits."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from . import compatibility, names, sizing, versions
+from . import compatibility, grammar, names, sizing, versions
 from .errors import key_path
 from .model import (
     BackupConfig,
@@ -25,14 +25,6 @@ from .model import (
 from .secrets import CREDENTIAL_KEYS
 
 POOLS = ("controlPlane", "agents")
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.IPv4Address(value)
-        return True
-    except ValueError:
-        return False
 
 
 def _and(items: list[str]) -> str:
@@ -131,7 +123,7 @@ def addresses(
     if k3s is not None:
         path = key_path("k3s", "apiEndpoint")
         if k3s.api_endpoint_mode == "kube-vip":
-            if not _is_ip(k3s.api_endpoint):
+            if not grammar.is_ipv4(k3s.api_endpoint):
                 problems.append(
                     f"{path}: kube-vip needs an IPv4 address for the VIP, got '{k3s.api_endpoint}'; "
                     "use a free address in the node network, or set k3s.apiEndpointMode: load-balancer"
@@ -250,8 +242,9 @@ def cht_settings(
     secret_keys_present: set[str],
     migrated_shape: object = None,
 ) -> list[str]:
-    """`migrated_shape`: the migratedCredentials object with its values masked (county and key names only)."""
-    """Rules about the CHT settings of every county (after overrides) and the `cht` defaults."""
+    """Rules about the CHT settings of every county (after overrides) and the `cht` defaults.
+
+    `migrated_shape`: the migratedCredentials object with its values masked (county and key names only)."""
     problems = []
     if cht is not None and cht.migration is not None:
         problems.append(
@@ -472,9 +465,10 @@ def backup_warnings(config: BackupConfig | None) -> list[str]:
 
 
 def monitoring(config: MonitoringConfig | None, secrets_set: set[str]) -> list[str]:
-    """Alert routes and their secrets belong together; routes on a disabled stack would be ignored."""
+    """Routes on a disabled stack would be ignored; the webhook URL is set once (the SMTP password's rule is the
+    secrets table's)."""
     problems: list[str] = []
-    smtp, hook = "monitoringSmtpPassword", "monitoringWebhookUrl"
+    hook = "monitoringWebhookUrl"
     email = config.email if config else None
     webhook = config.webhook if config else None
     if config is not None and not config.enabled:
@@ -489,16 +483,6 @@ def monitoring(config: MonitoringConfig | None, secrets_set: set[str]) -> list[s
                 f"{key_path(hook)}: is set, but monitoring.enabled is false; set monitoring.enabled: true, or remove "
                 f"it with `pulumi config rm {hook}`"
             )
-    if email is not None and email.username and smtp not in secrets_set:
-        problems.append(
-            f"{key_path(smtp)}: is required because monitoring.email.username is set; set it with "
-            f"`pulumi config set --secret {smtp} ...`"
-        )
-    if smtp in secrets_set and not (email is not None and email.username):
-        problems.append(
-            f"{key_path(smtp)}: is set, but monitoring.email.username is not, so it would never be used; set the "
-            f"SMTP login, or remove it with `pulumi config rm {smtp}`"
-        )
     if webhook is not None and webhook.url and hook in secrets_set:
         problems.append(
             f"{key_path('monitoring', 'webhook', 'url')}: the webhook URL is also set as the secret {hook}; keep one "
@@ -538,3 +522,60 @@ def _heartbeat(config: MonitoringConfig | None, secrets_set: set[str]) -> list[s
             f"{{intervalMinutes: 5}}`, or remove it with `pulumi config rm {secret}`"
         )
     return problems
+
+
+def reserved_names(sections: dict, counties: dict[str, County], mode: str) -> list[str]:
+    """Names the platform owns (namespaces, StorageClasses, host names, Secrets) taken by a county or another
+    setting: two owners of one namespace or class would be one object that either may delete or change."""
+    problems = []
+    backup: BackupConfig | None = sections.get("backup")
+    if backup is not None:
+        namespace = backup.velero.namespace
+        path = key_path("backup", "velero", "namespace")
+        if namespace in counties:
+            problems.append(
+                f"{path}: '{namespace}' is county {namespace}'s namespace; Velero, its drill and the county would "
+                "share it (a drill deletes what it restored there). Choose a namespace of its own, e.g. velero"
+            )
+        elif namespace != names.BACKUP_NAMESPACE and namespace in names.RESERVED_NAMESPACES:
+            problems.append(
+                f"{path}: '{namespace}' is a namespace the cluster or the platform already uses; choose one of "
+                "its own, e.g. velero"
+            )
+        drill_class = backup.drill.storage_class
+        # In vsphere-k3s mode the program creates the counties' class (Retain) and the drill's (Delete).
+        county_class = sections["storageClass"].name if mode == "vsphere-k3s" and sections.get("storageClass") else None
+        if drill_class is not None and drill_class == county_class:
+            problems.append(
+                f"{key_path('backup', 'drill', 'storageClass')}: '{drill_class}' is the counties' StorageClass "
+                "(storageClass.name), which keeps its volumes; the drill's scratch volumes would pile up after every "
+                "run. Leave it out (the program creates a class that deletes them) or name another class"
+            )
+    platform_hosts = _platform_hosts(sections)
+    for name, county in counties.items():
+        if county.host.lower() in platform_hosts:
+            problems.append(
+                f"{key_path('counties', name, 'host')}: {county.host} is {platform_hosts[county.host.lower()]}; "
+                "give the county a host name of its own"
+            )
+        if county.settings.tls.secret_name == names.CREDENTIALS_SECRET:
+            problems.append(
+                f"{key_path('counties', name, 'tls', 'secretName')}: '{names.CREDENTIALS_SECRET}' is the Secret that "
+                "holds the county's CouchDB credentials; a certificate written there would replace them. Use "
+                "another name, e.g. cht-tls"
+            )
+    return problems
+
+
+def _platform_hosts(sections: dict) -> dict[str, str]:
+    """Host names the platform itself answers on -> what they are."""
+    from urllib.parse import urlsplit
+
+    hosts: dict[str, str] = {}
+    if sections.get("vsphere") is not None:
+        hosts[sections["vsphere"].server.lower()] = "vCenter (vsphere.server)"
+    if sections.get("k3s") is not None:
+        hosts[sections["k3s"].api_endpoint.lower()] = "the Kubernetes API (k3s.apiEndpoint)"
+    if sections.get("backup") is not None:
+        hosts[(urlsplit(sections["backup"].s3.endpoint).hostname or "").lower()] = "the backup storage (backup.s3.endpoint)"
+    return hosts

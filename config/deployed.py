@@ -53,6 +53,10 @@ class DeployedState(_Record):
     csi_cluster_id: str | None = None
     # None: recorded by a release that did not set k3s secrets-encryption, so the cluster runs without it.
     secrets_encryption: bool | None = None
+    # The StorageClass the counties' volumes were provisioned from; None: recorded before it was.
+    storage_class: str | None = None
+    # Whether backups were configured; None: recorded before it was.
+    backup: bool | None = None
 
     @property
     def servers(self) -> list[str]:
@@ -133,6 +137,13 @@ def k3s_installs_before_vm_tracking(deployed: DeployedState | None, config: Stac
     return frozenset(n for n in nodes if n in deployed.nodes and not deployed.nodes[n].k3s_follows_vm)
 
 
+def storage_class_of(config: StackConfig) -> str | None:
+    """The StorageClass the counties' CouchDB volumes come from."""
+    if config.storage_class is not None:
+        return config.storage_class.name
+    return config.existing_cluster.storage_class if config.existing_cluster is not None else None
+
+
 def snapshot(
     config: StackConfig,
     *,
@@ -170,6 +181,8 @@ def snapshot(
         k3s_version=config.k3s.version if config.k3s else None,
         csi_cluster_id=csi_cluster_id,
         secrets_encryption=config.k3s.secrets_encryption if config.k3s else None,
+        storage_class=storage_class_of(config),
+        backup=config.backup is not None,
     )
     return state.model_dump(by_alias=True)
 

@@ -14,7 +14,8 @@ import re
 import struct
 from urllib.parse import urlsplit
 
-from .names import MAX_DNS_LABEL, MAX_DNS_NAME
+from . import versions
+from .names import MAX_CSI_CLUSTER_ID, MAX_DNS_LABEL, MAX_DNS_NAME, MIN_HARDWARE_VERSION
 
 # --- host names (RFC 1123) --------------------------------------------------------------------------------
 
@@ -63,8 +64,8 @@ def host(value: str, *, any_case: bool = False) -> str:
 
 def host_port(value: str) -> str:
     """`host` or `host:port` (a registry name)."""
-    name, _, port = value.partition(":")
-    if port and not (port.isdigit() and 0 < int(port) < 65536 and port[0] != "0"):
+    name, colon, number = value.partition(":")
+    if colon and port(number) is None:
         raise ValueError(f"{value!r} has no valid port after ':'; write host or host:port, e.g. registry.moh.example.org:5000")
     host(name, any_case=True)
     return value
@@ -329,3 +330,405 @@ def host_path(value: str) -> str:
             "e.g. /srv/cht/couchdb"
         )
     return value
+
+
+# --- addresses and networks ------------------------------------------------------------------------------------
+
+
+def ipv4(value: object) -> str:
+    text = str(value)
+    if not is_ipv4(text):
+        raise ValueError(f"'{value}' is not an IPv4 address; write four numbers 0-255, e.g. 10.20.0.11")
+    return str(ipaddress.IPv4Address(text))
+
+
+def ipv4_network(value: object) -> str:
+    text = str(value)
+    try:
+        if not re.fullmatch(r"[0-9./]+", text):
+            raise ValueError
+        return str(ipaddress.IPv4Network(text, strict=True))
+    except ValueError:
+        raise ValueError(
+            f"'{value}' is not an IPv4 network in CIDR form; write the network address and prefix, e.g. 10.20.0.0/24"
+        ) from None
+
+
+def ipv4_or_network(value: object) -> str:
+    text = str(value)
+    try:
+        return ipv4(text) if "/" not in text else ipv4_network(text)
+    except ValueError:
+        raise ValueError(f"'{value}' is not an IPv4 address or network; write e.g. 10.20.0.5 or 10.20.1.0/28") from None
+
+
+def dns_name(value: str) -> str:
+    """A DNS host name that is not an address."""
+    if is_ipv4(value):
+        raise ValueError(f"'{value}' is an IPv4 address where a DNS host name is needed")
+    return host_name(value)
+
+
+def port(text: str) -> int | None:
+    """A TCP port written in ASCII digits (1-65535, no leading zero), or None. Never `isdigit()`: it accepts
+    other scripts' digits, which Go's strconv and containerd refuse."""
+    if re.fullmatch(r"[1-9][0-9]{0,4}", text) and int(text) < 65536:
+        return int(text)
+    return None
+
+
+def smarthost(value: str) -> str:
+    """An SMTP server as host:port (Alertmanager's `smarthost`)."""
+    name, colon, number = value.rpartition(":")
+    ok = bool(colon) and port(number) is not None
+    if ok:
+        try:
+            ipv4(name) if re.fullmatch(r"[0-9.]+", name) else dns_name(name)
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ValueError(f"{value!r} is not an SMTP server; write host:port, e.g. smtp.moh.example.org:587")
+    return value
+
+
+def interface_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", value):
+        raise ValueError(
+            f"'{value}' is not a network interface name; use the name `ip link` shows on the servers, e.g. ens192"
+        )
+    return value
+
+
+def registry_name(value: str) -> str:
+    """A registries.yaml mirror key: a registry host[:port], or `*` for every registry (k3s)."""
+    return value if value == "*" else host_port(value)
+
+
+def node_name(value: str) -> str:
+    """An RFC 1123 label: a node, namespace, StorageClass or Secret name."""
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", value) or len(value) > MAX_DNS_LABEL:
+        raise ValueError(
+            f"'{value}' is not a valid node name; use at most {MAX_DNS_LABEL} lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit (it becomes the VM's host name and the Kubernetes node name)"
+        )
+    return value
+
+
+def host_template(value: str) -> str:
+    rest = value.replace("{county}", "", 1)
+    if "{county}" not in value or "{" in rest or "}" in rest:
+        raise ValueError(
+            f"'{value}' must contain {{county}} exactly once and no other braces, e.g. {{county}}.cht.example.org"
+        )
+    dns_name(value.replace("{county}", "county"))
+    return value
+
+
+# --- cron (robfig/cron, which k3s, Velero and Kubernetes CronJobs parse with) ---------------------------------
+
+_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+_CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {m: i for i, m in enumerate(_MONTHS, 1)}),
+    ("day of week", 0, 6, {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}),
+)
+# The descriptors robfig/cron accepts besides five fields.
+CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+# The longest month each month number can have (February: 29, in leap years).
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_ASCII_NUMBER = re.compile(r"[0-9]{1,2}")
+
+
+def _cron_value(text: str, low: int, high: int, names: dict[str, int]) -> int | None:
+    if text.upper() in names:
+        return names[text.upper()]
+    if _ASCII_NUMBER.fullmatch(text) and low <= int(text) <= high:
+        return int(text)
+    return None
+
+
+def _cron_values(text: str, low: int, high: int, names: dict[str, int], question: bool) -> set[int] | None:
+    """The values a cron field selects, or None when it is not a field robfig/cron parses."""
+    selected: set[int] = set()
+    for item in text.split(","):
+        span, slash, step = item.partition("/")
+        if slash and not (_ASCII_NUMBER.fullmatch(step) and int(step) > 0):
+            return None
+        if span == "*" or (question and span == "?"):
+            start, end = low, high
+        else:
+            first, dash, last = span.partition("-")
+            start = _cron_value(first, low, high, names)
+            end = _cron_value(last, low, high, names) if dash else (high if slash else start)
+            if start is None or end is None or end < start:
+                return None
+        selected.update(range(start, end + 1, int(step) if slash else 1))
+    return selected
+
+
+def cron(value: object) -> str:
+    text = str(value)
+    if text in CRON_DESCRIPTORS:
+        return text
+    fields = text.split(" ")
+    # Five fields separated by single spaces: nothing else (a newline or a tab) reaches a config file.
+    values = (
+        [_cron_values(f, low, high, names, index in (2, 4)) for index, (f, (_, low, high, names)) in enumerate(zip(fields, _CRON_FIELDS, strict=True))]
+        if len(fields) == 5
+        else [None]
+    )
+    if any(v is None for v in values):
+        raise ValueError(
+            f"'{value}' is not a cron schedule; write five fields (minute 0-59, hour 0-23, day of month 1-31, "
+            "month 1-12, day of week 0-6) with *, lists, ranges and /steps, e.g. '0 1 * * *' for 01:00 every day, "
+            f"or one of {', '.join(CRON_DESCRIPTORS)}"
+        )
+    days, months = values[2], values[3]
+    restricted_days = fields[2] not in ("*", "?") and fields[4] in ("*", "?")
+    if restricted_days and not any(day <= _DAYS_IN_MONTH[m - 1] for m in months for day in days):
+        raise ValueError(
+            f"'{value}' never runs: no month it names has day {fields[2]}; choose a day of month that occurs, "
+            "e.g. '0 1 1 * *'"
+        )
+    return text
+
+
+# --- S3 ----------------------------------------------------------------------------------------------------------
+
+_FOLDER_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def folder(value: str) -> str:
+    """A folder (key prefix) in a bucket: parts separated by single '/'."""
+    parts = str(value).split("/")
+    if len(value) > 200 or not all(_FOLDER_PART.fullmatch(p) and p not in (".", "..") for p in parts):
+        raise ValueError(
+            f"'{value}' is not a folder name in the bucket; use letters, digits, '.', '_' and '-' (not starting "
+            "with '.', '_' or '-'), parts separated by single '/', no leading or trailing '/', e.g. cht/etcd"
+        )
+    return value
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def bucket(value: str) -> str:
+    """An S3 bucket name (AWS's bucket naming rules, which MinIO follows)."""
+    text = str(value)
+    if (
+        not _BUCKET.fullmatch(text) or ".." in text or ".-" in text or "-." in text
+        or re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+", text)
+        or text.startswith(_BUCKET_PREFIXES) or text.endswith(_BUCKET_SUFFIXES)
+    ):
+        raise ValueError(
+            f"'{value}' is not an S3 bucket name; use 3-63 lower-case letters, digits, '-' and '.', starting and "
+            "ending with a letter or digit, not shaped like an IP address, e.g. cht-backups"
+        )
+    return text
+
+
+def region(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?", str(value)):
+        raise ValueError(f"'{value}' is not an S3 region name; use lower-case letters, digits and '-', e.g. us-east-1")
+    return str(value)
+
+
+def s3_endpoint(value: str) -> str:
+    """The storage's base URL: scheme, host, optional port; no path, query or credentials (k3s wants host[:port])."""
+    url(value, ("https", "http"))
+    parts = urlsplit(value)
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(
+            f"'{value}' is not an S3 endpoint URL; write the scheme, host and optional port, no path, "
+            "e.g. https://s3.moh.example.org:9000"
+        )
+    return value.rstrip("/")
+
+
+def repository_url(value: str) -> str:
+    """A Helm repository or mirror URL (http, https or oci); the trailing '/' is dropped."""
+    url(value, ("https", "http", "oci"))
+    return value.rstrip("/")
+
+
+def url_template(value: str) -> str:
+    return url(value, placeholder="{version}")
+
+
+# --- e-mail and webhooks (Alertmanager) ----------------------------------------------------------------------
+
+# An addr-spec without comments or quoted parts (RFC 5322 dot-atom), which is what Alertmanager's `to`/`from`
+# need; a display name ("Ops <ops@...>") is refused so a value is one address only. Alertmanager expands Go
+# templates in `to` and `from` (config/notifiers.go: EmailConfig is templated), so '{' and '}' are refused.
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`|~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`|~-]+)*")
+
+
+def email(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    ok = bool(at) and len(value) <= 254 and len(local) <= 64 and _EMAIL_LOCAL.fullmatch(local) is not None
+    if ok:
+        try:
+            dns_name(domain)
+            ok = "." in domain
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ValueError(
+            f"{value!r} is not an e-mail address; write one address without a display name or template braces, "
+            "e.g. ops@moh.example.org"
+        )
+    return value
+
+
+MAX_WEBHOOK_URL = 2048
+
+
+def webhook_url_problem(value: str, allow_credentials: bool, secret: str = "monitoringWebhookUrl") -> str | None:
+    """What is wrong with a webhook URL, or None. Never echoes the value (it may be a secret)."""
+    if len(value) > MAX_WEBHOOK_URL:
+        return f"is longer than {MAX_WEBHOOK_URL} characters"
+    if not value.isascii() or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return "contains whitespace, control or non-ASCII characters (percent-encode them)"
+    if any(c in value for c in "\"'`$\\{}<>|;^"):
+        return "contains quotes, '$', '`', '\\', braces, '<', '>', '|', ';' or '^' (percent-encode them)"
+    try:
+        parts = urlsplit(value)
+        number = parts.port
+    except ValueError:
+        return "is not a URL with a valid port"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "is not an http(s) URL with a host, e.g. https://alerts.moh.example.org/hook"
+    try:
+        host(parts.hostname, any_case=True)
+    except ValueError:
+        return "has a host that is neither a DNS name nor an IPv4 address (letters, digits, '-' and '.')"
+    if number == 0:
+        return "has port 0"
+    if not allow_credentials and (parts.username or parts.password or parts.query or parts.fragment):
+        return (
+            "carries credentials (user:password@, a query string or a fragment); set the URL as the secret "
+            f"{secret} instead (`pulumi config set --secret {secret} ...`)"
+        )
+    return None
+
+
+def webhook_url(value: str, secret: str = "monitoringWebhookUrl") -> str:
+    """A webhook URL in plain config: no credentials (`secret` is the key that takes one that carries them)."""
+    problem = webhook_url_problem(value, allow_credentials=False, secret=secret)
+    if problem:
+        raise ValueError(f"{value!r} {problem}" if "credentials" not in problem else f"the URL {problem}")
+    return value
+
+
+# --- names of single things ------------------------------------------------------------------------------------
+
+def cluster_id(value: str) -> str:
+    if not re.fullmatch(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_CSI_CLUSTER_ID - 1}}}", value):
+        raise ValueError(
+            f"'{value}' is not a valid CSI cluster id; use 1-{MAX_CSI_CLUSTER_ID} letters, digits, '.', '_' or '-'"
+        )
+    return value
+
+
+def organization(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
+        raise ValueError(
+            f"'{value}' is not a Pulumi organization name; use letters, digits, '-', '_' or '.', "
+            "e.g. moh-kenya (self-managed backends: organization)"
+        )
+    return value
+
+
+def couchdb_user(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", value):
+        raise ValueError(
+            f"'{value}' is not a usable CouchDB admin name; use 1-32 lower-case letters, digits, '_' or '-', "
+            "starting with a letter (it goes into COUCH_URL unencoded), e.g. medic"
+        )
+    return value
+
+
+def smtp_login(value: str) -> str:
+    """An SMTP login: printable ASCII without spaces (Alertmanager sends it in AUTH as is)."""
+    if not re.fullmatch(r"[\x21-\x7e]{1,256}", value) or "{{" in value:
+        raise ValueError(
+            f"{value!r} is not an SMTP login; use 1-256 printable characters without spaces or template braces"
+        )
+    return value
+
+
+def volume_handle(value: str) -> str:
+    if not re.fullmatch(r"(?:file:)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}", value):
+        raise ValueError(
+            f"'{value}' is not a CNS volume ID; copy it from `govc disk.ls -l` or the PV's spec.csi.volumeHandle, "
+            "e.g. 0c9a3b5e-1f2d-4c6b-9a8e-7d6c5b4a3f21"
+        )
+    return value
+
+
+def data_path(value: str) -> str:
+    """A relative path inside a volume (a subPath); `%d` is the CouchDB node number."""
+    parts = value.replace("%d", "1").split("/")
+    if value and not re.fullmatch(r"[A-Za-z0-9._%-]+(?:/[A-Za-z0-9._%-]+)*", value):
+        raise ValueError(
+            f"'{value}' is not a relative path inside the volume; use letters, digits, '.', '_', '-' and '/', "
+            "e.g. storage/medic-core/couchdb/data"
+        )
+    if value.startswith("/") or any(p in ("", ".", "..") for p in parts if value) or value.count("%d") > 1 or (
+        "%" in value.replace("%d", "")
+    ):
+        raise ValueError(
+            f"'{value}' is not a relative path inside the volume; write e.g. data, storage/medic-core/couchdb/data, "
+            "couchdb%d (%d becomes the node number), or \"\" for the volume root"
+        )
+    return value
+
+
+# --- releases and small numbers ---------------------------------------------------------------------------------
+
+
+def release(value: object, form: str, what: str, example: str) -> str:
+    """A release name in `form` (versions.PLAIN, V or K3S)."""
+    text = str(value)
+    if not versions.is_valid(text, form):
+        raise ValueError(f"'{value}' is not {what}; write it as {form}, e.g. {example}")
+    return text
+
+
+def cht_version(value: object) -> str:
+    text = str(value)
+    if not versions.is_valid(text, versions.PLAIN):
+        raise ValueError(f"'{value}' is not a CHT Core release; write it as X.Y.Z, e.g. 4.22.0")
+    if versions.major(text) not in (4, 5):
+        raise ValueError(f"CHT Core {text} is not supported; use a 4.x or 5.x release, e.g. 4.22.0")
+    return text
+
+
+def couchdb_nodes(value: object) -> int:
+    if value not in (1, 3) or isinstance(value, bool):
+        raise ValueError(
+            f"CouchDB runs as 1 node or as a 3-node cluster, not {value!r}; set 1 (recommended by Medic) or 3"
+        )
+    return int(value)  # type: ignore[arg-type]
+
+
+# vSphere hardware versions that exist (pulumi-vsphere accepts 4, 7-11, 13-15, 17-22) and can run the CSI driver.
+HARDWARE_VERSIONS = tuple(v for v in (*range(4, 12), *range(13, 16), *range(17, 23)) if v >= MIN_HARDWARE_VERSION)
+
+
+def hardware_version(value: int) -> int:
+    if value not in HARDWARE_VERSIONS:
+        raise ValueError(
+            f"hardware version {value} cannot run the vSphere CSI driver; use one of "
+            f"{', '.join(map(str, HARDWARE_VERSIONS))} ({MIN_HARDWARE_VERSION} or higher, and no higher than your "
+            "ESXi hosts support)"
+        )
+    return value
+
+# No count or size in the config comes near this; a bound keeps numbers inside what Go's int64 durations and
+# Kubernetes quantities hold (a 10^20 GB volume or an hour count overflows them).
+MAX_COUNT = 1_000_000

@@ -7,8 +7,8 @@ safe procedure (a runbook under docs/, `PROCEDURES`). With nothing deployed (a f
 
 from __future__ import annotations
 
-from . import versions
-from .deployed import DeployedState
+from . import accept, versions
+from .deployed import DeployedState, storage_class_of
 from .errors import key_path
 from .model import StackConfig
 
@@ -16,26 +16,12 @@ from .model import StackConfig
 CHT_5_FROM = "4.5.0"
 
 
-# The runbook of each procedure a refusal names: page under docs/, and the section of it when not the whole
-# page (tests/test_guards.py checks that each page and heading exists).
-PROCEDURES: dict[str, tuple[str, str | None]] = {
-    "rename": ("runbooks/rename-county.md", None),
-    "resize": ("runbooks/grow-county.md", "Resizing a county's CouchDB cluster"),
-    "grow": ("runbooks/grow-county.md", None),
-    "rotate": ("runbooks/rotate-credentials.md", "Rotating a county's CouchDB admin user"),
-    "restore": ("runbooks/restore-county.md", None),
-    "upgrade-cht": ("runbooks/upgrade-cht.md", None),
-    "upgrade-k3s": ("runbooks/upgrade-k3s.md", None),
-    "replace-node": ("runbooks/replace-node.md", None),
-    "encrypt": ("runbooks/secrets-encryption.md", None),
-}
-SECRETS_ENCRYPTION = "k3s.secretsEncryption"
+# The runbook of each procedure a refusal names (the table is config/accept.py's, beside the acceptances).
+PROCEDURES = accept.PROCEDURES
+SECRETS_ENCRYPTION = accept.SECRETS_ENCRYPTION.form
 
 
-def procedure(name: str) -> str:
-    """Where a refusal sends the operator: `docs/<page>`, with its section when the page holds several."""
-    page, section = PROCEDURES[name]
-    return f"docs/{page}" + (f", '{section}'" if section else "")
+procedure = accept.where  # where a refusal sends the operator
 
 
 def check(
@@ -53,11 +39,14 @@ def check(
     accepted = set(config.deployed_state.accept)
     problems = _cluster_mode(config, deployed)
     problems += _counties(config, deployed, accepted)
+    problems += _storage_class(config, deployed, accepted)
+    problems += _backup(config, deployed, accepted)
     if config.cluster_mode == "vsphere-k3s" and deployed.cluster_mode == "vsphere-k3s":
         problems += _k3s(config, deployed)
         problems += _secrets_encryption(config, deployed, accepted)
         problems += _csi(deployed, csi_cluster_id)
         problems += _nodes(config, deployed)
+        problems += _renamed_nodes(config, deployed)
         problems += _servers(config, deployed, etcd_seed_can_move)
     return problems
 
@@ -66,6 +55,12 @@ def unused_acceptances(config: StackConfig, deployed: DeployedState | None) -> l
     """Warnings for `deployedState.accept` entries that accept nothing in this update (remove them)."""
     found = []
     for entry in config.deployed_state.accept:
+        if entry in (accept.STORAGE_CLASS.form, accept.BACKUP_REMOVED.form):
+            if not (_storage_class_renamed(config, deployed) if entry == accept.STORAGE_CLASS.form else _backup_removed(config, deployed)):
+                found.append(
+                    f"{key_path('deployedState', 'accept')}: '{entry}' accepts nothing in this update; remove it"
+                )
+            continue
         if entry == SECRETS_ENCRYPTION:
             if not _turns_encryption_on(config, deployed):
                 found.append(
@@ -286,4 +281,61 @@ def _servers(config: StackConfig, deployed: DeployedState, etcd_seed_can_move: b
             f"{key_path('controlPlane', 'nodes', added_before[0])}: sorts before {seed}, the server that seeded "
             "etcd, and would seed a second cluster; choose a name that sorts after it"
         )
+    return problems
+
+
+def _storage_class_renamed(config: StackConfig, deployed: DeployedState | None) -> str | None:
+    """The deployed class's name when this config names another; else None."""
+    now = storage_class_of(config)
+    if deployed is None or deployed.storage_class is None or now is None or now == deployed.storage_class:
+        return None
+    if config.cluster_mode != deployed.cluster_mode:
+        return None  # refused as a mode change
+    return deployed.storage_class
+
+
+def _storage_class(config: StackConfig, deployed: DeployedState, accepted: set[str]) -> list[str]:
+    was = _storage_class_renamed(config, deployed)
+    if was is None or accept.STORAGE_CLASS.form in accepted:
+        return []
+    key = key_path("storageClass", "name") if config.cluster_mode == "vsphere-k3s" else key_path("existingCluster", "storageClass")
+    return [
+        f"{key}: the counties' volumes were provisioned from StorageClass '{was}', this config names "
+        f"'{storage_class_of(config)}'; a claim's class never changes, so the program would delete the class "
+        f"every volume names (growing one then fails) and new volumes would differ. Keep '{was}', or follow "
+        f"{procedure('storage-class')} and add '{accept.STORAGE_CLASS.form}' to deployedState.accept "
+        "for one update"
+    ]
+
+
+def _backup_removed(config: StackConfig, deployed: DeployedState | None) -> bool:
+    return bool(deployed is not None and deployed.backup and config.backup is None)
+
+
+def _backup(config: StackConfig, deployed: DeployedState, accepted: set[str]) -> list[str]:
+    if not _backup_removed(config, deployed) or accept.BACKUP_REMOVED.form in accepted:
+        return []
+    return [
+        f"{key_path('backup')}: backups are deployed, this config has none; the update would delete Velero, every "
+        "county's schedule and the restore drill, and leave no backup taken from then on (those in the bucket "
+        f"stay). Keep the section, or follow {procedure('backup-off')} and add "
+        f"'{accept.BACKUP_REMOVED.form}' to deployedState.accept for one update"
+    ]
+
+
+def _renamed_nodes(config: StackConfig, deployed: DeployedState) -> list[str]:
+    """A node renamed in place: its address moves to a new VM while the old one is still being deleted."""
+    problems = []
+    pools = (("controlPlane", config.control_plane), ("agents", config.agents))
+    gone = {was.address: name for name, was in deployed.nodes.items() if not any(name in p.nodes for _, p in pools)}
+    for key, pool in pools:
+        for name, address in pool.nodes.items():
+            if name not in deployed.nodes and address in gone:
+                old = gone[address]
+                problems.append(
+                    f"{key_path(key, 'nodes', name)}: takes {address}, the address of deployed node {old}, which this "
+                    f"config removes; a node cannot be renamed in place (the new VM would claim the address while "
+                    f"{old} still holds it, and {old} stays in the cluster as a NotReady node). Keep {old}, or "
+                    f"remove it in one update and add {name} in the next ({procedure('replace-node')})"
+                )
     return problems

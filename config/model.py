@@ -8,178 +8,100 @@ live in `checks.py`, so that every problem is reported at once.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from . import grammar, versions
-from .names import DNS_LABEL, MAX_CSI_CLUSTER_ID, MAX_DNS_LABEL, MIN_HARDWARE_VERSION
+from . import accept, grammar, versions
+from .names import MAX_CSI_CLUSTER_ID
 
-# --- reusable value types ---------------------------------------------------------------------------
-
-_DNS_LABEL = DNS_LABEL
-
-
-def _fail(kind: str, message: str) -> PydanticCustomError:
-    # Without a context pydantic leaves the message as written, braces included.
-    return PydanticCustomError(kind, message)
-
-
-def _ipv4(value: object) -> str:
-    try:
-        return str(ipaddress.IPv4Address(str(value)))
-    except ValueError:
-        raise _fail("ipv4", f"'{value}' is not an IPv4 address; write four numbers 0-255, e.g. 10.20.0.11") from None
-
-
-def _ipv4_network(value: object) -> str:
-    try:
-        return str(ipaddress.IPv4Network(str(value), strict=True))
-    except ValueError:
-        raise _fail(
-            "ipv4_network",
-            f"'{value}' is not an IPv4 network in CIDR form; write the network address and prefix, "
-            "e.g. 10.20.0.0/24",
-        ) from None
-
-
-def _release(kind: str, form: str, what: str, example: str):
-    """A validator for a release name: `'<value>' is not <what>; write it as <form>, e.g. <example>`."""
-
-    def check(value: object) -> str:
-        text = str(value)
-        if not versions.is_valid(text, form):
-            raise _fail(kind, f"'{value}' is not {what}; write it as {form}, e.g. {example}")
-        return text
-
-    return check
-
-
-_k3s_version = _release("k3s_version", versions.K3S, "a k3s release", "v1.36.1+k3s1")
-_kube_vip_version = _release("kube_vip_version", versions.V, "a kube-vip release", "v1.0.0")
-_suc_version = _release("suc_version", versions.V, "a system-upgrade-controller release", "v0.20.1")
-_cpi_version = _release("cpi_version", versions.PLAIN, "a vsphere-cpi chart version", "1.36.0")
-_csi_version = _release("csi_version", versions.V, "a vSphere CSI release", "v3.8.0")
-_snapshotter_version = _release("snapshotter_version", versions.V, "an external-snapshotter release", "v8.2.0")
-
-
-def _interface_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", value):
-        raise _fail(
-            "interface_name",
-            f"'{value}' is not a network interface name; use the name `ip link` shows on the servers, e.g. ens192",
-        )
-    return value
-
-
-def _registry_name(value: str) -> str:
-    """A registries.yaml mirror key: a registry host[:port], or `*` for every registry (k3s)."""
-    return value if value == "*" else _grammar("registry", grammar.host_port)(value)
-
-
-def _cht_version(value: object) -> str:
-    text = str(value)
-    if not versions.is_valid(text, versions.PLAIN):
-        raise _fail("cht_version", f"'{value}' is not a CHT Core release; write it as X.Y.Z, e.g. 4.22.0")
-    if versions.major(text) not in (4, 5):
-        raise _fail("cht_version", f"CHT Core {text} is not supported; use a 4.x or 5.x release, e.g. 4.22.0")
-    return text
+# --- the named value types: each is a grammar of config/grammar.py -------------------------------------------
 
 
 def _grammar(kind: str, check, *args, **kwargs):
-    """A validator from a `grammar` function: its ValueError becomes the message pydantic reports."""
+    """A validator from a `grammar` function: its ValueError becomes the message pydantic reports as written."""
 
-    def validate(value: str) -> str:
+    def validate(value):
         try:
             return check(value, *args, **kwargs)
         except ValueError as error:
-            raise _fail(kind, str(error)) from None
+            # A custom error without context: pydantic leaves the message as written, braces included.
+            raise PydanticCustomError(kind, str(error)) from None
 
     return validate
 
 
-def _dns_name(value: str) -> str:
-    if grammar.is_ipv4(value):
-        raise _fail("dns_name", f"'{value}' is an IPv4 address where a DNS host name is needed")
-    return _grammar("dns_name", grammar.host_name)(value)
+def _text(kind: str, check, *args, **kwargs):
+    """A text type whose grammar is `check` (the value is a string first: strict mode refuses numbers)."""
+    return Annotated[str, AfterValidator(_grammar(kind, check, *args, **kwargs))]
 
 
-def _node_name(value: str) -> str:
-    if not _DNS_LABEL.fullmatch(value) or len(value) > MAX_DNS_LABEL:
-        raise _fail(
-            "node_name",
-            f"'{value}' is not a valid node name; use at most {MAX_DNS_LABEL} lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit (it becomes the VM's host name and the Kubernetes node name)",
-        )
-    return value
+def _coerced(kind: str, check, *args, **kwargs):
+    """A text type that also takes a YAML scalar of another type (a date, a number) and refuses it by grammar."""
+    return Annotated[str, BeforeValidator(_grammar(kind, check, *args, **kwargs))]
 
 
-def _couchdb_nodes(value: object) -> int:
-    if value not in (1, 3) or isinstance(value, bool):
-        raise _fail(
-            "couchdb_nodes",
-            f"CouchDB runs as 1 node or as a 3-node cluster, not {value!r}; set 1 (recommended by Medic) or 3",
-        )
-    return int(value)  # type: ignore[arg-type]
+def _release(kind: str, form: str, what: str, example: str):
+    return _text(kind, grammar.release, form, what, example)
 
 
-def _host_template(value: str) -> str:
-    rest = value.replace("{county}", "", 1)
-    if "{county}" not in value or "{" in rest or "}" in rest:
-        raise _fail(
-            "host_template",
-            f"'{value}' must contain {{county}} exactly once and no other braces, e.g. {{county}}.cht.example.org",
-        )
-    _dns_name(value.replace("{county}", "county"))
-    return value
-
-
-def _ipv4_or_network(value: object) -> str:
-    text = str(value)
-    try:
-        return str(ipaddress.IPv4Address(text)) if "/" not in text else str(ipaddress.IPv4Network(text, strict=True))
-    except ValueError:
-        raise _fail(
-            "ipv4_or_network", f"'{value}' is not an IPv4 address or network; write e.g. 10.20.0.5 or 10.20.1.0/28"
-        ) from None
-
-
-IPv4 = Annotated[str, BeforeValidator(_ipv4)]
-HostName = Annotated[str, AfterValidator(_grammar("host", grammar.host))]
-InventoryName = Annotated[str, AfterValidator(_grammar("inventory_name", grammar.inventory_name))]
-InventoryPath = Annotated[str, AfterValidator(_grammar("inventory_name", grammar.inventory_name, path=True))]
-Account = Annotated[str, AfterValidator(_grammar("account", grammar.account))]
-SshPublicKey = Annotated[str, AfterValidator(_grammar("ssh_public_key", grammar.ssh_public_key))]
-HttpUrl = Annotated[str, AfterValidator(_grammar("url", grammar.url))]
-ImageRepository = Annotated[str, AfterValidator(_grammar("image_repository", grammar.image_repository))]
-Image = Annotated[str, AfterValidator(_grammar("image", grammar.image))]
-IPv4OrNetwork = Annotated[str, BeforeValidator(_ipv4_or_network)]
-IPv4Network = Annotated[str, BeforeValidator(_ipv4_network)]
-K3sVersion = Annotated[str, AfterValidator(_k3s_version)]
-ChtVersion = Annotated[str, BeforeValidator(_cht_version)]
-CpiVersion = Annotated[str, BeforeValidator(_cpi_version)]
-CsiVersion = Annotated[str, AfterValidator(_csi_version)]
-DnsName = Annotated[str, AfterValidator(_dns_name)]
-NodeName = Annotated[str, AfterValidator(_node_name)]
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-
-# vSphere hardware versions that exist (pulumi-vsphere accepts 4, 7-11, 13-15, 17-22) and can run the CSI driver.
-HARDWARE_VERSIONS = tuple(v for v in (*range(4, 12), *range(13, 16), *range(17, 23)) if v >= MIN_HARDWARE_VERSION)
-
-
-def _hardware_version(value: int) -> int:
-    if value not in HARDWARE_VERSIONS:
-        raise _fail(
-            "hardware_version",
-            f"hardware version {value} cannot run the vSphere CSI driver; use one of "
-            f"{', '.join(map(str, HARDWARE_VERSIONS))} ({MIN_HARDWARE_VERSION} or higher, and no higher than your ESXi hosts support)",
-        )
-    return value
+IPv4 = _coerced("ipv4", grammar.ipv4)
+IPv4Network = _coerced("ipv4_network", grammar.ipv4_network)
+IPv4OrNetwork = _coerced("ipv4_or_network", grammar.ipv4_or_network)
+HostName = _text("host", grammar.host)
+DnsName = _text("dns_name", grammar.dns_name)
+NodeName = _text("node_name", grammar.node_name)
+InterfaceName = _text("interface_name", grammar.interface_name)
+RegistryName = _text("registry", grammar.registry_name)
+HostTemplate = _text("host_template", grammar.host_template)
+SmartHost = _text("smarthost", grammar.smarthost)
+InventoryName = _text("inventory_name", grammar.inventory_name)
+InventoryPath = _text("inventory_name", grammar.inventory_name, path=True)
+Account = _text("account", grammar.account)
+SshPublicKey = _text("ssh_public_key", grammar.ssh_public_key)
+Thumbprint = _text("thumbprint", grammar.thumbprint)
+Pem = _text("pem", grammar.pem_certificates)
+HttpUrl = _text("url", grammar.url)
+Url = _text("url", grammar.repository_url)
+UrlTemplate = _text("url_template", grammar.url_template)
+S3Endpoint = _text("s3_endpoint", grammar.s3_endpoint)
+WebhookUrl = _text("webhook_url", grammar.webhook_url)
+HeartbeatUrl = _text("webhook_url", grammar.webhook_url, secret="monitoringHeartbeatUrl")
+DatastoreUrl = _text("datastore_url", grammar.datastore_url)
+ImageRepository = _text("image_repository", grammar.image_repository)
+Image = _text("image", grammar.image)
+SmtpLogin = _text("smtp_login", grammar.smtp_login)
+Email = _text("email", grammar.email)
+Cron = _coerced("cron", grammar.cron)
+Folder = _text("folder", grammar.folder)
+ClusterId = _text("cluster_id", grammar.cluster_id)
+Bucket = _text("bucket", grammar.bucket)
+Region = _text("region", grammar.region)
+Organization = _text("organization", grammar.organization)
+CouchdbUser = _text("couchdb_user", grammar.couchdb_user)
+VolumeHandle = _text("volume_handle", grammar.volume_handle)
+DataPath = _text("data_path", grammar.data_path)
+HostPath = _text("host_path", grammar.host_path)
+KubeContext = _text("context", grammar.one_line, "kube context name")
+StoragePolicyName = _text("policy", grammar.one_line, "storage policy name")
+AcceptableChange = _text("acceptable_change", accept.acceptable_change)
+ChtVersion = _coerced("cht_version", grammar.cht_version)
+K3sVersion = _release("k3s_version", versions.K3S, "a k3s release", "v1.36.1+k3s1")
+KubeVipVersion = _release("kube_vip_version", versions.V, "a kube-vip release", "v1.0.0")
+SucVersion = _release("suc_version", versions.V, "a system-upgrade-controller release", "v0.20.1")
+CpiVersion = _coerced("cpi_version", grammar.release, versions.PLAIN, "a vsphere-cpi chart version", "1.36.0")
+CsiVersion = _release("csi_version", versions.V, "a vSphere CSI release", "v3.8.0")
+SnapshotterVersion = _release("snapshotter_version", versions.V, "an external-snapshotter release", "v8.2.0")
+VeleroChartVersion = _release("velero_chart_version", versions.PLAIN, "a velero chart version", "12.1.0")
+ChartVersion = _coerced("chart_version", grammar.release, versions.PLAIN, "a chart version", "88.5.3")
+CouchdbNodes = Annotated[int, BeforeValidator(_grammar("couchdb_nodes", grammar.couchdb_nodes))]
+HardwareVersion = Annotated[int, AfterValidator(_grammar("hardware_version", grammar.hardware_version))]
+PositiveInt = Annotated[int, Field(gt=0, le=grammar.MAX_COUNT)]
+PositiveFloat = Annotated[float, Field(gt=0, le=grammar.MAX_COUNT)]
+NodePort = Annotated[int, Field(ge=30000, le=32767)]  # the kube-apiserver's default --service-node-port-range
+HARDWARE_VERSIONS = grammar.HARDWARE_VERSIONS
 
 
 class Model(BaseModel):
@@ -201,14 +123,6 @@ class Model(BaseModel):
 # --- infrastructure -------------------------------------------------------------------------------------
 
 
-def _url_template(value: str) -> str:
-    try:
-        return grammar.url(value, placeholder="{version}")
-    except ValueError as error:
-        # Not `_fail`: pydantic formats a message only when given context, so its brace escaping would show.
-        raise PydanticCustomError("url_template", str(error)) from None
-
-
 class VsphereConfig(Model):
     """`cht-hosting:vsphere`: where the node VMs go and how the program and the cluster reach vCenter."""
 
@@ -223,7 +137,7 @@ class VsphereConfig(Model):
     network: InventoryName = Field(description="Port group the VMs' NIC connects to.")
     template: InventoryName = Field(description="Name of the Ubuntu cloud-image template VM to clone.")
     folder: InventoryPath = Field(default="cht-hosting", description="VM folder (must exist).")
-    hardware_version: Annotated[int, AfterValidator(_hardware_version)] = Field(
+    hardware_version: HardwareVersion = Field(
         default=19, description="VM hardware version; 15 or higher for the CSI driver."
     )
     storage_user: Account | None = Field(
@@ -235,10 +149,10 @@ class VsphereConfig(Model):
         default=True,
         description="Create the CNS roles and grant them to `storageUser`; false where the vCenter team does it.",
     )
-    thumbprint: Annotated[str, AfterValidator(_grammar("thumbprint", grammar.thumbprint))] | None = Field(
+    thumbprint: Thumbprint | None = Field(
         default=None, description="vCenter TLS certificate SHA-1 thumbprint to pin (AB:CD:...: 20 hex pairs)."
     )
-    ca_certificate: Annotated[str, AfterValidator(_grammar("pem", grammar.pem_certificates))] | None = Field(
+    ca_certificate: Pem | None = Field(
         default=None, description="PEM CA bundle that signed vCenter's certificate (certificates only)."
     )
     insecure: bool = Field(
@@ -312,24 +226,24 @@ class K3sConfig(Model):
     # interface detection and `vip_subnet` the manifest relies on); rancher/system-upgrade-controller v0.20.1
     # (2026-07-22, after v0.20.0-rc.2; its scripts/package-controller publishes crd.yaml and
     # system-upgrade-controller.yaml).
-    kube_vip_version: Annotated[str, AfterValidator(_kube_vip_version)] = Field(
+    kube_vip_version: KubeVipVersion = Field(
         default="v1.0.0", description="kube-vip release (image tag) that holds the VIP, vX.Y.Z."
     )
-    kube_vip_interface: Annotated[str, AfterValidator(_interface_name)] | None = Field(
+    kube_vip_interface: InterfaceName | None = Field(
         default=None,
         description="Network interface on the servers that carries the VIP; unset, kube-vip uses the interface "
         "of the default route (vmxnet3 NICs come up as ens160, ens192 or ens224 depending on the VM).",
     )
-    system_upgrade_controller_version: Annotated[str, AfterValidator(_suc_version)] = Field(
+    system_upgrade_controller_version: SucVersion = Field(
         default="v0.20.1", description="system-upgrade-controller release that runs the rolling k3s upgrades."
     )
-    system_upgrade_controller_url: Annotated[str, AfterValidator(_url_template)] = Field(
+    system_upgrade_controller_url: UrlTemplate = Field(
         default="https://github.com/rancher/system-upgrade-controller/releases/download/{version}",
         description="Where the controller's crd.yaml and system-upgrade-controller.yaml are fetched from; "
         "`{version}` is replaced by systemUpgradeControllerVersion (a mirror for air-gapped sites).",
     )
     registry_mirrors: dict[
-        Annotated[str, AfterValidator(_registry_name)], Annotated[list[HttpUrl], Field(min_length=1)]
+        RegistryName, Annotated[list[HttpUrl], Field(min_length=1)]
     ] = Field(
         default_factory=dict,
         description="Container registry mirrors for every node (registries.yaml): registry -> endpoint URLs, "
@@ -343,31 +257,6 @@ class K3sConfig(Model):
         description="Encrypt Secrets at rest in etcd and its snapshots (k3s `secrets-encryption`). A cluster first "
         "built without it keeps `false` until its runbook (docs/runbooks/secrets-encryption.md) has turned it on.",
     )
-
-
-def _url(value: str) -> str:
-    try:
-        grammar.url(value, ("https", "http", "oci"))
-    except ValueError as error:
-        raise _fail("url", str(error)) from None
-    return value.rstrip("/")
-
-
-_CLUSTER_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_CSI_CLUSTER_ID - 1}}}$")
-
-
-def _cluster_id(value: str) -> str:
-    if not _CLUSTER_ID.fullmatch(value):
-        raise _fail(
-            "cluster_id",
-            f"'{value}' is not a valid CSI cluster id; use 1-{MAX_CSI_CLUSTER_ID} letters, digits, '.', '_' or '-'",
-        )
-    return value
-
-
-UrlTemplate = Annotated[str, AfterValidator(_url_template)]
-Url = Annotated[str, AfterValidator(_url)]
-ClusterId = Annotated[str, AfterValidator(_cluster_id)]
 
 
 class CpiConfig(Model):
@@ -389,7 +278,7 @@ class CsiSnapshotsConfig(Model):
     """`cht-hosting:csi.snapshots`: CSI volume snapshots (CRDs, snapshot-controller, a VolumeSnapshotClass)."""
 
     enabled: bool = Field(default=False, description="Install the snapshot CRDs, controller and VolumeSnapshotClass.")
-    version: Annotated[str, AfterValidator(_snapshotter_version)] | None = Field(
+    version: SnapshotterVersion | None = Field(
         default=None,
         description="external-snapshotter release (vX.Y.Z); default: the one qualified for `csi.version` "
         "(config/compatibility.yaml).",
@@ -430,16 +319,13 @@ class StorageClassConfig(Model):
     """`cht-hosting:storageClass`: the default StorageClass every CouchDB volume is provisioned from."""
 
     name: NodeName = Field(default="vmware-sc", description="StorageClass name.")
-    storage_policy_name: Annotated[str, AfterValidator(_grammar("policy", grammar.one_line, "storage policy name"))] | None = Field(
+    storage_policy_name: StoragePolicyName | None = Field(
         default=None, description="vSphere storage policy (SPBM) name."
     )
-    datastore_url: Annotated[str, AfterValidator(_grammar("datastore_url", grammar.datastore_url))] | None = Field(
+    datastore_url: DatastoreUrl | None = Field(
         default=None, description="Datastore URL, e.g. ds:///vmfs/volumes/<uuid>/ (instead of or with a policy)."
     )
     fs_type: Literal["ext4", "xfs"] = Field(default="ext4", description="Filesystem of new volumes.")
-
-
-NodePort = Annotated[int, Field(ge=30000, le=32767)]
 
 
 class IngressConfig(Model):
@@ -478,139 +364,22 @@ class CapacityConfig(Model):
 
 # --- backups ----------------------------------------------------------------------------------------------
 
-_CRON_FIELDS = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
-    ("month", 1, 12, {m: i for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}),
-    ("day of week", 0, 6, {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}),
-)
 # The descriptors robfig/cron (k3s, Velero and Kubernetes CronJobs all parse with it) accepts besides five fields.
-CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-
-
-def _cron_value(text: str, low: int, high: int, names: dict[str, int]) -> int | None:
-    if text.upper() in names:
-        return names[text.upper()]
-    if text.isdigit() and low <= int(text) <= high:
-        return int(text)
-    return None
-
-
-def _cron_field(text: str, low: int, high: int, names: dict[str, int], question: bool) -> bool:
-    for item in text.split(","):
-        span, slash, step = item.partition("/")
-        if slash and not (step.isdigit() and int(step) > 0):
-            return False
-        if span == "*" or (question and span == "?"):
-            continue
-        first, dash, last = span.partition("-")
-        start = _cron_value(first, low, high, names)
-        end = _cron_value(last, low, high, names) if dash else start
-        if start is None or end is None or end < start:
-            return False
-    return True
-
-
-def _cron(value: str) -> str:
-    text = str(value)
-    fields = text.split(" ")
-    if text in CRON_DESCRIPTORS:
-        return text
-    # Five fields separated by single spaces: nothing else (a newline or a tab) reaches a config file.
-    bad = len(fields) != 5 or any(
-        not _cron_field(field, low, high, names, question=index in (2, 4))
-        for index, (field, (_, low, high, names)) in enumerate(zip(fields, _CRON_FIELDS, strict=False))
-    )
-    if bad:
-        raise _fail(
-            "cron",
-            f"'{value}' is not a cron schedule; write five fields (minute 0-59, hour 0-23, day of month 1-31, "
-            "month 1-12, day of week 0-6) with *, lists, ranges and /steps, e.g. '0 1 * * *' for 01:00 every day, "
-            f"or one of {', '.join(CRON_DESCRIPTORS)}",
-        )
-    return text
-
-
-_FOLDER_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")  # \Z: `$` would accept a trailing newline
-
-
-def _folder(value: str) -> str:
-    parts = str(value).split("/")
-    if len(value) > 200 or not all(_FOLDER_PART.match(p) and p not in (".", "..") for p in parts):
-        raise _fail(
-            "folder",
-            f"'{value}' is not a folder name in the bucket; use letters, digits, '.', '_' and '-' (not starting "
-            "with '.', '_' or '-'), parts separated by single '/', no leading or trailing '/', e.g. cht/etcd",
-        )
-    return value
-
-
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")  # \Z: `$` would accept a trailing newline
-_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-
-
-def _bucket(value: str) -> str:
-    text = str(value)
-    is_ip = bool(re.fullmatch(r"\d+\.\d+\.\d+\.\d+", text))
-    if (
-        not _BUCKET.match(text) or ".." in text or ".-" in text or "-." in text or is_ip
-        or text.startswith(_BUCKET_PREFIXES) or text.endswith(_BUCKET_SUFFIXES)
-    ):
-        raise _fail(
-            "bucket",
-            f"'{value}' is not an S3 bucket name; use 3-63 lower-case letters, digits, '-' and '.', starting and "
-            "ending with a letter or digit, not shaped like an IP address, e.g. cht-backups",
-        )
-    return text
-
-
-def _s3_endpoint(value: str) -> str:
-    """The storage's base URL: scheme, host, optional port; no path, query or credentials (k3s wants host[:port])."""
-    from urllib.parse import urlsplit
-
-    try:
-        grammar.url(value, ("https", "http"))
-    except ValueError as error:
-        raise _fail("s3_endpoint", str(error)) from None
-    parts = urlsplit(value)
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise _fail(
-            "s3_endpoint",
-            f"'{value}' is not an S3 endpoint URL; write the scheme, host and optional port, no path, "
-            "e.g. https://s3.moh.example.org:9000",
-        )
-    return value.rstrip("/")
-
-
-_REGION = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?\Z")  # \Z: `$` would accept a trailing newline
-
-
-def _region(value: str) -> str:
-    if not _REGION.match(str(value)):
-        raise _fail("region", f"'{value}' is not an S3 region name; use lower-case letters, digits and '-', e.g. us-east-1")
-    return str(value)
-
-
-_velero_chart_version = _release("velero_chart_version", versions.PLAIN, "a velero chart version", "12.1.0")
-Cron = Annotated[str, AfterValidator(_cron)]
-Folder = Annotated[str, AfterValidator(_folder)]
 
 
 class S3Storage(Model):
     """`cht-hosting:backup.s3`: the S3-compatible object storage on the ministry's premises (e.g. MinIO)."""
 
-    endpoint: Annotated[str, AfterValidator(_s3_endpoint)] = Field(
+    endpoint: S3Endpoint = Field(
         description="https://host[:port] of the storage (no path). http:// only with `insecure: true` (a lab)."
     )
-    bucket: Annotated[str, AfterValidator(_bucket)] = Field(
+    bucket: Bucket = Field(
         description="Bucket every backup goes to (create it first; keys: `backupAccessKeyId`/`backupSecretAccessKey`)."
     )
-    region: Annotated[str, AfterValidator(_region)] = Field(
+    region: Region = Field(
         default="us-east-1", description="Region name the storage expects (MinIO's default is us-east-1)."
     )
-    ca_bundle: Annotated[str, AfterValidator(_grammar("pem", grammar.pem_certificates))] | None = Field(
+    ca_bundle: Pem | None = Field(
         default=None, description="PEM CA bundle that signed the storage's certificate; default: the system CAs."
     )
     insecure: bool = Field(
@@ -674,7 +443,7 @@ class VeleroConfig(Model):
     """`cht-hosting:backup.velero`: the Velero release (chart pinned; see config/compatibility.yaml)."""
 
     namespace: NodeName = Field(default="velero", description="Namespace of Velero, its node agent and the drill.")
-    chart_version: Annotated[str, AfterValidator(_velero_chart_version)] = Field(
+    chart_version: VeleroChartVersion = Field(
         default="12.1.0", description="vmware-tanzu/helm-charts velero chart version (12.1.0 runs Velero v1.18.1)."
     )
     chart_repository: Url = Field(
@@ -710,36 +479,6 @@ class Budget(Model):
     memory_gb: PositiveFloat = Field(description="Memory the county's pods request in total, GB.")
 
 
-def _couchdb_user(value: str) -> str:
-    if not _COUCHDB_USER.fullmatch(value):
-        raise _fail(
-            "couchdb_user",
-            f"'{value}' is not a usable CouchDB admin name; use 1-32 lower-case letters, digits, '_' or '-', "
-            "starting with a letter (it goes into COUCH_URL unencoded), e.g. medic",
-        )
-    return value
-
-
-def _data_path(value: str) -> str:
-    parts = value.replace("%d", "1").split("/")
-    if value and not re.fullmatch(r"[A-Za-z0-9._%-]+(?:/[A-Za-z0-9._%-]+)*", value):
-        raise _fail(
-            "data_path",
-            f"'{value}' is not a relative path inside the volume; use letters, digits, '.', '_', '-' and '/', "
-            "e.g. storage/medic-core/couchdb/data",
-        )
-    if value.startswith("/") or any(p in ("", ".", "..") for p in parts if value) or value.count("%d") > 1:
-        raise _fail(
-            "data_path",
-            f"'{value}' is not a relative path inside the volume; write e.g. data, storage/medic-core/couchdb/data, "
-            "couchdb%d (%d becomes the node number), or \"\" for the volume root",
-        )
-    return value
-
-
-_COUCHDB_USER = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-
-
 class TlsSettings(Model):
     """How the county's Ingress gets its certificate."""
 
@@ -755,23 +494,10 @@ class TlsSettings(Model):
     )
 
 
-_VOLUME_HANDLE = re.compile(r"(?:file:)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-def _volume_handle(value: str) -> str:
-    if not _VOLUME_HANDLE.fullmatch(value):
-        raise _fail(
-            "volume_handle",
-            f"'{value}' is not a CNS volume ID; copy it from `govc disk.ls -l` or the PV's spec.csi.volumeHandle, "
-            "e.g. 0c9a3b5e-1f2d-4c6b-9a8e-7d6c5b4a3f21",
-        )
-    return value
-
-
 class VsphereVolume(Model):
     """An existing vSphere (CNS) volume that holds a Compose deployment's CouchDB data."""
 
-    volume_handle: Annotated[str, AfterValidator(_volume_handle)] = Field(
+    volume_handle: VolumeHandle = Field(
         description="The CNS volume ID (First Class Disk ID) the CSI driver attaches, e.g. from `govc disk.ls`."
     )
 
@@ -779,7 +505,7 @@ class VsphereVolume(Model):
 class HostPathVolume(Model):
     """A directory on one node that holds a Compose deployment's CouchDB data (the pod is pinned to that node)."""
 
-    host_path: Annotated[str, AfterValidator(_grammar("host_path", grammar.host_path))] = Field(
+    host_path: HostPath = Field(
         description="Absolute directory on the node, outside the system's, k3s's and the kubelet's own "
         "(/etc, /var/lib/rancher, /var/lib/kubelet, ...). Refused while `backup` is set: Velero never backs up a "
         "hostPath volume."
@@ -809,7 +535,7 @@ class Migration(Model):
         min_length=1,
         description="One entry per CouchDB node, in node order: `{volumeHandle: ...}` or `{hostPath: ..., node: ...}`.",
     )
-    data_path: Annotated[str, AfterValidator(_data_path)] = Field(
+    data_path: DataPath = Field(
         default="data",
         description="Where CouchDB's data is inside each volume (subPath; %d is the node number; \"\" is the root).",
     )
@@ -819,7 +545,7 @@ class ChtSettings(Model):
     """`cht-hosting:cht`: defaults for every county; each county's overrides under `counties` use the same keys."""
 
     version: ChtVersion = Field(description="CHT Core release, X.Y.Z (4.x or 5.x).")
-    couchdb_nodes: Annotated[int, BeforeValidator(_couchdb_nodes)] = Field(
+    couchdb_nodes: CouchdbNodes = Field(
         default=1, description="CouchDB nodes: 1, or 3 for a clustered CouchDB."
     )
     couchdb_storage_gb: PositiveInt = Field(
@@ -829,7 +555,7 @@ class ChtSettings(Model):
         default_factory=lambda: Budget(cpu=4, memory_gb=16),
         description="The county's resource budget (requests), split across its services.",
     )
-    host_template: Annotated[str, AfterValidator(_host_template)] = Field(
+    host_template: HostTemplate = Field(
         default="{county}.cht.example.org",
         description="How a county's host name is formed; `{county}` is replaced by the county name.",
     )
@@ -844,7 +570,7 @@ class ChtSettings(Model):
         default="medicmobile/upgrade-service:0.32",
         description="Image of Medic's Kubernetes upgrade service (only with upgrades: admin-app).",
     )
-    couchdb_user: Annotated[str, AfterValidator(_couchdb_user)] = Field(
+    couchdb_user: CouchdbUser = Field(
         default="medic",
         description="CouchDB admin user name (a migrated county's comes from migratedCredentials). Never change it "
         "once a county is deployed: CouchDB keeps the first admin it saw, and the API would be locked out.",
@@ -882,7 +608,7 @@ class County(Model):
 class ExistingClusterConfig(Model):
     """`cht-hosting:existingCluster`: the cluster the counties go on when `clusterMode` is `existing`."""
 
-    context: Annotated[str, AfterValidator(_grammar("context", grammar.one_line, "kube context name"))] | None = Field(
+    context: KubeContext | None = Field(
         default=None,
         description="kube context to use; without the `kubeconfig` secret, from the operator's own kubeconfig.",
     )
@@ -894,136 +620,21 @@ class ExistingClusterConfig(Model):
     )
 
 
-_ORGANIZATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-# The edits a runbook asks the operator to accept for one update (a rotated admin user).
-ACCEPTABLE_CHANGE = re.compile(r"counties\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.couchdbUser|k3s\.secretsEncryption")
-
-
-def _organization(value: str) -> str:
-    if not _ORGANIZATION.fullmatch(value):
-        raise _fail(
-            "organization",
-            f"'{value}' is not a Pulumi organization name; use letters, digits, '-', '_' or '.', "
-            "e.g. moh-kenya (self-managed backends: organization)",
-        )
-    return value
-
-
-def _acceptable_change(value: str) -> str:
-    if not ACCEPTABLE_CHANGE.fullmatch(value):
-        raise _fail(
-            "acceptable_change",
-            f"'{value}' cannot be accepted; only a rotated admin user can, as counties.<county>.couchdbUser "
-            "(docs/runbooks/rotate-credentials.md), and secrets encryption turned on by its procedure, "
-            "as k3s.secretsEncryption; every other refused edit has a procedure instead",
-        )
-    return value
-
-
 class DeployedStateConfig(Model):
     """`cht-hosting:deployedState`: where the program reads what it last deployed, and one-off acceptances."""
 
-    organization: Annotated[str, AfterValidator(_organization)] | None = Field(
+    organization: Organization | None = Field(
         default=None,
         description="Organization of this stack, read as `<organization>/cht-hosting/<stack>` for the last "
         "deployed state; default: the current one (`organization` on a self-managed backend).",
     )
-    accept: list[Annotated[str, AfterValidator(_acceptable_change)]] = Field(
+    accept: list[AcceptableChange] = Field(
         default_factory=list,
-        description="Edits of deployed values to accept for one update, only `counties.<county>.couchdbUser` "
-        "(docs/runbooks/rotate-credentials.md) and `k3s.secretsEncryption` "
-        "(docs/runbooks/secrets-encryption.md); remove the entry after the update.",
+        description=accept.described(),
     )
 
 
 # --- monitoring -------------------------------------------------------------------------------------------
-
-# An addr-spec without comments or quoted parts (RFC 5322 dot-atom), which is what Alertmanager's
-# `to`/`from` need; a display name ("Ops <ops@...>") is refused so a value is one address only.
-_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_CHART_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
-
-
-def _email(value: str) -> str:
-    local, at, domain = value.rpartition("@")
-    ok = at and value.isascii() and value.isprintable() and " " not in value and len(value) <= 254 and len(local) <= 64 and _EMAIL_LOCAL.fullmatch(local)
-    if ok:
-        try:
-            _dns_name(domain)
-            ok = "." in domain and not domain.endswith(".")
-        except PydanticCustomError:
-            ok = False
-    if not ok:
-        raise _fail(
-            "email",
-            f"{value!r} is not an e-mail address; write one address without a display name, e.g. ops@moh.example.org",
-        )
-    return value
-
-
-def _smarthost(value: str) -> str:
-    host, colon, port = value.rpartition(":")
-    ok = bool(colon) and value.isascii() and value.isprintable() and " " not in value and port.isascii() and port.isdigit() and 0 < int(port) < 65536
-    if ok:
-        try:
-            _ipv4(host) if re.fullmatch(r"[0-9.]+", host) else _dns_name(host)
-            ok = not host.endswith(".")
-        except PydanticCustomError:
-            ok = False
-    if not ok:
-        raise _fail(
-            "smarthost",
-            f"{value!r} is not an SMTP server; write host:port, e.g. smtp.moh.example.org:587",
-        )
-    return value
-
-
-def _chart_version(value: object) -> str:
-    text = str(value)
-    if not _CHART_VERSION.fullmatch(text):
-        raise _fail("chart_version", f"'{value}' is not a chart version; write it as X.Y.Z, e.g. 88.5.3")
-    return text
-
-
-def webhook_url_problem(value: str, allow_credentials: bool, secret: str = "monitoringWebhookUrl") -> str | None:
-    """What is wrong with a webhook URL, or None. Never echoes the value (it may be a secret)."""
-    from urllib.parse import urlsplit
-
-    if any(c.isspace() or ord(c) < 32 for c in value):
-        return "contains whitespace or control characters"
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        return "is not a URL"
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "is not an http(s) URL with a host, e.g. https://alerts.moh.example.org/hook"
-    if port == 0:
-        return "has port 0"
-    if not allow_credentials and (parts.username or parts.password or parts.query or parts.fragment):
-        return (
-            "carries credentials (user:password@, a query string or a fragment); set the URL as the secret "
-            f"{secret} instead (`pulumi config set --secret {secret} ...`)"
-        )
-    return None
-
-
-def _plain_webhook_url(value: str) -> str:
-    problem = webhook_url_problem(value, allow_credentials=False)
-    if problem:
-        raise _fail("webhook_url", f"{value!r} {problem}" if "credentials" not in problem else f"the URL {problem}")
-    return value
-
-
-def _plain_heartbeat_url(value: str) -> str:
-    problem = webhook_url_problem(value, allow_credentials=False, secret="monitoringHeartbeatUrl")
-    if problem:
-        raise _fail("webhook_url", f"{value!r} {problem}" if "credentials" not in problem else f"the URL {problem}")
-    return value
-
-
-Email = Annotated[str, AfterValidator(_email)]
-ChartVersion = Annotated[str, BeforeValidator(_chart_version)]
 
 
 class EmailRoute(Model):
@@ -1031,10 +642,10 @@ class EmailRoute(Model):
 
     to: list[Email] = Field(min_length=1, description="Recipients, e.g. [platform-ops@moh.example.org].")
     sender: Email = Field(alias="from", description="Sender address of alert e-mails.")
-    smarthost: Annotated[str, AfterValidator(_smarthost)] = Field(
+    smarthost: SmartHost = Field(
         description="SMTP server as host:port, e.g. smtp.moh.example.org:587."
     )
-    username: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")] | None = Field(
+    username: SmtpLogin | None = Field(
         default=None,
         description="SMTP login; its password is the secret `monitoringSmtpPassword`. None: no SMTP authentication.",
     )
@@ -1045,7 +656,7 @@ class EmailRoute(Model):
 class WebhookRoute(Model):
     """A webhook that receives every alert (Alertmanager's JSON)."""
 
-    url: Annotated[str, AfterValidator(_plain_webhook_url)] | None = Field(
+    url: WebhookUrl | None = Field(
         default=None,
         description="Webhook URL without credentials; one that carries a token goes in the secret "
         "`monitoringWebhookUrl` instead (then leave this out).",
@@ -1057,7 +668,7 @@ class HeartbeatRoute(Model):
     """A dead-man's switch outside the cluster: the always-firing `Watchdog` alert is sent to it on a schedule,
     and the service alerts when the pings stop (Prometheus, Alertmanager or their way out is down)."""
 
-    url: Annotated[str, AfterValidator(_plain_heartbeat_url)] | None = Field(
+    url: HeartbeatUrl | None = Field(
         default=None,
         description="Where the heartbeat is sent (Alertmanager's webhook POST), e.g. a Healthchecks check's ping URL. "
         "A URL that carries a token (a Healthchecks ping URL's UUID is one) goes in the secret "
@@ -1171,39 +782,3 @@ class StackConfig(Model):
     monitoring: MonitoringConfig | None = None
     cht: ChtSettings
     counties: dict[str, County]
-
-
-# Top-level keys, in the order the config reference (docs/config-reference.md) documents them, with their model.
-SECTIONS: dict[str, type[Model]] = {
-    "vsphere": VsphereConfig,
-    "network": NetworkConfig,
-    "controlPlane": NodePoolConfig,
-    "agents": NodePoolConfig,
-    "ssh": SshConfig,
-    "k3s": K3sConfig,
-    "cpi": CpiConfig,
-    "csi": CsiConfig,
-    "storageClass": StorageClassConfig,
-    "ingress": IngressConfig,
-    "capacity": CapacityConfig,
-    "existingCluster": ExistingClusterConfig,
-    "backup": BackupConfig,
-    "monitoring": MonitoringConfig,
-    "deployedState": DeployedStateConfig,
-    "cht": ChtSettings,
-}
-OPTIONAL_SECTIONS = {"ssh", "storageClass", "ingress", "capacity", "deployedState", "monitoring"}
-# Sections that may be left out in every mode (absent: the feature is off).
-ABSENT_IS_OFF = {"backup"}
-# Which sections each cluster mode reads; a section of the other mode is refused (it would be ignored).
-MODE_SECTIONS: dict[str, set[str]] = {
-    "vsphere-k3s": {
-        "vsphere", "network", "controlPlane", "agents", "ssh", "k3s", "cpi", "csi", "storageClass", "ingress", "capacity",
-        "deployedState", "backup", "monitoring",
-    },
-    "existing": {"existingCluster", "deployedState", "backup", "monitoring"},
-}
-MODE_PURPOSE = {
-    "vsphere-k3s": "the program builds VMs, k3s, the CPI and the CSI",
-    "existing": "the program creates no VMs, k3s, CPI or CSI",
-}

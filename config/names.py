@@ -42,11 +42,32 @@ UPGRADE_NAMESPACE = "system-upgrade"  # system-upgrade-controller's manifest cre
 CPI_NAMESPACE = KUBE_SYSTEM
 INGRESS_NAMESPACE = KUBE_SYSTEM  # where k3s runs its packaged traefik
 
-# Kubernetes namespaces the cluster itself uses; a county must not take one of them.
 # The platform monitoring stack's namespace (Prometheus, Alertmanager, the CHT json-exporter).
 MONITORING_NAMESPACE = "monitoring"
+BACKUP_NAMESPACE = "velero"  # backup.velero.namespace's default (Velero, its node agent and the drill)
+DRILL_NAMESPACE = "restore-drill-scratch"  # where the restore drill brings a county back, and deletes it after
+
+# Kubernetes namespaces the cluster itself uses, or that the add-ons an operator commonly installs beside it
+# create (cert-manager for `tls.clusterIssuer`; Calico's operator on existing clusters; k3s's flannel); a county
+# (whose name is its namespace) or another namespace setting must not take one of them. The configured backup
+# namespace joins them (checks.reserved_names).
 RESERVED_NAMESPACES = frozenset(
-    {"default", KUBE_SYSTEM, "kube-public", "kube-node-lease", CSI_NAMESPACE, UPGRADE_NAMESPACE, MONITORING_NAMESPACE}
+    {
+        "default",
+        KUBE_SYSTEM,
+        "kube-public",
+        "kube-node-lease",
+        "kube-flannel",
+        CSI_NAMESPACE,
+        UPGRADE_NAMESPACE,
+        MONITORING_NAMESPACE,
+        BACKUP_NAMESPACE,
+        DRILL_NAMESPACE,
+        "cert-manager",
+        "tigera-operator",
+        "calico-system",
+        "calico-apiserver",
+    }
 )
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"  # k3s sets it to "true" on servers
@@ -95,6 +116,9 @@ def decode_guestinfo(data: str, encoding: str) -> str:
 
 
 # --- a county's names -------------------------------------------------------------------------------------------
+
+CREDENTIALS_SECRET = "cht-couchdb-credentials"
+"""The county's CouchDB credentials (in its namespace); no other setting may name a Secret so."""
 
 MAX_COUCHDB_NODES = 3
 

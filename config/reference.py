@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from .errors import PROJECT
-from .model import MODE_SECTIONS, OPTIONAL_SECTIONS, SECTIONS
 from .secrets import SECRETS
+from .sections import SECTIONS
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "config-reference.md"
 COMMAND = "venv/bin/python -m config.reference --write"
@@ -101,11 +101,9 @@ def render() -> str:
         "Each section below says which mode reads it; a section of the other mode is refused.",
         "",
     ]
-    for key, model in SECTIONS.items():
-        modes = [m for m, keys in MODE_SECTIONS.items() if key in keys] or list(MODE_SECTIONS)
-        need = "optional" if key in OPTIONAL_SECTIONS else "required"
-        required = f"{' and '.join(f'`{m}`' for m in modes)} mode{'s' if len(modes) > 1 else ''}, {need}"
-        lines += [f"## `{PROJECT}:{key}` ({required})", "", (model.__doc__ or "").split("`: ", 1)[-1].strip()]
+    for spec in SECTIONS:
+        model = spec.model
+        lines += [f"## `{PROJECT}:{spec.key}` ({spec.summary})", "", (model.__doc__ or "").split("`: ", 1)[-1].strip()]
         lines += ["", "| key | type | default | meaning |", "|---|---|---|---|", *_rows(model, ""), ""]
     lines += [
         f"## `{PROJECT}:counties` (required)",

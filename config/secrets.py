@@ -6,10 +6,13 @@ program as plain text). Adding a secret is one `SecretSpec` row; `Secrets` gains
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic.alias_generators import to_snake
+
+from . import grammar
 
 # The CouchDB credentials a county brought over from Docker Compose keeps (couchdb-migration get-env).
 CREDENTIAL_KEYS = ("user", "password", "secret", "uuid")
@@ -27,9 +30,14 @@ class SecretSpec:
     """Required in those modes (a secret needed only with another key is checked with that key)."""
     shape: Literal["text", "object"]
     note: str
-    """What the config reference says about it."""
-    section: str | None = None
-    """A config section that needs it: then it is required exactly when that section is set, refused without it."""
+    """What the README reference says about it."""
+    needed_when: str | None = None
+    """A config path (`backup`, `vsphere.storageUser`): the secret is required exactly when that value is set, and
+    refused without it."""
+    unused: str = "nothing uses it"
+    """What setting it without `needed_when` would mean (the refusal says it)."""
+    grammar: Callable[[str], str | None] | None = None
+    """What is wrong with its text, or None (validation reads the value for it, and never shows it)."""
 
     @property
     def field(self) -> str:
@@ -54,6 +62,8 @@ SECRETS: tuple[SecretSpec, ...] = (
         "text",
         "Password of `vsphere.storageUser`; required exactly when `vsphere.storageUser` is set (without it the "
         "CPI and CSI use `vsphere.user` and `vspherePassword`).",
+        needed_when="vsphere.storageUser",
+        unused="the CPI and CSI would log in as vsphere.user with this password",
     ),
     SecretSpec(
         "kubeconfig",
@@ -79,7 +89,7 @@ SECRETS: tuple[SecretSpec, ...] = (
         "text",
         "Access key of the backup bucket (`backup.s3`); required exactly when `backup` is set. It reaches the "
         "servers on stdin into a root-only k3s drop-in and Velero through a Secret: never a command line or a log.",
-        section="backup",
+        needed_when="backup",
     ),
     SecretSpec(
         "backupSecretAccessKey",
@@ -87,7 +97,7 @@ SECRETS: tuple[SecretSpec, ...] = (
         False,
         "text",
         "Secret key of the backup bucket; required exactly when `backup` is set.",
-        section="backup",
+        needed_when="backup",
     ),
     SecretSpec(
         "monitoringSmtpPassword",
@@ -96,6 +106,8 @@ SECRETS: tuple[SecretSpec, ...] = (
         "text",
         "Password of the SMTP login `monitoring.email.username`; required exactly when it is set. It reaches "
         "Alertmanager only inside the Secret `monitoring/cht-alertmanager-config`.",
+        needed_when="monitoring.email.username",
+        unused="it would never be used",
     ),
     SecretSpec(
         "monitoringWebhookUrl",
@@ -104,6 +116,7 @@ SECRETS: tuple[SecretSpec, ...] = (
         "text",
         "A webhook URL that carries a token (in its path, query or user part), instead of "
         "`monitoring.webhook.url`; setting it sends alerts there. Checked as a URL; messages never show it.",
+        grammar=lambda value: grammar.webhook_url_problem(value, allow_credentials=True),
     ),
     SecretSpec(
         "monitoringHeartbeatUrl",
@@ -113,7 +126,23 @@ SECRETS: tuple[SecretSpec, ...] = (
         "The heartbeat's URL when it carries a token (a Healthchecks ping URL), instead of "
         "`monitoring.heartbeat.url`; needs `monitoring.heartbeat` (for its interval). Checked as a URL; messages "
         "never show it.",
+        grammar=lambda value: grammar.webhook_url_problem(value, allow_credentials=True, secret="monitoringHeartbeatUrl"),
     ),
 )
 
 BY_KEY: dict[str, SecretSpec] = {spec.key: spec for spec in SECRETS}
+
+
+def value_at(raw: object, path: str) -> object:
+    """The raw config value at a dotted path, or None."""
+    node = raw
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def needed(spec: SecretSpec, raw: Mapping, mode: str) -> bool:
+    """Whether this config needs the secret set."""
+    if mode not in spec.modes:
+        return False
+    return spec.required or (spec.needed_when is not None and value_at(raw, spec.needed_when) not in (None, ""))

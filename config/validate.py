@@ -10,41 +10,20 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import capacity, checks, egress, secrets
 from .errors import PROJECT, ConfigError, key_path, problems_from
-from .model import (
-    ABSENT_IS_OFF,
-    MODE_PURPOSE,
-    MODE_SECTIONS,
-    OPTIONAL_SECTIONS,
-    SECTIONS,
-    ChtSettings,
-    County,
-    EtcdSnapshotsConfig,
-    Model,
-    NodePoolConfig,
-    StackConfig,
-)
+from .model import ChtSettings, County, EtcdSnapshotsConfig, Model, NodePoolConfig, StackConfig
+from .sections import MODE_PURPOSE, MODES, OTHER_KEYS, SECTIONS
 
-MODES = tuple(MODE_SECTIONS)
 # The secret keys by name (the table itself is config/secrets.py).
 SECRET_KEYS = secrets.BY_KEY
 
 
 def required_secrets(raw: Mapping[str, Any]) -> list[str]:
-    """The secret keys this config needs set (its cluster mode's, and the storage account's if it has one)."""
+    """The secret keys this config needs set (from the secrets table)."""
     mode = raw.get("clusterMode", MODES[0])
-    needed = [s.key for s in secrets.SECRETS if s.required and mode in s.modes]
-    vsphere = raw.get("vsphere")
-    if mode == "vsphere-k3s" and isinstance(vsphere, Mapping) and vsphere.get("storageUser"):
-        needed.append("vsphereStoragePassword")
-    needed += [s.key for s in secrets.SECRETS if s.section and s.section in raw]
-    monitoring = raw.get("monitoring")
-    email = monitoring.get("email") if isinstance(monitoring, Mapping) else None
-    if isinstance(email, Mapping) and email.get("username"):
-        needed.append("monitoringSmtpPassword")
-    return needed
+    return [s.key for s in secrets.SECRETS if secrets.needed(s, raw, mode)]
 
 
-KNOWN_KEYS = ["clusterMode", *SECTIONS, "counties", *SECRET_KEYS]
+KNOWN_KEYS = [OTHER_KEYS[0], *(s.key for s in SECTIONS), *OTHER_KEYS[1:], *SECRET_KEYS]
 
 
 # Namespaces besides the program's that a stack file may hold: the engine's own settings. The providers are
@@ -52,16 +31,37 @@ KNOWN_KEYS = ["clusterMode", *SECTIONS, "counties", *SECRET_KEYS]
 ENGINE_NAMESPACES = ("pulumi",)
 
 
+def _near_project(namespace: str) -> bool:
+    return bool(difflib.get_close_matches(namespace, [PROJECT], n=1, cutoff=0.6))
+
+
+def _misspelled_sections(keys: Iterable[str]) -> set[str]:
+    """Keys set under a misspelling of the project's namespace: reported there, not again as missing."""
+    return {key for full in keys for namespace, colon, key in [full.partition(":")] if colon and _near_project(namespace)}
+
+
 def foreign_key_problems(keys: Iterable[str]) -> list[str]:
+    """Keys of other namespaces; a misspelled project namespace is one problem, however many keys it holds."""
+    keys = list(keys)
     problems = []
+    reported: set[str] = set()
     for full_key in keys:
         namespace, colon, key = full_key.partition(":")
-        guess = difflib.get_close_matches(namespace, [PROJECT], n=1, cutoff=0.6)
-        if guess and colon:
-            problems.append(
-                f"{full_key}: unknown namespace '{namespace}'; did you mean '{PROJECT}:{key}'? Fix the spelling "
-                "(a key of another namespace is never read)"
-            )
+        if colon and _near_project(namespace):
+            if namespace in reported:
+                continue
+            reported.add(namespace)
+            there = [k for k in keys if k.partition(":")[0] == namespace]
+            if len(there) == 1:
+                problems.append(
+                    f"{full_key}: unknown namespace '{namespace}'; did you mean '{PROJECT}:{key}'? Fix the spelling "
+                    "(a key of another namespace is never read)"
+                )
+            else:
+                problems.append(
+                    f"{', '.join(there)}: unknown namespace '{namespace}'; did you mean '{PROJECT}:'? Fix the "
+                    f"spelling of these {len(there)} keys (a key of another namespace is never read)"
+                )
         else:
             problems.append(
                 f"{full_key}: is not read by this program (only {PROJECT}: keys are; its providers are configured "
@@ -70,12 +70,46 @@ def foreign_key_problems(keys: Iterable[str]) -> list[str]:
     return problems
 
 
+def _conditional_secrets(raw: Mapping[str, Any], mode: str, misspelled: set[str]) -> list[str]:
+    """Secrets needed exactly when another value is set (the secrets table's `needed_when`)."""
+    problems = []
+    for spec in secrets.SECRETS:
+        if spec.needed_when is None or mode not in spec.modes or spec.needed_when.split(".")[0] in misspelled:
+            continue
+        if secrets.needed(spec, raw, mode) and spec.key not in raw:
+            problems.append(
+                f"{key_path(spec.key)}: is required because {spec.needed_when} is set; set it with "
+                f"`pulumi config set --secret {spec.key} ...`"
+            )
+        elif spec.key in raw and not secrets.needed(spec, raw, mode):
+            problems.append(
+                f"{key_path(spec.key)}: is set, but {spec.needed_when} is not, so {spec.unused}; set "
+                f"{spec.needed_when}, or remove it with `pulumi config rm {spec.key}`"
+            )
+    return problems
+
+
+def _secret_texts(texts: Mapping[str, str] | None) -> list[str]:
+    """Secrets with a grammar, checked like any value; the message never shows them."""
+    problems = []
+    for key, value in (texts or {}).items():
+        spec = secrets.BY_KEY[key]
+        if spec.grammar is not None and isinstance(value, str) and (problem := spec.grammar(value)):
+            problems.append(f"{key_path(key)}: the URL (not shown: it is a secret) {problem}")
+    return problems
+
+
 def validate(
-    raw: Mapping[str, Any], secret_keys: frozenset[str] = frozenset(), foreign_keys: Iterable[str] = ()
+    raw: Mapping[str, Any],
+    secret_keys: frozenset[str] = frozenset(),
+    foreign_keys: Iterable[str] = (),
+    secret_texts: Mapping[str, str] | None = None,
 ) -> StackConfig:
     """Every problem is collected before raising, so one run shows them all.
 
-    `foreign_keys`: full config keys of namespaces other than the program's (each is a problem)."""
+    `foreign_keys`: full config keys of namespaces other than the program's (each is a problem).
+    `secret_texts`: the values of the secrets with a grammar (`SecretSpec.grammar`), checked without showing them."""
+    foreign_keys = list(foreign_keys)
     problems: list[str] = foreign_key_problems(foreign_keys)
     mode = raw.get("clusterMode", MODES[0])
     if mode not in MODES:
@@ -88,16 +122,18 @@ def validate(
 
     sections: dict[str, Model | None] = {}
     partial: set[str] = set()  # sections that failed; at most their `nodes` are known
-    for key, model in SECTIONS.items():
-        in_mode = key == "cht" or key in MODE_SECTIONS[mode]
+    misspelled = _misspelled_sections(foreign_keys)
+    for spec in SECTIONS:
+        key, model = spec.key, spec.model
+        in_mode = mode in spec.modes
         if key in raw and not in_mode:
             problems.append(
                 f"{key_path(key)}: has no meaning when clusterMode is {mode} ({MODE_PURPOSE[mode]}); remove it"
             )
         if key not in raw or not in_mode:
-            if in_mode and key not in OPTIONAL_SECTIONS and key not in ABSENT_IS_OFF:
+            if spec.required_in(mode) and key not in misspelled:
                 problems.append(f"{key_path(key)}: is required; add it (see docs/config-reference.md)")
-            sections[key] = model() if in_mode and key in OPTIONAL_SECTIONS else None
+            sections[key] = model() if in_mode and spec.presence == "defaults" else None
             continue
         try:
             sections[key] = model.model_validate(_none_is_empty(raw[key]))
@@ -107,7 +143,7 @@ def validate(
             partial.add(key)
 
     counties, county_problems = _counties(raw.get("counties"), raw.get("cht"))
-    problems += county_problems
+    problems += [] if "counties" not in raw and "counties" in misspelled else county_problems
     problems += checks.hosts(counties)
     sizing_problems: list[str] = []
     problems += checks.migrated_volumes(counties, sections.get("agents") if mode == "vsphere-k3s" else None)
@@ -120,30 +156,10 @@ def validate(
         problems += checks.cns_grants(sections["vsphere"])
         problems += checks.vcenter_tls(sections["vsphere"])
         problems += checks.snapshots(sections["csi"])
-        vsphere = sections["vsphere"]
-        if vsphere and not vsphere.storage_user and "vsphereStoragePassword" in raw:
-            problems.append(
-                f"{key_path('vsphereStoragePassword')}: is set, but vsphere.storageUser is not, so the CPI and CSI "
-                "would log in as vsphere.user with this password; set vsphere.storageUser, or remove it with "
-                "`pulumi config rm vsphereStoragePassword`"
-            )
-        if vsphere and vsphere.storage_user and "vsphereStoragePassword" not in raw:
-            problems.append(
-                f"{key_path('vsphereStoragePassword')}: is required because vsphere.storageUser is set; set it with "
-                "`pulumi config set --secret vsphereStoragePassword ...`"
-            )
     problems += checks.backup("backup" in raw, sections["backup"], counties, mode)
-    for spec in secrets.SECRETS:
-        if spec.section and spec.section in raw and spec.key not in raw:
-            problems.append(
-                f"{key_path(spec.key)}: is required because {spec.section} is set; set it with "
-                f"`pulumi config set --secret {spec.key} ...`"
-            )
-        elif spec.section and spec.key in raw and spec.section not in raw:
-            problems.append(
-                f"{key_path(spec.key)}: is set, but {spec.section} is not, so nothing uses it; set {spec.section}, "
-                f"or remove it with `pulumi config rm {spec.key}`"
-            )
+    problems += checks.reserved_names(sections, counties, mode)
+    problems += _conditional_secrets(raw, mode, misspelled)
+    problems += _secret_texts(secret_texts)
     problems += checks.cht_settings(
         sections["cht"], counties, {k for k in SECRET_KEYS if k in raw}, raw.get("migratedCredentials")
     )
@@ -161,11 +177,14 @@ def validate(
             agents=sections["agents"],
             capacity=sections["capacity"],
             counties=counties,
-            # The monitoring stack runs on the agents too (a section with problems is None: left out).
+            # The monitoring stack and backups run on the agents too (a section with problems is None: left out).
             monitoring=None if "monitoring" in partial else sections["monitoring"],
+            backup=sections["backup"],
         )
-        if sizing.capacity.on_shortfall == "error" and (message := _capacity_shortfall(sizing)):
-            problems.append(message)
+        report = capacity.plan(sizing)
+        # A pod larger than any agent never schedules: refused even when a shortfall only warns.
+        if not report.pod_fits or (sizing.capacity.on_shortfall == "error" and not report.fits):
+            problems.append(capacity.shortfall(report, sizing))
 
     if problems:
         raise ConfigError(problems)

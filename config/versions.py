@@ -39,6 +39,8 @@ def parse(text: object, form: str = PLAIN) -> Release:
     """The release `text` names in `form`; ValueError if it is not exactly that form."""
     if not isinstance(text, str):
         raise ValueError(f"{text!r} is not text")
+    if not text.isascii():  # semver's pattern matches any Unicode digit; Helm, k3s and Go read ASCII only
+        raise ValueError(f"{text!r} is not ASCII")
     body = text
     if form in (V, K3S):
         if not body.startswith("v"):

@@ -496,6 +496,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         written = write_review_folder(evaluation, args.out, deployed, str(args.deployed))
         print(f"\nWrote {len(written)} files to {args.out}/ (secrets redacted).")
+    from config.capacity import SHORT
+
+    if SHORT in (evaluation.outputs.get("capacityReport") or ""):
+        # capacity.onShortfall: warn lets `pulumi up` go on; a plan that says it does not fit never passes.
+        shortfall = [w for w in evaluation.warnings if "cht-hosting:agents.nodes" in w or "budget" in w]
+        print(
+            "error: the capacity report says it does NOT fit"
+            + (f": {shortfall[0]}" if shortfall else "")
+            + "; capacity.onShortfall: warn lets `pulumi up` go on, the plan does not pass",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

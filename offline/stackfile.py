@@ -98,7 +98,15 @@ def load(stack: str, root: Path = ROOT, overrides: dict | None = None) -> StackF
     if problems:
         raise StackFileError(f"{path.name}: " + "; ".join(problems))
     # A key without a namespace is the project's, as the Pulumi CLI reads it.
-    entries = {key if ":" in key else f"{PROJECT}:{key}": value for key, value in section.items()}
+    entries: dict = {}
+    for key, value in section.items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if full in entries:
+            raise StackFileError(
+                f"{path.name}: `{key}` is {full}, which is also set; keep one of the two (a key without a namespace "
+                f"is the project's)"
+            )
+        entries[full] = value
     entries.update(overrides or {})
     config: dict[str, str] = {}
     secret_keys: list[str] = []

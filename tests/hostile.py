@@ -195,7 +195,7 @@ CASES: list[Case] = [
     Case(
         "capacity-with-other-problems",
         "cht-hosting:agents.nodes: the counties' quotas",
-        {"cht.budget": {"cpu": 40, "memoryGb": 8}, "vsphere.insecure": "yes", "capacity.onShortfall": "error"},
+        {"cht.budget": {"cpu": 20, "memoryGb": 8}, "vsphere.insecure": "yes", "capacity.onShortfall": "error"},
     ),
 ]
 

@@ -26,7 +26,7 @@ STACKS = Path(__file__).parent / "stacks"
 def without_backup(raw: dict, secrets: frozenset) -> tuple[dict, frozenset]:
     """These tests are about the counties' arithmetic; backups' own share is tested on its own below, and
     monitoring's in test_monitoring_stack."""
-    backup_keys = {s.key for s in SECRETS if s.section == "backup"} | {"monitoringSmtpPassword"}
+    backup_keys = {s.key for s in SECRETS if s.needed_when == "backup"} | {"monitoringSmtpPassword"}
     raw = {k: v for k, v in copy.deepcopy(raw).items() if k != "backup" and k not in backup_keys}
     raw["monitoring"] = {"enabled": False}
     for county in raw["counties"].values():
@@ -63,7 +63,8 @@ def stack(extra_counties: int = 0, drop_agents: int = 0, **capacity_settings):
 def test_the_quotas_count_with_their_headroom():
     report = capacity.plan(validate(*stack()))
     assert (report.agents, report.serving_agents) == (4, 3)
-    assert (report.allocatable_cpu, report.allocatable_memory_gb) == (45, 180)
+    # 16 vCPU / 64 GB agents less the 1 CPU / 4 GB reserve and traefik on each (0.1 CPU, 0.125 GB).
+    assert (report.allocatable_cpu, report.allocatable_memory_gb) == (44.7, 179.625)
     assert {c.name: (c.cpu, c.memory_gb) for c in report.counties} == {
         "kwale": (5, 20), "mombasa": (10, 40), "lamu": (4, 16)
     }
@@ -71,12 +72,12 @@ def test_the_quotas_count_with_their_headroom():
 
 
 def test_counties_beyond_the_agents_fail_with_how_many_to_add():
-    assert capacity.plan(validate(*stack(extra_counties=5))).fits  # 19 + 5 x 5 = 44 of 45 CPU
+    assert capacity.plan(validate(*stack(extra_counties=5))).fits  # 19 + 5 x 5 = 44 of 44.7 CPU
     with pytest.raises(ConfigError) as error:
         validate(*stack(extra_counties=6))  # 49 CPU, 196 GB
     assert error.value.problems == [
         "cht-hosting:agents.nodes: the counties' quotas (budgets plus headroom) admit 49 CPU and 196 GB, but with "
-        "1 of 4 agents lost the other 3 allocate 45 CPU and 180 GB; add 1 agent of 16 vCPU / 64 GB (or lower some "
+        "1 of 4 agents lost the other 3 allocate 44.7 CPU and 179.625 GB; add 1 agent of 16 vCPU / 64 GB (or lower some "
         "county budgets or quotaHeadroomPercent)"
     ]
 
@@ -110,7 +111,8 @@ def test_reserve_larger_than_an_agent_is_refused():
 
 def test_report_lists_every_county_quota_and_the_per_container_split():
     text = capacity.table(capacity.plan(validate(*stack())))
-    assert "Agents: 4 x (15 CPU, 60 GB allocatable); planned for 1 lost, so 3 serve." in text
+    assert "Agents: 4 x (14.9 CPU, 59.875 GB allocatable); planned for 1 lost, so 3 serve." in text
+    assert "traefik (on each agent)" in text
     assert "  mombasa                         10          40" in text
     assert "  kwale, lamu:" in text and "  mombasa:" in text
     assert "    couchdb                3 x " in text  # a clustered county's nodes, each sized as a node

@@ -151,7 +151,7 @@ def test_one_migrated_volume_in_one_county_only():
 
 def test_addresses_are_never_a_dns_server_or_the_network():
     agents = section("agents")
-    assert problems(agents={**agents, "nodes": {"agent-1": "10.20.0.2", "agent-2": "10.20.0.22"}}) == [
+    assert problems(agents={**agents, "nodes": {**agents["nodes"], "agent-1": "10.20.0.2"}}) == [
         "cht-hosting:agents.nodes.agent-1: 10.20.0.2 is a DNS server (cht-hosting:network.dns); use another address"
     ]
     assert problems(k3s={**section("k3s"), "apiEndpoint": "10.20.0.0"}) == [
@@ -192,13 +192,19 @@ def test_keys_of_other_namespaces_are_refused():
 
 def test_capacity_is_listed_with_the_other_problems():
     found = problems(
-        cht={**section("cht"), "budget": {"cpu": 40, "memoryGb": 8}},
+        cht={**section("cht"), "budget": {"cpu": 20, "memoryGb": 8}},
         vsphere={**section("vsphere"), "insecure": "yes"},
-        capacity={"onShortfall": "error"},  # the guarded stack only warns
+        capacity={"onShortfall": "error"},
     )
     assert found[0] == "cht-hosting:vsphere.insecure: must be true or false, got 'yes'"
-    # 3 counties' quotas: 40 CPU budgets plus the default 25 % headroom.
-    assert found[1].startswith("cht-hosting:agents.nodes: the counties' quotas (budgets plus headroom) admit 150 CPU")
+    # 3 counties' quotas: 20 CPU budgets plus the default 25 % headroom.
+    assert found[1].startswith("cht-hosting:agents.nodes: the counties' quotas (budgets plus headroom) admit 75 CPU")
+
+
+def test_a_pod_larger_than_an_agent_is_refused_even_when_a_shortfall_only_warns():
+    found = problems(cht={**section("cht"), "budget": {"cpu": 40, "memoryGb": 8}}, capacity={"onShortfall": "warn"})
+    assert len(found) == 1 and found[0].startswith("cht-hosting:counties.kisumu.budget: one pod (kisumu: couchdb)")
+    assert "could never be scheduled" in found[0]
 
 
 @pytest.mark.parametrize(

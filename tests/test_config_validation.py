@@ -29,7 +29,7 @@ def problems_with(*changes: tuple[str, object], secret_keys: set[str] | None = N
             node[last] = value
     if secret_keys is not None:
         # The secrets these tests do not name (the backup keys) stay secret.
-        secret_keys = set(secret_keys) | (set(secrets) & {s.key for s in SECRETS if s.section})
+        secret_keys = set(secret_keys) | (set(secrets) & {s.key for s in SECRETS if s.needed_when == "backup"})
     with pytest.raises(ConfigError) as caught:
         validate(raw, secret_keys if secret_keys is not None else secrets)
     return caught.value.problems

@@ -194,7 +194,7 @@ def test_replacing_the_seed_and_adding_a_server_that_sorts_first():
 
 def test_node_address_changed():
     agents = section("agents")
-    assert problems(agents={**agents, "nodes": {"agent-1": "10.20.0.31", "agent-2": "10.20.0.22"}}) == [
+    assert problems(agents={**agents, "nodes": {**agents["nodes"], "agent-1": "10.20.0.31"}}) == [
         "cht-hosting:agents.nodes.agent-1: node agent-1 is deployed at 10.20.0.21, this config has 10.20.0.31; the "
         "VM keeps the address it was built with (cloud-init runs once), so the cluster would lose it. Keep "
         "10.20.0.21, or replace the node (docs/runbooks/replace-node.md)"
@@ -216,12 +216,12 @@ def test_hardware_version_and_disk_lowered():
     assert problems(vsphere={**vsphere, "hardwareVersion": 17}) == [
         f"cht-hosting:vsphere.hardwareVersion: node {n} runs hardware version 19, this config has 17; a VM's "
         "hardware version cannot be lowered. Keep 19 or higher"
-        for n in ("cp-2", "cp-3", "cp-4", "agent-1", "agent-2")
+        for n in ("cp-2", "cp-3", "cp-4", "agent-1", "agent-2", "agent-3", "agent-4")
     ]
     assert problems(agents={**agents, "diskGb": 60}) == [
         f"cht-hosting:agents.diskGb: node {n} has a 80 GB disk deployed, this config has 60; vSphere never shrinks "
         "a disk. Keep 80 or more"
-        for n in ("agent-1", "agent-2")
+        for n in ("agent-1", "agent-2", "agent-3", "agent-4")
     ]
     assert problems(vsphere={**vsphere, "hardwareVersion": 20}, agents={**agents, "diskGb": 100}) == []
 

@@ -298,7 +298,7 @@ def test_the_monitoring_share_can_tip_the_capacity_check():
 
     raw, secrets = stackfile.raw(stackfile.load("watched", root=STACKS))
     raw["vspherePassword"] = "[secret]"
-    dropped = {s.key for s in SECRETS if s.section == "backup"} | {"monitoringSmtpPassword", "backup"}
+    dropped = {s.key for s in SECRETS if s.needed_when == "backup"} | {"monitoringSmtpPassword", "backup"}
     raw = {k: v for k, v in raw.items() if k not in dropped}
     secrets = (secrets | {"vspherePassword"}) - dropped
     raw["monitoring"] = {"enabled": False}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from config import names
 from config.capacity import DRILL_JOB_REQUESTS, NODE_AGENT_REQUESTS, VELERO_SERVER_REQUESTS
 from config.model import BackupConfig, ChtSettings, County
 
@@ -31,7 +32,7 @@ REPOSITORY_SECRET = "velero-repo-credentials"
 REPOSITORY_KEY = "repository-password"
 STORAGE_LOCATION = "default"
 DRILL = "restore-drill"
-DRILL_NAMESPACE = "restore-drill-scratch"
+DRILL_NAMESPACE = names.DRILL_NAMESPACE
 DRILL_RESULTS = "restore-drill-results"
 DRILL_MODIFIERS = "restore-drill-modifiers"
 # The real restore's resource modifiers: a static (migrated or renamed) county's claim comes back on the

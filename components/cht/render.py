@@ -17,7 +17,7 @@ from config import names, sizing, versions
 from config.egress import ClusterAccess
 from config.model import ChtSettings, HostPathVolume
 
-CREDENTIALS_SECRET = "cht-couchdb-credentials"
+CREDENTIALS_SECRET = names.CREDENTIALS_SECRET
 SERVERS_CONFIGMAP = "couchdb-servers-configmap"
 DB_NAME = "medic"
 API_PORT = 5988

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import yaml
 
+from config.capacity import TRAEFIK
+
 
 def traefik_values(
     *, https_node_port: int, http_node_port: int, timeout_seconds: int, edge_proxies: Sequence[str] = ()
@@ -34,6 +36,8 @@ def traefik_values(
         # tolerate): with externalTrafficPolicy Local a node without a traefik pod would drop the connection.
         "deployment": {"kind": "DaemonSet"},
         "tolerations": [],
+        # What the capacity check takes off every agent for it (config/capacity.py TRAEFIK).
+        "resources": TRAEFIK.resources(),
         "service": {"type": "NodePort", "spec": {"externalTrafficPolicy": "Local"}},
         "ports": {
             "web": {"nodePort": http_node_port, "transport": {"respondingTimeouts": timeouts}},
