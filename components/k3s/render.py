@@ -11,6 +11,9 @@ the order `K3sNode` runs it:
   the API endpoint. A second run finds k3s installed and does nothing (upgrades are the Plans' job).
 - upgrade    (`upgrade_plans`): system-upgrade-controller Plans, servers one at a time, then agents.
 - remove     (`drain_script`, run on the node itself: drain it, delete its Node; then `uninstall_script`).
+
+The control-plane restore scripts are restore.py's; every script here refuses to run while RESTORE_MARK is on
+the node.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ S3_CREDENTIALS_FILE = f"{CONFIG_DIR}/config.yaml.d/cht-etcd-s3-credentials.yaml"
 S3_CA_FILE = f"{CONFIG_DIR}/etcd-s3-ca.pem"
 REGISTRIES_FILE = f"{CONFIG_DIR}/registries.yaml"
 KUBECONFIG_FILE = f"{CONFIG_DIR}/k3s.yaml"
+# Present on a server from the moment a control-plane restore touches it until it serves the restored cluster
+# (components/k3s/restore.py writes and removes it): while it is there, configure, install, drain and uninstall
+# refuse to run, so a `pulumi up` during a restore cannot restart, rejoin or remove k3s behind the operator.
+RESTORE_MARK = f"{CONFIG_DIR}/restore-in-progress"
 KUBE_VIP_FILE = "/var/lib/rancher/k3s/server/manifests/cht-kube-vip.yaml"
 K3S_BIN = "/usr/local/bin/k3s"
 API_PORT = 6443
@@ -401,6 +408,14 @@ drop() {
 """
 
 
+def _restore_guard(root: str) -> str:
+    """Refuse to touch k3s on a node where a control-plane restore is under way (RESTORE_MARK)."""
+    return f"""if [ -e {_on(root, RESTORE_MARK)} ]; then
+  fail "a control-plane restore is in progress on this node ({RESTORE_MARK}); pulumi up leaves k3s alone here until it is done. Finish it (docs/runbooks/restore-control-plane.md), then run pulumi up again"
+fi
+"""
+
+
 def _on(root: str, path: str) -> str:
     """`path` of the node under `root` ("/" on a node), quoted for the shell."""
     if not posixpath.isabs(root):
@@ -434,6 +449,7 @@ def configure_script(
     parts = [
         _SHEBANG,
         f"# Configure k3s on {name} ({role}).\n",
+        _restore_guard(root),
         _PUT,
         """\
 # The VM's first boot (users, keys, packages) must be done before k3s goes on it.
@@ -549,6 +565,7 @@ def install_script(
     parts = [
         _SHEBANG,
         f"# Install k3s {version} on {name} ({role}), once.\n",
+        _restore_guard(root),
         f"""if [ -x {_on(root, K3S_BIN)} ] && systemctl is-enabled --quiet {service} 2>/dev/null; then
   echo "cht-hosting: k3s is already installed on {name}; nothing to do (upgrades run through system-upgrade-controller)"
   exit 0
@@ -617,7 +634,7 @@ def uninstall_script(*, name: str, role: Role, root: str = "/") -> str:
     """Remove k3s from a node that leaves the cluster (its VM is deleted or replaced right after)."""
     script = _on(root, "/usr/local/bin/k3s-uninstall.sh" if role == "server" else "/usr/local/bin/k3s-agent-uninstall.sh")
     return f"""{_SHEBANG}# Uninstall k3s from {name} ({role}).
-if [ -x {script} ]; then
+{_restore_guard(root)}if [ -x {script} ]; then
   {script} || fail "{script} failed on {name}"
   echo "cht-hosting: k3s removed from {name}"
 else
@@ -638,7 +655,7 @@ def drain_script(*, name: str, role: Role, api_url: str, timeout_minutes: int, r
     else:
         credentials = _kubeconfig_from_stdin(f"drain {name}") + _kubectl(root, api_url, '"$kubeconfig"')
     return f"""{_SHEBANG}# Drain {name} ({role}) and remove it from the cluster.
-if [ ! -x {_on(root, K3S_BIN)} ]; then
+{_restore_guard(root)}if [ ! -x {_on(root, K3S_BIN)} ]; then
   echo "cht-hosting: k3s is not installed on this VM; nothing to drain here. If the cluster still lists node {name}, delete it: kubectl delete node {name}"
   exit 0
 fi
@@ -659,62 +676,6 @@ kubectl drain {name} --ignore-daemonsets --delete-emptydir-data --timeout={timeo
 
 def read_kubeconfig_command() -> str:
     return f"sudo -n cat {KUBECONFIG_FILE}"
-
-
-# --- control-plane restore (run by an operator over SSH, with sudo; docs/runbooks/restore-control-plane.md) -------------------------
-
-ETCD_DB_DIR = "/var/lib/rancher/k3s/server/db"
-
-
-def etcd_restore_script(*, version: str, install_script_url: str, root: str = "/") -> str:
-    """`restore-etcd.sh <snapshot>` on ONE server: restore the cluster's etcd from a snapshot in the bucket.
-
-    k3s-io/docs docs/cli/etcd-snapshot.md ("Restoring Snapshots", "Restoring To New Hosts"): with the S3
-    settings in the config file, `--cluster-reset-restore-path` names only the snapshot, so the keys stay in
-    their root-only drop-in; the token in `token-file` (the cluster's, never rotated by this program) decrypts
-    the snapshot's bootstrap data. On a new VM k3s is installed first without starting it.
-    """
-    q = shlex.quote
-    k3s, config, token = _on(root, K3S_BIN), _on(root, CONFIG_FILE), _on(root, TOKEN_FILE)
-    creds = _on(root, S3_CREDENTIALS_FILE)
-    return f"""{_SHEBANG}# Restore etcd on this server from a snapshot in the backup bucket: restore-etcd.sh <snapshot>
-snapshot="${{1:-}}"
-[[ "$snapshot" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] \
-  || fail "usage: restore-etcd.sh <snapshot>, a name as 'k3s etcd-snapshot ls' or the bucket lists it (no path)"
-[ -s {token} ] || fail "{TOKEN_FILE} is missing: run pulumi up first (it writes the cluster's token, the one the snapshot needs)"
-grep -qx 'etcd-s3: true' {config} \
-  || fail "{CONFIG_FILE} has no 'etcd-s3: true': set cht-hosting:backup and run pulumi up first"
-[ -s {creds} ] || fail "{S3_CREDENTIALS_FILE} is missing: run pulumi up first (it writes the bucket's keys)"
-if [ ! -x {k3s} ]; then
-  installer="$(mktemp)"
-  trap 'rm -f "$installer"' EXIT
-  install_script_url={q(install_script_url)}
-  curl -sfL --retry 5 --retry-delay 2 -o "$installer" "$install_script_url" || fail "could not download $install_script_url"
-  INSTALL_K3S_VERSION={q(version)} INSTALL_K3S_EXEC=server INSTALL_K3S_SKIP_START=true sh "$installer" \
-    || fail "the k3s install script failed"
-fi
-systemctl stop k3s || true
-echo "cht-hosting: restoring etcd from $snapshot (k3s keeps the current database as etcd-old-<time>)"
-{k3s} server --cluster-reset --cluster-reset-restore-path="$snapshot" \
-  || fail "the restore failed; see the output above. A second reset needs {ETCD_DB_DIR}/reset-flag removed first"
-systemctl start k3s || fail "k3s did not start after the restore; see journalctl -u k3s"
-echo "cht-hosting: etcd restored from $snapshot on this server. Now, on every other server: rejoin-etcd.sh"
-"""
-
-
-def etcd_rejoin_script(*, root: str = "/") -> str:
-    """`rejoin-etcd.sh` on every other server after a restore: set its old etcd data aside and join again."""
-    db = _on(root, ETCD_DB_DIR)
-    return f"""{_SHEBANG}# Rejoin this server to a restored cluster: its own etcd data goes aside (never deleted).
-systemctl stop k3s || true
-if [ -d {db} ]; then
-  aside={db}.before-restore-"$(date -u +%Y%m%dT%H%M%SZ)"
-  mv {db} "$aside" || fail "could not move {ETCD_DB_DIR} aside"
-  echo "cht-hosting: this server's old etcd data is in $aside (delete it once the cluster is healthy)"
-fi
-systemctl start k3s || fail "k3s did not start; see journalctl -u k3s"
-echo "cht-hosting: this server rejoins the restored cluster"
-"""
 
 
 def as_root(script: str) -> str:
