@@ -12,6 +12,7 @@ from components.backup.velero import BackupEngine
 from components.cht.project import ChtProject
 from components.edge.ingress import IngressEdge
 from components.k3s import render as k3s_render
+from components.k3s import restore as k3s_restore
 from components.k3s.cluster import K3sCluster
 from components.monitoring import render as monitoring_render
 from components.monitoring.county import CountyMonitoring
@@ -203,11 +204,17 @@ if cfg.backup:
         )
     pulumi.export("backup", backup_render.summary(cfg.counties, backup, cfg.k3s is not None))
     restore_scripts = {"restore-county.sh": backup_scripts.county_restore_script(velero_namespace=backup.velero.namespace)}
-    if cfg.k3s is not None:
-        restore_scripts["restore-etcd.sh"] = k3s_render.etcd_restore_script(
-            version=cfg.k3s.version, install_script_url=cfg.k3s.install_script_url
+    if cfg.k3s is not None and cfg.control_plane is not None:
+        # docs/runbooks/restore-control-plane.md: one, two or all servers lost.
+        restore_scripts.update(
+            k3s_restore.scripts(
+                servers=cfg.control_plane.nodes,
+                agents=cfg.agents.nodes if cfg.agents else (),
+                api_endpoint=cfg.k3s.api_endpoint,
+                version=cfg.k3s.version,
+                install_script_url=cfg.k3s.install_script_url,
+            )
         )
-        restore_scripts["rejoin-etcd.sh"] = k3s_render.etcd_rejoin_script()
     # Plain text, no secret: the plan writes them to restore/, and `pulumi stack output restoreScripts` shows them.
     pulumi.export("restoreScripts", restore_scripts)
 
