@@ -152,8 +152,9 @@ def test_stack_outputs_and_restore_scripts_the_docs_name_exist(national):
                 assert name in outputs, f"{page}: stack output {name}"
     scripts = set(national.outputs["restoreScripts"])
     named = {s for page in PAGES for s in re.findall(r"\b([a-z-]+\.sh)\b", page.read_text())}
-    assert {"restore-county.sh", "restore-etcd.sh", "rejoin-etcd.sh"} <= named
-    assert named & {s for s in named if s.startswith(("restore-", "rejoin-"))} <= scripts
+    control_plane = {"stop-server.sh", "restore-control-plane.sh", "rejoin-etcd.sh", "finish-restore.sh"}
+    assert {"restore-county.sh", *control_plane} <= named
+    assert named & {s for s in named if s.startswith(("restore-", "rejoin-"))} | control_plane <= scripts
 
 
 def _reference_keys() -> set[str]:
