@@ -7,7 +7,10 @@
     python -m offline.plan prod --verbose        # also the full component tree and per-county listings
     python -m offline.plan prod --healthy-alerts  # also: how many alerts a healthy cluster would fire
 
-Exit codes: 0 planned, 2 the stack config is invalid (every problem is printed), 1 anything else.
+The printed report is a sequence of named sections (`SECTIONS`); the change summary comes from `changes.py`.
+
+Exit codes: 0 planned, 2 the stack config is invalid or an edit is refused (every problem is printed),
+1 anything else.
 """
 
 from __future__ import annotations
