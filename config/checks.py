@@ -14,6 +14,7 @@ from .model import (
     County,
     CpiConfig,
     CsiConfig,
+    EtcdSnapshotsConfig,
     HostPathVolume,
     IngressConfig,
     K3sConfig,
@@ -579,3 +580,100 @@ def _platform_hosts(sections: dict) -> dict[str, str]:
     if sections.get("backup") is not None:
         hosts[(urlsplit(sections["backup"].s3.endpoint).hostname or "").lower()] = "the backup storage (backup.s3.endpoint)"
     return hosts
+
+
+# k3s gives each node a /24 of the pod network (kube-controller-manager --node-cidr-mask-size, k3s's default 24)
+# and takes the service network's 10th address for CoreDNS (k3s pkg/cli/server: ClusterDNS defaults to .10).
+NODE_CIDR_PREFIX = 24
+MIN_SERVICE_ADDRESSES = 256  # the API, DNS, and every county's services (about six each), with room
+MAX_SERVICE_PREFIX_BITS = 20  # kube-apiserver refuses a service network larger than /12 (2^20 addresses)
+
+
+def networks(k3s: K3sConfig | None, nodes: int, ingress: IngressConfig | None) -> list[str]:
+    """The pod and service networks hold what the cluster puts in them; the two NodePorts differ."""
+    problems = []
+    if k3s is not None:
+        service = ipaddress.IPv4Network(k3s.service_cidr)
+        if service.num_addresses < MIN_SERVICE_ADDRESSES or service.num_addresses > 2**MAX_SERVICE_PREFIX_BITS:
+            problems.append(
+                f"{key_path('k3s', 'serviceCidr')}: {k3s.service_cidr} holds {service.num_addresses} addresses; the "
+                f"service network needs at least {MIN_SERVICE_ADDRESSES} (the API, CoreDNS at its 10th address, every "
+                "county's services) and at most 2^20 (kube-apiserver's limit): use a /12 to /24, e.g. 10.43.0.0/16"
+            )
+        pods = ipaddress.IPv4Network(k3s.cluster_cidr)
+        if pods.prefixlen > NODE_CIDR_PREFIX or 2 ** (NODE_CIDR_PREFIX - pods.prefixlen) < nodes:
+            problems.append(
+                f"{key_path('k3s', 'clusterCidr')}: {k3s.cluster_cidr} holds {max(2 ** (NODE_CIDR_PREFIX - pods.prefixlen), 0)} "
+                f"/{NODE_CIDR_PREFIX} node ranges, and each of the {nodes} nodes takes one; use a larger network, "
+                "e.g. 10.42.0.0/16"
+            )
+    if ingress is not None and ingress.https_node_port == ingress.http_node_port:
+        problems.append(
+            f"{key_path('ingress', 'httpNodePort')}: {ingress.http_node_port} is also ingress.httpsNodePort; a "
+            "NodePort serves one Service port, choose another"
+        )
+    return problems
+
+
+def backup_prefixes(config: BackupConfig | None, mode: str) -> list[str]:
+    """etcd snapshots and Velero's data each own a folder: one inside the other would let Velero's or k3s's
+    retention delete the other's objects, and Velero refuses a prefix that holds foreign objects."""
+    if config is None or (config.etcd is None and mode != "vsphere-k3s"):
+        return []
+    etcd = (config.etcd or EtcdSnapshotsConfig()).folder  # vsphere-k3s takes snapshots by default
+    counties = config.counties.prefix
+    if etcd == counties or etcd.startswith(counties + "/") or counties.startswith(etcd + "/"):
+        return [
+            f"{key_path('backup', 'counties', 'prefix')}: '{counties}' and backup.etcd.folder '{etcd}' overlap; "
+            "give each a folder of its own, e.g. cht-hosting/counties and cht-hosting/etcd"
+        ]
+    return []
+
+
+def careless(config) -> list[str]:
+    """Warnings for legal settings that are probably a mistake, each naming its key."""
+    found = []
+    monitoring = config.monitoring
+    if monitoring is not None and monitoring.enabled and monitoring.email is None and monitoring.webhook is None:
+        found.append(
+            f"{key_path('monitoring')}: alerts have no receiver (no email, no webhook), so Alertmanager sends them "
+            "nowhere; set monitoring.email or monitoring.webhook"
+        )
+    if monitoring is not None and not monitoring.enabled and monitoring.model_fields_set - {"enabled"}:
+        found.append(
+            f"{key_path('monitoring')}: {', '.join(sorted(monitoring.model_fields_set - {'enabled'}))} are ignored "
+            "while the monitoring stack is off (monitoring.enabled); remove them or turn it on"
+        )
+    ingress, k3s = config.ingress, config.k3s
+    if ingress is not None:
+        inner = [ipaddress.IPv4Network(c) for c in ((k3s.cluster_cidr, k3s.service_cidr) if k3s else ())]
+        for proxy in ingress.edge_proxies:
+            network = ipaddress.IPv4Network(proxy)
+            if network.prefixlen == 0 or any(network.overlaps(n) for n in inner):
+                found.append(
+                    f"{key_path('ingress', 'edgeProxies')}: {proxy} "
+                    + ("is every address" if network.prefixlen == 0 else "overlaps the cluster's pod or service network")
+                    + ", so any client (or any pod) could claim any address in a PROXY header and defeat the API's "
+                    "failed-login limit; list the edge proxies' own addresses"
+                )
+    if k3s is not None and k3s.api_endpoint_mode == "load-balancer":
+        ignored = sorted(k3s.model_fields_set & {"kube_vip_interface", "kube_vip_version"})
+        if ignored:
+            found.append(
+                f"{key_path('k3s', 'kubeVipInterface' if 'kube_vip_interface' in ignored else 'kubeVipVersion')}: "
+                "is ignored with apiEndpointMode: load-balancer (no kube-vip runs); remove it"
+            )
+    csi = config.csi
+    if csi is not None and not csi.snapshots.enabled and csi.snapshots.model_fields_set - {"enabled"}:
+        found.append(f"{key_path('csi', 'snapshots')}: settings are ignored while snapshots.enabled is false; remove them")
+    backup = config.backup
+    if backup is not None and not backup.drill.enabled and backup.drill.model_fields_set - {"enabled"}:
+        found.append(f"{key_path('backup', 'drill')}: settings are ignored while drill.enabled is false; remove them")
+    for name, county in config.counties.items():
+        settings = county.settings
+        if settings.upgrades == "config" and "upgrade_service_image" in settings.model_fields_set:
+            found.append(
+                f"{key_path('counties', name, 'upgradeServiceImage')}: is ignored with upgrades: config (no upgrade "
+                "service runs); remove it"
+            )
+    return found

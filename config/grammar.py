@@ -732,3 +732,26 @@ def hardware_version(value: int) -> int:
 # No count or size in the config comes near this; a bound keeps numbers inside what Go's int64 durations and
 # Kubernetes quantities hold (a 10^20 GB volume or an hour count overflows them).
 MAX_COUNT = 1_000_000
+
+
+# Accounts the Ubuntu cloud image already has for the system; `root` is locked by cloud-init's `disable_root`
+# (its authorized_keys get a "Please login as ..." command), so the program could not log in as it.
+SYSTEM_USERS = frozenset({"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+                          "www-data", "backup", "list", "irc", "nobody", "systemd-network", "systemd-resolve",
+                          "messagebus", "syslog", "sshd", "_apt", "lxd"})
+
+
+def login_name(value: str) -> str:
+    """A Linux user name useradd accepts (at most 32 characters) that is not a system account."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise ValueError(
+            f"'{value}' is not a Linux user name; use at most 32 lower-case letters, digits, '_' and '-', starting "
+            "with a letter or '_', e.g. chtadmin"
+        )
+    if value in SYSTEM_USERS:
+        raise ValueError(
+            f"'{value}' is a system account of the node image"
+            + (" and cloud-init's disable_root locks it for SSH, so the program could not log in" if value == "root" else "")
+            + "; use an admin user of its own, e.g. chtadmin"
+        )
+    return value

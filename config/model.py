@@ -53,6 +53,7 @@ IPv4OrNetwork = _coerced("ipv4_or_network", grammar.ipv4_or_network)
 HostName = _text("host", grammar.host)
 DnsName = _text("dns_name", grammar.dns_name)
 NodeName = _text("node_name", grammar.node_name)
+LoginName = _text("login_name", grammar.login_name)
 InterfaceName = _text("interface_name", grammar.interface_name)
 RegistryName = _text("registry", grammar.registry_name)
 HostTemplate = _text("host_template", grammar.host_template)
@@ -200,7 +201,7 @@ class NodePoolConfig(Model):
 class SshConfig(Model):
     """`cht-hosting:ssh`: how operators and the program log in to the nodes."""
 
-    user: NodeName = Field(default="chtadmin", description="Admin user created on every node.")
+    user: LoginName = Field(default="chtadmin", description="Admin user created on every node (not root).")
     authorized_keys: list[SshPublicKey] = Field(
         default_factory=list,
         description="Operators' SSH public keys, one key line per entry (the program adds its own generated key).",

@@ -156,8 +156,11 @@ def validate(
         problems += checks.cns_grants(sections["vsphere"])
         problems += checks.vcenter_tls(sections["vsphere"])
         problems += checks.snapshots(sections["csi"])
+        pools = [sections[k] for k in ("controlPlane", "agents") if sections[k] is not None]
+        problems += checks.networks(sections["k3s"], sum(len(p.nodes) for p in pools), sections["ingress"])
     problems += checks.backup("backup" in raw, sections["backup"], counties, mode)
     problems += checks.reserved_names(sections, counties, mode)
+    problems += checks.backup_prefixes(sections["backup"], mode)
     problems += _conditional_secrets(raw, mode, misspelled)
     problems += _secret_texts(secret_texts)
     problems += checks.cht_settings(
@@ -210,6 +213,7 @@ def warnings(config: StackConfig) -> list[str]:
             "leave vCenter out of API and Sentinel's outside-world egress by address; list vCenter's (and the ESXi "
             f"hosts') management network in {key_path('network', 'protectedNetworks')}"
         )
+    found += checks.careless(config)
     for name, county in config.counties.items():
         if county.settings.upgrades == "admin-app":
             found.append(
