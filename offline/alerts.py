@@ -238,7 +238,7 @@ def healthy_series(objects: Objects) -> list[dict]:
         meta = claim["metadata"]
         size = quantity(claim["spec"]["resources"]["requests"]["storage"])
         claims[meta["namespace"]].append(size)
-        labels = {**kubelet, "namespace": meta["namespace"], "persistentvolumeclaim": meta["name"], "node": objects.nodes[0]}
+        labels = {**kubelet, "namespace": meta["namespace"], "persistentvolumeclaim": meta["name"], "node": (objects.nodes or ["node-1"])[0]}
         out.append(_series("kubelet_volume_stats_capacity_bytes", labels, constant(size)))
         out.append(_series("kubelet_volume_stats_used_bytes", labels, constant(size * 0.15)))
         out.append(_series("kubelet_volume_stats_available_bytes", labels, constant(size * 0.85)))

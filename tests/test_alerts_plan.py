@@ -40,3 +40,12 @@ def test_every_alert_the_program_writes_has_a_promtool_test():
     sources = "".join(p.read_text() for p in Path(__file__).parent.glob("test_alerts_*.py") if p.name != Path(__file__).name)
     untested = sorted(n for n in names if f'"{n}"' not in sources)
     assert not untested, f"alerts without a promtool test: {untested}"
+
+
+def test_the_count_works_on_an_existing_cluster_without_vms():
+    """`clusterMode: existing` (tests/stacks/Pulumi.k3d.yaml): no VMs to read nodes from; still counted."""
+    from tests.conftest import STACKS
+
+    tools.need("promtool")
+    evaluation, _ = plan.run("k3d", stack_dir=STACKS)
+    assert plan._healthy_alerts(evaluation).startswith("healthy-stack alerts: 0 of ")
