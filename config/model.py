@@ -349,13 +349,13 @@ class IngressConfig(Model):
 class CapacityConfig(Model):
     """`cht-hosting:capacity`: how the counties' budgets are checked against the agents."""
 
-    spare_agents: Annotated[int, Field(ge=0)] = Field(
+    spare_agents: Annotated[int, Field(ge=0, le=grammar.MAX_COUNT)] = Field(
         default=1, description="Agents the counties must survive losing (N-1 by default)."
     )
-    reserved_cpu_per_agent: Annotated[float, Field(ge=0)] = Field(
+    reserved_cpu_per_agent: Annotated[float, Field(ge=0, le=grammar.MAX_COUNT)] = Field(
         default=1, description="CPU per agent kept for the OS, k3s and node daemons."
     )
-    reserved_memory_gb_per_agent: Annotated[float, Field(ge=0)] = Field(
+    reserved_memory_gb_per_agent: Annotated[float, Field(ge=0, le=grammar.MAX_COUNT)] = Field(
         default=4, description="Memory per agent kept for the OS, k3s and node daemons, GB."
     )
     on_shortfall: Literal["error", "warn"] = Field(
