@@ -20,6 +20,7 @@ from config.capacity import DRILL_JOB_REQUESTS, NODE_AGENT_REQUESTS, VELERO_SERV
 from config.model import BackupConfig, ChtSettings, County
 
 from ..cht import render as cht
+from . import drill
 
 VELERO_API = "velero.io/v1"
 # Velero's release name; the chart names its Deployment and the node agent DaemonSet after it.
@@ -167,6 +168,8 @@ def schedule_spec(county: County, backup: BackupConfig, velero_namespace: str) -
             # On every backup: restore-county.sh finds a county's backups (its final one too, after the
             # Schedule is gone) and how many CouchDB volumes each must hold.
             "metadata": {"labels": {COUNTY_LABEL: county.name, NODES_LABEL: str(county.settings.couchdb_nodes)}},
+            # What the backup holds, recorded into it for the restore drill (components/backup/drill.py).
+            "hooks": drill.record_hooks(county.settings, county.name),
         },
     }
 

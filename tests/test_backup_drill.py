@@ -1,0 +1,294 @@
+"""The drill's record and comparison, run for real: the pre-backup hook (`drill.record_script`) against a
+CouchDB-protocol server ("the county at backup time"), then the drill's comparison (`drill.compare_script`, the
+file the Job runs) against a second one holding a copy: exact, or missing a shard's worth of `medic`, a
+database, some `_users`, a design document, an attachment; and copies written to after the record.
+
+The servers are express-pouchdb on 127.0.0.1 (tests/couchdb_server.py says where it differs from CouchDB).
+A copy is built by the same writes as the county (PouchDB's revisions are deterministic, as CouchDB's), so an
+exact copy holds the same documents, revisions, attachments and update_seq, as a restored volume does.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.backup import drill
+from tests import tools
+from tests.couchdb_server import Couch, shard_of
+
+USER = "medic"
+PASSWORD = "Mock'Pass\"word$(x)\\42 "
+DATABASES = ("medic", "medic-sentinel", "medic-users-meta", "medic-logs", "_users", "medic-user-chw1-meta")
+
+
+def _attachment(text: str) -> dict:
+    return {"content_type": "text/plain", "data": base64.b64encode(text.encode()).decode()}
+
+
+def county_writes(skip=lambda db, doc_id: False, skip_dbs=()) -> list[tuple[str, str, dict]]:
+    """The county's history as (db, operation, doc); `skip` leaves documents out (a copy that lost them)."""
+    ops: list[tuple[str, str, dict]] = []
+    for db in DATABASES:
+        if db not in skip_dbs:
+            ops.append((db, "create", {}))
+
+    def put(db: str, doc: dict) -> None:
+        if db not in skip_dbs and not skip(db, doc["_id"]):
+            ops.append((db, "put", doc))
+
+    put("medic", {"_id": "_design/medic", "views": {"contacts": {"map": "function (doc) { emit(doc._id); }"}}})
+    put("medic", {"_id": "_design/medic-client", "validate_doc_update": ""})
+    for n in range(120):
+        doc = {"_id": f"{n * 2654435761 % 2**32:08x}-report-{n}", "type": "data_record", "n": n}
+        if n % 25 == 0:
+            doc["_attachments"] = {"content": _attachment(f"form {n} " * 50)}
+        put("medic", doc)
+    for n in range(0, 120, 30):  # later revisions of some reports, and a few deleted
+        put("medic", {"_id": f"{n * 2654435761 % 2**32:08x}-report-{n}", "update": "second"})
+    for n in range(5, 120, 40):
+        put("medic", {"_id": f"{n * 2654435761 % 2**32:08x}-report-{n}", "delete": True})
+    for n in range(30):
+        put("medic-sentinel", {"_id": f"{n:04d}-info", "transitions": {"n": n}})
+    for n in range(20):
+        put("medic-users-meta", {"_id": f"feedback-{n:03d}", "meta": n})
+        put("medic-logs", {"_id": f"connected-user-{n:03d}", "log": n})
+        put("medic-user-chw1-meta", {"_id": f"read:report:{n:03d}"})
+    put("_users", {"_id": "_design/_auth", "validate_doc_update": "function () {}"})
+    for n in range(30):
+        put("_users", {"_id": f"org.couchdb.user:chw{n:02d}", "type": "user", "name": f"chw{n:02d}", "roles": ["chw"]})
+    return ops
+
+
+def apply(couch: Couch, ops) -> None:
+    """The writes in order, batched into _bulk_docs (a batch never holds one document twice)."""
+    latest: dict[tuple[str, str], dict] = {}
+    batch: list[dict] = []
+    batch_db = None
+
+    def flush() -> None:
+        if batch:
+            for result in couch.request("POST", f"/{batch_db}/_bulk_docs", {"docs": batch}):
+                latest[(batch_db, result["id"])]["_rev"] = result["rev"]
+            batch.clear()
+
+    for db, op, doc in ops:
+        if op == "create" or db != batch_db or any(d["_id"] == doc.get("_id") for d in batch):
+            flush()
+            batch_db = db
+        if op == "create":
+            couch.create(db)
+            continue
+        previous = latest.get((db, doc["_id"]))
+        body = {k: v for k, v in doc.items() if k != "delete"}
+        if previous is not None:
+            body = {**previous, **body}
+            if doc.get("delete"):
+                body = {"_id": doc["_id"], "_rev": previous["_rev"], "_deleted": True}
+        latest[(db, doc["_id"])] = body
+        batch.append(body)
+    flush()
+
+
+LATER = [  # written after the record, before the volume was read
+    ("medic", "put", {"_id": "ffffffff-report-new-1", "type": "data_record"}),
+    ("medic", "put", {"_id": "00000001-report-new-2", "type": "data_record"}),
+    ("medic", "put", {"_id": f"{30 * 2654435761 % 2**32:08x}-report-30", "update": "third"}),
+    ("medic", "put", {"_id": f"{65 * 2654435761 % 2**32:08x}-report-65", "delete": True}),
+    ("_users", "put", {"_id": "org.couchdb.user:chw99", "type": "user", "name": "chw99", "roles": ["chw"]}),
+]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    tools.need("jq")
+    county = Couch(USER, PASSWORD)
+    copy = Couch(USER, PASSWORD)
+    try:
+        yield county, copy, tmp_path_factory.mktemp("drill")
+    finally:
+        county.stop()
+        copy.stop()
+
+
+def _bash() -> str:
+    bash = tools.find("bash")
+    if bash is None:
+        tools.unavailable("bash is not installed")
+    return bash
+
+
+def record(county: Couch, path: Path, ops, full_max: int | None = None) -> subprocess.CompletedProcess:
+    county.wipe()
+    apply(county, ops)
+    script = path / "record.sh"
+    script.write_text(drill.record_script())
+    env = {
+        "PATH": os.environ["PATH"],
+        "COUCHDB_USER": USER,
+        "COUCHDB_PASSWORD": PASSWORD,
+        "CHT_HOSTING_RECORD_BASE": county.base,
+        "CHT_HOSTING_RECORD_FILE": str(path / "record.tsv"),
+    }
+    if full_max is not None:
+        env["CHT_HOSTING_RECORD_FULL_MAX"] = str(full_max)
+    return subprocess.run([_bash(), str(script)], env=env, capture_output=True, text=True, timeout=120)
+
+
+def compare(copy: Couch, path: Path, ops) -> subprocess.CompletedProcess:
+    copy.wipe()
+    apply(copy, ops)
+    return run_compare(path, copy)
+
+
+def run_compare(path: Path, copy: Couch) -> subprocess.CompletedProcess:
+    script = path / "compare-backup.sh"
+    script.write_text(drill.compare_script())
+    env = {"PATH": os.environ["PATH"], "COUCH_USER": USER, "COUCH_PASSWORD": PASSWORD}
+    return subprocess.run(
+        [_bash(), str(script), str(path / "record.tsv"), copy.base], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def the_record(servers) -> str:
+    """The hook run once on the county: its record's text."""
+    county, _, path = servers
+    done = record(county, path, county_writes())
+    assert done.returncode == 0, done.stderr
+    return (path / "record.tsv").read_text()
+
+
+@pytest.fixture
+def recorded(servers, the_record, tmp_path):
+    _, copy, _ = servers
+    (tmp_path / "record.tsv").write_text(the_record)
+    return copy, tmp_path
+
+
+def test_the_record_holds_every_database_with_its_figures_design_documents_and_a_sample(the_record, servers):
+    lines = [line.split("\t", 2) for line in the_record.splitlines()]
+    kinds = {(kind, db) for kind, db, _ in lines}
+    assert lines[0][0] == "format" and lines[-1] == ["end", "-", str(len(DATABASES))]
+    for db in DATABASES:
+        assert {("info", db), ("design", db), ("sample", db), ("all", db)} <= kinds
+    assert not (servers[2] / "record.tsv.partial").exists()
+
+
+def test_an_exact_copy_passes(recorded):
+    copy, path = recorded
+    done = compare(copy, path, county_writes())
+    assert done.returncode == 0, done.stderr
+    for db in DATABASES:
+        assert f"checked {db}: update_seq" in done.stdout
+    assert "6 database(s) compared exactly, 0 written to after the record" in done.stdout
+    # Every attachment of the sample was read back and matched its digest.
+    assert " 0 attachment(s)" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    "case, ops, expected",
+    [
+        ("a shard of medic", county_writes(skip=lambda db, i: db == "medic" and shard_of(i) == 3), "medic: update_seq"),
+        ("a database", county_writes(skip_dbs=("medic-logs",)), "database medic-logs is missing"),
+        ("10% of _users", county_writes(skip=lambda db, i: db == "_users" and i.endswith(("3", "7", "1"))), "_users: {\"doc_count\":22"),
+        ("one user", county_writes(skip=lambda db, i: i == "org.couchdb.user:chw17"), "_users: 1 recorded document(s) missing"),
+        ("a design document", county_writes(skip=lambda db, i: i == "_design/medic-client"), "design document(s) missing"),
+        ("one report", county_writes(skip=lambda db, i: i.endswith("report-103")), "medic: {\"doc_count\":118"),
+    ],
+)
+def test_a_copy_missing_anything_fails(recorded, case, ops, expected):
+    copy, path = recorded
+    done = compare(copy, path, ops)
+    assert done.returncode == 1, f"{case}: {done.stdout}"
+    assert expected in done.stderr, done.stderr
+
+
+def test_a_copy_missing_an_attachment_fails(recorded):
+    copy, path = recorded
+    ops = [(db, op, {k: v for k, v in doc.items() if k != "_attachments"} if doc.get("_id", "").endswith("report-50") else doc)
+           for db, op, doc in county_writes()]
+    done = compare(copy, path, ops)
+    assert done.returncode == 1
+    assert "report-50" in done.stderr
+
+
+def test_an_attachment_whose_data_differs_from_its_digest_fails(recorded):
+    """Bytes damaged inside an attachment leave its stub (and digest) as recorded; the drill reads the data."""
+    copy, path = recorded
+    copy.wipe()
+    apply(copy, county_writes())
+    copy.request("PUT", "/_standin/damaged-attachments", {"on": True})
+    try:
+        done = run_compare(path, copy)
+    finally:
+        copy.request("PUT", "/_standin/damaged-attachments", {"on": False})
+    assert done.returncode == 1
+    assert "does not match its digest md5-" in done.stderr
+    assert "differs from the one recorded" not in done.stderr
+
+
+def test_a_copy_written_to_after_the_record_passes(recorded):
+    copy, path = recorded
+    done = compare(copy, path, county_writes() + LATER)
+    assert done.returncode == 0, done.stderr
+    assert "ok medic: written to after the record" in done.stdout
+    assert "ok _users: written to after the record" in done.stdout
+    assert "checked medic-sentinel: update_seq" in done.stdout
+
+
+@pytest.mark.parametrize("full_max", [None, 0], ids=["whole-list", "sample-only"])
+def test_a_copy_written_to_after_the_record_that_lost_a_shard_fails(servers, full_max, tmp_path):
+    """More written after the record than the shard held: the counts alone would pass; the documents do not."""
+    county, copy, _ = servers
+    path = tmp_path
+    done = record(county, path, county_writes(), full_max=full_max)
+    assert done.returncode == 0, done.stderr
+    lost = lambda db, i: db == "medic" and shard_of(i) == 5  # noqa: E731
+    more = [("medic", "put", {"_id": f"{n:08x}-later", "type": "data_record"}) for n in range(60)]
+    done = compare(copy, path, county_writes(skip=lost) + more)
+    assert done.returncode == 1, done.stdout
+    assert "medic: document" in done.stderr and "is missing" in done.stderr
+
+
+def test_a_record_the_hook_did_not_finish_is_refused(recorded):
+    copy, path = recorded
+    text = (path / "record.tsv").read_text()
+    (path / "record.tsv").write_text(text[: text.rindex("end\t")])
+    done = compare(copy, path, county_writes())
+    assert done.returncode == 2
+    assert "incomplete" in done.stderr
+
+
+def test_scripts_pass_shellcheck(tmp_path):
+    shellcheck = tools.find("shellcheck")
+    if shellcheck is None:
+        tools.unavailable("shellcheck is not installed")
+    for name, text in (("record.sh", drill.record_script()), ("compare.sh", drill.compare_script())):
+        (tmp_path / name).write_text(text)
+        done = subprocess.run([shellcheck, str(tmp_path / name)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize("nodes, service, container", [(1, "couchdb", "cht-couchdb"), (3, "couchdb-1", "cht-couchdb-1")])
+def test_the_record_runs_before_the_backup_in_couchdb_node_1(nodes, service, container):
+    """velero v1.18.1 backup_types.go: hooks.resources[].pre[].exec {container, command, onError, timeout}."""
+    from config.model import ChtSettings
+
+    settings = ChtSettings.model_construct(couchdb_nodes=nodes, version="4.22.0")
+    hooks = drill.record_hooks(settings, "kisumu")["resources"]
+    assert len(hooks) == 1
+    hook = hooks[0]
+    assert hook["includedNamespaces"] == ["kisumu"]
+    assert hook["labelSelector"] == {"matchLabels": {"cht.service": service}}
+    exec_ = hook["pre"][0]["exec"]
+    assert exec_["container"] == container
+    assert exec_["command"] == ["/bin/bash", "-c", drill.record_script()]
+    # A failed record never costs the backup its data; Velero waits longer than the script runs.
+    assert exec_["onError"] == "Continue"
+    assert int(exec_["timeout"].rstrip("s")) > drill.RECORD_TIMEOUT_SECONDS
+    assert drill.RECORD_PATH.startswith("/opt/couchdb/data/")
