@@ -186,6 +186,8 @@ if cfg.backup:
     engine = BackupEngine(
         "backup",
         backup,
+        # Counties a drill run takes: from config, or the fewest that reach every county within 30 days.
+        drill_per_run=backup_render.drill_cadence(cfg.counties, backup).per_run,
         access_key_id=secrets.backup_access_key_id,
         secret_access_key=secrets.backup_secret_access_key,
         drill_storage_class=drill_class,

@@ -183,7 +183,7 @@ def plan(config: StackConfig) -> CapacityReport:
     loads = [_load(name, c.settings) for name, c in config.counties.items()]
     if config.backup is not None:
         daemons += (CountyLoad("velero node agent (on each agent)", *NODE_AGENT_REQUESTS),)
-        drilled = [c.settings.budget for c in config.counties.values() if c.settings.couchdb_nodes == 1]
+        drilled = [c.settings.budget for c in config.counties.values()]  # every county, one at a time
         copy = max(drilled, key=lambda b: (b.cpu, b.memory_gb)) if drilled and config.backup.drill.enabled else None
         loads.append(
             CountyLoad(

@@ -415,22 +415,46 @@ class CountyBackupsConfig(Model):
     )
 
 
+def _no_tolerance(value: object) -> object:
+    if isinstance(value, dict) and "maxDocCountDifferencePercent" in value:
+        raise _fail(
+            "obsolete",
+            "maxDocCountDifferencePercent is no longer used: the drill compares each restored copy with the record "
+            "its backup holds, with no tolerance; remove the key",
+        )
+    return value
+
+
 class RestoreDrillConfig(Model):
-    """`cht-hosting:backup.drill`: the CronJob `restore-drill` that restores a county's latest backup and checks it."""
+    """`cht-hosting:backup.drill`: the CronJob `restore-drill` that restores counties' latest backups into a
+    scratch namespace and checks each against the record taken at backup time."""
 
     enabled: bool = Field(default=True, description="Rehearse restores on a schedule (a backup counts once restored).")
-    schedule: Cron = Field(default="0 5 * * 6", description="When the drill runs (cron, UTC); one county per run, in turn.")
+    schedule: Cron = Field(
+        default="0 5 * * *",
+        description="When a drill run starts (cron, UTC); each run drills `countiesPerRun` counties, failed ones first.",
+    )
+    counties_per_run: Annotated[int, Field(ge=1, le=500)] | None = Field(
+        default=None,
+        description="Counties one run drills, one after the other; default: the fewest that drill every county "
+        "within 30 days on `schedule` (the plan prints the cadence).",
+    )
     image: Image = Field(
         default="docker.io/alpine/k8s:1.35.0",
-        description="Image the drill runs in; it needs bash, kubectl, curl and jq (a mirror for air-gapped sites).",
-    )
-    max_doc_count_difference_percent: Annotated[int, Field(ge=0, le=100)] = Field(
-        default=10,
-        description="How far below the live county a restored database's document count may be (the live one "
-        "has grown since the backup) before the drill fails.",
+        description="Image the drill runs in; it needs bash, kubectl, curl, jq, awk, md5sum and base64 (a mirror for air-gapped sites).",
     )
     timeout_minutes: Annotated[int, Field(ge=10, le=1440)] = Field(
-        default=240, description="How long a drill may take (restore, CouchDB start, comparison) before it fails."
+        default=240, description="How long one county's drill may take (restore, CouchDB start, comparison) before it fails."
+    )
+    restore_time_goal_minutes: Annotated[int, Field(ge=1, le=10080)] = Field(
+        default=240,
+        description="Restore time objective (RTO): a drill's restore, from the Velero Restore to every CouchDB node "
+        "answering, longer than this alerts.",
+    )
+    recovery_point_goal_hours: Annotated[int, Field(ge=1, le=2160)] = Field(
+        default=30,
+        description="Recovery point objective (RPO): the restored data older than this at restore time (the "
+        "backup's record to the Restore) alerts.",
     )
     storage_class: NodeName | None = Field(
         default=None,
@@ -466,7 +490,9 @@ class BackupConfig(Model):
         default=None, description="Control-plane snapshots (vsphere-k3s mode; default there: the defaults below)."
     )
     counties: CountyBackupsConfig = Field(default_factory=CountyBackupsConfig, description="County backups.")
-    drill: RestoreDrillConfig = Field(default_factory=RestoreDrillConfig, description="The scheduled restore drill.")
+    drill: Annotated[RestoreDrillConfig, BeforeValidator(_no_tolerance)] = Field(
+        default_factory=RestoreDrillConfig, description="The scheduled restore drill."
+    )
     velero: VeleroConfig = Field(default_factory=VeleroConfig, description="The Velero release.")
 
 
@@ -703,7 +729,9 @@ class AlertThresholds(Model):
         default=26, description="A county's last successful backup is older than this."
     )
     restore_drill_max_age_days: Annotated[int, Field(ge=1, le=90)] = Field(
-        default=8, description="The restore drill has not succeeded for this long."
+        default=35,
+        description="A county's restore drill has not passed for this long (it must exceed the drill's cadence, "
+        "which the plan prints: every county within 30 days).",
     )
 
 

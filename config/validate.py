@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from . import capacity, checks, egress, secrets
+from . import cadence, capacity, checks, egress, secrets
 from .errors import PROJECT, ConfigError, key_path, problems_from
 from .model import ChtSettings, County, EtcdSnapshotsConfig, Model, NodePoolConfig, StackConfig
 from .sections import MODE_PURPOSE, MODES, OTHER_KEYS, SECTIONS
@@ -169,6 +169,8 @@ def validate(
     if "monitoring" not in partial:
         sections["monitoring"] = _monitoring_enabled(sections["monitoring"], mode)
         problems += checks.monitoring(sections["monitoring"], {k for k in SECRET_KEYS if k in raw})
+    if "backup" not in partial:
+        problems += cadence.problems(sections["backup"], counties, sections["monitoring"] if "monitoring" not in partial else None)
 
     # Capacity is checked with the other problems whenever the pools and the capacity settings are valid
     # (counties with problems are left out: the shortfall only grows with them).

@@ -169,12 +169,7 @@ def _backups(ctx: Context) -> list[str]:
     else:
         crons = sorted({c["cron"] for c in counties.values()})
         lines.append(f"    cron {', '.join(repr(c) for c in crons)}; retention and drilled: the Counties table")
-    drill = backup["drill"]
-    lines.append(
-        f"  restore drill: CronJob {drill['cronJob']} in {drill['namespace']}, cron '{drill['schedule']}'"
-        f"{'' if drill['enabled'] else ' (suspended)'}, one county per run into {drill['scratchNamespace']}; "
-        f"results in ConfigMap {drill['results']}"
-    )
+    lines += _drill(backup["drill"])
     if ctx.verbose:
         lines += ["", "Backup storage estimate:", backup["estimate"]]
     else:
@@ -183,6 +178,31 @@ def _backups(ctx: Context) -> list[str]:
             "(per county: outputs/backup.estimate in the review folder, or --verbose)"
         )
     return lines
+
+
+def _drill(drill: dict) -> list[str]:
+    """The restore drill: its cadence (every county within the bound), what a drill proves, the figures it
+    measures per county and their goals."""
+    source = (
+        "backup.drill.countiesPerRun" if drill["countiesPerRunFromConfig"]
+        else f"derived: the fewest that reach every county within {drill['boundDays']} days"
+    )
+    within = drill["everyCountyWithinDays"]
+    return [
+        f"  restore drill: CronJob {drill['cronJob']} in {drill['namespace']}, cron '{drill['schedule']}'"
+        f"{'' if drill['enabled'] else ' (suspended)'}, into the namespace {drill['scratchNamespace']}",
+        f"    {drill['countiesPerRun']} of {drill['countiesDrilled']} counties a run ({source}): every county drilled "
+        f"within {f'{within:g}' if within is not None else 'never: the schedule does not fire'} days; a run takes at most "
+        f"{drill['runMaxHours']:g} h; failed and interrupted counties go first",
+        "    each drill restores a county's newest backup and compares it with the record the backup holds (every "
+        "database, its counts and update_seq, design documents, documents by id and rev, attachments): no tolerance",
+        f"    restore time (RTO): from the Velero Restore to every CouchDB node answering; goal "
+        f"{drill['restoreTimeGoalMinutes']} min (backup.drill.restoreTimeGoalMinutes)",
+        f"    recovery point (RPO): how old the restored data is at the restore (its backup's record); goal "
+        f"{drill['recoveryPointGoalHours']} h (backup.drill.recoveryPointGoalHours)",
+        f"    last figures per county: {drill['results']}; metrics cht_hosting_restore_drill_restore_seconds and "
+        "_backup_age_seconds (alerts over the goals, on a failed drill until one passes, and when one is overdue)",
+    ]
 
 
 def _monitoring(ctx: Context) -> list[str]:

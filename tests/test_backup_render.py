@@ -18,7 +18,7 @@ import base64
 import pytest
 import yaml
 
-from components.backup import render
+from components.backup import drill, render
 from config.model import BackupConfig, ChtSettings, County
 
 # charts/velero/values.yaml @ velero-12.1.0: the value paths we set (lists by their item keys).
@@ -132,7 +132,8 @@ def test_schedule_name_and_labels_come_from_the_county():
     assert render.schedule_name("homa-bay") == "county-homa-bay"
     labels = render.schedule_labels(county("homa-bay", couchdbNodes=3), drill_enabled=True)
     assert labels[render.COUNTY_LABEL] == "homa-bay" and labels[render.NODES_LABEL] == "3"
-    assert labels[render.DRILL_LABEL] == "false"  # clustered: restored in place, not rehearsed
+    assert labels[render.DRILL_LABEL] == "true"  # clustered counties are drilled too (scratch Services)
+    assert render.schedule_labels(county("kwale"), drill_enabled=False)[render.DRILL_LABEL] == "false"
     assert render.schedule_labels(county("kwale"), drill_enabled=True)[render.DRILL_LABEL] == "true"
 
 
@@ -152,19 +153,26 @@ def test_drill_restores_only_couchdb_and_runs_least_privileged():
     verbs = {(g, r): set(rule["verbs"]) for rule in render.velero_role_rules() for g in rule["apiGroups"] for r in rule["resources"]}
     assert verbs[("velero.io", "backups")] == {"get", "list"}  # never deletes a backup
     assert ("velero.io", "deletebackuprequests") not in verbs
-    (credentials,) = render.credentials_reader_rules()
-    assert credentials == {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["cht-couchdb-credentials"], "verbs": ["get"]}
+    assert verbs[("velero.io", "schedules")] == {"get", "list", "patch"}  # results as the Schedules' annotations
+    # It reads no live county: no rule names a county's namespace or its Secrets outside the scratch namespace.
+    assert not any("secrets" in rule["resources"] for rule in render.velero_role_rules())
     scratch = render.scratch_network_policy("velero")
     assert scratch["policyTypes"] == ["Ingress", "Egress"]  # a restored copy never reaches a live county
 
 
-def test_drill_cronjob_fails_its_job_for_monitoring():
-    spec = render.drill_cronjob(BACKUP, script_hash="abc")
+def test_drill_cronjob_deadline_is_above_the_script_and_its_cleanup():
+    spec = render.drill_cronjob(BACKUP, per_run=3, script_hash="abc")
     job = spec["jobTemplate"]["spec"]
-    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] == 240 * 60
+    county_seconds = BACKUP.drill.timeout_minutes * 60
+    # The script stops each county within its timeout, cleans up within CLEANUP_SECONDS and takes no county it
+    # cannot finish: the Job controller never kills it first.
+    assert job["activeDeadlineSeconds"] > 3 * (county_seconds + drill.CLEANUP_SECONDS)
+    assert job["template"]["spec"]["terminationGracePeriodSeconds"] > drill.CLEANUP_SECONDS
+    assert job["backoffLimit"] == 0
     assert spec["concurrencyPolicy"] == "Forbid" and spec["suspend"] is False
     (container,) = job["template"]["spec"]["containers"]
     assert container["resources"] == render.DRILL_JOB and container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["command"] == ["bash", f"{drill.SCRIPT_DIR}/{drill.DRILL_SCRIPT}"]
 
 
 def test_storage_estimate_assumptions():

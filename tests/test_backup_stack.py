@@ -144,18 +144,16 @@ def test_one_schedule_per_county_covering_its_namespace_and_every_volume(backup)
         assert backup.by_urn[r.parent].name == f"{county}-backup"
 
 
-def test_drill_access_is_additive_and_only_for_rehearsed_counties(backup):
-    policies = {r.name: r for r in backup.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
-    assert "kwale-backup-drill-access" in policies and "lamu-backup-drill-access" in policies
-    assert "mombasa-backup-drill-access" not in policies  # clustered: restored for real, not rehearsed
-    kwale = policies["kwale-backup-drill-access"].inputs
-    assert kwale["metadata"]["namespace"] == "kwale"
-    assert kwale["spec"]["policyTypes"] == ["Ingress"]
-    (rule,) = kwale["spec"]["ingress"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": 5984}]
-    assert rule["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "velero"}
-    # The county's own policies are untouched (still only its own).
-    assert policies["kwale-netpol-same-namespace-only"].inputs["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+def test_the_drill_reads_no_live_county_and_every_backup_records_what_it_holds(backup):
+    # Nothing of the drill in a county's namespace: it reads only the copy it restores in the scratch namespace.
+    assert not [r for r in backup.registrations if "drill" in r.name and r.inputs.get("metadata", {}).get("namespace") in
+                {"kwale", "lamu", "mombasa"}]
+    for r in backup.of_type(SCHEDULE):
+        county = r.inputs["spec"]["template"]["includedNamespaces"][0]
+        (hook,) = r.inputs["spec"]["template"]["hooks"]["resources"]
+        node = "couchdb-1" if county == "mombasa" else "couchdb"  # node 1 of the clustered county
+        assert hook["labelSelector"] == {"matchLabels": {"cht.service": node}}
+        assert r.inputs["metadata"]["labels"][backup_render.DRILL_LABEL] == "true"  # every county, 3-node too
 
 
 def test_velero_and_the_drill_are_once_per_cluster(backup):
@@ -170,8 +168,9 @@ def test_velero_and_the_drill_are_once_per_cluster(backup):
     assert drill_class.inputs["metadata"]["name"] == "vmware-sc-restore-drill"
     modifiers = backup.named("backup-drill-modifiers").inputs["data"]["modifiers.yaml"]
     assert "vmware-sc-restore-drill" in modifiers
-    script = backup.named("backup-drill-script").inputs["data"]["restore-drill.sh"]
-    assert "max_diff='5'" in script
+    scripts = backup.named("backup-drill-script").inputs["data"]
+    assert set(scripts) == {"restore-drill.sh", "compare-backup.sh"}
+    assert "per_run='1'" in scripts["restore-drill.sh"]  # countiesPerRun from the stack
 
 
 def test_the_county_restore_modifier_names_the_county_storage_class(backup, existing):
@@ -196,8 +195,10 @@ def test_the_plan_prints_schedules_retention_the_drill_and_the_storage_estimate(
     printed = plan.report(backup, [], verbose=True)  # per-county rows: the county list is printed once otherwise
     assert "etcd snapshots: every server, cron '0 */4 * * *', 42 kept, folder test/etcd/" in printed
     assert "lamu     county-lamu  cron '30 2 * * *'  kept 60 days  1 volume  drilled" in printed
-    assert "mombasa  county-mombasa  cron '30 2 * * *'  kept 14 days  3 volumes" in printed
+    assert "mombasa  county-mombasa  cron '30 2 * * *'  kept 14 days  3 volumes  drilled" in printed
     assert "restore drill: CronJob restore-drill in velero, cron '0 6 * * 0'" in printed
+    # The cadence: 1 county a run, weekly, 3 counties: each back within 21 days (under the 30-day bound).
+    assert "1 of 3 counties a run (backup.drill.countiesPerRun): every county drilled within 21 days" in printed
     # 100 GB x (1 + 1% x 14) = 114, x (1 + 1% x 60) = 160, 600 x 1.14 = 684 (each rounded up)
     assert "  kwale                            100         14          115" in printed
     assert "  lamu                             100         60          160" in printed

@@ -151,10 +151,10 @@ def test_platform_alerts_cover_every_condition_with_config_thresholds():
     assert 'k3s_etcd_snapshot_save_duration_seconds_count{status="success"}[13h]' in _alert(rules, "EtcdSnapshotTooOld")["expr"]
     assert 'status="error"' in _alert(rules, "EtcdSnapshotFailed")["expr"]
     assert f"> {30 * 3600}" in _alert(rules, "VeleroBackupTooOld")["expr"]  # behaviour: tests/test_alerts_*.py
-    # The drill is components/backup's CronJob `restore-drill`, in Velero's namespace (kube-state-metrics).
-    assert 'kube_job_status_failed{namespace="backups",job_name=~"restore-drill-.*"} > 0' in _alert(rules, "RestoreDrillFailed")["expr"]
-    assert "kube_cronjob_status_last_successful_time" in _alert(rules, "RestoreDrillTooOld")["expr"]
-    assert f"> {3 * 86400}" in _alert(rules, "RestoreDrillTooOld")["expr"]
+    # The drill's results per county: annotations on the Schedules in Velero's namespace, through
+    # kube-state-metrics (components/backup/drill.py; promtool tests in tests/test_backup_drill_alerts.py).
+    assert _alert(rules, "RestoreDrillFailed")["expr"] == 'cht_hosting_restore_drill_ok{namespace="backups"} == 0'
+    assert f"> {3 * 86400}" in _alert(rules, "RestoreDrillOverdue")["expr"]
 
 
 def test_backup_alerts_follow_the_backup_config():

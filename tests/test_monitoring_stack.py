@@ -131,7 +131,7 @@ def test_alert_rules_for_each_condition(base):
         "k3s certificates": {"K3sCertificateRenewalDue"},
         "etcd snapshot too old": {"EtcdSnapshotTooOld"},
         "county backup too old": {"VeleroBackupTooOld", "CountyNeverBackedUp"},
-        "restore drill failing": {"RestoreDrillFailed", "RestoreDrillTooOld"},
+        "restore drill failing": {"RestoreDrillFailed", "RestoreDrillOverdue", "RestoreDrillInterrupted"},
     }
     for condition, alerts in conditions.items():
         assert alerts <= set(rules), condition

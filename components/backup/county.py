@@ -5,9 +5,8 @@ Creates:
   the credentials Secret and every CouchDB node's volume (kopia), kept for the county's retention.
   No owner references to the backups, and the Schedule is retained when the county leaves config, so
   a removed county's backups stay until their retention runs out.
-- In the county's namespace, additive to its own isolation (nothing else opens): a NetworkPolicy letting
-  the restore drill read the live CouchDB, and a RoleBinding letting it read the credentials Secret
-  (drill-rehearsed counties only).
+- Nothing in the county's namespace: the backup's record hook runs through Velero (its exec in CouchDB
+  node 1), and the restore drill reads only the copy it restores elsewhere.
 
 File-system backup needs nothing from the county's NetworkPolicies or quota: the node agent reads the
 volume on the node, outside the county's namespace, and no pod is created in it.
@@ -52,21 +51,5 @@ class CountyBackup(pulumi.ComponentResource):
             spec=render.schedule_spec(county, backup, ns),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[engine, county_namespace], retain_on_delete=True),
         )
-        if backup.drill.enabled and render.drillable(county.settings):
-            in_county = pulumi.ResourceOptions(parent=self, depends_on=[engine, county_namespace])
-            labels = {**render.MANAGED, render.COUNTY_LABEL: county.name}
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-drill-access",
-                metadata={"name": "restore-drill-reads-couchdb", "namespace": county.name, "labels": labels},
-                spec=render.county_drill_network_policy(county.settings, ns),
-                opts=in_county,
-            )
-            k8s.rbac.v1.RoleBinding(
-                f"{name}-drill-credentials",
-                metadata={"name": "restore-drill-reads-credentials", "namespace": county.name, "labels": labels},
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": render.CREDENTIALS_READER},
-                subjects=[{"kind": "ServiceAccount", "name": render.DRILL, "namespace": ns}],
-                opts=in_county,
-            )
         # Marks the component complete and lists its outputs in the engine.
         self.register_outputs({"schedule": self.schedule})

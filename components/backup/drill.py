@@ -23,6 +23,10 @@ The record is one line per item, `<kind>\\t<database>\\t<json>`: CouchDB's JSON 
 
 from __future__ import annotations
 
+import json
+
+from config import names
+
 # On CouchDB's data volume (mounted at /opt/couchdb/data whatever the subPath; cht-core's chart and ours), beside
 # the database files: CouchDB only opens `*.couch` files, so it ignores this one.
 RECORD_PATH = "/opt/couchdb/data/cht-hosting-backup-record.tsv"
@@ -316,3 +320,334 @@ def record_hooks(settings, county_namespace: str) -> dict:
             }
         ]
     }
+
+
+# --- the drill Job ------------------------------------------------------------------------------------------
+
+# Where the drill keeps what it found, per county, on the county's Schedule (velero namespace): kept with the
+# Schedule whatever happens to the Job, read by kube-state-metrics (monitoring) and by the next run's choice.
+ANNOTATION_PREFIX = "restore-drill.cht-hosting/"
+ANNOTATIONS = {
+    "started": "started",  # epoch seconds a drill of the county began
+    "finished": "finished",  # epoch seconds it ended (either way)
+    "ok": "ok",  # 1 the last drill passed, 0 it failed
+    "succeeded": "succeeded",  # epoch seconds of the last drill that passed
+    "restore_seconds": "restore-seconds",  # RTO: Restore created -> every CouchDB node answering (last pass)
+    "backup_age_seconds": "backup-age-seconds",  # RPO: the backup's record (data) time -> the Restore (last pass)
+    "backup": "backup",  # the backup the last drill restored
+    "message": "message",  # what the last drill found, one line
+}
+CLEANUP_SECONDS = 900  # deleting a copy (its volumes included) before giving up; the pod's grace period covers it
+
+
+def annotation(key: str) -> str:
+    return ANNOTATION_PREFIX + ANNOTATIONS[key]
+
+
+_DRILL = r"""
+# cht-hosting: the restore drill. Picks the counties to drill (failed and interrupted first, then never
+# drilled, then the longest since a pass), and for each, in a process of its own: restores its newest
+# backup into the scratch namespace, measures the time until every CouchDB node answers, compares the copy
+# with the record the backup holds (compare-backup.sh), records the result on the county's Schedule, and
+# deletes the copy, whatever happened (its EXIT and TERM traps).
+per_run="${DRILL_COUNTIES_PER_RUN:-$per_run}"
+record_on_schedule() {  # COUNTY KEY=VALUE...: annotations on the county's Schedule (values are data, not code)
+  local county="$1"; shift
+  kubectl annotate schedules.velero.io -n "$velero_ns" "county-$county" --overwrite "$@" >/dev/null \
+    || echo "cht-hosting: could not record the drill of $county on its Schedule" >&2
+}
+
+# --- one county (bash restore-drill.sh --county NAME) ---
+drill_county() {
+  county="$1"
+  deadline=$((SECONDS + timeout))
+  started="$(date -u +%s)"
+  tmpdir="$(mktemp -d)"
+  record_on_schedule "$county" "${a_started}=$started"
+  result_recorded=""
+  fail() {
+    echo "cht-hosting: drill of $county failed: $*" >&2
+    if [ -z "$result_recorded" ]; then
+      result_recorded=1
+      record_on_schedule "$county" "${a_finished}=$(date -u +%s)" "${a_ok}=0" "${a_message}=failed: $(printf '%s' "$*" | tr '\n\t' '  ' | cut -c1-900)"
+    fi
+    exit 1
+  }
+  set -E
+  trap 'fail "stopped at line $LINENO"' ERR
+  trap 'fail "stopped: the Job reached its deadline or was deleted"' TERM
+  trap 'cleanup; rm -rf "$tmpdir"' EXIT
+  echo "cht-hosting: restore drill of county $county"
+  cleanup
+  nodes="$(kubectl get schedules.velero.io -n "$velero_ns" "county-$county" -o jsonpath='{.metadata.labels.cht-hosting/couchdb-nodes}')" \
+    || fail "cannot read the Schedule county-$county"
+  nodes="${nodes:-1}"
+  backup="$(latest_backup "county-$county")"
+  [ -n "$backup" ] || fail "no completed backup of county-$county"
+  if [ "$nodes" = 1 ]; then
+    couch_deployments="cht-couchdb" first="couchdb" container="cht-couchdb"
+    modifiers="$drill_modifiers"
+  else
+    # A clustered CouchDB's nodes know each other as couchdb-N.<county>.svc.cluster.local (its shard map says so):
+    # in the copy those names lead to Services of the scratch namespace (made first, their addresses given to the
+    # restored pods as hostAliases), never to the live county.
+    couch_deployments="" first="couchdb-1" container="cht-couchdb-1" aliases='[]'
+    for n in $(seq 1 "$nodes"); do
+      couch_deployments="$couch_deployments cht-couchdb-$n"
+      jq -n --arg name "couchdb-$n" --arg ns "$scratch" --argjson ports "$couch_ports" '{
+        apiVersion: "v1", kind: "Service",
+        metadata: {name: $name, namespace: $ns, labels: {"cht.service": $name, "cht-hosting/restore-drill": "scratch"}},
+        spec: {selector: {"cht.service": $name}, ports: $ports}}' | kubectl create -f - >/dev/null \
+        || fail "could not create Service couchdb-$n in $scratch"
+      ip="$(kubectl get service -n "$scratch" "couchdb-$n" -o jsonpath='{.spec.clusterIP}')"
+      aliases="$(jq -c --arg ip "$ip" --arg host "couchdb-$n.$county.svc.cluster.local" '. + [{ip: $ip, hostnames: [$host]}]' <<<"$aliases")"
+    done
+    modifiers="$drill_run_modifiers"
+    jq -n --arg name "$modifiers" --arg ns "$velero_ns" --arg class "$drill_class" --arg aliases "$aliases" '{
+      apiVersion: "v1", kind: "ConfigMap", metadata: {name: $name, namespace: $ns},
+      data: {"modifiers.yaml": ({version: "v1", resourceModifierRules: [
+        {conditions: {groupResource: "persistentvolumeclaims"},
+         patches: [{operation: "replace", path: "/spec/storageClassName", value: $class}]},
+        {conditions: {groupResource: "pods"},
+         patches: [{operation: "add", path: "/spec/hostAliases", value: $aliases}]}]} | tojson)}}' \
+      | kubectl create -f - >/dev/null || fail "could not create the resource modifiers $modifiers"
+  fi
+  restore="drill-$(date -u +%s)"
+  restore_started="$(date -u +%s)"
+  drill_modifiers="$modifiers"  # start_restore's drill restores use this resource-modifier ConfigMap
+  start_restore "$restore" "$backup" "$county" "$scratch" drill
+  wait_restore "$restore"
+  check_volumes "$restore" "$nodes"
+  copy="http://$first.$scratch.svc.cluster.local:5984"
+  # The copy's admin is the county's, restored with it (cht-couchdb-credentials); the drill reads no live county.
+  read_credentials "$scratch"
+  wait_rollout "$scratch"
+  for n in $(seq 1 "$nodes"); do
+    if [ "$nodes" = 1 ]; then wait_up "$scratch" "$copy"; else wait_up "$scratch" "http://couchdb-$n.$scratch.svc.cluster.local:5984"; fi
+  done
+  restored="$(date -u +%s)"
+  rto=$((restored - restore_started))
+  # The record the backup holds, from node 1's restored volume.
+  kubectl exec -n "$scratch" "deployment/cht-couchdb${first#couchdb}" -c "$container" -- cat "$record_path" >"$tmpdir/record.tsv" \
+    || fail "backup $backup holds no record of its databases (taken before the record hook, or the hook failed: see the backup's logs)"
+  recorded_at="$(awk -F '\t' '$1 == "time" { print $3; exit }' "$tmpdir/record.tsv")"
+  [ -n "$recorded_at" ] || fail "backup $backup: its record has no time"
+  rpo=$((restore_started - recorded_at))
+  COUCH_USER="$couch_user" COUCH_PASSWORD="$couch_password" bash "$compare" "$tmpdir/record.tsv" "$copy" >"$tmpdir/compare.out" 2>&1 \
+    || { cat "$tmpdir/compare.out" >&2; fail "backup $backup: $(tail -n 1 "$tmpdir/compare.out")"; }
+  cat "$tmpdir/compare.out"
+  summary="backup $backup: $(tail -n 1 "$tmpdir/compare.out" | sed 's/^summary: //'); restored in ${rto}s, data ${rpo}s old"
+  result_recorded=1
+  record_on_schedule "$county" "${a_finished}=$(date -u +%s)" "${a_ok}=1" "${a_succeeded}=$(date -u +%s)" \
+    "${a_rto}=$rto" "${a_rpo}=$rpo" "${a_backup}=$backup" "${a_message}=ok: $summary"
+  echo "cht-hosting: drill of $county passed: $summary"
+}
+
+cleanup() {
+  kubectl delete deployments,replicasets,pods,services,persistentvolumeclaims,configmaps,secrets \
+    -n "$scratch" -l cht.service --wait=true --timeout="${cleanup_seconds}s" >/dev/null 2>&1 \
+    || echo "cht-hosting: cleaning up $scratch did not finish; the next drill tries again" >&2
+  kubectl delete configmap -n "$velero_ns" "$drill_run_modifiers" --ignore-not-found >/dev/null 2>&1 || true
+  kubectl delete restores.velero.io -n "$velero_ns" -l cht-hosting/restore=drill --wait=false >/dev/null 2>&1 || true
+}
+
+if [ "${1:-}" = --county ]; then
+  drill_county "$2"
+  exit 0
+fi
+
+# --- the run: which counties, one after the other ---
+# Order: a drill that failed or never finished (started after it last finished) first, then never drilled,
+# then the longest since it last passed. DRILL_COUNTIES (names, space-separated) picks by hand.
+pick_counties() {
+  kubectl get schedules.velero.io -n "$velero_ns" -l cht-hosting/restore-drill=true -o json | jq -r \
+    --arg started "$a_started" --arg finished "$a_finished" --arg ok "$a_ok" --arg succeeded "$a_succeeded" '
+    [.items[] | (.metadata.annotations // {}) as $a | {
+      county: .metadata.labels["cht-hosting/county"],
+      failed: (($a[$ok] // "") == "0" or (($a[$started] // "0") | tonumber) > (($a[$finished] // "0") | tonumber)),
+      passed: (($a[$succeeded] // "0") | tonumber)}]
+    | sort_by([(if .failed then 0 else 1 end), .passed, .county]) | .[].county'
+}
+counties="${DRILL_COUNTIES:-}"
+[ -n "$counties" ] || counties="$(pick_counties | head -n "$per_run")" \
+  || fail "cannot list the Schedules labelled cht-hosting/restore-drill=true"
+[ -n "$counties" ] || fail "no county is scheduled for the drill (no Schedule labelled cht-hosting/restore-drill=true)"
+stop="" child="" failed=0
+trap 'stop=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null || true' TERM INT
+for county in $counties; do
+  [ -z "$stop" ] || break
+  # A county that could not finish before the Job's deadline is left for the next run (it stays first).
+  if [ $((SECONDS + timeout + cleanup_seconds)) -gt "$run_seconds" ]; then
+    echo "cht-hosting: no time left in this run for $county; the next run takes it first" >&2
+    break
+  fi
+  bash "$0" --county "$county" &
+  child=$!
+  status=0
+  while :; do
+    wait "$child" && status=0 || status=$?
+    # A trapped signal interrupts wait (status > 128) while the county's process goes on: wait again.
+    kill -0 "$child" 2>/dev/null || break
+  done
+  child=""
+  [ "$status" = 0 ] || failed=$((failed + 1))
+done
+[ "$failed" = 0 ] || fail "$failed county drill(s) failed; see the Schedules' $a_message annotations"
+echo "cht-hosting: restore drill run done: $counties"
+"""
+
+
+def drill_script(*, velero_namespace: str, per_run: int, timeout_seconds: int, storage_class: str) -> str:
+    """The CronJob's command: `per_run` counties one after the other, each within `timeout_seconds`."""
+    from ..cht import render as cht
+    from . import scripts
+
+    # The Services a clustered copy's nodes reach each other through: the ports of the county's own.
+    ports = cht.couchdb_service("restore-drill", cht.couch_nodes(_nodes(3))[0])["spec"]["ports"]
+    constants = scripts._constants(
+        velero_namespace,
+        scratch=DRILL_NAMESPACE,
+        per_run=str(per_run),
+        run_seconds=str(run_seconds(per_run, timeout_seconds)),
+        cleanup_seconds=str(CLEANUP_SECONDS),
+        drill_class=storage_class,
+        drill_run_modifiers=RUN_MODIFIERS,
+        couch_ports=json.dumps(ports, separators=(",", ":")),
+        record_path=RECORD_PATH,
+        compare=f"{SCRIPT_DIR}/{COMPARE_SCRIPT}",
+        **{f"a_{key}": annotation(name) for key, name in _SHORT.items()},
+    )
+    return scripts._HEAD + constants + scripts._STEPS + _DRILL
+
+
+def run_seconds(per_run: int, timeout_seconds: int) -> int:
+    """What one run may take: each county its timeout and its cleanup."""
+    return per_run * (timeout_seconds + CLEANUP_SECONDS)
+
+
+def job_deadline_seconds(per_run: int, timeout_seconds: int) -> int:
+    """The Job's activeDeadlineSeconds: above the script's own limits, so the script ends (and records) first."""
+    return run_seconds(per_run, timeout_seconds) + 600
+
+
+DRILL_NAMESPACE = names.DRILL_NAMESPACE
+RUN_MODIFIERS = "restore-drill-run-modifiers"  # a clustered county's modifiers (its Services' addresses), per drill
+SCRIPT_DIR = "/drill"
+DRILL_SCRIPT = "restore-drill.sh"
+COMPARE_SCRIPT = "compare-backup.sh"
+
+
+def _nodes(count: int):
+    from config.model import ChtSettings
+
+    # Node names and Services depend on the count only; couch_nodes also reads the version (nouveau), any will do.
+    return ChtSettings.model_construct(couchdb_nodes=count, version="4.22.0")
+_SHORT = {
+    "started": "started", "finished": "finished", "ok": "ok", "succeeded": "succeeded",
+    "rto": "restore_seconds", "rpo": "backup_age_seconds", "backup": "backup", "message": "message",
+}
+
+
+# --- what monitoring reads: the results on the Schedules, as metrics, and the alerts on them -------------------
+
+METRIC_PREFIX = "cht_hosting_restore_drill"
+# metric name (after the prefix) -> where kube-state-metrics reads it on a Schedule
+_METRICS = {
+    "enabled": (["metadata", "labels", "cht-hosting/restore-drill"], "1 when the county is drilled."),
+    "created_timestamp_seconds": (["metadata", "creationTimestamp"], "When the county's Schedule was created."),
+    "started_timestamp_seconds": (["metadata", "annotations", annotation("started")], "When the county's last drill began."),
+    "finished_timestamp_seconds": (["metadata", "annotations", annotation("finished")], "When the county's last drill ended."),
+    "ok": (["metadata", "annotations", annotation("ok")], "1 when the county's last drill passed, 0 when it failed."),
+    "succeeded_timestamp_seconds": (
+        ["metadata", "annotations", annotation("succeeded")], "When a drill of the county last passed."),
+    "restore_seconds": (
+        ["metadata", "annotations", annotation("restore_seconds")],
+        "Restore time (RTO) of the last passing drill: from the Velero Restore to every CouchDB node answering."),
+    "backup_age_seconds": (
+        ["metadata", "annotations", annotation("backup_age_seconds")],
+        "Recovery point (RPO) of the last passing drill: how old the restored data was (its record) at the restore."),
+}
+
+
+def kube_state_metrics_values() -> dict:
+    """kube-state-metrics (chart kube-state-metrics-8.4.0, kube-state-metrics v2.20.0) values that export the
+    drill's results from the Schedules as `cht_hosting_restore_drill_*{county, schedule, namespace}`
+    (docs/metrics/extend/customresourcestate-metrics.md: metricNamePrefix, labelsFromPath, Gauge paths; strings
+    parse as numbers, "true" as 1, RFC3339 times as timestamps). Custom resources join KSM's resources by
+    themselves (internal/discovery/discovery.go); the chart adds the CRD list/watch rule, we add the Schedules'."""
+    return {
+        "customResourceState": {
+            "enabled": True,
+            "config": {
+                "kind": "CustomResourceStateMetrics",
+                "spec": {
+                    "resources": [
+                        {
+                            "groupVersionKind": {"group": "velero.io", "version": "v1", "kind": "Schedule"},
+                            "metricNamePrefix": METRIC_PREFIX,
+                            "labelsFromPath": {
+                                "namespace": ["metadata", "namespace"],
+                                "schedule": ["metadata", "name"],
+                                "county": ["metadata", "labels", "cht-hosting/county"],
+                            },
+                            "metrics": [
+                                {"name": name, "help": help_, "each": {"type": "Gauge", "gauge": {"path": path}}}
+                                for name, (path, help_) in _METRICS.items()
+                            ],
+                        }
+                    ]
+                },
+            },
+        },
+        "rbac": {"extraRules": [{"apiGroups": ["velero.io"], "resources": ["schedules"], "verbs": ["list", "watch"]}]},
+    }
+
+
+def restore_drill_rules(
+    *, velero_namespace: str, max_age_days: int, goal_minutes: int, goal_hours: int, county_seconds: int
+) -> list[dict]:
+    """Per county, from the results on its Schedule: the last drill failed (until a later one passes), a drill
+    that never finished, no pass for `max_age_days` (a county never drilled counts from its Schedule's
+    creation), restore time or recovery point over their goals."""
+    m = METRIC_PREFIX
+    ns = f'namespace="{velero_namespace}"'
+    enabled = f"{m}_enabled{{{ns}}} == 1"
+
+    def rule(alert: str, expr: str, for_: str, severity: str, summary: str, description: str) -> dict:
+        return {"alert": alert, "expr": expr, "for": for_, "labels": {"severity": severity},
+                "annotations": {"summary": summary, "description": description}}
+
+    see = (f"See the Schedule's annotations: kubectl -n {velero_namespace} get schedule {{{{ $labels.schedule }}}} "
+           "-o yaml; the Job's log: kubectl -n " + velero_namespace + " logs job/<restore-drill-...>.")
+    return [
+        rule("RestoreDrillFailed", f"{m}_ok{{{ns}}} == 0", "1m", "critical",
+             "A county's restore drill failed",
+             "The last restore drill of county {{ $labels.county }} failed: its newest backup did not restore "
+             "whole. It is drilled again first on the next run; this alert stays until a drill passes. " + see),
+        rule("RestoreDrillInterrupted",
+             f"(time() - {m}_started_timestamp_seconds{{{ns}}} > {county_seconds}) and "
+             f"(({m}_started_timestamp_seconds{{{ns}}} > {m}_finished_timestamp_seconds{{{ns}}}) or "
+             f"({m}_started_timestamp_seconds{{{ns}}} unless {m}_finished_timestamp_seconds{{{ns}}}))",
+             "10m", "critical", "A county's restore drill never finished",
+             "A restore drill of county {{ $labels.county }} started but recorded no result (killed, or its Job "
+             "deleted); it is drilled again first on the next run, and a copy may remain in the scratch "
+             "namespace until then. " + see),
+        rule("RestoreDrillOverdue",
+             f"(time() - {m}_succeeded_timestamp_seconds{{{ns}}} > {max_age_days * 86400} and on (namespace, schedule) {enabled}) or "
+             f"(time() - {m}_created_timestamp_seconds{{{ns}}} > {max_age_days * 86400} and on (namespace, schedule) {enabled} "
+             f"unless on (namespace, schedule) {m}_succeeded_timestamp_seconds{{{ns}}})",
+             "1h", "critical", "A county's backups have not been proven by a restore drill lately",
+             f"No restore drill of county {{{{ $labels.county }}}} has passed for over {max_age_days} days "
+             "(or ever, since its Schedule was created): its backups are untested. Check that the CronJob "
+             f"{velero_namespace}/restore-drill runs and that its runs reach every county. " + see),
+        rule("RestoreDrillRestoreTimeOverGoal", f"{m}_restore_seconds{{{ns}}} > {goal_minutes * 60}", "1m", "warning",
+             "A county's restore takes longer than the restore time goal",
+             f"The last drill of county {{{{ $labels.county }}}} took {{{{ $value | humanizeDuration }}}} from the "
+             f"Velero Restore to every CouchDB node answering, over the {goal_minutes}-minute goal "
+             "(backup.drill.restoreTimeGoalMinutes)."),
+        rule("RestoreDrillRecoveryPointOverGoal", f"{m}_backup_age_seconds{{{ns}}} > {goal_hours * 3600}", "1m", "warning",
+             "A county's restored data is older than the recovery point goal",
+             f"The last drill of county {{{{ $labels.county }}}} restored data {{{{ $value | humanizeDuration }}}} "
+             f"old, over the {goal_hours}-hour goal (backup.drill.recoveryPointGoalHours): backups are too "
+             "rare or take too long."),
+    ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from config import names
+from config import cadence, names
 from config.capacity import DRILL_JOB_REQUESTS, NODE_AGENT_REQUESTS, VELERO_SERVER_REQUESTS
 from config.model import BackupConfig, ChtSettings, County
 
@@ -34,13 +34,11 @@ REPOSITORY_KEY = "repository-password"
 STORAGE_LOCATION = "default"
 DRILL = "restore-drill"
 DRILL_NAMESPACE = names.DRILL_NAMESPACE
-DRILL_RESULTS = "restore-drill-results"
 DRILL_MODIFIERS = "restore-drill-modifiers"
 # The real restore's resource modifiers: a static (migrated or renamed) county's claim comes back on the
 # county StorageClass (see county_restore_modifiers).
 COUNTY_MODIFIERS = "restore-county-modifiers"
 DRILL_SCRIPT_CONFIGMAP = "restore-drill-script"
-CREDENTIALS_READER = "cht-hosting-restore-drill-credentials"
 DRILL_LABEL = "cht-hosting/restore-drill"
 COUNTY_LABEL = "cht-hosting/county"
 NODES_LABEL = "cht-hosting/couchdb-nodes"
@@ -76,10 +74,9 @@ def retention_days(backup: BackupConfig, settings: ChtSettings) -> int:
 
 
 def drillable(settings: ChtSettings) -> bool:
-    """Single-node counties are rehearsed in the scratch namespace. A clustered CouchDB's node names carry
-    its namespace (couchdb-N.<county>.svc), so a copy elsewhere would look for its peers in the live
-    county; those are restored in place with the same steps, and not rehearsed (docs/backups.md)."""
-    return settings.couchdb_nodes == 1
+    """Every county is rehearsed in the scratch namespace; a clustered one through scratch Services its nodes
+    reach by their live names (components/backup/drill.py)."""
+    return True
 
 
 def couchdb_services(settings: ChtSettings) -> list[str]:
@@ -265,71 +262,71 @@ def _drill_peer(velero_namespace: str) -> dict:
     }
 
 
-def county_drill_network_policy(settings: ChtSettings, velero_namespace: str) -> dict:
-    """Additive, in the county: the drill may read the live CouchDB (to compare counts); nothing else opens."""
-    return {
-        "podSelector": {
-            "matchExpressions": [{"key": "cht.service", "operator": "In", "values": couchdb_services(settings)}]
-        },
-        "policyTypes": ["Ingress"],
-        "ingress": [{"from": [_drill_peer(velero_namespace)], "ports": [{"protocol": "TCP", "port": cht.COUCHDB_PORT}]}],
-    }
-
-
 def velero_role_rules() -> list[dict]:
-    """In Velero's namespace: read backups and schedules, run and clean up its own restores, record results."""
+    """In Velero's namespace: read backups, record results on the Schedules, run and clean up its own restores
+    and a clustered county's per-drill resource modifiers."""
     return [
-        {"apiGroups": ["velero.io"], "resources": ["backups", "schedules"], "verbs": ["get", "list"]},
+        {"apiGroups": ["velero.io"], "resources": ["backups"], "verbs": ["get", "list"]},
+        {"apiGroups": ["velero.io"], "resources": ["schedules"], "verbs": ["get", "list", "patch"]},
         {"apiGroups": ["velero.io"], "resources": ["restores"], "verbs": ["create", "get", "list", "watch", "delete"]},
         {"apiGroups": ["velero.io"], "resources": ["podvolumerestores"], "verbs": ["get", "list"]},
-        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [DRILL_RESULTS], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [drill.RUN_MODIFIERS], "verbs": ["get", "delete"]},
     ]
 
 
 def scratch_role_rules() -> list[dict]:
-    """In the scratch namespace: watch the restored CouchDB start, read its credentials, delete it all after."""
+    """In the scratch namespace: a clustered copy's Services, watch the restored CouchDB start, read its
+    credentials (the county's, restored with it) and its backup record, delete it all after."""
     verbs = ["get", "list", "watch", "delete", "deletecollection"]
     return [
         {"apiGroups": [""], "resources": ["pods", "services", "persistentvolumeclaims", "configmaps", "secrets"], "verbs": verbs},
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
         {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": verbs},
     ]
 
 
-def credentials_reader_rules() -> list[dict]:
-    """Bound per county (RoleBinding in the county's namespace): its CouchDB credentials, nothing else."""
-    return [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [cht.CREDENTIALS_SECRET], "verbs": ["get"]}]
+def drill_cadence(counties: dict[str, County], backup: BackupConfig) -> cadence.Cadence:
+    """How many counties a run drills and how often each county comes back (config/cadence.py)."""
+    drilled = sum(1 for county in counties.values() if drillable(county.settings))
+    return cadence.cadence(backup.drill.schedule, drilled, backup.drill.counties_per_run)
 
 
-def drill_cronjob(backup: BackupConfig, *, script_hash: str) -> dict:
-    """The CronJob `restore-drill`: one county per run; its Job fails when the restored copy does not match,
-    so kube-state-metrics' kube_cronjob_status_last_successful_time{cronjob="restore-drill"} goes stale."""
-    drill = backup.drill
+def drill_cronjob(backup: BackupConfig, *, per_run: int, script_hash: str) -> dict:
+    """The CronJob `restore-drill`: `per_run` counties a run, one after the other; each county's result goes on
+    its Schedule (annotations; kube-state-metrics exports them), so it outlives the Job. The Job's deadline is
+    above the script's own limits and the pod's grace period covers a copy's cleanup: the script, not the Job
+    controller, ends a drill, records it and deletes the copy."""
+    drill_config = backup.drill
+    timeout = drill_config.timeout_minutes * 60
     return {
-        "schedule": drill.schedule,
+        "schedule": drill_config.schedule,
         "timeZone": "Etc/UTC",
         "concurrencyPolicy": "Forbid",
         "startingDeadlineSeconds": 3600,
         "successfulJobsHistoryLimit": 3,
         "failedJobsHistoryLimit": 3,
-        "suspend": not drill.enabled,
+        "suspend": not drill_config.enabled,
         "jobTemplate": {
             "spec": {
                 "backoffLimit": 0,  # a failed drill is a result, not something to retry over it
-                "activeDeadlineSeconds": drill.timeout_minutes * 60,
+                "activeDeadlineSeconds": drill.job_deadline_seconds(per_run, timeout),
                 "ttlSecondsAfterFinished": 7 * 24 * 3600,
                 "template": {
                     "metadata": {"labels": dict(DRILL_POD_LABELS), "annotations": {"cht-hosting/script": script_hash}},
                     "spec": {
                         "serviceAccountName": DRILL,
                         "restartPolicy": "Never",
+                        "terminationGracePeriodSeconds": drill.CLEANUP_SECONDS + 120,
                         "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [
                             {
                                 "name": DRILL,
-                                "image": drill.image,
-                                "command": ["bash", "/drill/restore-drill.sh"],
+                                "image": drill_config.image,
+                                "command": ["bash", f"{drill.SCRIPT_DIR}/{drill.DRILL_SCRIPT}"],
                                 "env": [
-                                    {"name": "DRILL_TIMEOUT_SECONDS", "value": str(drill.timeout_minutes * 60)},
+                                    {"name": "DRILL_TIMEOUT_SECONDS", "value": str(timeout)},
                                     {"name": "HOME", "value": "/tmp"},
                                 ],
                                 "resources": DRILL_JOB,
@@ -339,14 +336,15 @@ def drill_cronjob(backup: BackupConfig, *, script_hash: str) -> dict:
                                     "capabilities": {"drop": ["ALL"]},
                                 },
                                 "volumeMounts": [
-                                    {"name": "script", "mountPath": "/drill", "readOnly": True},
+                                    {"name": "script", "mountPath": drill.SCRIPT_DIR, "readOnly": True},
                                     {"name": "tmp", "mountPath": "/tmp"},
                                 ],
                             }
                         ],
                         "volumes": [
                             {"name": "script", "configMap": {"name": DRILL_SCRIPT_CONFIGMAP}},
-                            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                            # The backup record of one county at a time (small: ids, revs, a sample).
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
                         ],
                     },
                 },
@@ -414,14 +412,29 @@ def summary(counties: dict[str, County], backup: BackupConfig, control_plane: bo
             }
             for name, county in counties.items()
         },
-        "drill": {
-            "cronJob": DRILL,
-            "namespace": backup.velero.namespace,
-            "scratchNamespace": DRILL_NAMESPACE,
-            "schedule": backup.drill.schedule,
-            "enabled": backup.drill.enabled,
-            "results": DRILL_RESULTS,
-        },
+        "drill": drill_summary(counties, backup),
         "estimateTotalGb": sum(e.estimate_gb for e in estimates.values()),
         "estimate": estimate_table(list(estimates.values()), backup),
+    }
+
+
+def drill_summary(counties: dict[str, County], backup: BackupConfig) -> dict:
+    """The drill in the stack output `backup` and the plan: where, how often each county, the goals."""
+    plan = drill_cadence(counties, backup)
+    d = backup.drill
+    return {
+        "cronJob": DRILL,
+        "namespace": backup.velero.namespace,
+        "scratchNamespace": DRILL_NAMESPACE,
+        "schedule": d.schedule,
+        "enabled": d.enabled,
+        "countiesDrilled": plan.counties,
+        "countiesPerRun": plan.per_run,
+        "countiesPerRunFromConfig": d.counties_per_run is not None,
+        "everyCountyWithinDays": None if plan.interval_days == float("inf") else round(plan.interval_days, 1),
+        "boundDays": cadence.MAX_INTERVAL_DAYS,
+        "runMaxHours": round(drill.run_seconds(plan.per_run, d.timeout_minutes * 60) / 3600, 1),
+        "restoreTimeGoalMinutes": d.restore_time_goal_minutes,
+        "recoveryPointGoalHours": d.recovery_point_goal_hours,
+        "results": f"annotations {drill.ANNOTATION_PREFIX}* on each Schedule county-<name> in {backup.velero.namespace}",
     }

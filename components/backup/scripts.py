@@ -1,15 +1,11 @@
-"""The restore scripts: the scheduled drill and a county's real restore share the same steps.
+"""The restore scripts: the scheduled drill (components/backup/drill.py) and a county's real restore share
+the same steps.
 
 Pure functions returning bash. They run with kubectl, jq and curl (and base64) on PATH; tests run them
 under shellcheck and against a sandbox of stub commands (tests/test_backup_scripts.py). CouchDB
 credentials are read into shell variables and reach curl as a config on stdin (`curl -K -`): never an
 argument, so never in a process list or a log.
 
-- `drill_script`: picks the county whose last drill is oldest (Schedules labelled for the drill),
-  restores its newest Completed backup into the scratch namespace (Velero namespaceMapping; only
-  CouchDB and its credentials, volumes from a class that deletes them), waits for every volume and for
-  CouchDB, compares databases and document counts with the live county, records the result in a
-  ConfigMap, cleans up, and exits non-zero when the copy falls short.
 - `county_restore_script`: the same restore into the county's own namespace, for real.
 """
 
@@ -21,8 +17,6 @@ from config import names
 
 from ..cht import render as cht
 from . import render
-
-CORE_DATABASES = ("medic", "medic-sentinel", "medic-users-meta", "_users")
 
 _HEAD = """\
 #!/usr/bin/env bash
@@ -160,112 +154,6 @@ def _constants(velero_namespace: str, **more: str) -> str:
 def _quote(value: str) -> str:
     """Always single-quoted (shlex leaves plain words bare, which shellcheck reads as arithmetic)."""
     return "'" + value.replace("'", "'\"'\"'") + "'"
-
-
-def drill_script(*, velero_namespace: str, max_difference_percent: int) -> str:
-    """The restore drill (the CronJob's only command)."""
-    constants = _constants(
-        velero_namespace,
-        scratch=render.DRILL_NAMESPACE,
-        results=render.DRILL_RESULTS,
-        max_diff=str(int(max_difference_percent)),
-        core_dbs=" ".join(CORE_DATABASES),
-    )
-    # Only single-node counties are drilled, so one `couchdb` Deployment and Service per copy.
-    return _HEAD + constants + _STEPS + r"""
-set -E
-couch_deployments="cht-couchdb"
-
-# The county whose last drill is oldest (never drilled first); DRILL_COUNTY picks one by hand.
-pick_county() {
-  local recorded counties county last
-  recorded="$(kubectl get configmap -n "$velero_ns" "$results" -o json | jq -c '.data // {}')"
-  counties="$(kubectl get schedules.velero.io -n "$velero_ns" -l cht-hosting/restore-drill=true -o json \
-    | jq -r '.items[].metadata.labels["cht-hosting/county"]' | sort)"
-  for county in $counties; do
-    last="$(jq -r --arg c "$county" '(.[$c] // "") | split(" ") | .[0] // ""' <<<"$recorded")"
-    printf '%s %s\n' "${last:-0}" "$county"
-  done | sort | { read -r _ county && printf '%s' "$county"; }
-}
-
-cleanup() {
-  kubectl delete deployments,replicasets,pods,services,persistentvolumeclaims,configmaps,secrets \
-    -n "$scratch" -l cht.service --wait=true --timeout=15m >/dev/null 2>&1 \
-    || echo "cht-hosting: cleaning up $scratch did not finish; the next drill tries again" >&2
-}
-
-record() {
-  local patch
-  patch="$(jq -cn --arg c "$county" --arg v "$(date -u +%Y-%m-%dT%H:%M:%SZ) $1" '{data: {($c): $v}}')"
-  kubectl patch configmap -n "$velero_ns" "$results" --type merge -p "$patch" >/dev/null \
-    || echo "cht-hosting: could not record the result in $results" >&2
-}
-
-county="${DRILL_COUNTY:-}"
-[ -n "$county" ] || county="$(pick_county || true)"
-[ -n "$county" ] || fail "no county is scheduled for the drill (no Schedule labelled cht-hosting/restore-drill=true)"
-echo "cht-hosting: restore drill of county $county"
-
-# A copy left by an earlier, interrupted drill goes first; so do earlier drill restores.
-cleanup
-kubectl delete restores.velero.io -n "$velero_ns" -l cht-hosting/restore=drill --wait=false >/dev/null 2>&1 || true
-trap cleanup EXIT
-
-# From here on every failure is recorded for monitoring before the Job fails.
-fail() {
-  record "failed: $*"
-  echo "cht-hosting: drill of $county failed: $*" >&2
-  exit 1
-}
-trap 'fail "stopped at line $LINENO"' ERR
-finish() {
-  record "ok: $1"
-  echo "cht-hosting: drill of $county passed: $1"
-}
-
-backup="$(latest_backup "county-$county")"
-[ -n "$backup" ] || fail "no completed backup of county-$county"
-restore="drill-$(date -u +%s)"
-start_restore "$restore" "$backup" "$county" "$scratch" drill
-wait_restore "$restore"
-check_volumes "$restore" 1
-
-live="http://couchdb.$county.svc.cluster.local:5984"
-copy="http://couchdb.$scratch.svc.cluster.local:5984"
-read_credentials "$county"
-wait_couchdb "$scratch" "$copy"
-
-live_dbs="$(couch "$live" /_all_dbs | jq -r '.[]')" || fail "cannot list the live databases of $county"
-copy_dbs="$(couch "$copy" /_all_dbs | jq -r '.[]')" || fail "cannot list the restored databases"
-problems=()
-for db in $core_dbs; do
-  grep -qxF -- "$db" <<<"$copy_dbs" || problems+=("$db missing")
-done
-total=0 missing=0 compared=0
-while IFS= read -r db; do
-  [ -n "$db" ] || continue
-  total=$((total + 1))
-  if ! grep -qxF -- "$db" <<<"$copy_dbs"; then
-    missing=$((missing + 1))  # created after the backup, or lost: counted below
-    continue
-  fi
-  live_count="$(doc_count "$live" "$db")" || { problems+=("$db: live count unreadable"); continue; }
-  copy_count="$(doc_count "$copy" "$db")" || { problems+=("$db: restored count unreadable"); continue; }
-  compared=$((compared + 1))
-  if [ $((copy_count * 100)) -lt $((live_count * (100 - max_diff))) ]; then
-    problems+=("$db: $copy_count documents restored, $live_count live")
-  fi
-done <<<"$live_dbs"
-if [ "$total" -gt 0 ] && [ $((missing * 100)) -gt $((total * max_diff)) ]; then
-  problems+=("$missing of $total live databases are not in the backup")
-fi
-summary="backup $backup: $compared databases compared, $missing newer than the backup"
-if [ "${#problems[@]}" -eq 0 ]; then
-  finish "$summary"
-else
-  fail "$summary; $(IFS=';'; echo "${problems[*]}")"
-fi
-"""
 
 
 def county_restore_script(*, velero_namespace: str) -> str:

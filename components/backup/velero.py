@@ -9,8 +9,9 @@ Creates once per cluster (a county's own objects are `CountyBackup`'s):
 - Helm release `velero` (vmware-tanzu/helm-charts velero, pinned): server, AWS object-store plugin, the
   node agent on every node that runs county pods (kopia file-system backup), one storage location;
 - the drill: StorageClass for its volumes (deleted with their claims), the scratch namespace and its
-  NetworkPolicy, ServiceAccount, Roles, ClusterRole (credentials, bound per county), the results and
-  resource-modifier ConfigMaps, the script ConfigMap and the CronJob `restore-drill`;
+  NetworkPolicy, ServiceAccount, Roles, the resource-modifier ConfigMap, the scripts' ConfigMap (the drill
+  and the comparison, components/backup/drill.py) and the CronJob `restore-drill`. Its results live on the
+  counties' Schedules; it reads no live county;
 - ConfigMap `restore-county-modifiers`: what restore-county.sh hands Velero so a migrated county's claim
   comes back on the county StorageClass.
 """
@@ -25,21 +26,20 @@ import pulumi_random as random
 
 from config.model import BackupConfig
 
-from . import render, scripts
+from . import drill, render
 
 
 class BackupEngine(pulumi.ComponentResource):
     namespace: str
     """Velero's namespace (Schedules live there)."""
     release: k8s.helm.v3.Release
-    credentials_reader: str
-    """ClusterRole a county binds so the drill can read its CouchDB credentials."""
 
     def __init__(
         self,
         name: str,
         backup: BackupConfig,
         *,
+        drill_per_run: int,
         access_key_id: pulumi.Input[str],
         secret_access_key: pulumi.Input[str],
         drill_storage_class: dict | None,
@@ -105,13 +105,18 @@ class BackupEngine(pulumi.ComponentResource):
             data={"modifiers.yaml": pulumi.Output.from_input(county_storage_class_name).apply(render.county_restore_modifiers)},
             opts=in_ns,
         )
-        self._drill(name, backup, drill_storage_class, drill_storage_class_name, in_ns)
-        self.credentials_reader = render.CREDENTIALS_READER
+        self._drill(name, backup, drill_per_run, drill_storage_class, drill_storage_class_name, in_ns)
         # Marks the component complete and lists its outputs in the engine.
         self.register_outputs({"namespace": ns})
 
     def _drill(
-        self, name: str, backup: BackupConfig, storage_class: dict | None, class_name: str, opts: pulumi.ResourceOptions
+        self,
+        name: str,
+        backup: BackupConfig,
+        per_run: int,
+        storage_class: dict | None,
+        class_name: str,
+        opts: pulumi.ResourceOptions,
     ) -> None:
         ns = backup.velero.namespace
         meta = lambda n, namespace=ns: {"name": n, "namespace": namespace, "labels": dict(render.MANAGED)}  # noqa: E731
@@ -164,35 +169,27 @@ class BackupEngine(pulumi.ComponentResource):
             subjects=subject,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[scratch_role, account]),
         )
-        k8s.rbac.v1.ClusterRole(
-            f"{name}-drill-credentials-reader",
-            metadata={"name": render.CREDENTIALS_READER, "labels": dict(render.MANAGED)},
-            rules=render.credentials_reader_rules(),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        k8s.core.v1.ConfigMap(
-            f"{name}-drill-results",
-            metadata=meta(render.DRILL_RESULTS),
-            data={},
-            # The drill writes here; Pulumi only creates it.
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["data"])),
-        )
         k8s.core.v1.ConfigMap(
             f"{name}-drill-modifiers",
             metadata=meta(render.DRILL_MODIFIERS),
             data={"modifiers.yaml": render.drill_modifiers(class_name)},
             opts=opts,
         )
-        script = scripts.drill_script(
-            velero_namespace=ns, max_difference_percent=backup.drill.max_doc_count_difference_percent
+        job = drill.drill_script(
+            velero_namespace=ns, per_run=per_run, timeout_seconds=backup.drill.timeout_minutes * 60, storage_class=class_name
         )
+        compare = drill.compare_script()
         script_map = k8s.core.v1.ConfigMap(
-            f"{name}-drill-script", metadata=meta(render.DRILL_SCRIPT_CONFIGMAP), data={"restore-drill.sh": script}, opts=opts
+            f"{name}-drill-script",
+            metadata=meta(render.DRILL_SCRIPT_CONFIGMAP),
+            data={drill.DRILL_SCRIPT: job, drill.COMPARE_SCRIPT: compare},
+            opts=opts,
         )
+        script_hash = hashlib.sha256((job + compare).encode()).hexdigest()[:16]
         k8s.batch.v1.CronJob(
             f"{name}-restore-drill",
             metadata=meta(render.DRILL),
-            spec=render.drill_cronjob(backup, script_hash=hashlib.sha256(script.encode()).hexdigest()[:16]),
+            spec=render.drill_cronjob(backup, per_run=per_run, script_hash=script_hash),
             opts=pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(depends_on=[script_map, account, self.release, *after])
             ),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from components.backup import drill as backup_drill
 from components.backup import render as backup_render
 from components.cht.render import API_PORT
 from config import names, versions
@@ -50,7 +51,6 @@ COUCHDB_DEPLOYMENTS = r"cht-couchdb(-[0-9]+)?"
 # The backup side (components/backup): Velero's metrics Service (its chart's labels and port), the drill.
 VELERO_SERVICE_LABELS = {"app.kubernetes.io/name": "velero", "app.kubernetes.io/instance": backup_render.RELEASE}
 VELERO_METRICS_PORT = "http-monitoring"  # vmware-tanzu/helm-charts velero-12.1.0 templates/service.yaml
-RESTORE_DRILL_CRONJOB = backup_render.DRILL
 # kube-prometheus-stack default alerts the platform turns off (`defaultRules.disabled`) and replaces with its
 # own of the same name: a county's quota (config/sizing.py) and the monitoring namespace's admit exactly the
 # volumes the program creates, so claims and storage are always 100% used by design. A claim beyond them is
@@ -204,7 +204,9 @@ def json_exporter_values(monitoring: MonitoringConfig) -> dict:
     }
 
 
-def stack_values(monitoring: MonitoringConfig, storage_class: str | None, mode: str) -> dict:
+def stack_values(
+    monitoring: MonitoringConfig, storage_class: str | None, mode: str, backup: BackupConfig | None = None
+) -> dict:
     """kube-prometheus-stack-88.5.3 values for k3s: what k3s runs inside its own process (scheduler,
     controller-manager, proxy, etcd) is not scraped separately; the API-server scrape of each server's
     :6443/metrics carries k3s's supervisor metrics (`supervisor-metrics: true`, one registry per process)."""
@@ -247,7 +249,11 @@ def stack_values(monitoring: MonitoringConfig, storage_class: str | None, mode: 
         "kubeApiServer": {"enabled": True},
         "kubelet": {"enabled": True},  # kubelet_volume_stats_*: the counties' volume alerts
         "kubeStateMetrics": {"enabled": True},
-        "kube-state-metrics": {"resources": pods["kube-state-metrics"].resources()},
+        "kube-state-metrics": {
+            "resources": pods["kube-state-metrics"].resources(),
+            # The restore drill's per-county results (annotations on the Schedules) as metrics.
+            **(backup_drill.kube_state_metrics_values() if backup is not None and backup.drill.enabled else {}),
+        },
         "nodeExporter": {"enabled": True, "operatingSystems": {"aix": {"enabled": False}, "darwin": {"enabled": False}}},
         "prometheus-node-exporter": {
             "namespaceOverride": NODE_EXPORTER_NAMESPACE,
@@ -602,10 +608,9 @@ def quota_rules() -> list[dict]:
 
 
 def backup_rules(monitoring: MonitoringConfig, backup: BackupConfig) -> list[dict]:
-    """Velero's backups (every county's Schedule) and the restore drill (CronJob `restore-drill` in Velero's
-    namespace, through kube-state-metrics), from the backup config."""
+    """Velero's backups (every county's Schedule) and the restore drill's results per county (recorded on the
+    Schedules, exported by kube-state-metrics: components/backup/drill.py), from the backup config."""
     a = monitoring.alerts
-    drill = f'namespace="{backup.velero.namespace}",'
     rules = [
         _rule(
             "VeleroBackupTooOld",
@@ -625,36 +630,17 @@ def backup_rules(monitoring: MonitoringConfig, backup: BackupConfig) -> list[dic
             f"{a.backup_max_age_hours}h", "critical", "A backup schedule has never succeeded",
             "Backup schedule {{ $labels.schedule }} has tried but never completed a backup.",
         ),
-        _rule(
-            "RestoreDrillFailed",
-            # The CronJob keeps its last failed Job (failedJobsHistoryLimit), so a failure counts only until a
-            # later run succeeds: the alert resolves after recovery.
-            f'(kube_job_status_failed{{{drill}job_name=~"{RESTORE_DRILL_CRONJOB}-.*"}} > 0) unless on (namespace, job_name) '
-            f'(kube_job_status_start_time{{{drill}job_name=~"{RESTORE_DRILL_CRONJOB}-.*"}} < on (namespace) group_left () '
-            f'max by (namespace) (kube_cronjob_status_last_successful_time{{{drill}cronjob="{RESTORE_DRILL_CRONJOB}"}}))',
-            "1m", "critical", "The restore drill failed",
-            "Restore drill job {{ $labels.namespace }}/{{ $labels.job_name }} failed: the latest backup of a county "
-            "could not be restored and checked. Read its logs before the next backup rotation.",
-        ),
-        _rule(
-            "RestoreDrillTooOld",
-            f'time() - kube_cronjob_status_last_successful_time{{{drill}cronjob="{RESTORE_DRILL_CRONJOB}"}} > '
-            f"{a.restore_drill_max_age_days * 86400}",
-            "1h", "critical", "The restore drill has not succeeded lately",
-            f"The restore drill ({{{{ $labels.namespace }}}}/{RESTORE_DRILL_CRONJOB}) has not succeeded for over "
-            f"{a.restore_drill_max_age_days} days.",
-        ),
-        _rule(
-            "RestoreDrillNeverSucceeded",
-            f'(time() - kube_cronjob_created{{{drill}cronjob="{RESTORE_DRILL_CRONJOB}"}}) > {a.restore_drill_max_age_days * 86400} '
-            f"unless on (namespace, cronjob) kube_cronjob_status_last_successful_time",
-            "1h", "critical", "The restore drill has never succeeded",
-            f"The restore drill ({{{{ $labels.namespace }}}}/{RESTORE_DRILL_CRONJOB}) exists for over "
-            f"{a.restore_drill_max_age_days} days without a single success.",
-        ),
     ]
-    if not backup.drill.enabled:  # a suspended drill is a choice the plan shows, not an alert
-        rules = [r for r in rules if not r["alert"].startswith("RestoreDrill")]
+    if backup.drill.enabled:  # a suspended drill is a choice the plan shows, not an alert
+        d = backup.drill
+        rules += backup_drill.restore_drill_rules(
+            velero_namespace=backup.velero.namespace,
+            max_age_days=a.restore_drill_max_age_days,
+            goal_minutes=d.restore_time_goal_minutes,
+            goal_hours=d.recovery_point_goal_hours,
+            # One county's drill ends (and records) within its timeout and cleanup: longer means it was killed.
+            county_seconds=d.timeout_minutes * 60 + backup_drill.CLEANUP_SECONDS + 600,
+        )
     return rules
 
 

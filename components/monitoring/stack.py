@@ -107,7 +107,7 @@ class PlatformMonitoring(pulumi.ComponentResource):
             version=monitoring.stack_chart_version,
             repository_opts=repository,
             namespace=ns_name,
-            values=render.stack_values(monitoring, storage_class, mode),  # type: ignore[arg-type]
+            values=render.stack_values(monitoring, storage_class, mode, backup),  # type: ignore[arg-type]
             atomic=True,
             cleanup_on_fail=True,
             max_history=10,
