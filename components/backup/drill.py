@@ -434,7 +434,8 @@ drill_county() {
   [ -n "$recorded_at" ] || fail "backup $backup: its record has no time"
   rpo=$((restore_started - recorded_at))
   COUCH_USER="$couch_user" COUCH_PASSWORD="$couch_password" bash "$compare" "$tmpdir/record.tsv" "$copy" >"$tmpdir/compare.out" 2>&1 \
-    || { cat "$tmpdir/compare.out" >&2; fail "backup $backup: $(tail -n 1 "$tmpdir/compare.out")"; }
+    || { cat "$tmpdir/compare.out" >&2
+         fail "backup $backup: $(grep '^difference: ' "$tmpdir/compare.out" | head -n 3 | sed 's/^difference: //' | tr '\n' ';')$(tail -n 1 "$tmpdir/compare.out")"; }
   cat "$tmpdir/compare.out"
   summary="backup $backup: $(tail -n 1 "$tmpdir/compare.out" | sed 's/^summary: //'); restored in ${rto}s, data ${rpo}s old"
   result_recorded=1
