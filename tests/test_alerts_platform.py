@@ -179,29 +179,6 @@ def test_kubelet_down_and_supervisor_metrics_missing():
     )
 
 
-def test_restore_drill_failed_until_a_later_success_and_too_old_or_never():
-    """The drill is components/backup's CronJob `restore-drill` in Velero's namespace; its Jobs `restore-drill-<n>`."""
-    rules = only(RULES, "RestoreDrillFailed", "RestoreDrillTooOld", "RestoreDrillNeverSucceeded")
-    ns = {"job": "kube-state-metrics", "namespace": "velero"}
-    cron = {**ns, "cronjob": "restore-drill"}
-    failed = {**ns, "job_name": "restore-drill-29001"}
-    day = 86400
-    check(
-        rules,
-        # A run fails at 10m (its Job is kept), the next one succeeds at 60m: firing, then resolved.
-        ([series("kube_job_status_failed", "0x10 1x80", **failed), series("kube_job_status_start_time", "300x90", **failed),
-          series("kube_cronjob_created", "0x90", **cron), series("kube_cronjob_status_last_successful_time", "_x60 3600x30", **cron)],
-         [quiet("9m", "RestoreDrillFailed"), fires("20m", "RestoreDrillFailed", {"severity": "critical", **failed}),
-          quiet("70m", "RestoreDrillFailed"), quiet("70m", "RestoreDrillNeverSucceeded")]),
-    )
-    check(
-        rules,
-        # Weekly drill: last success long ago, then never since; a drill that never succeeded.
-        ([series("kube_cronjob_status_last_successful_time", f"{-7 * day}x40", **cron)],
-         [quiet("2h", "RestoreDrillTooOld"), fires("1d3h", "RestoreDrillTooOld", {"severity": "critical", **cron})]),
-        ([series("kube_cronjob_created", f"{-9 * day}x40", **cron)],
-         [fires("2h", "RestoreDrillNeverSucceeded", {"severity": "critical", **cron})]),
-        ([series("kube_cronjob_created", f"{-9 * day}x40", **cron), series("kube_cronjob_status_last_successful_time", "0+3600x40", **cron)],
-         [quiet("1d3h", "RestoreDrillTooOld"), quiet("1d3h", "RestoreDrillNeverSucceeded")]),
-        interval="1h",
-    )
+# The restore drill's alerts (per county, from its Schedule): tests/test_alerts_restore_drill.py.
+
+

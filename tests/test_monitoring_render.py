@@ -152,7 +152,7 @@ def test_platform_alerts_cover_every_condition_with_config_thresholds():
     assert 'status="error"' in _alert(rules, "EtcdSnapshotFailed")["expr"]
     assert f"> {30 * 3600}" in _alert(rules, "VeleroBackupTooOld")["expr"]  # behaviour: tests/test_alerts_*.py
     # The drill's results per county: annotations on the Schedules in Velero's namespace, through
-    # kube-state-metrics (components/backup/drill.py; promtool tests in tests/test_backup_drill_alerts.py).
+    # kube-state-metrics (components/backup/drill.py; promtool tests in tests/test_alerts_restore_drill.py).
     assert _alert(rules, "RestoreDrillFailed")["expr"] == 'cht_hosting_restore_drill_ok{namespace="backups"} == 0'
     assert f"> {3 * 86400}" in _alert(rules, "RestoreDrillOverdue")["expr"]
 

