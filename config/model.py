@@ -417,7 +417,7 @@ class CountyBackupsConfig(Model):
 
 def _no_tolerance(value: object) -> object:
     if isinstance(value, dict) and "maxDocCountDifferencePercent" in value:
-        raise _fail(
+        raise PydanticCustomError(
             "obsolete",
             "maxDocCountDifferencePercent is no longer used: the drill compares each restored copy with the record "
             "its backup holds, with no tolerance; remove the key",
