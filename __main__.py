@@ -24,7 +24,7 @@ from components.storage.csi import VsphereCsi
 from components.storage.storage_class import StorageClass, storage_class_object
 from components.vsphere.access import VsphereAccess
 from components.vsphere.node_pool import NodePool
-from config import capacity, egress, names
+from config import capacity, compatibility, egress, names
 
 tuning.apply()
 
@@ -106,6 +106,8 @@ if cfg.cluster_mode == "vsphere-k3s":
         cfg.ingress,
         hosts={name: county.host for name, county in cfg.counties.items()},
         agent_ips=list(cfg.agents.nodes.values()),
+        # Validation refuses a k3s release the table cannot place, so this is True or False here.
+        traefik_chart_v40=bool(compatibility.traefik_chart_v40(cfg.k3s.version)),
         opts=on_cluster(),
     )
 

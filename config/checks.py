@@ -185,6 +185,12 @@ def compatibility_with_k3s(k3s: K3sConfig | None, cpi: CpiConfig | None, csi: Cs
                 f"{path}: {label} {cfg.version} supports Kubernetes {', '.join(supported)}, but k3s.version "
                 f"{k3s.version} is Kubernetes {minor}; {fix}"
             )
+    if compatibility.traefik_chart_v40(k3s.version) is None:
+        problems.append(
+            f"{key_path('k3s', 'version')}: which traefik chart k3s {k3s.version} bundles is not recorded "
+            "(config/compatibility.yaml traefikChart; chart v40 moved the Service type to service.spec.type); "
+            "pin a release the table covers, or add the line's first release bundling chart v40 there with its source"
+        )
     return problems
 
 

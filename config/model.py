@@ -476,7 +476,7 @@ class VeleroConfig(Model):
     )
     image: Image | None = Field(default=None, description="Velero image (repository:tag); default: the chart's.")
     aws_plugin_image: Image = Field(
-        default="docker.io/velero/velero-plugin-for-aws:v1.14.0",
+        default="docker.io/velero/velero-plugin-for-aws:v1.14.2",
         description="The AWS (S3) object store plugin; v1.14.x goes with Velero v1.18.x.",
     )
 

@@ -7,8 +7,9 @@ The upstream key sets below were read from (and are named with) their source fil
   /credentials/cloud as AWS_SHARED_CREDENTIALS_FILE);
 - vmware-tanzu/velero, tag v1.18.1, pkg/apis/velero/v1/schedule_types.go, backup_types.go, restore_types.go,
   labels_annotations.go, pkg/metrics/metrics.go, site/content/docs/v1.18/restore-resource-modifiers.md;
-- vmware-tanzu/velero-plugin-for-aws, tag v1.14.0-rc.1 (the final v1.14.0 tag was not in the snapshot),
-  velero-plugin-for-aws/object_store.go (config keys) and README.md (v1.14.x goes with Velero v1.18.x).
+- velero-io/velero-plugin-for-aws (the repository moved from vmware-tanzu, whose snapshot ends at v1.14.0-rc.1),
+  tag v1.14.2, the newest v1.14 release: velero-plugin-for-aws/object_store.go (config keys; the same file as
+  at v1.14.0-rc.1) and README.md "Compatibility" (plugin v1.14.x goes with Velero v1.18.x).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ CHART_VALUES = {
 }
 BSL_ITEM = {"name", "provider", "bucket", "caCert", "prefix", "default", "validationFrequency", "backupSyncPeriod",
             "accessMode", "credential", "config", "annotations"}
-# velero-plugin-for-aws object_store.go @ v1.14.0-rc.1 (the config keys it reads)
+# velero-plugin-for-aws object_store.go @ v1.14.2 (the config keys it reads)
 AWS_CONFIG = {"region", "s3ForcePathStyle", "s3Url", "insecureSkipTLSVerify", "publicUrl", "kmsKeyId",
               "serverSideEncryption", "customerKeyEncryptionFile", "signatureVersion", "profile", "bucket",
               "prefix", "credentialsFile", "enableSharedConfig", "tagging", "checksumAlgorithm", "caCert"}
@@ -98,7 +99,7 @@ def test_file_system_backup_of_every_volume_with_the_node_agent_and_our_own_secr
     assert values["snapshotsEnabled"] is False  # CSI snapshots stay on the datastore: not a backup
     assert values["credentials"] == {"useSecret": True, "existingSecret": render.CREDENTIALS_SECRET}
     (plugin,) = values["initContainers"]
-    assert plugin["image"] == "docker.io/velero/velero-plugin-for-aws:v1.14.0"
+    assert plugin["image"] == "docker.io/velero/velero-plugin-for-aws:v1.14.2"
     assert plugin["volumeMounts"] == [{"mountPath": "/target", "name": "plugins"}]
     assert values["image"] == {"repository": "registry.moh.example.org/velero/velero", "tag": "v1.18.1"}
     digest = BACKUP.model_copy(update={"velero": BACKUP.velero.model_copy(update={"image": "r.example.org/velero@sha256:" + "a" * 64})})

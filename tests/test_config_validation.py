@@ -268,17 +268,17 @@ def test_unsupported_cht_major():
 
 def test_k3s_minor_not_supported_by_cpi_and_csi():
     assert problems_with(("k3s.version", "v1.37.1+k3s1")) == [
-        "cht-hosting:cpi.version: vSphere CPI 1.36.0 supports Kubernetes 1.36, but k3s.version v1.37.1+k3s1 is "
+        "cht-hosting:cpi.version: vSphere CPI 1.35.1 supports Kubernetes 1.35, but k3s.version v1.37.1+k3s1 is "
         "Kubernetes 1.37; choose a k3s minor it supports",
-        "cht-hosting:csi.version: vSphere CSI v3.8.0 supports Kubernetes 1.34, 1.35, 1.36, but k3s.version "
+        "cht-hosting:csi.version: vSphere CSI v3.7.3 supports Kubernetes 1.33, 1.34, 1.35, but k3s.version "
         "v1.37.1+k3s1 is Kubernetes 1.37; choose a k3s minor it supports",
     ]
 
 
 def test_cpi_release_for_another_minor():
-    assert problems_with(("cpi.version", "1.35.0")) == [
-        "cht-hosting:cpi.version: vSphere CPI 1.35.0 supports Kubernetes 1.35, but k3s.version v1.36.1+k3s1 is "
-        "Kubernetes 1.36; use 1.36.x"
+    assert problems_with(("cpi.version", "1.36.0")) == [
+        "cht-hosting:cpi.version: vSphere CPI 1.36.0 supports Kubernetes 1.36, but k3s.version v1.35.8+k3s1 is "
+        "Kubernetes 1.35; use 1.35.x"
     ]
 
 

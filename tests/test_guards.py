@@ -156,7 +156,7 @@ def test_k3s_lowered_and_minor_skipped():
     ]
     assert problems(k3s={**k3s, "version": "v1.35.2+k3s2"}) == []
     old = deployed_as(config_of(k3s={**k3s, "version": "v1.34.1+k3s1"}, cpi={"version": "1.34.0"}))
-    skipped = config_of(k3s={**k3s, "version": "v1.36.0+k3s1"}, cpi={"version": "1.36.0"})
+    skipped = config_of(k3s={**k3s, "version": "v1.36.0+k3s1"}, cpi={"version": "1.36.0"}, csi={"version": "v3.8.0"})
     assert guards.check(skipped, old, csi_cluster_id=CSI_ID) == [
         "cht-hosting:k3s.version: k3s v1.34.1+k3s1 deployed, this config has v1.36.0+k3s1; Kubernetes upgrades one "
         "minor release at a time. Set a v1.35.x release, apply, then go on (docs/runbooks/upgrade-k3s.md)"

@@ -40,7 +40,7 @@ def test_traefik_trusts_the_proxy_protocol_from_the_edge_proxies_only_and_keeps_
     assert "insecure" not in websecure["proxyProtocol"] and "forwardedHeaders" not in websecure  # clients cannot forge it
     assert "proxyProtocol" not in values["ports"]["web"]  # the edge's port 80 only redirects, without PROXY protocol
     # The edge proxy's address must reach traefik: no SNAT (Local), so a traefik on every agent the edge targets.
-    assert values["service"]["spec"] == {"externalTrafficPolicy": "Local"}
+    assert values["service"]["spec"]["externalTrafficPolicy"] == "Local"  # the type: tests/test_traefik_chart.py
     assert values["deployment"] == {"kind": "DaemonSet"}
     assert values["tolerations"] == []  # not on the tainted servers, which the edge does not target
 
@@ -61,7 +61,9 @@ def test_edge_nginx_routes_every_county_host_to_traefik_on_every_agent():
 
 def test_component_registers_k3s_traefik_helm_chart_config():
     def build():
-        edge = IngressEdge("ingress", IngressConfig(edgeProxies=["192.0.2.10"]), hosts=HOSTS, agent_ips=["10.0.0.21"])
+        edge = IngressEdge(
+            "ingress", IngressConfig(edgeProxies=["192.0.2.10"]), hosts=HOSTS, agent_ips=["10.0.0.21"], traefik_chart_v40=True
+        )
         pulumi.export("edge", edge.edge_nginx_config)
 
     evaluation = record(build)

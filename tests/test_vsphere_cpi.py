@@ -15,7 +15,7 @@ def test_release_is_the_official_chart_at_the_pinned_version(national_storage):
     release = national_storage.named("vsphere-cpi-release")
     assert release.type == "kubernetes:helm.sh/v3:Release"
     assert release.inputs["chart"] == "vsphere-cpi"
-    assert release.inputs["version"] == "1.36.0"  # the national test stack: cpi.version for k3s v1.36
+    assert release.inputs["version"] == "1.35.1"  # the national test stack: cpi.version for k3s v1.35
     assert release.inputs["repositoryOpts"] == {"repo": "https://kubernetes.github.io/cloud-provider-vsphere"}
     assert release.inputs["namespace"] == "kube-system"
     assert release.inputs["name"] == "vsphere-cpi"

@@ -60,7 +60,7 @@ def test_driver_manifest_is_the_pinned_upstream_file(national_storage):
     driver = national_storage.named("vsphere-csi-driver")
     assert driver.type == "kubernetes:yaml/v2:ConfigFile"
     assert driver.inputs["file"] == (
-        "https://raw.githubusercontent.com/kubernetes-sigs/vsphere-csi-driver/v3.8.0/manifests/vanilla/vsphere-csi-driver.yaml"
+        "https://raw.githubusercontent.com/kubernetes-sigs/vsphere-csi-driver/v3.7.3/manifests/vanilla/vsphere-csi-driver.yaml"
     )
     assert national_storage.named("vsphere-csi-config").urn in driver.depends_on
     assert national_storage.named("vsphere-csi-namespace").urn in driver.depends_on
@@ -68,7 +68,7 @@ def test_driver_manifest_is_the_pinned_upstream_file(national_storage):
 
 def test_manifest_url_can_point_at_a_mirror():
     evaluation = build(stack_config(csi={"manifestUrl": "https://mirror.moh.example.org/csi/{version}/driver.yaml"}))
-    assert evaluation.named("vsphere-csi-driver").inputs["file"] == "https://mirror.moh.example.org/csi/v3.8.0/driver.yaml"
+    assert evaluation.named("vsphere-csi-driver").inputs["file"] == "https://mirror.moh.example.org/csi/v3.7.3/driver.yaml"
 
 
 def test_driver_transform_fits_the_controller_to_the_cluster():
@@ -122,7 +122,7 @@ def test_snapshots_are_off_by_default(national_storage):
 
 
 def test_snapshots_install_crds_controller_and_class(with_snapshots):
-    base = "https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/v8.4.0"  # qualified for v3.8
+    base = "https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/v8.2.0"  # qualified for v3.7
     crds = [with_snapshots.named(f"vsphere-csi-crd-{c}") for c in ("volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots")]
     assert crds[2].inputs["file"] == f"{base}/client/config/crd/snapshot.storage.k8s.io_volumesnapshots.yaml"
     controller = with_snapshots.named("vsphere-csi-snapshot-controller")

@@ -29,6 +29,7 @@ class IngressEdge(pulumi.ComponentResource):
         *,
         hosts: Mapping[str, str],
         agent_ips: Sequence[str],
+        traefik_chart_v40: bool,
         opts: pulumi.ResourceOptions | None = None,
     ):
         # The component was typed `cht-hosting:k3s:IngressEdge` before the edge package existed; the alias keeps
@@ -47,6 +48,7 @@ class IngressEdge(pulumi.ComponentResource):
                     http_node_port=ingress.http_node_port,
                     timeout_seconds=ingress.timeout_seconds,
                     edge_proxies=ingress.edge_proxies,
+                    chart_v40=traefik_chart_v40,
                 )
             },
             opts=pulumi.ResourceOptions(parent=self),

@@ -18,7 +18,12 @@ from config.capacity import TRAEFIK
 
 
 def traefik_values(
-    *, https_node_port: int, http_node_port: int, timeout_seconds: int, edge_proxies: Sequence[str] = ()
+    *,
+    https_node_port: int,
+    http_node_port: int,
+    timeout_seconds: int,
+    edge_proxies: Sequence[str] = (),
+    chart_v40: bool = True,
 ) -> str:
     """valuesContent of k3s's HelmChartConfig for its bundled traefik chart (traefik-helm-chart values keys).
 
@@ -26,6 +31,10 @@ def traefik_values(
     edge nginx can target. The entrypoint timeouts are cluster-wide: they match CHT's nginx (3600 s), so a
     slow upload or a long sync is not cut off at traefik's 60 s default. With edge proxies, websecure reads
     the PROXY protocol from them only (forwarded headers stay untrusted: a client cannot forge its address).
+
+    `chart_v40`: the chart k3s bundles is traefik-helm-chart v40 or later (config/compatibility.yaml
+    `traefikChart`). v40's Service template copies only `service.spec`, so the type goes there; v39 reads
+    `service.type` and would render a second `type:` if `service.spec` also held one.
     """
     timeouts = {name: f"{timeout_seconds}s" for name in ("readTimeout", "writeTimeout", "idleTimeout")}
     websecure: dict = {"nodePort": https_node_port, "transport": {"respondingTimeouts": timeouts}}
@@ -38,7 +47,11 @@ def traefik_values(
         "tolerations": [],
         # What the capacity check takes off every agent for it (config/capacity.py TRAEFIK).
         "resources": TRAEFIK.resources(),
-        "service": {"type": "NodePort", "spec": {"externalTrafficPolicy": "Local"}},
+        "service": (
+            {"spec": {"type": "NodePort", "externalTrafficPolicy": "Local"}}
+            if chart_v40
+            else {"type": "NodePort", "spec": {"externalTrafficPolicy": "Local"}}
+        ),
         "ports": {
             "web": {"nodePort": http_node_port, "transport": {"respondingTimeouts": timeouts}},
             "websecure": websecure,
