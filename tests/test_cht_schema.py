@@ -45,8 +45,8 @@ def validate_all(evaluation) -> int:
 
 
 def test_schema_version_is_the_clusters_minor():
-    assert k8s_minor() == "1.36"
-    assert kubernetes_validate.validate({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}, "1.36.0")
+    assert k8s_minor() == "1.35"
+    assert kubernetes_validate.validate({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}, "1.35.0")
 
 
 def test_prod_objects_are_schema_valid(national):

@@ -78,7 +78,7 @@ def test_registries():
 def kube_vip(interface=None):
     docs = list(yaml.safe_load_all(r.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface=interface)))
     for doc in docs:
-        kubernetes_validate.validate(doc, "1.36", strict=True)
+        kubernetes_validate.validate(doc, "1.35", strict=True)
     ds = next(d for d in docs if d["kind"] == "DaemonSet")
     pod = ds["spec"]["template"]["spec"]
     return pod, {e["name"]: e["value"] for e in pod["containers"][0]["env"]}

@@ -22,7 +22,7 @@ def test_default_class_retains_and_expands(national_storage):
         "allowVolumeExpansion": True,
         "volumeBindingMode": "Immediate",
     }
-    kubernetes_validate.validate(storage_class.inputs, "1.36", strict=True)
+    kubernetes_validate.validate(storage_class.inputs, "1.35", strict=True)
     assert national_storage.outputs["storageClass"] == "vmware-sc"
 
 

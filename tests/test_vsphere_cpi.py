@@ -34,7 +34,7 @@ def test_credentials_only_in_a_secret_the_chart_is_pointed_at(national_storage):
     assert "stringData" in secret.secret_inputs
     assert PASSWORD not in repr(release.inputs)
     assert secret.urn in release.depends_on
-    kubernetes_validate.validate({k: v for k, v in secret.inputs.items()}, "1.36", strict=True)
+    kubernetes_validate.validate({k: v for k, v in secret.inputs.items()}, "1.35", strict=True)
 
 
 def cpi_conf(evaluation) -> dict:
@@ -53,7 +53,7 @@ def test_with_only_a_ca_bundle_the_cpi_reads_caFile_from_the_mounted_configmap()
     conf = cpi_conf(evaluation)
     assert conf["global"]["caFile"] == "/etc/cloud/vsphere-ca.pem"
     assert "thumbprint" not in conf["global"] and "insecureFlag" not in conf["global"]
-    kubernetes_validate.validate(config_map.inputs, "1.36", strict=True)
+    kubernetes_validate.validate(config_map.inputs, "1.35", strict=True)
     release = evaluation.named("vsphere-cpi-release")
     assert release.inputs["values"]["config"]["enabled"] is False  # the chart mounts `cloud-config`
     assert config_map.urn in release.depends_on

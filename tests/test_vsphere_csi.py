@@ -27,7 +27,7 @@ def test_namespace_and_config_secret(national_storage):
     assert "stringData" in secret.secret_inputs
     assert namespace.urn in secret.depends_on
     for obj in (namespace.inputs, secret.inputs):
-        kubernetes_validate.validate(obj, "1.36", strict=True)
+        kubernetes_validate.validate(obj, "1.35", strict=True)
 
 
 def test_rendered_conf_parses_back(national_storage):

@@ -16,7 +16,7 @@ ACCESS = render.VcenterAccess(
     server="vcenter.moh.example.org", datacenter="MOH-DC1", user="k8s-cns@vsphere.local", thumbprint="AB:CD:EF"
 )
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-K8S = "1.36"
+K8S = "1.35"
 
 
 def parse_gcfg(text: str) -> dict[str, dict[str, str]]:

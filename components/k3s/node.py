@@ -177,7 +177,11 @@ class K3sNode(pulumi.ComponentResource):
         note = f"echo {node.name} is drained before k3s leaves it"
         drain = render.as_root(
             render.drain_script(
-                name=node.name, role=node.role, api_url=shape.api_url, timeout_minutes=settings.drain_timeout_minutes
+                name=node.name,
+                role=node.role,
+                api_url=shape.api_url,
+                timeout_minutes=settings.drain_timeout_minutes,
+                kube_vip=settings.kube_vip_yaml is not None,
             )
         )
         self.removal = remote.Command(

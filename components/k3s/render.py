@@ -45,6 +45,10 @@ KUBECONFIG_FILE = f"{CONFIG_DIR}/k3s.yaml"
 # refuse to run, so a `pulumi up` during a restore cannot restart, rejoin or remove k3s behind the operator.
 RESTORE_MARK = f"{CONFIG_DIR}/restore-in-progress"
 KUBE_VIP_FILE = "/var/lib/rancher/k3s/server/manifests/cht-kube-vip.yaml"
+# Where kube-vip v1.0.0 looks for a kubeconfig before falling back to the in-cluster client (pkg/manager/manager.go).
+KUBE_VIP_KUBECONFIG = "/etc/kubernetes/admin.conf"
+# A server on its way out: kube-vip's DaemonSet leaves it (its pod gives up the VIP) before its Node is deleted.
+LEAVING_LABEL = f"{PROJECT}/leaving"
 K3S_BIN = "/usr/local/bin/k3s"
 API_PORT = 6443
 # servicelb: the API endpoint is kube-vip or an external LB; local-storage: volumes come from the vSphere CSI.
@@ -225,6 +229,16 @@ def kube_vip_manifest(vip: str, *, version: str, interface: str | None) -> str:
     the address on exactly one of them. Without `interface`, kube-vip binds the VIP to the interface of the
     default route (kube-vip v1.0.0 `cmd/kube-vip.go`: an empty `vip_interface` -> `GetDefaultGatewayInterface`),
     so the NIC's name (ens160, ens192 or ens224 under ESXi) does not matter.
+
+    kube-vip talks to its own server's API, never through the `kubernetes` Service (kube-vip#1786: with the
+    in-cluster client a server whose API server is gone keeps renewing the lease through the others, and keeps
+    the VIP). kube-vip v1.0.0 `pkg/manager/manager.go`: when `/etc/kubernetes/admin.conf` exists it builds its
+    client from that file, with `kubernetes_addr` (`pkg/kubevip/config_envvar.go`) as the address; the k3s admin
+    kubeconfig (k3s.yaml, which k3s writes on every server) is mounted there and the address is this server's
+    own API server. Once that API server stops answering, the lease is not renewed: `onStoppedLeading`
+    (`pkg/cluster/clusterLeaderElection.go`) deletes the VIP and another server takes it within the lease.
+    A server that is leaving carries `LEAVING_LABEL`, which the DaemonSet does not run on: its pod gets SIGTERM,
+    gives up the lease (`ReleaseOnCancel`) and deletes the VIP, before the server's etcd member goes.
     """
     labels = {"app.kubernetes.io/name": "kube-vip", "app.kubernetes.io/part-of": PROJECT}
     env = {
@@ -242,6 +256,8 @@ def kube_vip_manifest(vip: str, *, version: str, interface: str | None) -> str:
         "vip_leaseduration": "5",
         "vip_renewdeadline": "3",
         "vip_retryperiod": "1",
+        # This server's own API server (the admin kubeconfig below is k3s's, whose certificate names 127.0.0.1).
+        "kubernetes_addr": f"127.0.0.1:{API_PORT}",
     }
     docs = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kube-vip", "namespace": KUBE_SYSTEM}},
@@ -280,7 +296,21 @@ def kube_vip_manifest(vip: str, *, version: str, interface: str | None) -> str:
                         "serviceAccountName": "kube-vip",
                         "hostNetwork": True,
                         "priorityClassName": "system-node-critical",
-                        "nodeSelector": {CONTROL_PLANE_LABEL: "true"},
+                        "affinity": {
+                            "nodeAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": {
+                                    "nodeSelectorTerms": [
+                                        {
+                                            "matchExpressions": [
+                                                {"key": CONTROL_PLANE_LABEL, "operator": "In", "values": ["true"]},
+                                                # A leaving server gives up the VIP first (drain_script).
+                                                {"key": LEAVING_LABEL, "operator": "DoesNotExist"},
+                                            ]
+                                        }
+                                    ]
+                                }
+                            }
+                        },
                         # The servers carry our taint and, until the CPI runs, the uninitialized taint.
                         "tolerations": [{"operator": "Exists"}],
                         "containers": [
@@ -292,7 +322,13 @@ def kube_vip_manifest(vip: str, *, version: str, interface: str | None) -> str:
                                 "env": [{"name": k, "value": v} for k, v in env.items()],
                                 "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
                                 "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+                                "volumeMounts": [
+                                    {"name": "kubeconfig", "mountPath": KUBE_VIP_KUBECONFIG, "readOnly": True}
+                                ],
                             }
+                        ],
+                        "volumes": [
+                            {"name": "kubeconfig", "hostPath": {"path": KUBECONFIG_FILE, "type": "File"}}
                         ],
                     },
                 },
@@ -529,16 +565,39 @@ cat >"$kubeconfig"
 """
 
 
-def _delete_node(name: str) -> str:
+def _delete_node(name: str, wait_seconds: int = 300) -> str:
     """Deletes Node `name` and waits until it is gone (a server's goes once k3s has removed its etcd member)."""
     return f"""kubectl delete node {name} --wait=false >/dev/null || fail "could not delete node {name} from the cluster"
 # The API endpoint may move to another server meanwhile (a server's own member is being removed).
-deadline=$((SECONDS + 300))
+deadline=$((SECONDS + {wait_seconds}))
 while :; do
   out="$(kubectl get node {name} -o name 2>&1)" || case "$out" in *NotFound*|*"not found"*) break ;; esac
-  [ "$SECONDS" -lt "$deadline" ] || fail "node {name} was still in the cluster 5 minutes after its deletion: $out"
+  [ "$SECONDS" -lt "$deadline" ] || fail "node {name} was still in the cluster {wait_seconds} s after its deletion: $out"
   sleep 5
 done
+"""
+
+
+def _give_up_vip(name: str, wait_seconds: int) -> str:
+    """A leaving server's kube-vip gives up the VIP before the server's etcd member (and API server) goes.
+
+    The label takes the server out of kube-vip's DaemonSet (`kube_vip_manifest`); the DaemonSet controller
+    deletes the pod, and on SIGTERM kube-vip v1.0.0 releases the lease and deletes the VIP
+    (`pkg/cluster/clusterLeaderElection.go`: ReleaseOnCancel, onStoppedLeading -> DeleteIP). An empty answer
+    through the API endpoint once the pod is gone proves another server holds the VIP.
+    """
+    return f"""kubectl label node {name} {LEAVING_LABEL}=true --overwrite >/dev/null \\
+  || fail "could not label node {name} {LEAVING_LABEL}=true (it makes kube-vip leave this server)"
+deadline=$((SECONDS + {wait_seconds}))
+while :; do
+  if out="$(kubectl -n {KUBE_SYSTEM} get pods -l app.kubernetes.io/name=kube-vip --field-selector spec.nodeName={name} -o name 2>&1)" \\
+    && [ -z "$out" ]; then
+    break
+  fi
+  [ "$SECONDS" -lt "$deadline" ] || fail "kube-vip still ran on {name} (or the API endpoint did not answer) {wait_seconds} s after it was asked to leave: $out. Nothing was deleted; find out why (kubectl -n {KUBE_SYSTEM} get pods -o wide -l app.kubernetes.io/name=kube-vip) and run pulumi up again"
+  sleep 2
+done
+echo "cht-hosting: kube-vip left {name}; another server holds the API endpoint"
 """
 
 
@@ -643,17 +702,31 @@ fi
 """
 
 
-def drain_script(*, name: str, role: Role, api_url: str, timeout_minutes: int, root: str = "/") -> str:
+def drain_script(
+    *,
+    name: str,
+    role: Role,
+    api_url: str,
+    timeout_minutes: int,
+    kube_vip: bool = False,
+    vip_wait_seconds: int = 120,
+    delete_wait_seconds: int = 300,
+    root: str = "/",
+) -> str:
     """Run on the node itself before it goes: drain it, then delete its Node (a server's etcd seat goes with it).
 
     kubectl talks to the API endpoint, never to this node's own API server, which stops answering once its etcd
     member is removed. A server uses its own admin kubeconfig (k3s.yaml); an agent has none and is handed the
-    cluster's on stdin, which goes to a 0600 temporary file.
+    cluster's on stdin, which goes to a 0600 temporary file. With `kube_vip`, a server first makes its kube-vip
+    give up the VIP (`_give_up_vip`), so the endpoint never points at an API server that is going away. Every
+    wait is bounded and says what to do when it runs out; nothing is deleted before the drain and the VIP move
+    have succeeded.
     """
     if role == "server":
         credentials = _kubectl(root, api_url, _on(root, KUBECONFIG_FILE))
     else:
         credentials = _kubeconfig_from_stdin(f"drain {name}") + _kubectl(root, api_url, '"$kubeconfig"')
+    step_down = _give_up_vip(name, vip_wait_seconds) if kube_vip and role == "server" else ""
     return f"""{_SHEBANG}# Drain {name} ({role}) and remove it from the cluster.
 {_restore_guard(root)}if [ ! -x {_on(root, K3S_BIN)} ]; then
   echo "cht-hosting: k3s is not installed on this VM; nothing to drain here. If the cluster still lists node {name}, delete it: kubectl delete node {name}"
@@ -670,7 +743,7 @@ api_url={shlex.quote(api_url)}
 fi
 kubectl drain {name} --ignore-daemonsets --delete-emptydir-data --timeout={timeout_minutes}m \\
   || fail "draining {name} did not finish within {timeout_minutes} minutes; find the pods that block it (kubectl get pods -A -o wide --field-selector spec.nodeName={name}), fix them, and run pulumi up again"
-{_delete_node(name)}echo "cht-hosting: node {name} drained and removed from the cluster"
+{step_down}{_delete_node(name, delete_wait_seconds)}echo "cht-hosting: node {name} drained and removed from the cluster"
 """
 
 
