@@ -21,6 +21,7 @@ PROCEDURES: dict[str, tuple[str, str | None]] = {
     "encrypt": ("runbooks/secrets-encryption.md", None),
     "storage-class": ("config-checks.md", "Renaming the StorageClass"),
     "backup-off": ("config-checks.md", "Turning backups off"),
+    "remove-server": ("runbooks/remove-node.md", "A deployed server: lift its VM's protection first"),
 }
 
 
@@ -53,8 +54,12 @@ STORAGE_CLASS = Acceptance(
     "storageClass.name", r"storageClass\.name", "storage-class"
 )
 BACKUP_REMOVED = Acceptance("backup", r"backup", "backup-off")
+# A deployed server removed once its VM is unprotected (`pulumi state unprotect`): its VM is protected.
+REMOVE_SERVER = Acceptance(
+    "controlPlane.nodes.<node>", r"controlPlane\.nodes\.[a-z0-9]([-a-z0-9]*[a-z0-9])?", "remove-server"
+)
 
-ACCEPTANCES: tuple[Acceptance, ...] = (COUCHDB_USER, SECRETS_ENCRYPTION, STORAGE_CLASS, BACKUP_REMOVED)
+ACCEPTANCES: tuple[Acceptance, ...] = (COUCHDB_USER, SECRETS_ENCRYPTION, STORAGE_CLASS, BACKUP_REMOVED, REMOVE_SERVER)
 
 
 def matching(entry: str) -> Acceptance | None:

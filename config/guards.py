@@ -19,6 +19,7 @@ CHT_5_FROM = "4.5.0"
 # The runbook of each procedure a refusal names (the table is config/accept.py's, beside the acceptances).
 PROCEDURES = accept.PROCEDURES
 SECRETS_ENCRYPTION = accept.SECRETS_ENCRYPTION.form
+REMOVE_SERVER = "controlPlane.nodes."  # + the server's name (accept.REMOVE_SERVER)
 
 
 procedure = accept.where  # where a refusal sends the operator
@@ -48,6 +49,7 @@ def check(
         problems += _nodes(config, deployed)
         problems += _renamed_nodes(config, deployed)
         problems += _servers(config, deployed, etcd_seed_can_move)
+        problems += _protected_servers(config, deployed, accepted)
     return problems
 
 
@@ -55,6 +57,14 @@ def unused_acceptances(config: StackConfig, deployed: DeployedState | None) -> l
     """Warnings for `deployedState.accept` entries that accept nothing in this update (remove them)."""
     found = []
     for entry in config.deployed_state.accept:
+        if entry.startswith(REMOVE_SERVER):
+            server = entry[len(REMOVE_SERVER):]
+            if server not in _removed_servers(config, deployed):
+                found.append(
+                    f"{key_path('deployedState', 'accept')}: '{entry}' accepts nothing in this update (no deployed "
+                    f"server {server} leaves); remove it"
+                )
+            continue
         if entry in (accept.STORAGE_CLASS.form, accept.BACKUP_REMOVED.form):
             if not (_storage_class_renamed(config, deployed) if entry == accept.STORAGE_CLASS.form else _backup_removed(config, deployed)):
                 found.append(
@@ -338,4 +348,29 @@ def _renamed_nodes(config: StackConfig, deployed: DeployedState) -> list[str]:
                     f"{old} still holds it, and {old} stays in the cluster as a NotReady node). Keep {old}, or "
                     f"remove it in one update and add {name} in the next ({procedure('replace-node')})"
                 )
+    return problems
+
+
+def _removed_servers(config: StackConfig, deployed: DeployedState | None) -> list[str]:
+    if deployed is None or config.cluster_mode != "vsphere-k3s" or deployed.cluster_mode != "vsphere-k3s":
+        return []
+    return [n for n in deployed.servers if n not in config.control_plane.nodes]
+
+
+def _protected_servers(config: StackConfig, deployed: DeployedState, accepted: set[str]) -> list[str]:
+    """A deployed server's VM is protected (`NodePool`): the engine refuses its delete only in the VM's own step,
+    after the server was drained, its etcd member removed and k3s uninstalled, so the update would stop half-way
+    with a server gone from the cluster but its VM still there. Its removal is refused until the operator has
+    lifted the protection of that one VM and says so in `deployedState.accept` for one update."""
+    problems = []
+    for name in _removed_servers(config, deployed):
+        if f"{REMOVE_SERVER}{name}" in accepted:
+            continue
+        problems.append(
+            f"{key_path('controlPlane', 'nodes', name)}: server {name} is deployed and its VM is protected; removing "
+            "its line alone would drain it, remove its etcd member and uninstall k3s, then fail on the VM. To remove "
+            f"it: pulumi state unprotect \"$(pulumi stack --show-urns | grep -o 'urn:pulumi:[^ ]*VirtualMachine::"
+            f"control-plane-{name}')\", then add '{REMOVE_SERVER}{name}' to deployedState.accept for this one update "
+            f"({procedure('remove-server')})"
+        )
     return problems

@@ -176,20 +176,57 @@ def test_three_servers_cut_to_one():
     assert problems(controlPlane={**cp, "nodes": {"cp-2": "10.20.0.12"}}) == [
         "cht-hosting:controlPlane.nodes: servers cp-2, cp-3, cp-4 deployed, this config removes cp-3, cp-4; etcd "
         "loses quorum when more than one member leaves at once. Remove one server per update, adding its "
-        "replacement in the same update so the count stays odd (docs/runbooks/replace-node.md)"
+        "replacement in the same update so the count stays odd (docs/runbooks/replace-node.md)",
+        *(protected(n) for n in ("cp-3", "cp-4")),
     ]
+
+
+def protected(name: str) -> str:
+    return (
+        f"cht-hosting:controlPlane.nodes.{name}: server {name} is deployed and its VM is protected; removing its line "
+        "alone would drain it, remove its etcd member and uninstall k3s, then fail on the VM. To remove it: pulumi "
+        "state unprotect \"$(pulumi stack --show-urns | grep -o 'urn:pulumi:[^ ]*VirtualMachine::control-plane-"
+        f"{name}')\", then add 'controlPlane.nodes.{name}' to deployedState.accept for this one update "
+        "(docs/runbooks/remove-node.md, 'A deployed server: lift its VM's protection first')"
+    )
 
 
 def test_replacing_the_seed_and_adding_a_server_that_sorts_first():
     cp = section("controlPlane")
     replaced = {**cp, "nodes": {"cp-1": "10.20.0.11", "cp-3": "10.20.0.13", "cp-4": "10.20.0.14"}}
-    assert problems(controlPlane=replaced) == []  # the cluster joins through the API once it exists
-    assert problems(seed_can_move=False, controlPlane=replaced) == [
+    accepted = {"accept": ["controlPlane.nodes.cp-2"]}
+    # The cluster joins through the API once it exists; the seed's VM was unprotected.
+    assert problems(controlPlane=replaced, deployedState=accepted) == []
+    assert problems(seed_can_move=False, controlPlane=replaced, deployedState=accepted) == [
         "cht-hosting:controlPlane.nodes.cp-2: cp-2 seeded etcd and the other servers join through it; removing it "
         "would re-seed etcd on another server. Keep it",
         "cht-hosting:controlPlane.nodes.cp-1: sorts before cp-2, the server that seeded etcd, and would seed a "
         "second cluster; choose a name that sorts after it",
     ]
+
+
+def test_a_deployed_servers_removal_is_refused_until_its_vm_is_unprotected_and_accepted():
+    """Control-plane VMs are protected (components/vsphere/node_pool.py); pulumi refuses a protected delete only in
+    the VM's own step, after the drain, etcd member removal and uninstall (pulumi pkg/resource/deploy/step.go)."""
+    cp = section("controlPlane")
+    swapped = {**cp, "nodes": {"cp-2": "10.20.0.12", "cp-3": "10.20.0.13", "cp-5": "10.20.0.15"}}
+    assert problems(controlPlane=swapped) == [protected("cp-4")]
+    accepted = config_of(controlPlane=swapped, deployedState={"accept": ["controlPlane.nodes.cp-4"]})
+    assert guards.check(accepted, DEPLOYED, csi_cluster_id=CSI_ID) == []
+    assert guards.unused_acceptances(accepted, DEPLOYED) == []
+    # Left in place after the update (cp-4 is no longer deployed), the entry is named as accepting nothing.
+    assert guards.unused_acceptances(accepted, deployed_as(accepted)) == [
+        "cht-hosting:deployedState.accept: 'controlPlane.nodes.cp-4' accepts nothing in this update (no deployed "
+        "server cp-4 leaves); remove it"
+    ]
+    # An agent is not protected: it leaves without any of this.
+    agents = section("agents")
+    assert problems(agents={**agents, "nodes": {"agent-1": "10.20.0.21"}}, capacity={"spareAgents": 0, "onShortfall": "warn"}) == []
+
+
+def test_a_server_cannot_be_accepted_under_another_key():
+    with pytest.raises(Exception, match="cannot be accepted"):
+        config_of(deployedState={"accept": ["controlPlane.nodes.cp-4; reboot"]})
 
 
 def test_node_address_changed():

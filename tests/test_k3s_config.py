@@ -8,7 +8,7 @@ from config import ConfigError
 from config.validate import validate
 from tests.conftest import raw_config
 
-K3S = {"version": "v1.36.1+k3s1", "apiEndpoint": "10.20.0.10"}
+K3S = {"version": "v1.35.8+k3s1", "apiEndpoint": "10.20.0.10"}
 
 
 def problems(**k3s) -> list[str]:

@@ -29,7 +29,7 @@ ETCD = r.EtcdS3(
 )
 SHAPE = r.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
 KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {client-key-data: bW9jaw==}}]\n"
-REAL = ("cat", "mktemp", "chmod", "cmp", "cp", "mv", "rm", "mkdir", "dirname", "sleep", "sh", "date", "grep")
+REAL = ("cat", "mktemp", "chmod", "cmp", "cp", "mv", "rm", "mkdir", "dirname", "sleep", "sh", "date", "grep", "timeout")
 
 STUBS = {
     # curl: `-o FILE URL` downloads a fake installer; anything else (the /ping probe) answers.
@@ -79,6 +79,12 @@ verb="$1"; node="$3"
 case "$verb" in
   get)
     [ -n "${STUB_API_DOWN:-}" ] && { echo "The connection to the server 10.20.0.10:6443 was refused" >&2; exit 1; }
+    # After a restart: the local API server's /readyz, and the node's Ready condition (tests/test_k3s_rolling.py).
+    if [ "$2" = --raw ]; then
+      [ -z "${STUB_UNHEALTHY:-}" ] || { echo "[-]etcd failed: reason withheld" >&2; exit 1; }
+      echo ok; exit 0
+    fi
+    case "$*" in *jsonpath=*) echo "${STUB_NODE_READY:-True}"; exit 0 ;; esac
     [ -e "$STUB_ROOT/state/nodes/$node" ] && { echo "node/$node"; exit 0; }
     echo "Error from server (NotFound): nodes \"$node\" not found" >&2; exit 1 ;;
   drain) [ -z "${STUB_DRAIN_FAIL:-}" ] ;;
@@ -242,6 +248,7 @@ def test_configure_writes_files_and_rerun_changes_nothing(box):
 
     # k3s now runs; a second run with the same inputs must neither touch a file nor restart it.
     (box.root / "state" / "enabled").touch()
+    box.install_k3s()
     second = box.run(script, stdin=stdin_for("server"))
     assert second.returncode == 0, second.stderr
     assert "up to date (changed=0)" in second.stdout
@@ -252,6 +259,7 @@ def test_configure_writes_files_and_rerun_changes_nothing(box):
 def test_configure_restarts_k3s_when_the_config_changes(box):
     assert box.run(configure("server", root=box.at), stdin=stdin_for("server")).returncode == 0
     (box.root / "state" / "enabled").touch()
+    box.install_k3s()
     changed = box.run(
         configure("server", mirrors={"docker.io": ["https://mirror.example"]}, root=box.at), stdin=stdin_for("server")
     )
@@ -278,6 +286,7 @@ def test_configure_fails_when_cloud_init_failed(box):
 def test_configure_fails_when_the_restart_fails(box):
     assert box.run(configure("agent", root=box.at), stdin=stdin_for("agent")).returncode == 0
     (box.root / "state" / "enabled").touch()
+    box.install_k3s()
     result = box.run(
         configure("agent", mirrors={"docker.io": ["https://m.example"]}, root=box.at),
         stdin=stdin_for("agent"),
@@ -394,6 +403,7 @@ def test_server_writes_the_s3_keys_to_a_root_only_drop_in_k3s_parses(box):
     assert config["etcd-s3-endpoint-ca"] == r.S3_CA_FILE and "etcd-s3-access-key" not in config
     # Snapshots back to the servers only: the next run removes the keys and the CA from the node.
     (box.root / "state" / "enabled").touch()
+    box.install_k3s()
     again = box.run(configure("server", root=box.at), stdin=stdin_for("server"))
     assert again.returncode == 0, again.stderr
     assert not creds.exists() and not box.file(r.S3_CA_FILE).exists()

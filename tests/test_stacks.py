@@ -166,12 +166,12 @@ def changed_urns(before: Evaluation, after: Evaluation) -> set[str]:
 
 def test_k3s_version_bump_changes_the_upgrade_plans_and_nothing_else(national):
     k3s = section("national", "k3s")
-    k3s["version"] = "v1.36.4+k3s1"
+    k3s["version"] = "v1.35.9+k3s1"
     bumped = run("national", **{"cht-hosting:k3s": k3s})
     changed = changed_urns(national, bumped)
     assert sorted(bumped.by_urn[u].type for u in changed) == ["kubernetes:upgrade.cattle.io/v1:Plan"] * 2
     for urn in changed:
-        assert bumped.by_urn[urn].inputs["spec"]["version"] == "v1.36.4+k3s1"
+        assert bumped.by_urn[urn].inputs["spec"]["version"] == "v1.35.9+k3s1"
 
 
 def test_cht_version_bump_changes_images_only_never_a_volume(national):

@@ -14,7 +14,9 @@ the seed included, joins through the API endpoint. So removing or replacing the 
 sorts before it, changes no other server's config, and nothing is ever seeded twice.
 
 Order on a new cluster: the seed -> the other servers one after another (etcd grows one member at a time) ->
-agents in parallel once the seed is up. On later updates only new or replaced nodes run anything.
+agents once the seed is up (configured one after another, installed in parallel). On later updates only new or
+replaced nodes run anything, and a configuration change restarts k3s node by node: the servers in join order,
+each healthy before the next, and the agents likewise (render.configure_script, at most 600 s per node).
 """
 
 from __future__ import annotations
@@ -172,9 +174,14 @@ class K3sCluster(pulumi.ComponentResource):
         for server_name in joining:
             self.nodes[server_name] = node(by_name[server_name], [previous], kubeconfig=self.kubeconfig)
             previous = self.nodes[server_name].install
-        # Agents join in parallel once the first server is up.
+        # Agents join once the first server is up, and are configured one after another: a configuration change
+        # restarts them one at a time, each healthy again before the next (render.configure_script). They are
+        # not drained for it: k3s-agent's unit stops only k3s itself (install.sh KillMode=process), so the pods
+        # keep running through the restart, while a drain would move every CouchDB volume off the node and back.
+        previous_agent: K3sNode | None = None
         for agent in agents:
-            self.nodes[agent.name] = node(agent, [self.nodes[first].install], kubeconfig=self.kubeconfig)
+            after = [self.nodes[first].install, *([previous_agent.configure] if previous_agent else [])]
+            previous_agent = self.nodes[agent.name] = node(agent, after, kubeconfig=self.kubeconfig)
 
         self.provider = k8s.Provider(
             f"{name}-k8s",

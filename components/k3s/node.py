@@ -52,6 +52,8 @@ class NodeSettings:
 class K3sNode(pulumi.ComponentResource):
     install: remote.Command
     """Done once k3s runs on the node; what later steps wait for."""
+    configure: remote.Command
+    """Done once the node's configuration is written and, after a change, k3s restarted and the node healthy."""
 
     def __init__(
         self,
@@ -127,7 +129,7 @@ class K3sNode(pulumi.ComponentResource):
                 )
             )
         )
-        configure = remote.Command(
+        self.configure = configure = remote.Command(
             f"{name}-configure",
             connection=node.connection,
             create=script,

@@ -44,6 +44,10 @@ KUBECONFIG_FILE = f"{CONFIG_DIR}/k3s.yaml"
 # (components/k3s/restore.py writes and removes it): while it is there, configure, install, drain and uninstall
 # refuse to run, so a `pulumi up` during a restore cannot restart, rejoin or remove k3s behind the operator.
 RESTORE_MARK = f"{CONFIG_DIR}/restore-in-progress"
+# The kubelet's own credentials on every node (k3s writes it; the node authorizer lets it read its own Node).
+AGENT_KUBECONFIG_FILE = "/var/lib/rancher/k3s/agent/kubelet.kubeconfig"
+# How long a node's restart after a configuration change may take until the node is healthy again.
+RESTART_TIMEOUT_SECONDS = 600
 KUBE_VIP_FILE = "/var/lib/rancher/k3s/server/manifests/cht-kube-vip.yaml"
 # Where kube-vip v1.0.0 looks for a kubeconfig before falling back to the in-cluster client (pkg/manager/manager.go).
 KUBE_VIP_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -475,13 +479,13 @@ def configure_script(
     kube_vip_yaml: str | None,
     root: str = "/",
     s3_ca_bundle: str | None = None,
+    restart_timeout_seconds: int = RESTART_TIMEOUT_SECONDS,
 ) -> str:
     """Configure one node; secrets arrive on stdin (`configure_stdin`) and only ever go to 0600 files.
 
     stdin: the join token (first line); on servers then the agent token (second line) and the S3 key
     drop-in (the rest; empty when snapshots stay on the servers, which removes the drop-in).
     """
-    service = service_name(role)
     parts = [
         _SHEBANG,
         f"# Configure k3s on {name} ({role}).\n",
@@ -535,18 +539,53 @@ unset s3_credentials
         parts.append(
             _heredoc(_on(root, KUBE_VIP_FILE), "600", kube_vip_yaml) if kube_vip_yaml else f"drop {_on(root, KUBE_VIP_FILE)}\n"
         )
-    parts.append(
-        f"""\
+    parts.append(_restart_when_changed(name=name, role=role, timeout_seconds=restart_timeout_seconds, root=root))
+    return "".join(parts)
+
+
+def _restart_when_changed(*, name: str, role: Role, timeout_seconds: int, root: str) -> str:
+    """Restart k3s when a file changed, then wait (bounded) until this node is healthy again.
+
+    The next node's configure waits for this one (servers one after another, agents one after another), so a
+    node that does not come back stops the roll here, with what is wrong, instead of taking the next node down
+    too. `systemctl restart` returns once k3s reports ready (install.sh: Type=notify; a server sends READY=1
+    once its API server and etcd are up); it is bounded, because the unit has TimeoutStartSec=0. Healthy: the
+    node's Node is Ready and, on a server, the local API server's /readyz (etcd included) answers ok. A server
+    asks with k3s's admin kubeconfig (its own API server), an agent with its kubelet's own credentials (the
+    node authorizer lets a kubelet read its own Node).
+    """
+    service = service_name(role)
+    k3s = _on(root, K3S_BIN)
+    kubeconfig = _on(root, KUBECONFIG_FILE if role == "server" else AGENT_KUBECONFIG_FILE)
+    ready_jsonpath = "{.status.conditions[?(@.type==\"Ready\")].status}"
+    readyz = (
+        f"""  why="$({k3s} kubectl --kubeconfig {kubeconfig} get --raw /readyz 2>&1)" || return 1
+"""
+        if role == "server"
+        else ""
+    )
+    return f"""\
 # k3s reads these files only at start; the install script does not notice them changing.
+healthy() {{
+{readyz}  ready="$({k3s} kubectl --kubeconfig {kubeconfig} get node {name} -o jsonpath='{ready_jsonpath}' 2>/dev/null)" \\
+    || {{ why="node {name} could not be read from the cluster"; return 1; }}
+  [ "$ready" = True ] || {{ why="node {name} is not Ready (${{ready:-no Ready condition yet}})"; return 1; }}
+}}
 if [ "$changed" -eq 1 ] && systemctl is-enabled --quiet {service} 2>/dev/null; then
-  echo "cht-hosting: configuration of {name} changed; restarting {service}"
-  systemctl restart {service} || fail "{service} did not restart with the new configuration; see journalctl -u {service}"
+  echo "cht-hosting: configuration of {name} changed; restarting {service}, then waiting until {name} is healthy (at most {timeout_seconds} s)"
+  deadline=$((SECONDS + {timeout_seconds}))
+  timeout {timeout_seconds} systemctl restart {service} \\
+    || fail "{service} did not restart with the new configuration within {timeout_seconds} s on {name}; see journalctl -u {service}. The nodes after {name} were not restarted: fix it and run pulumi up again"
+  why="not checked yet"
+  until healthy; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "{name} was not healthy {timeout_seconds} s after {service} restarted with the new configuration: $why. The nodes after {name} were not restarted: see journalctl -u {service}, fix it and run pulumi up again"
+    sleep 5
+  done
+  echo "cht-hosting: {name} is healthy after its restart"
 else
   echo "cht-hosting: configuration of {name} is up to date (changed=$changed)"
 fi
 """
-    )
-    return "".join(parts)
 
 
 def _kubectl(root: str, api_url: str, kubeconfig: str) -> str:
