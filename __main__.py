@@ -139,7 +139,7 @@ if cfg.cluster_mode == "vsphere-k3s":
         ),
     )
     provider, storage_class_name, county_after = cluster.provider, storage_class.name, [storage_class]
-    etcd_seed = cluster.etcd_seed
+    etcd_seed, k3s_config = cluster.etcd_seed, cluster.config_digests
     drill_class = None
     if cfg.backup and cfg.backup.drill.storage_class is None:
         # The drill's volumes: the county class's parameters, deleted with their claims.
@@ -164,7 +164,7 @@ else:
         # everything on it (the counties' volumes included).
         cluster_identifier=names.cluster_identifier(pulumi.get_stack()),
     )
-    etcd_seed, k3s_before_vm_tracking = None, frozenset()
+    etcd_seed, k3s_before_vm_tracking, k3s_config = None, frozenset(), {}
     drill_class = None
     storage_class_name, county_after, monitoring_after = existing.storage_class, [], []
 
@@ -281,6 +281,7 @@ if monitoring is not None and monitoring.enabled:
 pulumi.export(
     config.deployed.OUTPUT,
     config.deployed.snapshot(
-        cfg, etcd_seed=etcd_seed, csi_cluster_id=csi_cluster_id, k3s_before_vm_tracking=k3s_before_vm_tracking
+        cfg, etcd_seed=etcd_seed, csi_cluster_id=csi_cluster_id, k3s_before_vm_tracking=k3s_before_vm_tracking,
+        k3s_config=k3s_config,
     ),
 )

@@ -41,6 +41,8 @@ class DeployedNode(_Record):
     disk_gb: int | None = None
     # False: its k3s install predates installs that are replaced with their VM.
     k3s_follows_vm: bool = Field(default=False, alias="k3sFollowsVm")
+    # Digest of the k3s configuration the node was given (no secrets): a change restarts k3s on it.
+    k3s_config: str | None = Field(default=None, alias="k3sConfig")
 
 
 class DeployedState(_Record):
@@ -150,8 +152,10 @@ def snapshot(
     etcd_seed: str | None,
     csi_cluster_id: str | None,
     k3s_before_vm_tracking: frozenset[str] = frozenset(),
+    k3s_config: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The `deployedState` output for what this update deploys (camelCase, as every output)."""
+    """The `deployedState` output for what this update deploys (camelCase, as every output). `k3s_config`: each
+    node's configuration digest (K3sCluster.config_digests)."""
     nodes: dict[str, DeployedNode] = {}
     if config.cluster_mode == "vsphere-k3s":
         hardware = config.vsphere.hardware_version
@@ -163,6 +167,7 @@ def snapshot(
                     hardware_version=hardware,
                     disk_gb=pool.disk_gb,
                     k3s_follows_vm=name not in k3s_before_vm_tracking,
+                    k3s_config=(k3s_config or {}).get(name),
                 )
     state = DeployedState(
         schema_=SCHEMA,

@@ -141,6 +141,13 @@ def summarize(deployed: dict[str, Any] | None, outputs: dict[str, Any], tls: dic
             if any(d.startswith("hardwareVersion") for d in diffs):
                 changes.restarts.append(f"{node}: its VM (vSphere upgrades the hardware version while it is off)")
 
+    restarting = _k3s_restarts(was_state, now_state)
+    if restarting:
+        changes.restarts.append(
+            f"k3s on {', '.join(restarting)} (its configuration changed): one node at a time in this order, servers "
+            "then agents, each healthy again (Node Ready; a server's API and etcd) within 600 s before the next"
+        )
+
     for key, name in (("k3sVersion", "k3s"), ("secretsEncryption", "secrets encryption"), ("clusterMode", "cluster mode")):
         old, new = was_state.get(key), now_state.get(key)
         if old is not None and old != new:
@@ -192,6 +199,20 @@ def summarize(deployed: dict[str, Any] | None, outputs: dict[str, Any], tls: dic
             + ", ".join(secrets) + ")"
         )
     return changes
+
+
+def _k3s_restarts(was_state: dict[str, Any], now_state: dict[str, Any]) -> list[str]:
+    """Nodes whose k3s configuration digest changed, in the order the update restarts them: servers in join order
+    (the etcd seed first, then by name), then agents in config order (components/k3s/cluster.py). A node whose
+    deployed digest was not recorded is not claimed."""
+    was, now = was_state.get("nodes") or {}, now_state.get("nodes") or {}
+    changed = [
+        n for n in now
+        if n in was and was[n].get("k3sConfig") and now[n].get("k3sConfig") and was[n]["k3sConfig"] != now[n]["k3sConfig"]
+    ]
+    seed = now_state.get("etcdSeed")
+    servers = sorted((n for n in changed if now[n].get("role") == "server"), key=lambda n: (n != seed, n))
+    return servers + [n for n in changed if now[n].get("role") != "server"]
 
 
 def _line_delta(old: Any, new: Any, lead: str = " ") -> str:

@@ -72,6 +72,8 @@ class K3sCluster(pulumi.ComponentResource):
     """The server that started etcd: remembered (exported as `etcdSeed`) and passed back on later updates."""
     nodes: dict[str, K3sNode]
     """Each node's lifecycle, by node name."""
+    config_digests: dict[str, str]
+    """Each node's configuration digest, by node name: a changed one restarts k3s on that node."""
     lb_nginx_config: str | None
     """nginx stream config for the external load balancer (apiEndpointMode load-balancer), else None."""
     api_url: str
@@ -183,6 +185,7 @@ class K3sCluster(pulumi.ComponentResource):
             after = [self.nodes[first].install, *([previous_agent.configure] if previous_agent else [])]
             previous_agent = self.nodes[agent.name] = node(agent, after, kubeconfig=self.kubeconfig)
 
+        self.config_digests = {name: n.config_digest for name, n in self.nodes.items()}
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,

@@ -54,6 +54,8 @@ class K3sNode(pulumi.ComponentResource):
     """Done once k3s runs on the node; what later steps wait for."""
     configure: remote.Command
     """Done once the node's configuration is written and, after a change, k3s restarted and the node healthy."""
+    config_digest: str
+    """Identifies the configuration `configure` writes (render.configuration_digest); remembered in deployedState."""
 
     def __init__(
         self,
@@ -91,8 +93,8 @@ class K3sNode(pulumi.ComponentResource):
         untracked = [] if follows_vm else ["triggers"]
         shape = settings.shape
 
-        config_yaml = node.uuid.apply(
-            lambda uuid: render.node_config(
+        def node_config(uuid: str) -> str:
+            return render.node_config(
                 shape,
                 role=node.role,
                 seeds_etcd=seeds_etcd,
@@ -102,19 +104,19 @@ class K3sNode(pulumi.ComponentResource):
                 secrets_encryption=settings.secrets_encryption,
                 etcd=settings.etcd,
             )
-        )
-        script = config_yaml.apply(
-            lambda text: render.as_root(
-                render.configure_script(
-                    name=node.name,
-                    role=node.role,
-                    config_yaml=text,
-                    registries_yaml=settings.registries_yaml,
-                    kube_vip_yaml=settings.kube_vip_yaml if node.role == "server" else None,
-                    s3_ca_bundle=settings.etcd.ca_bundle if settings.etcd and node.role == "server" else None,
-                )
+
+        def configure_script(config: str) -> str:
+            return render.configure_script(
+                name=node.name,
+                role=node.role,
+                config_yaml=config,
+                registries_yaml=settings.registries_yaml,
+                kube_vip_yaml=settings.kube_vip_yaml if node.role == "server" else None,
+                s3_ca_bundle=settings.etcd.ca_bundle if settings.etcd and node.role == "server" else None,
             )
-        )
+
+        self.config_digest = render.configuration_digest(configure_script(node_config(render.DIGEST_VM_UUID)))
+        script = node.uuid.apply(lambda uuid: render.as_root(configure_script(node_config(uuid))))
         if settings.etcd is not None and node.role == "server" and s3_keys is None:
             raise ValueError(f"{node.name}: etcd snapshots to S3 need the bucket's keys")
         keys = s3_keys if settings.etcd is not None and node.role == "server" else (None, None)

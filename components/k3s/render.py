@@ -18,6 +18,7 @@ the node.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,8 @@ RESTORE_MARK = f"{CONFIG_DIR}/restore-in-progress"
 AGENT_KUBECONFIG_FILE = "/var/lib/rancher/k3s/agent/kubelet.kubeconfig"
 # How long a node's restart after a configuration change may take until the node is healthy again.
 RESTART_TIMEOUT_SECONDS = 600
+# Stands in for the VM's UUID in a configuration digest: a new VM is a replacement, not a restart.
+DIGEST_VM_UUID = "vm-uuid"
 KUBE_VIP_FILE = "/var/lib/rancher/k3s/server/manifests/cht-kube-vip.yaml"
 # Where kube-vip v1.0.0 looks for a kubeconfig before falling back to the in-cluster client (pkg/manager/manager.go).
 KUBE_VIP_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -541,6 +544,12 @@ unset s3_credentials
         )
     parts.append(_restart_when_changed(name=name, role=role, timeout_seconds=restart_timeout_seconds, root=root))
     return "".join(parts)
+
+
+def configuration_digest(configure: str) -> str:
+    """What identifies a node's configuration in `deployedState` (the plan compares it to say which nodes restart):
+    the configure script rendered without secrets (they come on stdin) and with `DIGEST_VM_UUID` for the VM."""
+    return hashlib.sha256(configure.encode()).hexdigest()[:16]
 
 
 def _restart_when_changed(*, name: str, role: Role, timeout_seconds: int, root: str) -> str:
