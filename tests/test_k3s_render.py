@@ -89,7 +89,16 @@ def test_kube_vip_manifest_validates_and_holds_the_vip_on_servers():
     assert env["address"] == "10.20.0.10" and env["cp_enable"] == "true" and env["vip_arp"] == "true"
     assert pod["containers"][0]["image"] == "ghcr.io/kube-vip/kube-vip:v1.0.0"
     assert pod["hostNetwork"] is True
-    assert pod["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "In", "values": ["true"]},
+        {"key": r.LEAVING_LABEL, "operator": "DoesNotExist"},  # a leaving server gives up the VIP first
+    ]}]
+    # Its own server's API server (kube-vip v1.0.0 pkg/manager/manager.go reads /etc/kubernetes/admin.conf).
+    assert env["kubernetes_addr"] == "127.0.0.1:6443"
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "kubeconfig", "mountPath": "/etc/kubernetes/admin.conf", "readOnly": True}
+    ]
     assert {"operator": "Exists"} in pod["tolerations"]  # runs despite the server taint
 
 
