@@ -10,7 +10,10 @@ v1.36.0, commit 22dce2967b0154de264d8f4183f2403dd50e86c2, the CPI image tag the 
 - `charts/vsphere-cpi/templates/daemonset.yaml` and `values.yaml` @ v1.36.0: with `config.enabled`
   false the DaemonSet mounts the ConfigMap `cloud-config` at `daemonset.cmdline.cloudConfig.dir` and
   passes `--cloud-config=<dir>/<file>`; `templates/secret.yaml` renders only when `config.enabled`.
-The key sets below are transcribed from those files (names only).
+The key sets below are transcribed from those files (names only). The stacks pin chart 1.35.1 (tag v1.35.1,
+for Kubernetes 1.35): `git diff v1.35.1 v1.36.0 -- charts/vsphere-cpi` changes only Chart.yaml's versions, the
+README and values.yaml's `daemonset.tag` (v1.35.1 -> v1.36.0), and both `types_yaml.go` files are identical
+at the two tags, so every fact above holds for 1.35.1 too.
 """
 
 from __future__ import annotations
