@@ -7,7 +7,7 @@ import config
 import tuning
 from components.backup import render as backup_render
 from components.backup import scripts as backup_scripts
-from components.backup.county import CountyBackup
+from components.backup.county import CountyBackup, FinalCountyBackup
 from components.backup.velero import BackupEngine
 from components.cht.project import ChtProject
 from components.edge.ingress import IngressEdge
@@ -204,6 +204,13 @@ if cfg.backup:
             backup,
             engine=engine,
             county_namespace=projects[name].ns,
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+    # A county that leaves config gets one last backup, kept until an operator deletes it (docs/backups.md).
+    removed = {name: c for name, c in (deployed.counties if deployed else {}).items() if name not in cfg.counties}
+    for name, county in removed.items():
+        FinalCountyBackup(
+            f"{name}-final-backup", name, county.couchdb_nodes, backup, engine=engine,
             opts=pulumi.ResourceOptions(provider=provider),
         )
     pulumi.export("backup", backup_render.summary(cfg.counties, backup, cfg.k3s is not None))

@@ -146,6 +146,12 @@ def rising(per_hour: float, start: float = 0) -> str:
     return f"{start:g}+{per_hour * STEP_MINUTES / 60:g}x{_steps()}"
 
 
+def appearing(hours_ago: float, value: float) -> str:
+    """A series that appears `hours_ago` before the end of the span (absent before)."""
+    present = max(1, round(hours_ago * 60 / STEP_MINUTES) + 1)
+    return f"_x{_steps() - present} {value:g}x{present - 1}"
+
+
 def clock(offset_seconds: float = 0, scale: float = 1) -> str:
     """A value that follows the evaluation's clock (promtool starts at 0): a timestamp `offset_seconds` ago."""
     return f"{-offset_seconds * scale:g}+{STEP_MINUTES * 60 * scale:g}x{_steps()}"
@@ -268,6 +274,13 @@ def healthy_series(objects: Objects) -> list[dict]:
         out.append(_series("velero_backup_last_successful_timestamp", name, clock(2 * 3600)))
         out.append(_series("velero_backup_attempt_total", name, rising(1 / 24, 1)))
         out.append(_series("velero_backup_success_total", name, rising(1 / 24, 1)))
+        # ... with its CouchDB volumes: the node agent's gauge gains a series per backup's pod volume backup
+        # (one from a day ago, one from the latest backup 2 h ago).
+        for age_hours in (26, 2):
+            backup_name = f"{schedule['metadata']['namespace']}/{schedule['metadata']['name']}-2026010{age_hours // 24 + 1}010000"
+            gauge = {"node": "agent-1", "backupName": backup_name, "pod_volume_backup": f"pvb-{age_hours}",
+                     "operation": f"pvb-{age_hours}-default-backup"}
+            out.append(_series("podVolume_pod_volume_operation_latency_seconds_gauge", gauge, appearing(age_hours, 60)))
     for cronjob in objects.kind("CronJob"):
         labels = {**ksm, "namespace": cronjob["metadata"]["namespace"], "cronjob": cronjob["metadata"]["name"]}
         out.append(_series("kube_cronjob_created", labels, constant(-30 * 86400)))

@@ -8,8 +8,10 @@ import yaml
 
 from components.backup import render
 from config.errors import ConfigError
-from config.validate import validate
-from tests.conftest import raw_config
+from config.validate import required_secrets, validate
+from offline import engine, stackfile
+from tests.conftest import STACKS, raw_config
+from tests.test_backup_render import BACKUP_SPEC
 
 
 def _restore_stack(**counties):
@@ -48,3 +50,42 @@ def test_the_county_modifier_only_touches_static_claims():
     (patch,) = rule["mergePatches"]
     assert yaml.safe_load(patch["patchData"]) == {"spec": {"storageClassName": "cht-couchdb", "volumeName": None}}
     assert set(rule) == {"conditions", "mergePatches"}  # one kind of patch per rule (resource_modifiers_validator.go)
+
+
+# --- a removed county ----------------------------------------------------------------------------------------
+
+BACKUP = "kubernetes:velero.io/v1:Backup"
+SCHEDULE = "kubernetes:velero.io/v1:Schedule"
+
+
+def _evaluate(counties: dict | None = None, outputs: dict | None = None):
+    overrides = {"cht-hosting:counties": counties} if counties is not None else None
+    file = stackfile.load("backup-existing", root=STACKS, overrides=overrides)
+    config, secret_keys = dict(file.config), list(file.secret_keys)
+    for key in required_secrets(stackfile.raw(file)[0]):
+        config.setdefault(f"cht-hosting:{key}", stackfile.PLACEHOLDER)
+        secret_keys.append(f"cht-hosting:{key}")
+    return engine.evaluate("backup-existing", config, secret_keys, stack_outputs=outputs)
+
+
+def test_a_removed_county_loses_its_schedule_and_gets_a_final_backup_kept_until_deleted():
+    first = _evaluate()
+    assert not first.of_type(BACKUP)  # nothing was removed: no final backup
+    for schedule in first.of_type(SCHEDULE):
+        assert not schedule.retain_on_delete  # removing a county deletes its Schedule (no empty backups)
+    second = _evaluate({"nairobi": {}}, outputs=first.outputs)
+    assert {s.inputs["metadata"]["name"] for s in second.of_type(SCHEDULE)} == {"county-nairobi"}
+    (final,) = second.of_type(BACKUP)
+    meta, spec = final.inputs["metadata"], final.inputs["spec"]
+    assert meta["name"] == "county-kwale-final" and meta["namespace"] == "velero"
+    assert meta["labels"][render.COUNTY_LABEL] == "kwale" and meta["labels"][render.NODES_LABEL] == "1"
+    # Taken before the workloads go: Pulumi waits for it (pulumi-kubernetes >= 4.18 `pulumi.com/waitFor`).
+    assert meta["annotations"]["pulumi.com/waitFor"] == "jsonpath={.status.phase}=Completed"
+    assert spec["includedNamespaces"] == ["kwale"] and spec["defaultVolumesToFsBackup"] is True
+    hours = int(spec["ttl"].split("h")[0])
+    assert hours >= 100 * 365 * 24  # no garbage collection reaches it
+    assert final.retain_on_delete  # later updates forget it; Velero keeps it
+    assert set(spec) <= BACKUP_SPEC
+    # The next update (kwale no longer deployed) registers no final backup again.
+    third = _evaluate({"nairobi": {}}, outputs=second.outputs)
+    assert not third.of_type(BACKUP)

@@ -3,8 +3,9 @@
 Creates:
 - Velero Schedule `county-<name>` (in Velero's namespace): the county's namespace with its objects,
   the credentials Secret and every CouchDB node's volume (kopia), kept for the county's retention.
-  No owner references to the backups, and the Schedule is retained when the county leaves config, so
-  a removed county's backups stay until their retention runs out.
+  No owner references to the backups. The Schedule is deleted when the county leaves config: left running,
+  it would take backups without volume data (no CouchDB pod runs) that replace the good ones as they expire.
+  `FinalCountyBackup` keeps the county's data instead.
 - Nothing in the county's namespace: the backup's record hook runs through Velero (its exec in CouchDB
   node 1), and the restore drill reads only the copy it restores elsewhere.
 
@@ -49,7 +50,43 @@ class CountyBackup(pulumi.ComponentResource):
                 "labels": render.schedule_labels(county, backup.drill.enabled),
             },
             spec=render.schedule_spec(county, backup, ns),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[engine, county_namespace], retain_on_delete=True),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[engine, county_namespace]),
         )
         # Marks the component complete and lists its outputs in the engine.
         self.register_outputs({"schedule": self.schedule})
+
+
+class FinalCountyBackup(pulumi.ComponentResource):
+    """A county that left config: one last backup, `county-<name>-final`, kept until an operator deletes it.
+
+    Registered in the update that removes the county (the deployed state still lists it), it completes
+    before Pulumi deletes the county's workloads, so its CouchDB volumes are in it. Retained: later updates
+    forget it, Velero keeps it."""
+
+    def __init__(
+        self,
+        name: str,
+        county: str,
+        couchdb_nodes: int,
+        backup: BackupConfig,
+        *,
+        engine: pulumi.Resource,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("cht-hosting:backup:FinalCountyBackup", name, None, opts)
+        body = render.final_backup(county, couchdb_nodes)
+        k8s.apiextensions.CustomResource(
+            f"{name}-backup",
+            api_version=render.VELERO_API,
+            kind="Backup",
+            metadata={**body["metadata"], "namespace": backup.velero.namespace},
+            spec=body["spec"],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[engine],
+                retain_on_delete=True,
+                # A large county's volumes take hours to read (see the backup window in the plan).
+                custom_timeouts=pulumi.CustomTimeouts(create="12h"),
+            ),
+        )
+        self.register_outputs({"backup": render.final_backup_name(county)})

@@ -69,6 +69,38 @@ def schedule_name(county: str) -> str:
     return f"county-{county}"
 
 
+FINAL_TTL = "876000h0m0s"
+"""A removed county's final backup is kept 100 years: in practice until an operator deletes it."""
+FINAL_LABEL = "cht-hosting/final-backup"
+
+
+def final_backup_name(county: str) -> str:
+    """The backup taken when a county leaves config (its Schedule is deleted with it)."""
+    return f"county-{county}-final"
+
+
+def final_backup(county: str, couchdb_nodes: int) -> dict:
+    """A removed county's last backup (velero v1.18.1 backup_types.go): like its Schedule's, with a TTL no
+    garbage collection reaches, taken while its CouchDB still runs. The program waits for it to complete
+    (`pulumi.com/waitFor`) before the county's workloads go: Pulumi deletes what left the program only after
+    everything registered is done, and a backup of a pod that is not Running holds no volume data
+    (pkg/podvolume/backupper.go)."""
+    return {
+        "metadata": {
+            "name": final_backup_name(county),
+            "labels": {**MANAGED, COUNTY_LABEL: county, NODES_LABEL: str(couchdb_nodes), FINAL_LABEL: "true"},
+            "annotations": {"pulumi.com/waitFor": "jsonpath={.status.phase}=Completed"},
+        },
+        "spec": {
+            "includedNamespaces": [county],
+            "defaultVolumesToFsBackup": True,
+            "storageLocation": STORAGE_LOCATION,
+            "ttl": FINAL_TTL,
+            "snapshotVolumes": False,
+        },
+    }
+
+
 def retention_days(backup: BackupConfig, settings: ChtSettings) -> int:
     return settings.backup_retention_days or backup.counties.retention_days
 
@@ -149,7 +181,8 @@ def velero_values(backup: BackupConfig) -> dict:
 def schedule_spec(county: County, backup: BackupConfig, velero_namespace: str) -> dict:
     """One county's Schedule (velero v1.18.1 schedule_types.go / backup_types.go): the whole namespace,
     every pod volume through kopia, kept `retention_days`. No owner references: deleting the Schedule
-    (a county removed from config) leaves its backups in place until their ttl."""
+    (a county removed from config) leaves its backups in place until their ttl, and its final backup
+    (`final_backup`) beyond."""
     days = retention_days(backup, county.settings)
     return {
         "schedule": backup.counties.schedule,

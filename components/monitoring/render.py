@@ -630,6 +630,7 @@ def backup_rules(monitoring: MonitoringConfig, backup: BackupConfig) -> list[dic
             f"{a.backup_max_age_hours}h", "critical", "A backup schedule has never succeeded",
             "Backup schedule {{ $labels.schedule }} has tried but never completed a backup.",
         ),
+        county_backup_without_volume_data(a.backup_max_age_hours),
     ]
     if backup.drill.enabled:  # a suspended drill is a choice the plan shows, not an alert
         d = backup.drill
@@ -642,6 +643,37 @@ def backup_rules(monitoring: MonitoringConfig, backup: BackupConfig) -> list[dic
             county_seconds=d.timeout_minutes * 60 + backup_drill.CLEANUP_SECONDS + 600,
         )
     return rules
+
+
+# The node agent's gauge, one series per completed pod volume backup (velero v1.18.1
+# pkg/controller/pod_volume_backup_controller.go: RegisterPodVolumeOpLatencyGauge with backupName
+# "<namespace>/<backup>"; pkg/metrics/metrics.go: namespace "podVolume"). A scheduled backup is named
+# "<schedule>-<yyyyMMddHHmmss>" (pkg/builder/backup_builder.go FromSchedule), so the schedule is recovered.
+POD_VOLUME_BACKUPS_BY_SCHEDULE = (
+    'count by (schedule) (label_replace(podVolume_pod_volume_operation_latency_seconds_gauge, '
+    '"schedule", "$1", "backupName", "[^/]+/(county-.+)-[0-9]{14}"))'
+)
+
+
+def county_backup_without_volume_data(hours: int) -> dict:
+    """A county's Schedule completed a backup in the last `hours` but no pod volume backup of that schedule
+    completed: Velero skips every volume of a pod that is not Running and still reports Completed
+    (velero v1.18.1 pkg/podvolume/backupper.go), so such a backup holds no CouchDB data. "Completed" here
+    means the count of the schedule's pod volume backup series changed, or its series is younger than the
+    window (a new county, a restarted node agent)."""
+    window = f"[{hours}h:10m]"
+    recent = (
+        f"(changes(({POD_VOLUME_BACKUPS_BY_SCHEDULE}){window}) > 0) "
+        f"or (count_over_time(({POD_VOLUME_BACKUPS_BY_SCHEDULE}){window}) < {hours * 6 - 6})"
+    )
+    return _rule(
+        "CountyBackupWithoutVolumeData",
+        f'(increase(velero_backup_success_total{{schedule=~"county-.+"}}[{hours}h]) > 0) unless on (schedule) ({recent})',
+        "30m", "critical", "A county's backups hold no CouchDB volume data",
+        f"Backup schedule {{{{ $labels.schedule }}}} completed backups in the last {hours} hours without a single "
+        "CouchDB volume (its CouchDB was not running, or the node agent could not read it). Such a backup cannot "
+        "restore the county: start CouchDB, take a backup, and see docs/backups.md.",
+    )
 
 
 def county_rules(
@@ -877,6 +909,17 @@ def velero_service_monitor_spec(velero_namespace: str) -> dict:
         "namespaceSelector": {"matchNames": [velero_namespace]},
         "selector": {"matchLabels": dict(VELERO_SERVICE_LABELS)},
         "endpoints": [{"port": VELERO_METRICS_PORT, "path": "/metrics", "interval": "60s"}],
+    }
+
+
+def node_agent_pod_monitor_spec(velero_namespace: str) -> dict:
+    """Velero's node agents (velero chart 12.1.0: port `http-monitoring` when metrics.enabled, pod labels of
+    templates/node-agent-daemonset.yaml, as its own templates/podmonitor.yaml selects them): their pod volume
+    backup metrics tell a backup with CouchDB data from one without."""
+    return {
+        "namespaceSelector": {"matchNames": [velero_namespace]},
+        "selector": {"matchLabels": {**VELERO_SERVICE_LABELS, "name": "node-agent"}},
+        "podMetricsEndpoints": [{"port": VELERO_METRICS_PORT, "path": "/metrics", "interval": "60s"}],
     }
 
 

@@ -137,6 +137,14 @@ class PlatformMonitoring(pulumi.ComponentResource):
                 spec=render.velero_service_monitor_spec(backup.velero.namespace),
                 opts=on_crds,
             )
+            k8s.apiextensions.CustomResource(
+                f"{name}-velero-node-agent-metrics",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata=meta("velero-node-agent"),
+                spec=render.node_agent_pod_monitor_spec(backup.velero.namespace),
+                opts=on_crds,
+            )
         self.namespace = self.ns.metadata.name
         # Marks the component complete and lists its outputs in the engine.
         self.register_outputs({"namespace": self.namespace})
