@@ -132,6 +132,7 @@ def test_alert_rules_for_each_condition(base):
         "etcd snapshot too old": {"EtcdSnapshotTooOld"},
         "county backup too old": {"VeleroBackupTooOld", "CountyNeverBackedUp"},
         "restore drill failing": {"RestoreDrillFailed", "RestoreDrillOverdue", "RestoreDrillInterrupted"},
+        "county backup without CouchDB volume data": {"CountyBackupWithoutVolumeData"},
     }
     for condition, alerts in conditions.items():
         assert alerts <= set(rules), condition
@@ -144,6 +145,8 @@ def test_alert_rules_for_each_condition(base):
     assert sorted(ns for ns, _ in rules["CountyNeverBackedUp"]) == ["alpha", "beta", "gamma"]
     velero = next(r for r in _by_type(base, SERVICE_MONITOR) if r.inputs["metadata"]["name"] == "velero")
     assert velero.inputs["spec"]["namespaceSelector"] == {"matchNames": ["backups"]}
+    node_agents = next(r for r in base.registrations if r.type == "kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    assert node_agents.inputs["spec"]["namespaceSelector"] == {"matchNames": ["backups"]}
     # Below the upgrade headroom: the 4.x counties, each in a rule of its own.
     assert sorted(ns for ns, _ in rules["CountyUpgradeHeadroomLow"]) == ["alpha", "gamma"]
 
@@ -246,9 +249,9 @@ def test_every_monitoring_object_is_schema_valid(base):
             except kubernetes_validate.ValidationError as error:
                 pytest.fail(f"{r.name} ({r.inputs['kind']}): {error.message} at {list(error.path)}")
             checked["builtin"] += 1
-    # 3 Probes, 2 county ServiceMonitors + Velero's, 3 county rules + 2 platform rules; namespace, quota,
-    # limits, 4 policies, the Secret, 3 county policies.
-    assert checked == {"custom": 11, "builtin": 11}
+    # 3 Probes, 2 county ServiceMonitors + Velero's, Velero's node-agent PodMonitor, 3 county rules + 2
+    # platform rules; namespace, quota, limits, 4 policies, the Secret, 3 county policies.
+    assert checked == {"custom": 12, "builtin": 11}
 
 
 def test_strict_crd_schema_catches_an_unknown_field():
