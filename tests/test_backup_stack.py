@@ -132,7 +132,9 @@ def test_one_schedule_per_county_covering_its_namespace_and_every_volume(backup)
     for county, days in retention.items():
         r = schedules[f"county-{county}"]
         assert r.inputs["metadata"]["namespace"] == "velero"
-        assert r.retain_on_delete  # a county leaving config keeps its Schedule, so its backups stay
+        # A county leaving config loses its Schedule (no backups without data) and gets a final backup
+        # (tests/test_backup_hygiene.py).
+        assert not r.retain_on_delete
         spec = r.inputs["spec"]
         assert spec["schedule"] == "30 2 * * *"
         assert spec["useOwnerReferencesInBackup"] is False
