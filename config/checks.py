@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from . import compatibility, grammar, names, sizing, versions
+from . import backup_window, compatibility, grammar, names, sizing, versions
 from .errors import key_path
 from .model import (
     BackupConfig,
@@ -435,6 +435,14 @@ def backup(present: bool, config: BackupConfig | None, counties: dict[str, Count
                 "that cluster's control plane); remove it and back up its etcd with the cluster's own tools"
             )
         problems += _host_paths_with_backups(counties)
+        if config.counties.schedule is not None:
+            problems.append(
+                f"{key_path('backup', 'counties', 'schedule')}: was replaced by windowStart and windowHours (each "
+                "county now starts at its own minute inside the window, since Velero backs up one county at a "
+                f"time); remove schedule and set windowStart (e.g. '{_cron_time(config.counties.schedule)}')"
+            )
+        if config.counties.on_overrun == "error" and (message := backup_window.overrun(counties, config)):
+            problems.append(message)
     elif not present:
         for name, county in counties.items():
             if county.settings.backup_retention_days is not None:
@@ -462,13 +470,25 @@ def _host_paths_with_backups(counties: dict[str, County]) -> list[str]:
     return problems
 
 
-def backup_warnings(config: BackupConfig | None) -> list[str]:
+def _cron_time(cron: str) -> str:
+    """HH:MM of a daily cron like '30 2 * * *' (01:00 when it is not one)."""
+    parts = str(cron).split()
+    if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) < 24 and int(parts[0]) < 60:
+        return f"{int(parts[1]):02d}:{int(parts[0]):02d}"
+    return "01:00"
+
+
+def backup_warnings(config: BackupConfig | None, counties: dict[str, County] | None = None) -> list[str]:
+    found = []
     if config is not None and config.s3.insecure:
-        return [
+        found.append(
             f"{key_path('backup', 's3', 'insecure')}: backups travel without TLS verification or encryption; "
             "a lab setting, never for health records"
-        ]
-    return []
+        )
+    warn = config is not None and counties and config.counties.on_overrun == "warn"
+    if warn and (message := backup_window.overrun(counties, config)):
+        found.append(message.replace(", or set onOverrun: warn", "") + " (onOverrun: warn)")
+    return found
 
 
 def monitoring(config: MonitoringConfig | None, secrets_set: set[str]) -> list[str]:

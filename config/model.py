@@ -368,6 +368,15 @@ class CapacityConfig(Model):
 # The descriptors robfig/cron (k3s, Velero and Kubernetes CronJobs all parse with it) accepts besides five fields.
 
 
+def _time_of_day(value: str) -> str:
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", str(value)):
+        raise _fail("time_of_day", f"'{value}' is not a time of day; write HH:MM (24-hour, UTC), e.g. 01:00")
+    return str(value)
+
+
+TimeOfDay = Annotated[str, AfterValidator(_time_of_day)]
+
+
 class S3Storage(Model):
     """`cht-hosting:backup.s3`: the S3-compatible object storage on the ministry's premises (e.g. MinIO)."""
 
@@ -404,7 +413,30 @@ class EtcdSnapshotsConfig(Model):
 class CountyBackupsConfig(Model):
     """`cht-hosting:backup.counties`: one Velero Schedule per county (objects, credentials, every CouchDB volume)."""
 
-    schedule: Cron = Field(default="0 1 * * *", description="When each county is backed up (cron, UTC).")
+    window_start: TimeOfDay = Field(
+        default="01:00",
+        description="When the nightly backup window opens (HH:MM, UTC); each county starts at its own minute inside it.",
+    )
+    window_hours: Annotated[int, Field(ge=1, le=23)] = Field(
+        default=8,
+        description="How long the window is. Velero backs up one county at a time, so every county's estimated "
+        "read time must fit in it one after another (the plan shows the slots).",
+    )
+    read_mib_per_second: Annotated[float, Field(gt=0, le=10000)] = Field(
+        default=100,
+        description="Assumed speed at which the node agent reads a CouchDB volume (MiB/s), for the window check; "
+        "measure a real backup (`velero backup describe --details`) and set it.",
+    )
+    on_overrun: Literal["error", "warn"] = Field(
+        default="error",
+        description="What happens when the counties' estimated backups do not fit in the window: error stops "
+        "the update naming what to change; warn lets it go on (the last counties' backups start late).",
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="Removed: replaced by windowStart and windowHours (one start per county inside the window). "
+        "Refused when set.",
+    )
     retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
         default=30, description="Days a county backup is kept; a county may override it with `backupRetentionDays`."
     )

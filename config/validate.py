@@ -201,7 +201,7 @@ def validate(
 
 
 def warnings(config: StackConfig) -> list[str]:
-    found = checks.warnings(config.vsphere) + checks.backup_warnings(config.backup)
+    found = checks.warnings(config.vsphere) + checks.backup_warnings(config.backup, config.counties)
     found += checks.cht_warnings(config.counties, config.ingress)
     if config.cluster_mode == "existing" and config.existing_cluster and not config.existing_cluster.protected_networks:
         found.append(

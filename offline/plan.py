@@ -169,6 +169,15 @@ def _backups(ctx: Context) -> list[str]:
     else:
         crons = sorted({c["cron"] for c in counties.values()})
         lines.append(f"    cron {', '.join(repr(c) for c in crons)}; retention and drilled: the Counties table")
+    window = backup.get("window")
+    if window:
+        lines.append(
+            f"  backup window: {window['start']} UTC for {window['hours']} h, about {window['estimatedHours']} h of "
+            f"reads one county at a time at {window['readMibPerSecond']:g} MiB/s: "
+            + ("fits" if window["fits"] else "DOES NOT FIT (see the warning)")
+        )
+        if ctx.verbose:
+            lines += ["", "Backup window:", window["plan"], ""]
     lines += _drill(backup["drill"])
     if ctx.verbose:
         lines += ["", "Backup storage estimate:", backup["estimate"]]

@@ -85,8 +85,8 @@ def test_valid_buckets(bucket):
      "@every 1h", "0 1 * * MON;reboot", "0 1 * * *\n", "@reboot"],
 )
 def test_cron_schedules_are_checked_field_by_field(cron):
-    (problem,) = problems({"s3": S3, "counties": {"schedule": cron}})
-    assert problem.startswith("cht-hosting:backup.counties.schedule: ") and "is not a cron schedule" in problem
+    (problem,) = problems({"s3": S3, "drill": {"schedule": cron}})
+    assert problem.startswith("cht-hosting:backup.drill.schedule: ") and "is not a cron schedule" in problem
 
 
 @pytest.mark.parametrize("cron", ["0 1 * * *", "*/15 2-4 1,15 JAN-JUN MON-FRI", "30 23 ? * sun", "@daily", "0 0 1 */3 *"])

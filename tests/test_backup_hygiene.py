@@ -3,12 +3,15 @@ the objects the real restore relies on."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import yaml
 
 from components.backup import render
+from config import backup_window
 from config.errors import ConfigError
-from config.validate import required_secrets, validate
+from config.validate import required_secrets, validate, warnings
 from offline import engine, stackfile
 from tests.conftest import STACKS, raw_config
 from tests.test_backup_render import BACKUP_SPEC
@@ -89,3 +92,73 @@ def test_a_removed_county_loses_its_schedule_and_gets_a_final_backup_kept_until_
     # The next update (kwale no longer deployed) registers no final backup again.
     third = _evaluate({"nairobi": {}}, outputs=second.outputs)
     assert not third.of_type(BACKUP)
+
+
+# --- the backup window ----------------------------------------------------------------------------------------
+
+
+def _national(**counties_cfg):
+    values, keys = raw_config("national")
+    values["backup"] = {**values["backup"], "counties": {**values["backup"].get("counties", {}), **counties_cfg}}
+    return values, keys
+
+
+def _minutes(cron: str) -> int:
+    minute, hour, day, month, weekday = cron.split()
+    assert (day, month, weekday) == ("*", "*", "*")  # daily
+    return int(hour) * 60 + int(minute)
+
+
+def test_every_county_starts_inside_the_window_and_the_plan_shows_they_fit():
+    config = validate(*_national())
+    cfg = config.backup.counties
+    start = _minutes(f"{cfg.window_start[3:]} {cfg.window_start[:2]} * * *")
+    window = cfg.window_hours * 60
+    for name, county in config.counties.items():
+        offset = (_minutes(backup_window.cron(name, county, config.backup)) - start) % (24 * 60)
+        read = backup_window.read_minutes(backup_window.volume_gib(county), config.backup)
+        assert offset + read <= window, name  # its own read fits after its start
+    planned = backup_window.slots(config.counties, config.backup)
+    # One at a time (Velero's default concurrency 1): no two reads overlap, and the last ends in the window.
+    for before, after in itertools.pairwise(planned):
+        assert after.start >= before.end and after.start >= after.offset
+    assert planned[-1].end <= window
+    assert backup_window.overrun(config.counties, config.backup) is None
+    assert len({backup_window.cron(n, c, config.backup) for n, c in config.counties.items()}) > len(config.counties) // 2
+
+
+def test_adding_or_growing_a_county_moves_no_other_county():
+    values, keys = _national()
+    before = validate(values, keys)
+    grown = next(iter(before.counties))
+    assert "kakamega-east" not in before.counties
+    values["counties"] = {**values["counties"], "kakamega-east": {}, grown: {**values["counties"][grown], "couchdbStorageGb": 900}}
+    after = validate(values, keys)
+    for name, county in before.counties.items():
+        if name == grown:
+            continue
+        assert backup_window.cron(name, county, before.backup) == backup_window.cron(name, after.counties[name], after.backup)
+
+
+def test_a_window_the_counties_do_not_fit_in_is_refused_or_warned():
+    with pytest.raises(ConfigError) as error:
+        validate(*_national(windowHours=4))
+    (problem,) = [p for p in error.value.problems if "windowHours" in p]
+    assert problem.startswith("cht-hosting:backup.counties.windowHours: the counties' backups need about ")
+    assert "one county at a time" in problem and "set onOverrun: warn" in problem
+    config = validate(*_national(windowHours=4, onOverrun="warn"))
+    assert any(w.startswith("cht-hosting:backup.counties.windowHours: ") for w in warnings(config))
+
+
+def test_the_removed_schedule_key_names_its_replacement():
+    with pytest.raises(ConfigError) as error:
+        validate(*_national(schedule="30 2 * * *"))
+    (problem,) = [p for p in error.value.problems if "counties.schedule" in p]
+    assert "replaced by windowStart and windowHours" in problem and "'02:30'" in problem
+
+
+@pytest.mark.parametrize("value", ["1:00", "24:00", "01:60", "0100", "01:00\n"])
+def test_window_start_is_a_time_of_day(value):
+    with pytest.raises(ConfigError) as error:
+        validate(*_national(windowStart=value))
+    assert any(p.startswith("cht-hosting:backup.counties.windowStart: ") and "HH:MM" in p for p in error.value.problems)

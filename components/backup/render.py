@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from config import cadence, names
+from config import backup_window, cadence, names
 from config.capacity import DRILL_JOB_REQUESTS, NODE_AGENT_REQUESTS, VELERO_SERVER_REQUESTS
 from config.model import BackupConfig, ChtSettings, County
 
@@ -185,7 +185,7 @@ def schedule_spec(county: County, backup: BackupConfig, velero_namespace: str) -
     (`final_backup`) beyond."""
     days = retention_days(backup, county.settings)
     return {
-        "schedule": backup.counties.schedule,
+        "schedule": backup_window.cron(county.name, county, backup),
         "useOwnerReferencesInBackup": False,
         "template": {
             # Cluster-scoped objects left at Velero's default for a namespace backup: only those the county's
@@ -437,7 +437,7 @@ def summary(counties: dict[str, County], backup: BackupConfig, control_plane: bo
         "counties": {
             name: {
                 "schedule": schedule_name(name),
-                "cron": backup.counties.schedule,
+                "cron": backup_window.cron(name, county, backup),
                 "retentionDays": retention_days(backup, county.settings),
                 "couchdbVolumes": county.settings.couchdb_nodes,
                 "drilled": backup.drill.enabled and drillable(county.settings),
@@ -446,6 +446,14 @@ def summary(counties: dict[str, County], backup: BackupConfig, control_plane: bo
             for name, county in counties.items()
         },
         "drill": drill_summary(counties, backup),
+        "window": {
+            "start": backup.counties.window_start,
+            "hours": backup.counties.window_hours,
+            "readMibPerSecond": backup.counties.read_mib_per_second,
+            "estimatedHours": round(sum(s.read_minutes for s in backup_window.slots(counties, backup)) / 60, 1),
+            "fits": backup_window.overrun(counties, backup) is None,
+            "plan": backup_window.table(counties, backup),
+        },
         "estimateTotalGb": sum(e.estimate_gb for e in estimates.values()),
         "estimate": estimate_table(list(estimates.values()), backup),
     }
