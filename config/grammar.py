@@ -755,3 +755,13 @@ def login_name(value: str) -> str:
             + "; use an admin user of its own, e.g. chtadmin"
         )
     return value
+
+
+_TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def time_of_day(value: object) -> str:
+    """HH:MM, 24-hour (the backup window's start, UTC)."""
+    if not isinstance(value, str) or not _TIME_OF_DAY.fullmatch(value):
+        raise ValueError(f"{value!r} is not a time of day; write HH:MM (24-hour, UTC), e.g. '01:00'")
+    return value

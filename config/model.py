@@ -76,6 +76,7 @@ Image = _text("image", grammar.image)
 SmtpLogin = _text("smtp_login", grammar.smtp_login)
 Email = _text("email", grammar.email)
 Cron = _coerced("cron", grammar.cron)
+TimeOfDay = _coerced("time_of_day", grammar.time_of_day)
 Folder = _text("folder", grammar.folder)
 ClusterId = _text("cluster_id", grammar.cluster_id)
 Bucket = _text("bucket", grammar.bucket)
@@ -368,13 +369,6 @@ class CapacityConfig(Model):
 # The descriptors robfig/cron (k3s, Velero and Kubernetes CronJobs all parse with it) accepts besides five fields.
 
 
-def _time_of_day(value: str) -> str:
-    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", str(value)):
-        raise _fail("time_of_day", f"'{value}' is not a time of day; write HH:MM (24-hour, UTC), e.g. 01:00")
-    return str(value)
-
-
-TimeOfDay = Annotated[str, AfterValidator(_time_of_day)]
 
 
 class S3Storage(Model):
