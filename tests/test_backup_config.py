@@ -91,8 +91,9 @@ def test_cron_schedules_are_checked_field_by_field(cron):
 
 @pytest.mark.parametrize("cron", ["0 1 * * *", "*/15 2-4 1,15 JAN-JUN MON-FRI", "30 23 ? * sun", "@daily", "0 0 1 */3 *"])
 def test_valid_cron_schedules(cron):
-    # The county backups' schedule: the drill's must also reach every county within 30 days (test_drill_cadence.py).
-    assert validate(*staging({"s3": S3, "counties": {"schedule": cron}})).backup.counties.schedule == cron
+    # The etcd snapshots' schedule (county backups start inside backup.counties' window; the drill's must also
+    # reach every county within 30 days, test_drill_cadence.py).
+    assert validate(*staging({"s3": S3, "etcd": {"schedule": cron}})).backup.etcd.schedule == cron
 
 
 @pytest.mark.parametrize("folder", ["/etcd", "etcd/", "a//b", "../etcd", "et cd", ".hidden", "a/./b", "é"])
