@@ -24,15 +24,32 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from config.model import BackupConfig
+from config.model import BackupConfig, StorageClassConfig
 
-from . import drill, render
+from ..storage.storage_class import storage_class_object
+from . import drill, render, scripts
+
+
+def drill_class(county_class: StorageClassConfig | None) -> dict:
+    """The drill's StorageClass: the county class's parameters, deleted with its claims."""
+    if county_class is None:
+        # Validation requires backup.drill.storageClass when the program creates no StorageClass.
+        raise ValueError("the drill needs backup.drill.storageClass when the program creates no StorageClass")
+    obj = storage_class_object(county_class)
+    obj["metadata"] = {
+        "name": f"{county_class.name}-restore-drill",
+        "labels": {**render.MANAGED, render.SCRATCH_LABEL: "true"},
+    }
+    obj["reclaimPolicy"] = "Delete"
+    return obj
 
 
 class BackupEngine(pulumi.ComponentResource):
     namespace: str
     """Velero's namespace (Schedules live there)."""
     release: k8s.helm.v3.Release
+    restore_scripts: dict[str, str]
+    """The restore scripts by file name: restore-county.sh, and the cluster's own (`cluster_restore_scripts`)."""
 
     def __init__(
         self,
@@ -42,17 +59,26 @@ class BackupEngine(pulumi.ComponentResource):
         drill_per_run: int,
         access_key_id: pulumi.Input[str],
         secret_access_key: pulumi.Input[str],
-        drill_storage_class: dict | None,
-        drill_storage_class_name: str,
+        county_class: StorageClassConfig | None,
         county_storage_class_name: pulumi.Input[str],
+        cluster_restore_scripts: dict[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        """`drill_storage_class`: a StorageClass object to create for the drill's volumes (reclaim Delete), or
-        None when `drill_storage_class_name` already exists (existing-cluster mode). `county_storage_class_name`: the
-        counties' StorageClass, onto which restore-county.sh brings back a static (migrated) county's volumes."""
+        """`county_class`: the counties' StorageClass as the program creates it (the drill gets a class of its own
+        with its parameters, deleted with its claims), or None when the cluster brings its classes (existing-cluster
+        mode: `backup.drill.storageClass` names the drill's). `county_storage_class_name`: the counties' StorageClass,
+        onto which restore-county.sh brings back a static (migrated) county's volumes. `cluster_restore_scripts`:
+        the control plane's restore scripts, exported with restore-county.sh."""
         super().__init__("cht-hosting:backup:BackupEngine", name, None, opts)
         ns = backup.velero.namespace
         self.namespace = ns
+        drill_storage_class = drill_class(county_class) if backup.drill.storage_class is None else None
+        drill_storage_class_name = backup.drill.storage_class or drill_storage_class["metadata"]["name"]
+        # Plain text, no secret: the plan writes them to restore/, `pulumi stack output restoreScripts` shows them.
+        self.restore_scripts = {
+            "restore-county.sh": scripts.county_restore_script(velero_namespace=ns),
+            **(cluster_restore_scripts or {}),
+        }
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": ns, "labels": dict(render.MANAGED)},

@@ -28,13 +28,18 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi_command import remote
 
-from config.model import K3sConfig
+from config.model import BackupConfig, K3sConfig
 from config.names import cluster_identifier
 
 from ..vsphere.node import NodeHandle
 from . import render as k3s_render
+from . import restore as k3s_restore
 from .node import K3sNode, NodeSettings
 from .upgrades import K3sUpgrades
+
+# Every server joins through the API once the cluster exists (the seed is remembered), so the seed may be
+# removed and a server that sorts before it may be added (config/guards.py reads this).
+ETCD_SEED_CAN_MOVE = True
 
 # The kubeconfig read carries admin credentials in its output: never streamed to the engine log.
 _SECRET_OUTPUTS = ["stdout", "stderr"]
@@ -78,6 +83,10 @@ class K3sCluster(pulumi.ComponentResource):
     """nginx stream config for the external load balancer (apiEndpointMode load-balancer), else None."""
     api_url: str
     """https://<apiEndpoint>:6443"""
+    etcd_s3: k3s_render.EtcdS3 | None
+    """Where the servers send scheduled etcd snapshots (the backup bucket), or None (the servers' disks only)."""
+    restore_scripts: dict[str, str]
+    """The control-plane restore scripts by file name (docs/runbooks/restore-control-plane.md)."""
 
     def __init__(
         self,
@@ -88,19 +97,30 @@ class K3sCluster(pulumi.ComponentResource):
         agents: Sequence[NodeHandle] | Mapping[str, NodeHandle],
         etcd_seed: str | None = None,
         installed_before_vm_tracking: frozenset[str] = frozenset(),
-        etcd_s3: k3s_render.EtcdS3 | None = None,
+        backup: BackupConfig | None = None,
         s3_keys: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`etcd_seed`: the server that seeded etcd, as the last update exported it; None while the cluster
         does not exist yet (then the first server by name seeds it). `installed_before_vm_tracking`: nodes
-        whose deployed install has no VM trigger yet (it is kept out of their diff, see K3sNode). `etcd_s3` and
-        `s3_keys` (access key, secret key; Pulumi secrets): scheduled etcd snapshots to S3-compatible storage."""
+        whose deployed install has no VM trigger yet (it is kept out of their diff, see K3sNode). `backup` (with
+        its `etcd` part) and `s3_keys` (access key, secret key; Pulumi secrets): scheduled etcd snapshots to the
+        backup bucket."""
         super().__init__("cht-hosting:k3s:K3sCluster", name, None, opts)
         servers, agents = _as_list(servers), _as_list(agents)
         problems = check_nodes(servers, agents)
         if problems:
             raise pulumi.RunError("; ".join(problems))
+        self.etcd_s3 = etcd_s3 = k3s_render.etcd_s3(backup)
+        if etcd_s3 is None:
+            s3_keys = None
+        self.restore_scripts = k3s_restore.scripts(
+            servers={s.name: s.ip for s in servers},
+            agents=[a.name for a in agents],
+            api_endpoint=k3s.api_endpoint,
+            version=k3s.version,
+            install_script_url=k3s.install_script_url,
+        )
         stack = pulumi.get_stack()
         by_name = {n.name: n for n in servers}
         self.etcd_seed, join_order = bootstrap_order(list(by_name), etcd_seed)
@@ -206,5 +226,12 @@ class K3sCluster(pulumi.ComponentResource):
             controller_url=k3s.system_upgrade_controller_url,
             opts=pulumi.ResourceOptions(parent=self, providers=[self.provider]),
         )
+        self.summary = {
+            "secretsEncryption": k3s.secrets_encryption,
+            "agentToken": True,  # agents join with their own token, never the server token
+            "supervisorMetrics": True,  # etcd snapshot and certificate-expiry metrics for monitoring
+            "etcdSnapshots": f"s3://{etcd_s3.bucket}/{etcd_s3.folder}" if etcd_s3 else "on the servers' disks only",
+        }
+        """The `controlPlane` output: what the plan says of the control plane."""
         # Marks the component complete; the outputs show on the component in the CLI.
         self.register_outputs({"kubeconfig": self.kubeconfig, "apiUrl": self.api_url, "etcdSeed": self.etcd_seed})

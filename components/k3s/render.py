@@ -27,6 +27,7 @@ from typing import Literal
 
 import yaml
 
+from config.model import BackupConfig
 from config.names import CONTROL_PLANE_LABEL, KUBE_SYSTEM, PROJECT, SERVER_TAINT, cluster_identifier
 
 CONFIG_DIR = "/etc/rancher/k3s"
@@ -90,6 +91,23 @@ class EtcdS3:
     @property
     def plain_http(self) -> bool:
         return self.endpoint.startswith("http://")
+
+
+def etcd_s3(backup: BackupConfig | None) -> EtcdS3 | None:
+    """The etcd snapshot target of a stack's `backup` section (its bucket, and the `etcd` part's folder and
+    schedule), or None when etcd snapshots stay on the servers."""
+    if backup is None or backup.etcd is None:
+        return None
+    return EtcdS3(
+        endpoint=backup.s3.endpoint,
+        bucket=backup.s3.bucket,
+        folder=backup.etcd.folder,
+        region=backup.s3.region,
+        schedule=backup.etcd.schedule,
+        retention=backup.etcd.retention,
+        ca_bundle=backup.s3.ca_bundle,
+        insecure=backup.s3.insecure,
+    )
 
 
 def etcd_config(etcd: EtcdS3) -> dict:

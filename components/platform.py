@@ -1,0 +1,149 @@
+"""The platform the counties run on, in either cluster mode, as one result: `Platform`.
+
+- `build_vsphere_platform`: VMs -> k3s -> CPI -> CSI -> StorageClass, and the ingress edge; each waits only on
+  what it needs.
+- `use_existing_cluster`: a cluster the operator brings (k3d on a laptop, EKS, ...): only a provider for it.
+
+Both export what operators need of the platform; `__main__.py` composes the counties, backups and monitoring
+on the result without asking which mode built it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+import config
+from config import capacity, compatibility, names
+from config.model import StorageClassConfig
+
+from .edge.ingress import IngressEdge
+from .k3s.cluster import K3sCluster
+from .ssh.trust import SshTrust
+from .storage.cpi import VsphereCpi
+from .storage.csi import VsphereCsi
+from .storage.storage_class import StorageClass
+from .vsphere.access import VsphereAccess
+from .vsphere.node_pool import NodePool
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What the counties, backups and monitoring are built on."""
+
+    provider: k8s.Provider
+    """The Kubernetes provider of the cluster."""
+    storage_class_name: pulumi.Input[str]
+    """The counties' StorageClass (its name resolves once the class exists)."""
+    county_class: StorageClassConfig | None
+    """The counties' StorageClass as the program creates it (the drill's class copies it); None: the cluster's own."""
+    county_after: list[pulumi.Resource] = field(default_factory=list)
+    """What the counties (and Velero) wait on: the StorageClass, when the program creates it."""
+    monitoring_after: list[pulumi.Resource] = field(default_factory=list)
+    """What the monitoring stack waits on: the CPI (its pods schedule once the nodes are initialised)."""
+    etcd_seed: str | None = None
+    """The server that seeded etcd (remembered in deployedState); None without k3s."""
+    k3s_before_vm_tracking: frozenset[str] = frozenset()
+    """Nodes whose k3s install predates installs that follow their VM (config/deployed.py)."""
+    k3s_config: dict[str, str] = field(default_factory=dict)
+    """Each node's k3s configuration digest (deployedState), by node name."""
+    restore_scripts: dict[str, str] = field(default_factory=dict)
+    """The control plane's restore scripts (exported with the counties' when backups are on)."""
+
+
+def build_vsphere_platform(stack: config.Stack, deployed: config.deployed.DeployedState | None) -> Platform:
+    """VMs, k3s, CPI, CSI, StorageClass and the ingress edge on vSphere, and their outputs."""
+    cfg, secrets = stack.config, stack.secrets
+    access = VsphereAccess("vsphere", cfg.vsphere, secrets)
+    ssh = SshTrust("ssh", cfg.ssh)
+    servers = NodePool("control-plane", cfg.control_plane, role="server", access=access, network=cfg.network, trust=ssh)
+    agents = NodePool("agents", cfg.agents, role="agent", access=access, network=cfg.network, trust=ssh)
+    k3s_before_vm_tracking = config.deployed.k3s_installs_before_vm_tracking(deployed, cfg)
+    if k3s_before_vm_tracking:
+        pulumi.log.warn(
+            f"k3s on {', '.join(sorted(k3s_before_vm_tracking))} was installed before node installs followed their "
+            "VM: a replaced VM of these nodes does not get k3s again. Replace such a node by removing it in one "
+            "update and adding it in the next (docs/runbooks/replace-node.md)"
+        )
+    cluster = K3sCluster(
+        "k3s",
+        cfg.k3s,
+        servers=servers.nodes,
+        agents=agents.nodes,
+        etcd_seed=config.deployed.etcd_seed(deployed, cfg),
+        installed_before_vm_tracking=k3s_before_vm_tracking,
+        # etcd snapshots leave the servers for the backup bucket, with the bucket's keys as secrets.
+        backup=cfg.backup,
+        s3_keys=(secrets.backup_access_key_id, secrets.backup_secret_access_key),
+    )
+
+    def on_cluster(*after: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(provider=cluster.provider, depends_on=list(after))
+
+    # The CPI initialises the nodes (removes their uninitialized taint) before the CSI controller can run.
+    storage_password = secrets.storage_password
+    cpi = VsphereCpi("vsphere-cpi", cfg.cpi, cfg.vsphere, storage_password, opts=on_cluster())
+    csi = VsphereCsi(
+        "vsphere-csi", cfg.csi, cfg.vsphere, storage_password,
+        control_plane_nodes=len(cfg.control_plane.nodes), opts=on_cluster(cpi),
+    )
+    storage_class = StorageClass("storage-class", cfg.storage_class, opts=on_cluster(csi))
+    edge = IngressEdge(
+        "ingress",
+        cfg.ingress,
+        hosts={name: county.host for name, county in cfg.counties.items()},
+        agent_ips=list(cfg.agents.nodes.values()),
+        # Validation refuses a k3s release the table cannot place, so this is True or False here.
+        traefik_chart_v40=bool(compatibility.traefik_chart_v40(cfg.k3s.version)),
+        opts=on_cluster(),
+    )
+
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("apiUrl", cluster.api_url)
+    # Remembered (here and in deployedState) for the next update: once the cluster exists no server is seeded again.
+    pulumi.export("etcdSeed", cluster.etcd_seed)
+    if cluster.lb_nginx_config:
+        pulumi.export("apiLoadBalancerNginxConfig", cluster.lb_nginx_config)
+    pulumi.export("edgeNginxConfig", edge.edge_nginx_config)
+    pulumi.export("storageClass", storage_class.name)
+    pulumi.export("csiClusterId", csi.cluster_id)
+    pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
+    pulumi.export("controlPlane", cluster.summary)
+    pulumi.export("vcenterTls", access.tls)
+    # The nodes' lasting SSH host keys (public), as known_hosts lines for operators' SSH clients.
+    pulumi.export(
+        "sshKnownHosts",
+        pulumi.Output.all(*servers.known_hosts.values(), *agents.known_hosts.values()).apply(
+            lambda lines: "\n".join(lines) + "\n"
+        ),
+    )
+    return Platform(
+        provider=cluster.provider,
+        storage_class_name=storage_class.name,
+        county_class=cfg.storage_class,
+        county_after=[storage_class],
+        # Monitoring pods can schedule once the CPI has initialised the nodes; Prometheus's volume claim binds
+        # whenever the StorageClass appears, so the stack need not wait for the CSI chain (nor make the
+        # counties' scrape objects, which wait for its CRDs, wait for it).
+        monitoring_after=[cpi],
+        etcd_seed=cluster.etcd_seed,
+        k3s_before_vm_tracking=k3s_before_vm_tracking,
+        k3s_config=cluster.config_digests,
+        restore_scripts=cluster.restore_scripts,
+    )
+
+
+def use_existing_cluster(stack: config.Stack) -> Platform:
+    """An existing cluster (k3d on a laptop, EKS, ...): only the counties, on its own StorageClass."""
+    existing = stack.config.existing_cluster
+    provider = k8s.Provider(
+        "existing-cluster",
+        kubeconfig=stack.secrets.kubeconfig,  # None: the operator's own kubeconfig ($KUBECONFIG or ~/.kube/config)
+        context=existing.context,
+        # A new kubeconfig or context for the same cluster updates the provider instead of replacing
+        # everything on it (the counties' volumes included).
+        cluster_identifier=names.cluster_identifier(pulumi.get_stack()),
+    )
+    return Platform(provider=provider, storage_class_name=existing.storage_class, county_class=None)
