@@ -76,7 +76,10 @@ def test_national_has_fifty_projects_namespaced_by_county(national, national_cou
         for r in in_project(national, name):
             assert r.name.startswith(f"{name}-")
             metadata = r.inputs.get("metadata") or {}
-            if r.type.startswith("kubernetes:") and r.type not in (PV, "kubernetes:core/v1:Namespace"):
+            if r.type == "kubernetes:velero.io/v1:Schedule":
+                # The county's backup Schedule is its own but lives where Velero reads Schedules.
+                assert metadata["namespace"] == "velero" and metadata["name"] == f"county-{name}", r.name
+            elif r.type.startswith("kubernetes:") and r.type not in (PV, "kubernetes:core/v1:Namespace"):
                 assert metadata["namespace"] == name, r.name
     assert national.outputs["counties"]["nairobi"]["url"] == "https://nairobi.echis.moh.example.org"
 
