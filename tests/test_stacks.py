@@ -146,7 +146,7 @@ def test_k3d_counties_get_the_same_resources_as_in_national_on_the_existing_clus
         return sorted(
             (evaluation.by_urn[u].type, evaluation.by_urn[u].name)
             for u in county_urns(evaluation, county, only_cht)
-            if not evaluation.by_urn[u].name.startswith(f"{county}-monitoring")
+            if not evaluation.by_urn[u].name.startswith((f"{county}-monitoring", f"{county}-backup"))
         )
 
     assert shape(k3d, "kwale") == shape(national, "kwale")
