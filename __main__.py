@@ -12,7 +12,7 @@ from components.k3s.cluster import ETCD_SEED_CAN_MOVE
 from components.monitoring import render as monitoring_render
 from components.monitoring.county import CountyMonitoring
 from components.monitoring.stack import PlatformMonitoring
-from components.platform import build_vsphere_platform, use_existing_cluster
+from components.platform import build_vsphere_platform, from_platform_stack, use_existing_cluster
 from components.storage import render as storage_render
 from config import egress
 
@@ -20,13 +20,17 @@ tuning.apply()
 
 try:
     stack = config.load()
+    layout, organization = stack.layout, stack.config.deployed_state.organization
     # What the last update deployed (a read of this stack's own outputs), checked before anything registers.
-    deployed, _ = config.deployed.read(stack.config.deployed_state.organization)
+    deployed, _ = config.deployed.read(organization)
     csi_cluster_id = None
     if stack.config.csi is not None:
-        csi_cluster_id = stack.config.csi.cluster_id or storage_render.cluster_id(pulumi.get_project(), pulumi.get_stack())
-    if problems := config.guards.check(
-        stack.config, deployed, csi_cluster_id=csi_cluster_id, etcd_seed_can_move=ETCD_SEED_CAN_MOVE
+        platform_stack = layout.platform or pulumi.get_stack()
+        csi_cluster_id = stack.config.csi.cluster_id or storage_render.cluster_id(pulumi.get_project(), platform_stack)
+    if problems := config.guards.check_stack(
+        stack.config, layout, deployed, csi_cluster_id=csi_cluster_id, etcd_seed_can_move=ETCD_SEED_CAN_MOVE,
+        # What another stack of the deployment deployed: read only for a county that moves to it.
+        held_by=lambda other: set(getattr(config.deployed.read(organization, other)[0], "counties", {})),
     ):
         raise config.ConfigError(problems)
 except config.ConfigError as error:
@@ -37,9 +41,20 @@ cfg, secrets = stack.config, stack.secrets
 for warning in [*config.warnings(cfg), *config.guards.unused_acceptances(cfg, deployed)]:
     pulumi.log.warn(warning)
 
-# The platform: provider, StorageClass and what counties wait on, whichever cluster mode builds it.
-platform = build_vsphere_platform(stack, deployed) if cfg.cluster_mode == "vsphere-k3s" else use_existing_cluster(stack)
+# The platform: provider, StorageClass and what counties wait on, whichever cluster mode builds it; a county
+# stack reads them from its platform stack (config/layout.py).
+if not layout.builds_platform:
+    platform = from_platform_stack(stack, organization)
+    pulumi.export("platformStack", layout.platform)
+elif cfg.cluster_mode == "vsphere-k3s":
+    platform = build_vsphere_platform(stack, deployed)
+else:
+    platform = use_existing_cluster(stack)
+    if layout.role == "platform" and secrets.kubeconfig is not None:
+        pulumi.export("kubeconfig", secrets.kubeconfig)  # what its county stacks connect with
 provider = platform.provider
+# The counties this stack registers (a single stack: all; the deployment's others are checked, not built).
+counties = stack.own_counties
 
 # Counties deploy in parallel: each waits only for the StorageClass, never for another county.
 county_access = egress.cluster_access(cfg)
@@ -52,25 +67,27 @@ projects = {
         credentials=stack.county_credentials(name),
         opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.county_after),
     )
-    for name, county in cfg.counties.items()
+    for name, county in counties.items()
 }
 
 if cfg.backup:
-    # Velero and the drill once; each county's Schedule and drill access with the county.
+    # Velero and the drill once (the platform's); each county's Schedule and drill access with the county.
     backup = cfg.backup
-    engine = BackupEngine(
-        "backup",
-        backup,
-        # Counties a drill run takes: from config, or the fewest that reach every county within 30 days.
-        drill_per_run=backup_render.drill_cadence(cfg.counties, backup).per_run,
-        access_key_id=secrets.backup_access_key_id,
-        secret_access_key=secrets.backup_secret_access_key,
-        county_class=platform.county_class,
-        county_storage_class_name=platform.storage_class_name,
-        cluster_restore_scripts=platform.restore_scripts,
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.county_after),
-    )
-    for name, county in cfg.counties.items():
+    engine = None
+    if layout.builds_platform:
+        engine = BackupEngine(
+            "backup",
+            backup,
+            # Counties a drill run takes: from config, or the fewest that reach every county within 30 days.
+            drill_per_run=backup_render.drill_cadence(cfg.counties, backup).per_run,
+            access_key_id=secrets.backup_access_key_id,
+            secret_access_key=secrets.backup_secret_access_key,
+            county_class=platform.county_class,
+            county_storage_class_name=platform.storage_class_name,
+            cluster_restore_scripts=platform.restore_scripts,
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.county_after),
+        )
+    for name, county in counties.items():
         # The county's own (a child of its ChtProject, like its monitoring): moving or removing the county takes
         # it along. Releases before 2026-12 registered it at the stack's root; the alias keeps that one.
         CountyBackup(
@@ -81,15 +98,17 @@ if cfg.backup:
             county_namespace=projects[name].ns,
             opts=pulumi.ResourceOptions(parent=projects[name], aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]),
         )
-    # A county that leaves config gets one last backup, kept until an operator deletes it (docs/backups.md).
+    # A county that leaves the deployment gets one last backup, kept until an operator deletes it
+    # (docs/backups.md); one that moves to another stack of it keeps running there.
     removed = {name: c for name, c in (deployed.counties if deployed else {}).items() if name not in cfg.counties}
     for name, county in removed.items():
         FinalCountyBackup(
             f"{name}-final-backup", name, county.couchdb_nodes, backup, engine=engine,
             opts=pulumi.ResourceOptions(provider=provider),
         )
-    pulumi.export("backup", backup_render.summary(cfg.counties, backup, cfg.k3s is not None))
-    pulumi.export("restoreScripts", engine.restore_scripts)
+    if engine is not None:
+        pulumi.export("backup", backup_render.summary(cfg.counties, backup, cfg.k3s is not None))
+        pulumi.export("restoreScripts", engine.restore_scripts)
 
 pulumi.export(
     "counties",
@@ -102,49 +121,53 @@ pulumi.export(
             "cpu": county.settings.budget.cpu,
             "memoryGb": county.settings.budget.memory_gb,
         }
-        for name, county in cfg.counties.items()
+        for name, county in counties.items()
     },
 )
 
 # Medic's CHT Watchdog reads this list (`pulumi stack output watchdogTargets > cht-instances.yml`); it runs
 # outside the cluster so it can still alert when the cluster is down.
-pulumi.export(
-    "watchdogTargets",
-    pulumi.Output.all(**{name: project.url for name, project in projects.items()}).apply(monitoring_render.watchdog_targets),
-)
+# A platform stack lists every county of the deployment (each county stack, its own).
+watched = cfg.counties if layout.role == "platform" else counties
+pulumi.export("watchdogTargets", monitoring_render.watchdog_targets({name: c.url for name, c in watched.items()}))
 
 monitoring = cfg.monitoring
 if monitoring is not None and monitoring.enabled:
-    monitoring_stack = PlatformMonitoring(
-        "monitoring",
-        monitoring,
-        storage_class=platform.storage_class_name,
-        mode=cfg.cluster_mode,
-        smtp_password=secrets.monitoring_smtp_password,
-        webhook_url=secrets.monitoring_webhook_url,
-        heartbeat_url=secrets.monitoring_heartbeat_url,
-        backup=cfg.backup,
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.monitoring_after),
-    )
+    monitoring_stack = None
+    if layout.builds_platform:
+        monitoring_stack = PlatformMonitoring(
+            "monitoring",
+            monitoring,
+            storage_class=platform.storage_class_name,
+            mode=cfg.cluster_mode,
+            smtp_password=secrets.monitoring_smtp_password,
+            webhook_url=secrets.monitoring_webhook_url,
+            heartbeat_url=secrets.monitoring_heartbeat_url,
+            backup=cfg.backup,
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.monitoring_after),
+        )
+        pulumi.export(
+            "monitoring",
+            monitoring_render.summary(
+                monitoring, cfg.cluster_mode, {name: county.host for name, county in cfg.counties.items()},
+                webhook_secret=secrets.monitoring_webhook_url is not None,
+                heartbeat_secret=secrets.monitoring_heartbeat_url is not None,
+                backup=cfg.backup,
+            ),
+        )
     # Each county's scrape and alerts belong to the county (a child of its ChtProject): adding a county
-    # adds them and changes nothing shared; removing one removes them with it.
-    for name, county in cfg.counties.items():
+    # adds them and changes nothing shared; removing one removes them with it. In a county stack the
+    # monitoring stack (its CRDs) is the platform's, deployed before.
+    for name, county in counties.items():
         CountyMonitoring(
             f"{name}-monitoring",
             county,
             monitoring,
             backup=cfg.backup,
-            opts=pulumi.ResourceOptions(parent=projects[name], depends_on=[projects[name].ns, monitoring_stack.release]),
+            opts=pulumi.ResourceOptions(
+                parent=projects[name], depends_on=[projects[name].ns, *([monitoring_stack.release] if monitoring_stack else [])]
+            ),
         )
-    pulumi.export(
-        "monitoring",
-        monitoring_render.summary(
-            monitoring, cfg.cluster_mode, {name: county.host for name, county in cfg.counties.items()},
-            webhook_secret=secrets.monitoring_webhook_url is not None,
-            heartbeat_secret=secrets.monitoring_heartbeat_url is not None,
-            backup=cfg.backup,
-        ),
-    )
 
 # What later updates compare their config with (config/guards.py); no secrets.
 pulumi.export(
@@ -152,5 +175,6 @@ pulumi.export(
     config.deployed.snapshot(
         cfg, etcd_seed=platform.etcd_seed, csi_cluster_id=csi_cluster_id,
         k3s_before_vm_tracking=platform.k3s_before_vm_tracking, k3s_config=platform.k3s_config,
+        counties=counties, platform=layout.builds_platform,
     ),
 )

@@ -139,7 +139,7 @@ def use_existing_cluster(stack: config.Stack) -> Platform:
     """An existing cluster (k3d on a laptop, EKS, ...): only the counties, on its own StorageClass."""
     existing = stack.config.existing_cluster
     provider = k8s.Provider(
-        "existing-cluster",
+        PROVIDER_NAMES["existing"],
         kubeconfig=stack.secrets.kubeconfig,  # None: the operator's own kubeconfig ($KUBECONFIG or ~/.kube/config)
         context=existing.context,
         # A new kubeconfig or context for the same cluster updates the provider instead of replacing
@@ -147,3 +147,30 @@ def use_existing_cluster(stack: config.Stack) -> Platform:
         cluster_identifier=names.cluster_identifier(pulumi.get_stack()),
     )
     return Platform(provider=provider, storage_class_name=existing.storage_class, county_class=None)
+
+
+# The Kubernetes provider's name in each cluster mode. A county stack names its own provider the same, at the
+# stack's root: where `pulumi state move` puts the copy of the platform's provider it takes along with a county
+# (the copy's parent is not moved, so it lands at the root), so the moved county keeps its provider.
+PROVIDER_NAMES = {"vsphere-k3s": "k3s-k8s", "existing": "existing-cluster"}
+
+
+def from_platform_stack(stack: config.Stack, organization: str | None) -> Platform:
+    """A county stack: the cluster and StorageClass its platform stack deployed (read through a StackReference)."""
+    cfg, platform_stack = stack.config, stack.layout.platform
+    assert platform_stack is not None
+    reference = pulumi.StackReference(
+        "platform",
+        stack_name=config.deployed.stack_name(organization or pulumi.get_organization(), pulumi.get_project(), platform_stack),
+    )
+    kubeconfig = reference.get_output("kubeconfig")
+    provider = k8s.Provider(
+        PROVIDER_NAMES[cfg.cluster_mode],
+        # vsphere-k3s: the cluster's admin kubeconfig; existing: the platform's kubeconfig when it has one, else the
+        # operator's own ($KUBECONFIG or ~/.kube/config), as in the platform stack.
+        kubeconfig=pulumi.Output.secret(kubeconfig) if cfg.cluster_mode == "vsphere-k3s" else kubeconfig,
+        **({"context": cfg.existing_cluster.context} if cfg.existing_cluster is not None else {}),
+        # The platform stack's identifier: the same cluster, so the provider a county moved with is this one.
+        cluster_identifier=names.cluster_identifier(platform_stack),
+    )
+    return Platform(provider=provider, storage_class_name=config.deployed.storage_class_of(cfg), county_class=cfg.storage_class)

@@ -13,13 +13,15 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from . import deployed, guards
+from . import deployed, guards, layout
 from .errors import PROJECT, ConfigError
 from .model import County, StackConfig
 from .secrets import CREDENTIAL_KEYS, SECRET_MASK, SECRETS
 from .validate import ENGINE_NAMESPACES, SECRET_KEYS, validate, warnings
 
-__all__ = ["ConfigError", "County", "Secrets", "Stack", "StackConfig", "deployed", "guards", "load", "read_raw", "warnings"]
+__all__ = [
+    "ConfigError", "County", "Secrets", "Stack", "StackConfig", "deployed", "guards", "layout", "load", "read_raw", "warnings",
+]
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,16 @@ def _county_credentials(all_credentials: Any, county: str) -> dict | None:
 @dataclass(frozen=True)
 class Stack:
     config: StackConfig
+    """The deployment's config: in a split deployment, the platform's settings with every stack's counties."""
     secrets: Secrets
+    """This stack's own secrets."""
+    layout: layout.Layout
+    """Which part of the deployment this stack registers (config/layout.py)."""
+
+    @property
+    def own_counties(self) -> dict[str, County]:
+        """The counties this stack registers."""
+        return {name: c for name, c in self.config.counties.items() if self.layout.own(name)}
 
     def county_credentials(self, county: str) -> pulumi.Output[dict] | None:
         """The existing CouchDB credentials a migrated county keeps; None for a county the program set up."""
@@ -124,8 +135,15 @@ def read_raw() -> tuple[dict[str, Any], frozenset[str]]:
 def load() -> Stack:
     """Validate the whole stack config; raises ConfigError listing every problem."""
     raw, secret_keys = read_raw()
+    # A split deployment: the platform's stack file and every county stack's counties (config/layout.py).
+    shape, raw, secret_keys, problems = layout.assemble(raw, secret_keys, pulumi.get_stack(), mask=_masked)
     texts = {s.key: runtime_config.get_config(f"{PROJECT}:{s.key}") for s in SECRETS if s.grammar is not None}
-    stack_config = validate(raw, secret_keys, foreign_keys(), {k: v for k, v in texts.items() if v is not None})
+    try:
+        stack_config = validate(raw, secret_keys, foreign_keys(), {k: v for k, v in texts.items() if v is not None})
+    except ConfigError as error:
+        raise ConfigError([*problems, *error.problems]) from None
+    if problems:
+        raise ConfigError(problems)
     cfg = pulumi.Config(PROJECT)
     read = {"text": cfg.get_secret, "object": cfg.get_secret_object}
-    return Stack(config=stack_config, secrets=Secrets(**{s.field: read[s.shape](s.key) for s in SECRETS}))
+    return Stack(config=stack_config, secrets=Secrets(**{s.field: read[s.shape](s.key) for s in SECRETS}), layout=shape)

@@ -22,6 +22,7 @@ PROCEDURES: dict[str, tuple[str, str | None]] = {
     "storage-class": ("config-checks.md", "Renaming the StorageClass"),
     "backup-off": ("config-checks.md", "Turning backups off"),
     "remove-server": ("runbooks/remove-node.md", "A deployed server: lift its VM's protection first"),
+    "move-stacks": ("runbooks/move-stacks.md", "Splitting into a platform stack and county stacks"),
 }
 
 

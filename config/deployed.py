@@ -10,6 +10,7 @@ On a stack's first update the reference has no outputs: nothing is deployed, eve
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -153,11 +154,14 @@ def snapshot(
     csi_cluster_id: str | None,
     k3s_before_vm_tracking: frozenset[str] = frozenset(),
     k3s_config: dict[str, str] | None = None,
+    counties: Iterable[str] | None = None,
+    platform: bool = True,
 ) -> dict[str, Any]:
     """The `deployedState` output for what this update deploys (camelCase, as every output). `k3s_config`: each
-    node's configuration digest (K3sCluster.config_digests)."""
+    node's configuration digest (K3sCluster.config_digests). `counties`: the ones this stack registers (default:
+    all); `platform`: whether this stack builds the platform (a county stack records no nodes)."""
     nodes: dict[str, DeployedNode] = {}
-    if config.cluster_mode == "vsphere-k3s":
+    if platform and config.cluster_mode == "vsphere-k3s":
         hardware = config.vsphere.hardware_version
         for role, pool in (("server", config.control_plane), ("agent", config.agents)):
             for name, address in pool.nodes.items():
@@ -180,6 +184,7 @@ def snapshot(
                 version=county.settings.version,
             )
             for name, county in config.counties.items()
+            if counties is None or name in counties
         },
         nodes=nodes,
         etcd_seed=etcd_seed,
@@ -192,21 +197,32 @@ def snapshot(
     return state.model_dump(by_alias=True)
 
 
-def read(organization: str | None) -> tuple[DeployedState | None, str]:
-    """Read the stack's own previous outputs (a StackReference to itself) and wait for them.
+def read(organization: str | None, stack: str | None = None) -> tuple[DeployedState | None, str]:
+    """Read the stack's own previous outputs (a StackReference to itself; `stack`: another stack of the same
+    deployment) and wait for them.
 
     Nothing else is registered before this returns: the guards decide whether the update may go on.
     """
+    outputs, source = read_outputs(organization, stack)
+    return parse(outputs, source), source
+
+
+def read_outputs(organization: str | None, stack: str | None = None) -> tuple[dict[str, Any], str]:
+    """A stack's outputs (this stack's by default) as the last update left them; {} for a stack never deployed."""
     import pulumi
     from pulumi.runtime.sync_await import _sync_await  # the SDK's own way to wait inside a program (invokes)
 
-    source = stack_name(organization or pulumi.get_organization(), pulumi.get_project(), pulumi.get_stack())
+    own = stack is None or stack == pulumi.get_stack()
+    source = stack_name(organization or pulumi.get_organization(), pulumi.get_project(), stack or pulumi.get_stack())
     try:
-        reference = pulumi.StackReference(f"{PROJECT}-deployed-state", stack_name=source)
+        name = f"{PROJECT}-deployed-state" if own else f"{PROJECT}-deployed-state-{stack}"
+        reference = pulumi.StackReference(name, stack_name=source)
         outputs = _sync_await(reference.outputs.future())
     except Exception as error:  # the backend's message (unknown stack, no access) is what the operator needs
+        whose = "the stack's own outputs" if own else f"the outputs of stack {stack}"
         raise ConfigError(
-            [f"{PROJECT}:deployedState.organization: reading the stack's own outputs from {source} failed "
-             f"({error}); set the organization that holds this stack"]
+            [f"{PROJECT}:deployedState.organization: reading {whose} from {source} failed "
+             f"({error}); set the organization that holds the deployment's stacks"
+             + ("" if own else f", and create the stack (pulumi stack init {stack})")]
         ) from None
-    return parse(outputs, source), source
+    return outputs or {}, source

@@ -643,6 +643,16 @@ def organization(value: str) -> str:
     return value
 
 
+def stack_name(value: str) -> str:
+    """A stack of this project, as its file `Pulumi.<name>.yaml` names it (the CLI's stack-name characters)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
+        raise ValueError(
+            f"'{value}' is not a stack name; use the name of a stack of this project (its file is "
+            "Pulumi.<name>.yaml): letters, digits, '-', '_' or '.', e.g. prod-counties-a"
+        )
+    return value
+
+
 def couchdb_user(value: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", value):
         raise ValueError(

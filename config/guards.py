@@ -7,9 +7,12 @@ safe procedure (a runbook under docs/, `PROCEDURES`). With nothing deployed (a f
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+
 from . import accept, versions
 from .deployed import DeployedState, storage_class_of
 from .errors import key_path
+from .layout import Layout
 from .model import StackConfig
 
 # CHT Core 5.x upgrades only from 4.5 or later (older 4.x data is not migrated by 5.x).
@@ -31,10 +34,12 @@ def check(
     *,
     csi_cluster_id: str | None = None,
     etcd_seed_can_move: bool = True,
+    platform: bool = True,
 ) -> list[str]:
     """`csi_cluster_id`: the id this config deploys (explicit or derived); `etcd_seed_can_move`: whether the
     k3s cluster joins every server through the API once it exists (then the seed may be removed, and a server
-    that sorts before it may be added)."""
+    that sorts before it may be added); `platform`: whether this stack builds the platform (a county stack
+    checks only its counties)."""
     if deployed is None:
         return []
     accepted = set(config.deployed_state.accept)
@@ -42,7 +47,7 @@ def check(
     problems += _counties(config, deployed, accepted)
     problems += _storage_class(config, deployed, accepted)
     problems += _backup(config, deployed, accepted)
-    if config.cluster_mode == "vsphere-k3s" and deployed.cluster_mode == "vsphere-k3s":
+    if platform and config.cluster_mode == "vsphere-k3s" and deployed.cluster_mode == "vsphere-k3s":
         problems += _k3s(config, deployed)
         problems += _secrets_encryption(config, deployed, accepted)
         problems += _csi(deployed, csi_cluster_id)
@@ -374,3 +379,52 @@ def _protected_servers(config: StackConfig, deployed: DeployedState, accepted: s
             f"({procedure('remove-server')})"
         )
     return problems
+
+
+def moves(
+    deployed: DeployedState | None, own: Iterable[str], holder: Mapping[str, str], held_by: Callable[[str], set[str]]
+) -> list[str]:
+    """Counties this stack deployed that another stack of the deployment now holds (`holder`: county -> stack).
+
+    Their resources must be in that stack's state before this stack updates, or `pulumi up` here deletes the
+    county's workloads and volumes; `held_by(stack)`: the counties that stack's last update deployed."""
+    if deployed is None:
+        return []
+    problems = []
+    own = set(own)
+    for name in sorted(deployed.counties):
+        target = holder.get(name)
+        if name in own or target is None:
+            continue
+        if name not in held_by(target):
+            problems.append(
+                f"{key_path('counties', name)}: moves from this stack to {target} (Pulumi.{target}.yaml), whose "
+                "deployed state does not hold it yet; `pulumi up` here would delete its workloads and volumes. Move "
+                f"its resources first (pulumi state move, then pulumi up on {target}: {procedure('move-stacks')})"
+            )
+    return problems
+
+
+def check_stack(
+    config: StackConfig,
+    layout: Layout,
+    deployed: DeployedState | None,
+    *,
+    csi_cluster_id: str | None = None,
+    etcd_seed_can_move: bool = True,
+    held_by: Callable[[str], set[str]] = lambda stack: set(),
+) -> list[str]:
+    """`check` for one stack of a deployment (config/layout.py): its own counties, and those it deployed that
+    another stack now holds (they may neither shrink nor be renamed on the way), and `moves`; a county stack
+    leaves the platform's checks to the platform stack."""
+    if layout.role == "single":
+        return check(config, deployed, csi_cluster_id=csi_cluster_id, etcd_seed_can_move=etcd_seed_can_move)
+    deployed_counties = deployed.counties if deployed is not None else {}
+    kept = {n: c for n, c in config.counties.items() if layout.own(n) or n in deployed_counties}
+    view = config.model_copy(update={"counties": kept})
+    problems = check(
+        view, deployed, csi_cluster_id=csi_cluster_id, etcd_seed_can_move=etcd_seed_can_move,
+        platform=layout.builds_platform,
+    )
+    own = [n for n in config.counties if layout.own(n)]
+    return problems + moves(deployed, own, {n: s for n, s in layout.holder.items() if s != layout.stack}, held_by)

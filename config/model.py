@@ -82,6 +82,7 @@ ClusterId = _text("cluster_id", grammar.cluster_id)
 Bucket = _text("bucket", grammar.bucket)
 Region = _text("region", grammar.region)
 Organization = _text("organization", grammar.organization)
+StackName = _text("stack_name", grammar.stack_name)
 CouchdbUser = _text("couchdb_user", grammar.couchdb_user)
 VolumeHandle = _text("volume_handle", grammar.volume_handle)
 DataPath = _text("data_path", grammar.data_path)
@@ -657,6 +658,11 @@ class County(Model):
     host: str
     settings: ChtSettings
 
+    @property
+    def url(self) -> str:
+        """Where the county's CHT answers (its Ingress host, TLS)."""
+        return f"https://{self.host}"
+
 
 class ExistingClusterConfig(Model):
     """`cht-hosting:existingCluster`: the cluster the counties go on when `clusterMode` is `existing`."""
@@ -684,6 +690,24 @@ class DeployedStateConfig(Model):
     accept: list[AcceptableChange] = Field(
         default_factory=list,
         description=accept.described(),
+    )
+
+
+class StacksConfig(Model):
+    """`cht-hosting:stacks`: a deployment split into a platform stack and county stacks (one program, one
+    project). Absent: this stack holds the platform and every county."""
+
+    counties: list[StackName] = Field(
+        default_factory=list,
+        description="In the platform stack: its county stacks, each `Pulumi.<name>.yaml` in this folder with "
+        "`stacks.platform` naming this stack and its own `counties`. Every stack reads them all, so capacity, "
+        "the backup window and host names are checked for every county of the deployment.",
+    )
+    platform: StackName | None = Field(
+        default=None,
+        description="In a county stack: the platform stack (its file `Pulumi.<name>.yaml` in this folder holds "
+        "every other setting; its outputs give the cluster and the StorageClass). A county stack's file sets "
+        "only `stacks`, `counties`, `migratedCredentials` and `deployedState`.",
     )
 
 
@@ -833,6 +857,7 @@ class StackConfig(Model):
     capacity: CapacityConfig | None = None
     existing_cluster: ExistingClusterConfig | None = None
     deployed_state: DeployedStateConfig = Field(default_factory=DeployedStateConfig)
+    stacks: StacksConfig | None = None
     backup: BackupConfig | None = None
     monitoring: MonitoringConfig | None = None
     cht: ChtSettings

@@ -22,6 +22,7 @@ from .model import (
     NetworkConfig,
     NodePoolConfig,
     SshConfig,
+    StacksConfig,
     StorageClassConfig,
     VsphereConfig,
 )
@@ -75,6 +76,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("backup", BackupConfig, BOTH, "off"),
     SectionSpec("monitoring", MonitoringConfig, BOTH, "defaults"),
     SectionSpec("deployedState", DeployedStateConfig, BOTH, "defaults"),
+    SectionSpec("stacks", StacksConfig, BOTH, "off"),
     SectionSpec("cht", ChtSettings, BOTH, "required"),
 )
 BY_KEY: dict[str, SectionSpec] = {s.key: s for s in SECTIONS}

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
 from config.names import PROJECT
@@ -35,16 +36,20 @@ STACK_REFERENCE = "pulumi:pulumi:StackReference"
 class FakeCloud(recorder.Mocks):
     """This project's providers on the mock engine (offline/fakes.py), and the deployed stack's outputs."""
 
-    def __init__(self, stack_outputs: dict[str, Any] | None = None):
+    def __init__(self, stack_outputs: dict[str, Any] | None = None, references: dict[str, dict] | None = None):
         super().__init__()
-        # What a StackReference reads: the deployed stack's outputs (`pulumi stack output --json`); none
-        # stands for a stack's first update.
+        # What a StackReference to the stack itself reads: the deployed stack's outputs (`pulumi stack output
+        # --json`); none stands for a stack's first update. `references`: other stacks' outputs by stack name
+        # (a county stack's platform stack); a stack not given has none (never deployed).
         self.stack_outputs = stack_outputs or {}
+        self.references = references or {}
 
     def answer(self, args: MockResourceArgs):
         if args.typ == STACK_REFERENCE:  # a read (ReadResource), never recorded as a registration
             name = args.resource_id or args.name
-            return name, {"name": name, "outputs": self.stack_outputs, "secretOutputNames": []}
+            stack = name.rsplit("/", 1)[-1]
+            outputs = self.stack_outputs if stack == pulumi.get_stack() else self.references.get(stack, {})
+            return name, {"name": name, "outputs": outputs, "secretOutputNames": []}
         state = dict(args.inputs)
         make = fakes.RESOURCE_OUTPUTS.get(args.typ)
         if make:
@@ -67,13 +72,16 @@ def evaluate(
     secret_keys: list[str] | tuple[str, ...] = (),
     program: Path = ROOT / "__main__.py",
     stack_outputs: dict[str, Any] | None = None,
+    references: dict[str, dict] | None = None,
 ) -> Evaluation:
     """Run `program` for `stack` with `config` (`project:key` -> string, as the CLI passes it);
-    `stack_outputs`: what the stack deployed last (its outputs), none for a first update."""
+    `stack_outputs`: what the stack deployed last (its outputs), none for a first update; `references`: other
+    stacks' outputs by stack name."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     return record(
-        lambda: runpy.run_path(str(program), run_name="__main__"), stack, config, secret_keys, stack_outputs
+        lambda: runpy.run_path(str(program), run_name="__main__"), stack, config, secret_keys, stack_outputs,
+        references,
     )
 
 
@@ -83,6 +91,7 @@ def record(
     config: dict[str, str] | None = None,
     secret_keys: list[str] | tuple[str, ...] = (),
     stack_outputs: dict[str, Any] | None = None,
+    references: dict[str, dict] | None = None,
 ) -> Evaluation:
     """Run `build` (a program, or a test that constructs components) as this project, on fresh fakes."""
     config = config or {}
@@ -90,7 +99,7 @@ def record(
         build,
         project=PROJECT,
         stack=stack,
-        mocks=FakeCloud(stack_outputs),
+        mocks=FakeCloud(stack_outputs, references),
         config=config,
         secret_keys=secret_keys,
         # Read when the run is over: the fakes add each generated secret as the program creates it.

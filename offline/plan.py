@@ -36,26 +36,41 @@ VM_TYPE = "vsphere:index/virtualMachine:VirtualMachine"
 
 
 def run(
-    stack: str, overrides: dict | None = None, stack_dir: Path = engine.ROOT, deployed: dict | None = None
+    stack: str,
+    overrides: dict | None = None,
+    stack_dir: Path = engine.ROOT,
+    deployed: dict | None = None,
+    references: dict[str, dict] | None = None,
 ) -> tuple[Evaluation, list[str]]:
     """Evaluate a stack file; returns the evaluation and notes about placeholders used.
 
     `deployed`: the stack's outputs as `pulumi stack output --json` prints them (what production runs), so
-    the edits the guards refuse show; without it the plan is a first update.
+    the edits the guards refuse show; without it the plan is a first update. `references`: other stacks of the
+    deployment by name, their outputs; a county stack's platform stack, when not given, is planned first and
+    its outputs stand in for what it deployed.
     """
     if str(engine.ROOT) not in sys.path:
         sys.path.insert(0, str(engine.ROOT))
     from config.validate import required_secrets
 
     file = stackfile.load(stack, root=stack_dir, overrides=overrides)
+    values = stackfile.raw(file)[0]
     config, secret_keys, notes = dict(file.config), list(file.secret_keys), []
-    for key in required_secrets(stackfile.raw(file)[0]):
+    references = dict(references or {})
+    platform = (values.get("stacks") or {}).get("platform") if isinstance(values.get("stacks"), dict) else None
+    if isinstance(platform, str) and platform not in references and stackfile.stack_path(platform, stack_dir).exists():
+        platform_plan, _ = run(platform, stack_dir=stack_dir)
+        references[platform] = platform_plan.outputs
+        notes.append(f"the platform stack {platform}'s outputs are those of its offline plan (Pulumi.{platform}.yaml)")
+    # A county stack's secrets other than its own counties' are the platform's (read from its file).
+    for key in required_secrets(values) if not isinstance(platform, str) else ():
         full = f"{PROJECT}:{key}"
         if full not in config:
             config[full] = stackfile.PLACEHOLDER
             secret_keys.append(full)
             notes.append(f"{full} is not set in {file.path.name}; a placeholder stands in (set it before `pulumi up`)")
-    return engine.evaluate(stack, config, secret_keys, stack_outputs=deployed), notes
+    with stackfile.reading_stacks_from(stack_dir):
+        return engine.evaluate(stack, config, secret_keys, stack_outputs=deployed, references=references), notes
 
 
 # --- the printed report: named sections, in the order an operator reads them ----------------------------
@@ -141,6 +156,9 @@ def _backups(ctx: Context) -> list[str]:
     """Where backups go, when, for how long, the drill, and the storage they need."""
     backup = ctx.outputs.get("backup")
     if not backup:
+        if ctx.outputs.get("platformStack"):
+            return [f"Backups: Velero, the drill and the window are the platform stack's ({ctx.outputs['platformStack']}); "
+                    "each county's Schedule is here, with the county."]
         if "backup" in ctx.outputs or ctx.outputs.get("counties"):
             return ["Backups: none (cht-hosting:backup is not set): nothing leaves the cluster's own datastore."]
         return []

@@ -102,3 +102,44 @@ def matches(resources: list[Resource], olds: Iterable[str], stack: str, project:
                     matched[res.urn] = candidate
                 break
     return taken
+
+
+PROVIDER_PREFIX = "pulumi:providers:"
+
+
+def state_move(resources: list[Resource], moved: Iterable[str], dest: str, project: str = "cht-hosting") -> dict[str, str]:
+    """What `pulumi state move --source <stack> --dest <dest> <urn>...` writes into the destination: old URN ->
+    new URN for the resources given, their children (not providers) and a copy of each provider they use.
+
+    Follows pulumi/pulumi v3.259.0 pkg/cmd/pulumi/state/state_move.go: children move with their parent, a
+    provider is copied (it stays in the source too), and a moved resource or copied provider whose parent
+    stays is put under the destination's root stack, its URN rewritten with the new parent chain and stack.
+    """
+    by_urn = {r.urn: r for r in resources}
+    children: dict[str, list[Resource]] = {}
+    for r in resources:
+        children.setdefault(r.parent, []).append(r)
+    chosen: set[str] = set()
+    todo = [u for u in moved if u in by_urn]
+    while todo:
+        urn = todo.pop()
+        if urn in chosen or by_urn[urn].registration.type.startswith(PROVIDER_PREFIX):
+            continue
+        chosen.add(urn)
+        todo += [c.urn for c in children.get(urn, [])]
+    engine_of = {r.registration.urn: r.urn for r in resources}  # a provider reference holds the mock's URN
+    providers = {
+        engine_of.get(by_urn[u].registration.provider.rsplit("::", 1)[0], "") for u in chosen if by_urn[u].registration.provider
+    }
+    rewritten: dict[str, str] = {}
+
+    def new_urn(urn: str) -> str:
+        if urn not in rewritten:
+            r = by_urn[urn]
+            qualified = r.registration.type
+            if r.parent in chosen:
+                qualified = f"{parts(new_urn(r.parent))[2]}${qualified}"
+            rewritten[urn] = make(dest, project, qualified, r.registration.name)
+        return rewritten[urn]
+
+    return {u: new_urn(u) for u in [*sorted(providers & set(by_urn)), *sorted(chosen)]}

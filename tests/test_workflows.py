@@ -192,3 +192,17 @@ def test_preview_and_deploy_list_their_stacks_with_the_same_script():
     for name in ("preview.yml", "deploy.yml"):
         steps = [s for job in load(name)["jobs"].values() for s in job.get("steps", [])]
         assert any(".github/scripts/ci-stacks.sh" in str(s.get("run", "")) for s in steps), name
+
+
+def test_ci_updates_a_platform_stack_before_its_county_stacks(tmp_path):
+    """Deploy runs the stacks one at a time in this order: a county stack reads its platform's outputs."""
+    tools.need("jq")
+    split = ROOT / "tests" / "stacks" / "split"
+    result = subprocess.run(["bash", str(CI_STACKS), str(split)], capture_output=True, text=True, check=True)
+    listed = json.loads(result.stdout)
+    assert listed[0] == "nation" and sorted(listed[1:]) == [f"nation-counties-{x}" for x in "abcd"]
+    # Pulumi.prod-counties-a.yaml sorts before Pulumi.prod.yaml; a flow-style `stacks` counts too.
+    (tmp_path / "Pulumi.prod-counties-a.yaml").write_text("config:\n  cht-hosting:stacks: {platform: prod}\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  cht-hosting:stacks:\n    counties: [prod-counties-a]\n")
+    result = subprocess.run(["bash", str(CI_STACKS), str(tmp_path)], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == ["prod", "prod-counties-a"]

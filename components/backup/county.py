@@ -33,7 +33,7 @@ class CountyBackup(pulumi.ComponentResource):
         county: County,
         backup: BackupConfig,
         *,
-        engine: pulumi.Resource,
+        engine: pulumi.Resource | None,
         county_namespace: pulumi.Resource,
         opts: pulumi.ResourceOptions | None = None,
     ):
@@ -50,7 +50,8 @@ class CountyBackup(pulumi.ComponentResource):
                 "labels": render.schedule_labels(county, backup.drill.enabled),
             },
             spec=render.schedule_spec(county, backup, ns),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[engine, county_namespace]),
+            # `engine` None: Velero is the platform stack's, deployed before any county stack updates.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[r for r in (engine, county_namespace) if r is not None]),
         )
         # Marks the component complete and lists its outputs in the engine.
         self.register_outputs({"schedule": self.schedule})
@@ -70,7 +71,7 @@ class FinalCountyBackup(pulumi.ComponentResource):
         couchdb_nodes: int,
         backup: BackupConfig,
         *,
-        engine: pulumi.Resource,
+        engine: pulumi.Resource | None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("cht-hosting:backup:FinalCountyBackup", name, None, opts)
@@ -83,7 +84,7 @@ class FinalCountyBackup(pulumi.ComponentResource):
             spec=body["spec"],
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[engine],
+                depends_on=[engine] if engine is not None else [],
                 retain_on_delete=True,
                 # A large county's volumes take hours to read (see the backup window in the plan).
                 custom_timeouts=pulumi.CustomTimeouts(create="12h"),

@@ -96,7 +96,7 @@ class ChtProject(pulumi.ComponentResource):
             k8s.networking.v1.Ingress, "ingress", render.ingress(settings, county.name, county.host), ResourceOptions(depends_on=[transport])
         )
 
-        self.url = Output.from_input(f"https://{county.host}")
+        self.url = Output.from_input(county.url)
         self.namespace = self.ns.metadata.name
         self.version = settings.version
         self.credentials_secret = Output.from_input(render.CREDENTIALS_SECRET)

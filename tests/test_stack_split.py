@@ -1,0 +1,163 @@
+"""A deployment split into a platform stack and county stacks (config/layout.py), on the mock engine.
+
+tests/stacks/split/ is the national example (tests/stacks/Pulumi.national.yaml) as a platform stack `nation`
+and four county stacks. What a county stack registers for a county must be what the single stack registers
+for it (engine URN modulo the stack name, after `pulumi state move` puts the county at the stack's root, and
+inputs), so a move replaces and deletes nothing; a county added to one county stack changes nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from offline import plan, stackfile, urns
+from offline.engine import ProgramFailed
+
+STACKS = Path(__file__).parent / "stacks"
+SPLIT = STACKS / "split"
+COUNTY_STACKS = ("nation-counties-a", "nation-counties-b", "nation-counties-c", "nation-counties-d")
+
+
+@pytest.fixture(scope="module")
+def platform():
+    return plan.run("nation", stack_dir=SPLIT)[0]
+
+
+@pytest.fixture(scope="module")
+def county_a(platform):
+    return plan.run("nation-counties-a", stack_dir=SPLIT, references={"nation": platform.outputs})[0]
+
+
+@pytest.fixture(scope="module")
+def national():
+    return plan.run("national", stack_dir=STACKS)[0]
+
+
+def _counties(stack: str) -> list[str]:
+    return list(stackfile.raw(stackfile.load(stack, root=SPLIT))[0]["counties"])
+
+
+def _moved(evaluation, county: str) -> dict[str, dict]:
+    """The county's resources as `pulumi state move` writes them into a stack named `moved`: its ChtProject
+    (and everything under it) by engine URN, with inputs."""
+    resources = urns.engine_urns(evaluation)
+    project = next(r for r in resources if r.registration.type == "cht-hosting:cht:ChtProject" and r.registration.name == county)
+    by_parent: dict[str, list] = {}
+    for r in resources:
+        by_parent.setdefault(r.parent, []).append(r)
+    found, todo = {}, [project]
+    while todo:
+        r = todo.pop()
+        found[urns.with_stack(r.urn, "moved")] = r.registration.inputs
+        todo += by_parent.get(r.urn, [])
+    return found
+
+
+def test_every_county_is_in_exactly_one_county_stack_and_the_platform_holds_none(platform, national):
+    held = [c for s in COUNTY_STACKS for c in _counties(s)]
+    assert sorted(held) == sorted(national.outputs["counties"]) and len(held) == len(set(held))
+    assert not platform.of_type("cht-hosting:cht:ChtProject")
+    # Capacity still sees every county: the platform's report is the single stack's.
+    assert platform.outputs["capacityReport"] == national.outputs["capacityReport"]
+
+
+def test_a_county_stack_registers_what_the_single_stack_registers_for_its_counties(county_a, national):
+    for county in _counties("nation-counties-a"):
+        assert _moved(county_a, county) == _moved(national, county), county
+
+
+def test_a_county_stack_provider_is_the_platform_provider_state_move_copies(platform, county_a):
+    """The copy lands at the root (its parent K3sCluster stays): same name, same inputs, so nothing is replaced."""
+    copied = platform.named("k3s-k8s")
+    own = county_a.named("k3s-k8s")
+    assert own.parent.endswith("pulumi:pulumi:Stack::cht-hosting-nation-counties-a") or own.parent == ""
+    assert own.inputs == copied.inputs
+    assert {r.provider.rsplit("::", 1)[0] for r in county_a.registrations if r.custom and r.provider} == {own.urn}
+
+
+def test_the_stack_a_county_edit_previews_is_small(platform, county_a, national):
+    assert len(county_a.registrations) <= 500
+    assert len(platform.registrations) <= 500
+    assert len(national.registrations) > 1500  # the single stack a county edit previews today
+
+
+def test_a_county_added_to_a_copy_changes_only_that_county_in_its_stack(tmp_path, platform, county_a):
+    for f in SPLIT.glob("Pulumi.*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text())
+    path = tmp_path / "Pulumi.nation-counties-a.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["cht-hosting:counties"]["new-county"] = {}
+    path.write_text(yaml.safe_dump(doc))
+    after = plan.run("nation-counties-a", stack_dir=tmp_path, references={"nation": platform.outputs})[0]
+    before = {r.urn: r.inputs for r in county_a.registrations}
+    now = {r.urn: r.inputs for r in after.registrations}
+    added = set(now) - set(before)
+    assert added and all("new-county" in urn for urn in added)
+    assert set(before) <= set(now)
+    assert {u: i for u, i in now.items() if u in before} == before
+    # The other county stacks see the county (capacity, names) and register nothing new.
+    other = plan.run("nation-counties-b", stack_dir=tmp_path, references={"nation": platform.outputs})[0]
+    again = plan.run("nation-counties-b", stack_dir=SPLIT, references={"nation": platform.outputs})[0]
+    assert {r.urn: r.inputs for r in other.registrations} == {r.urn: r.inputs for r in again.registrations}
+
+
+def _copy_with(tmp_path, stack: str, edit) -> Path:
+    for f in SPLIT.glob("Pulumi.*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text())
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    edit(doc["config"])
+    path.write_text(yaml.safe_dump(doc))
+    return tmp_path
+
+
+def test_a_county_in_two_stacks_and_a_platform_key_in_a_county_stack_are_refused_at_once(tmp_path, platform):
+    def edit(config):
+        config["cht-hosting:counties"]["nairobi"] = {}  # nairobi is in another county stack
+        config["cht-hosting:cht"] = {"version": "4.22.0"}
+
+    folder = _copy_with(tmp_path, "nation-counties-a", edit)
+    with pytest.raises(ProgramFailed) as failure:
+        plan.run("nation-counties-a", stack_dir=folder, references={"nation": platform.outputs})
+    message = failure.value.message
+    assert failure.value.registered == 0
+    assert "cht-hosting:counties.nairobi: is in Pulumi.nation-counties-" in message
+    assert "a county belongs to exactly one stack of the deployment" in message
+    assert "cht-hosting:cht: a county stack takes it from its platform stack's file Pulumi.nation.yaml" in message
+
+
+def test_a_county_stack_the_platform_does_not_list_is_refused(tmp_path, platform):
+    folder = _copy_with(tmp_path, "nation", lambda config: config["cht-hosting:stacks"]["counties"].remove("nation-counties-d"))
+    with pytest.raises(ProgramFailed) as failure:
+        plan.run("nation-counties-d", stack_dir=folder, references={"nation": platform.outputs})
+    assert "Pulumi.nation.yaml does not list this stack in its stacks.counties; add `nation-counties-d`" in failure.value.message
+
+
+def test_moving_a_county_out_of_the_platform_stack_before_its_state_moved_is_refused(national):
+    """The platform stack deployed nairobi (a single stack before the split); nairobi's county stack has not
+    deployed it: `pulumi up` on the platform would delete it, so it is refused, naming the procedure."""
+    deployed = {"deployedState": national.outputs["deployedState"]}
+    holder = next(s for s in COUNTY_STACKS if "nairobi" in _counties(s))
+    with pytest.raises(ProgramFailed) as failure:
+        plan.run("nation", stack_dir=SPLIT, deployed=deployed, references={s: {} for s in COUNTY_STACKS})
+    assert (
+        f"cht-hosting:counties.nairobi: moves from this stack to {holder} (Pulumi.{holder}.yaml), whose deployed state "
+        "does not hold it yet" in failure.value.message
+    )
+    assert "docs/runbooks/move-stacks.md" in failure.value.message
+
+
+def test_once_the_county_stacks_hold_them_the_platform_takes_no_final_backup(national, platform):
+    # The single stack's state, as if it had been named like the platform (the CNS cluster id follows the name).
+    deployed = {"deployedState": {**national.outputs["deployedState"], "csiClusterId": "cht-hosting-nation"}}
+    references = {}
+    for s in COUNTY_STACKS:
+        state = dict(national.outputs["deployedState"])
+        state["counties"] = {c: v for c, v in state["counties"].items() if c in _counties(s)}
+        references[s] = {"deployedState": state}
+    evaluation, _ = plan.run("nation", stack_dir=SPLIT, deployed=deployed, references=references)
+    assert not evaluation.of_type("cht-hosting:backup:FinalCountyBackup")
+    assert evaluation.outputs["deployedState"]["counties"] == {}
