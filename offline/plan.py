@@ -5,6 +5,8 @@
     python -m offline.plan prod --deployed prod-outputs.json  # against production: what changes, first
                                                  # (the file: `pulumi stack output --json`)
     python -m offline.plan prod --verbose        # also the full component tree and per-county listings
+    python -m offline.plan prod-counties-a --reference prod=prod-outputs.json  # a county stack on what its
+                                                 # platform stack deployed (default: the platform's offline plan)
     python -m offline.plan prod --healthy-alerts  # also: how many alerts a healthy cluster would fire
 
 The printed report is a sequence of named sections (`SECTIONS`); the change summary comes from `changes.py`.
@@ -480,17 +482,17 @@ def _yaml(value) -> str:
 # --- command line ------------------------------------------------------------------------------------------
 
 
-def _deployed_outputs(path: Path) -> dict:
+def _deployed_outputs(path: Path, flag: str = "--deployed") -> dict:
     """`pulumi stack output --json` saved in a file, or a review folder (its outputs.json)."""
     if path.is_dir():
         path = path / "outputs.json"
     try:
         outputs = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise stackfile.StackFileError(f"--deployed {path}: not readable as JSON ({error})") from None
+        raise stackfile.StackFileError(f"{flag} {path}: not readable as JSON ({error})") from None
     if not isinstance(outputs, dict):
         raise stackfile.StackFileError(
-            f"--deployed {path}: is not the JSON object `pulumi stack output --json` prints"
+            f"{flag} {path}: is not the JSON object `pulumi stack output --json` prints"
         )
     return outputs
 
@@ -518,6 +520,15 @@ def main(argv: list[str] | None = None) -> int:
         "plan): check the config against what is deployed and begin with what changes (default: a first update)",
     )
     parser.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="STACK=FILE",
+        help="another stack of a split deployment and its outputs (`pulumi stack output --json --show-secrets` or a "
+        "review folder): a county stack's platform (default: the platform's own offline plan), or a county stack a "
+        "county moves to (default: none deployed)",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="also the full component tree, resources by type and per-county listings"
     )
     parser.add_argument(
@@ -529,7 +540,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         deployed = _deployed_outputs(args.deployed) if args.deployed else None
-        evaluation, notes = run(args.stack, stack_dir=args.stack_dir, deployed=deployed)
+        references = {}
+        for entry in args.reference:
+            name, sep, file = entry.partition("=")
+            if not sep or not name or not file:
+                raise stackfile.StackFileError(f"--reference {entry}: write it as STACK=FILE")
+            references[name] = _deployed_outputs(Path(file), f"--reference {name}")
+        evaluation, notes = run(args.stack, stack_dir=args.stack_dir, deployed=deployed, references=references)
     except stackfile.StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

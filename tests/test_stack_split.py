@@ -161,3 +161,35 @@ def test_once_the_county_stacks_hold_them_the_platform_takes_no_final_backup(nat
     evaluation, _ = plan.run("nation", stack_dir=SPLIT, deployed=deployed, references=references)
     assert not evaluation.of_type("cht-hosting:backup:FinalCountyBackup")
     assert evaluation.outputs["deployedState"]["counties"] == {}
+
+
+def test_an_existing_cluster_splits_the_same_way(tmp_path):
+    """Existing-cluster mode: the county stack's provider is the platform's `existing-cluster` (same context,
+    same cluster identifier), and its counties are registered as the single stack registers them."""
+    single_file = STACKS / "Pulumi.k3d.yaml"
+    doc = yaml.safe_load(single_file.read_text())
+    counties = doc["config"].pop("cht-hosting:counties")
+    doc["config"]["cht-hosting:stacks"] = {"counties": ["k3d-counties"]}
+    (tmp_path / "Pulumi.k3d.yaml").write_text(yaml.safe_dump(doc))
+    (tmp_path / "Pulumi.k3d-counties.yaml").write_text(
+        yaml.safe_dump({"config": {"cht-hosting:stacks": {"platform": "k3d"}, "cht-hosting:counties": counties}})
+    )
+    single = plan.run("k3d", stack_dir=STACKS)[0]
+    platform = plan.run("k3d", stack_dir=tmp_path)[0]
+    county_stack = plan.run("k3d-counties", stack_dir=tmp_path, references={"k3d": platform.outputs})[0]
+    assert county_stack.named("existing-cluster").inputs == single.named("existing-cluster").inputs
+    for county in counties:
+        assert _moved(county_stack, county) == _moved(single, county), county
+    assert not platform.of_type("cht-hosting:cht:ChtProject")
+
+
+def test_the_offline_plan_of_a_county_stack_takes_its_platform_from_a_file(tmp_path, platform, capsys):
+    """`--reference <platform>=<outputs>`: a county stack planned on what its platform deployed (a review folder
+    or `pulumi stack output --json`); without it, on the platform's own offline plan."""
+    (tmp_path / "outputs.json").write_text(__import__("json").dumps(platform.outputs))
+    assert plan.main(["nation-counties-c", "--stack-dir", str(SPLIT), "--reference", f"nation={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "Counties (13):" in out and "the platform stack nation's outputs are those of its offline plan" not in out
+    assert "Backups: Velero, the drill and the window are the platform stack's (nation)" in out
+    assert plan.main(["nation-counties-c", "--stack-dir", str(SPLIT), "--reference", "nation"]) == 2
+    assert "--reference nation: write it as STACK=FILE" in capsys.readouterr().err
