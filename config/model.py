@@ -129,7 +129,7 @@ class Model(BaseModel):
 class VsphereConfig(Model):
     """`cht-hosting:vsphere`: where the node VMs go and how the program and the cluster reach vCenter."""
 
-    server: DnsName | IPv4 = Field(description="vCenter host name or address (no https://).")
+    server: HostName = Field(description="vCenter host name or address (no https://).")
     user: Account = Field(description="vCenter account Pulumi uses to create VMs; its password is `vspherePassword`.")
     datacenter: InventoryName = Field(description="Datacenter name.")
     compute_cluster: InventoryName = Field(description="Compute cluster the VMs run on.")
@@ -214,7 +214,7 @@ class K3sConfig(Model):
     """`cht-hosting:k3s`: the Kubernetes distribution on the nodes."""
 
     version: K3sVersion = Field(description="k3s release, vX.Y.Z+k3sN.")
-    api_endpoint: IPv4 | DnsName = Field(
+    api_endpoint: HostName = Field(
         description="Fixed API address: the kube-vip VIP, or the external load balancer's address."
     )
     api_endpoint_mode: Literal["kube-vip", "load-balancer"] = Field(
