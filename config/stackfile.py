@@ -64,6 +64,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise StackFileError(f"line {line}: YAML merge key << is not accepted in a stack file; write the keys out")
+            if not isinstance(key_node, yaml.ScalarNode):
+                # A list or mapping as a key: no config key is one (and Python cannot compare them).
+                raise StackFileError(f"line {line}: a key is a YAML {key_node.id}, which is not text; write a name")
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise StackFileError(

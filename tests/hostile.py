@@ -196,6 +196,9 @@ CASES: list[Case] = [
     Case("date-value", "cht-hosting:cht.version", text=BASE_TEXT.replace("version: 4.22.0", "version: 2024-01-01")),
     Case("yaml-infinity", "cht-hosting:cht.budget.cpu", text=BASE_TEXT.replace("cpu: 2", "cpu: .inf")),
     Case("county-key-number", "cht-hosting:counties", text=BASE_TEXT.replace("    kisumu: {}\n", "    1: {}\n")),
+    Case("county-key-list", "is not text", text=BASE_TEXT.replace("    kisumu: {}\n", "    ? [kisumu, nakuru]\n    : {}\n")),
+    Case("county-key-mapping", "is not text", text=BASE_TEXT.replace("    kisumu: {}\n", "    ? {kisumu: 1}\n    : {}\n")),
+    Case("merge-key", "merge key", text=BASE_TEXT.replace("    kisumu: {}\n", "    kisumu: {<<: {couchdbNodes: 3}}\n")),
     # --- reserved names: namespaces, classes, hosts and Secrets of the platform and of each other -------------
     *(
         Case(f"county-named-{ns}", f"counties.{ns}", {"counties": {"kisumu": {}, ns: {}}})
