@@ -106,13 +106,21 @@ def load(stack: str, root: Path = ROOT, overrides: dict | None = None) -> StackF
         known = ", ".join(available_stacks(root)) or "none"
         raise StackFileError(f"{path.name} not found; stacks here: {known}")
     try:
-        document = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise StackFileError(f"{path.name}: byte {error.start} is not UTF-8; save the file as UTF-8 text") from None
+    except OSError as error:
+        raise StackFileError(f"{path.name}: cannot be read ({error.strerror})") from None
+    try:
+        document = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         raise StackFileError(f"{path.name} is not valid YAML: {error}") from None
     except StackFileError as error:
         raise StackFileError(f"{path.name}: {error}") from None
     except RecursionError:
         raise StackFileError(f"{path.name}: nests values too deeply to be a stack config; flatten it") from None
+    except ValueError as error:  # pyyaml's int(): a number of more digits than Python converts
+        raise StackFileError(f"{path.name}: a value is not one a setting takes ({error}); fix it") from None
     if document is None:
         document = {}
     if not isinstance(document, dict):

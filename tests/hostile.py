@@ -198,6 +198,7 @@ CASES: list[Case] = [
     Case("county-key-number", "cht-hosting:counties", text=BASE_TEXT.replace("    kisumu: {}\n", "    1: {}\n")),
     Case("county-key-list", "is not text", text=BASE_TEXT.replace("    kisumu: {}\n", "    ? [kisumu, nakuru]\n    : {}\n")),
     Case("county-key-mapping", "is not text", text=BASE_TEXT.replace("    kisumu: {}\n", "    ? {kisumu: 1}\n    : {}\n")),
+    Case("integer-5000-digits", "a value is not one a setting takes", text=BASE_TEXT.replace("cpus: 16", "cpus: " + "9" * 5000)),
     Case("merge-key", "merge key", text=BASE_TEXT.replace("    kisumu: {}\n", "    kisumu: {<<: {couchdbNodes: 3}}\n")),
     # --- reserved names: namespaces, classes, hosts and Secrets of the platform and of each other -------------
     *(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from offline import plan
-from tests.hostile import CASES, refused_cleanly, run_in_subprocess
+from tests.hostile import BASE_TEXT, CASES, refused_cleanly, run_in_subprocess
 
 
 def test_there_are_enough_hostile_cases_and_each_is_named_once():
@@ -29,3 +29,11 @@ def test_refused_in_a_subprocess(name, tmp_path):
     case = next(c for c in CASES if c.name == name)
     code, output = run_in_subprocess(case, tmp_path)
     assert refused_cleanly(case, code, output), output
+
+
+def test_a_stack_file_that_is_not_utf8_is_refused_cleanly(tmp_path, capsys):
+    # Latin-1 bytes where the county's name is: the file cannot be read as the UTF-8 the CLI reads.
+    (tmp_path / "Pulumi.latin1.yaml").write_bytes(BASE_TEXT.replace("kisumu: {}", "kis\xfcmu: {}").encode("latin-1"))
+    code = plan.main(["latin1", "--stack-dir", str(tmp_path)])
+    output = capsys.readouterr().err
+    assert code == 2 and "is not UTF-8" in output and "Traceback" not in output, output
