@@ -146,6 +146,8 @@ def addresses(
         if network and k3s.api_endpoint in network.dns:
             problems.append(f"{path}: {k3s.api_endpoint} is a DNS server ({key_path('network', 'dns')}); use an address of its own")
 
+        if grammar.is_ipv4(k3s.api_endpoint) and (why := _not_a_host_address(k3s.api_endpoint, k3s)):
+            problems.append(f"{path}: {k3s.api_endpoint} {why}; use the API's own address, reachable from the nodes")
         ranges = {"clusterCidr": k3s.cluster_cidr, "serviceCidr": k3s.service_cidr}
         if subnet is not None:
             for key, cidr in ranges.items():
@@ -160,6 +162,29 @@ def addresses(
                 f"{k3s.cluster_cidr}; choose a range that does not"
             )
     return problems
+
+
+def _not_a_host_address(ip: str, k3s: K3sConfig | None) -> str | None:
+    """Why `ip` cannot be a server the nodes reach (a resolver, the API endpoint); None when it can be."""
+    address = ipaddress.IPv4Address(ip)
+    if address.is_unspecified or address.is_loopback or address.is_multicast or address.is_reserved:
+        # A loopback resolver is each node's own (the resolved stub loops to itself; pods get no DNS at all).
+        return "is not a unicast address of another machine (unspecified, loopback, multicast or reserved)"
+    for key, cidr in (("clusterCidr", k3s.cluster_cidr), ("serviceCidr", k3s.service_cidr)) if k3s else ():
+        if address in ipaddress.IPv4Network(cidr):
+            return f"is inside the cluster's {'pod' if key == 'clusterCidr' else 'service'} network k3s.{key} {cidr}"
+    return None
+
+
+def dns_servers(network: NetworkConfig | None, k3s: K3sConfig | None) -> list[str]:
+    """The nodes' resolvers (and CoreDNS's upstreams, which k3s takes from them) are machines outside the cluster."""
+    if network is None:
+        return []
+    return [
+        f"{key_path('network', 'dns')}: {ip} {why}; list the resolvers of the node network"
+        for ip in network.dns
+        if (why := _not_a_host_address(ip, k3s))
+    ]
 
 
 def compatibility_with_k3s(k3s: K3sConfig | None, cpi: CpiConfig | None, csi: CsiConfig | None) -> list[str]:

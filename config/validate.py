@@ -99,6 +99,11 @@ def _secret_texts(texts: Mapping[str, str] | None) -> list[str]:
     return problems
 
 
+# A stack file's keys are the camelCase aliases only; the models' Python names (snake_case) are unknown keys there,
+# not a second spelling (the models accept them for the program's own use).
+AS_WRITTEN = {"by_alias": True, "by_name": False}
+
+
 def validate(
     raw: Mapping[str, Any],
     secret_keys: frozenset[str] = frozenset(),
@@ -136,7 +141,7 @@ def validate(
             sections[key] = model() if in_mode and spec.presence == "defaults" else None
             continue
         try:
-            sections[key] = model.model_validate(_none_is_empty(raw[key]))
+            sections[key] = model.model_validate(_none_is_empty(raw[key]), **AS_WRITTEN)
         except ValidationError as error:
             problems += problems_from(error, key, model)
             sections[key] = _partial_pool(raw[key]) if model is NodePoolConfig else None
@@ -152,6 +157,7 @@ def validate(
         sizing_problems += checks.reserves(None if "agents" in partial else sections["agents"], sections["capacity"])
         problems += sizing_problems
         problems += checks.addresses(sections["network"], sections["controlPlane"], sections["agents"], sections["k3s"])
+        problems += checks.dns_servers(sections["network"], sections["k3s"])
         problems += checks.compatibility_with_k3s(sections["k3s"], sections["cpi"], sections["csi"])
         problems += checks.cns_grants(sections["vsphere"])
         problems += checks.vcenter_tls(sections["vsphere"])
@@ -332,7 +338,7 @@ def _counties(raw_counties: Any, raw_cht: Any) -> tuple[dict[str, County], list[
         if not isinstance(defaults, Mapping):
             continue  # reported under `cht`
         try:
-            settings = ChtSettings.model_validate(_merge(defaults, override))
+            settings = ChtSettings.model_validate(_merge(defaults, override), **AS_WRITTEN)
         except ValidationError as error:
             # A problem in a key the county overrides is the county's; any other is in the defaults and
             # was reported once under `cht` by the section check.

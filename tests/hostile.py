@@ -173,6 +173,14 @@ CASES: list[Case] = [
     Case("node-is-gateway", "agents.nodes.agent-1", {"agents.nodes.agent-1": "10.20.0.1"}),
     Case("node-is-broadcast", "agents.nodes.agent-1", {"agents.nodes.agent-1": "10.20.0.255"}),
     Case("vip-is-network", "k3s.apiEndpoint", {"k3s.apiEndpoint": "10.20.0.0"}),
+    Case("dns-loopback", "network.dns", {"network.dns": ["127.0.0.53"]}),
+    Case("dns-unspecified", "network.dns", {"network.dns": ["0.0.0.0"]}),
+    Case("dns-broadcast", "network.dns", {"network.dns": ["255.255.255.255"]}),
+    Case("dns-multicast", "network.dns", {"network.dns": ["224.0.0.251"]}),
+    Case("dns-in-pod-network", "network.dns", {"network.dns": ["10.42.0.10"]}),
+    Case("dns-in-service-network", "network.dns", {"network.dns": ["10.43.0.10"]}),
+    Case("lb-endpoint-in-pod-network", "k3s.apiEndpoint", {"k3s.apiEndpoint": "10.42.0.1", "k3s.apiEndpointMode": "load-balancer"}),
+    Case("lb-endpoint-loopback", "k3s.apiEndpoint", {"k3s.apiEndpoint": "127.0.0.1", "k3s.apiEndpointMode": "load-balancer"}),
     Case("vip-is-dns", "k3s.apiEndpoint", {"k3s.apiEndpoint": "10.20.0.2"}),
     # --- the stack file itself ----------------------------------------------------------------------------------
     Case("namespace-misspelled", "cht-hostng:capacity", {"cht-hostng:capacity": {"spareAgents": 0}}),
@@ -198,6 +206,10 @@ CASES: list[Case] = [
     Case("county-key-number", "cht-hosting:counties", text=BASE_TEXT.replace("    kisumu: {}\n", "    1: {}\n")),
     Case("county-key-list", "is not text", text=BASE_TEXT.replace("    kisumu: {}\n", "    ? [kisumu, nakuru]\n    : {}\n")),
     Case("county-key-mapping", "is not text", text=BASE_TEXT.replace("    kisumu: {}\n", "    ? {kisumu: 1}\n    : {}\n")),
+    # Keys are camelCase: the Python field name (snake_case) is an unknown key too, not a second spelling.
+    Case("county-key-snake-case", "counties.kisumu.couchdb_nodes: unknown key", {"counties.kisumu.couchdb_nodes": 3}),
+    Case("section-key-snake-case", "controlPlane.anti_affinity: unknown key", {"controlPlane.anti_affinity": False}),
+    Case("nested-key-snake-case", "cht.budget.memory_gb: unknown key", {"cht.budget": {"cpu": 2, "memory_gb": 8}}),
     Case("integer-5000-digits", "a value is not one a setting takes", text=BASE_TEXT.replace("cpus: 16", "cpus: " + "9" * 5000)),
     Case("merge-key", "merge key", text=BASE_TEXT.replace("    kisumu: {}\n", "    kisumu: {<<: {couchdbNodes: 3}}\n")),
     # --- reserved names: namespaces, classes, hosts and Secrets of the platform and of each other -------------
