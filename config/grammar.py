@@ -118,7 +118,7 @@ def url(value: str, schemes: tuple[str, ...] = ("https", "http"), *, placeholder
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?)"
 _REPOSITORY = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)  # the distribution reference grammar: Go's \w is ASCII
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -142,10 +142,11 @@ def image(value: str) -> str:
         repository, tag = rest.rsplit(":", 1)
     ok = _REPOSITORY.fullmatch(repository) and (tag or digest)
     ok = ok and (not tag or _TAG.fullmatch(tag)) and (not digest or _DIGEST.fullmatch(digest))
+    ok = ok and (digest or tag != "latest")  # `latest` moves: the policy pack refuses it (policy/rules.py)
     if not ok:
         raise ValueError(
-            f"{value!r} is not a pinned image reference; write repository:tag or repository@sha256:<digest>, "
-            "e.g. medicmobile/upgrade-service:0.32"
+            f"{value!r} is not a pinned image reference; write repository:tag (a release, never latest) or "
+            "repository@sha256:<digest>, e.g. medicmobile/upgrade-service:0.32"
         )
     return value
 

@@ -110,6 +110,8 @@ CASES: list[Case] = [
     Case("chart-repo-quote", "cpi.chartRepository", {"cpi.chartRepository": "https://charts.example.org'; rm -rf /"}),
     Case("cpi-image-shell", "cpi.image", {"cpi.image": "registry.example.org/cpi; rm -rf /"}),
     Case("cht-registry-newline", "cht.registry", {"cht.registry": "public.ecr.aws/medic\nevil"}),
+    Case("upgrade-image-latest", "cht.upgradeServiceImage", {"cht.upgradeServiceImage": "medicmobile/upgrade-service:latest"}),
+    Case("upgrade-image-arabic-tag", "cht.upgradeServiceImage", {"cht.upgradeServiceImage": "medicmobile/upgrade-service:٠.٣٢"}),
     Case("upgrade-image-untagged", "cht.upgradeServiceImage", {"cht.upgradeServiceImage": "medicmobile/upgrade-service"}),
     Case("csi-manifest-subshell", "csi.manifestUrl", {"csi.manifestUrl": "https://m.example.org/{version}/$(id).yaml"}),
     Case("snapshot-url-scheme", "csi.snapshots.baseUrl", {"csi.snapshots": {"baseUrl": "javascript:{version}"}}),
@@ -153,6 +155,9 @@ CASES: list[Case] = [
     Case("s3-region-newline", "backup.s3.region", _backup(region="us-east-1\n")),
     Case("etcd-folder-newline", "backup.etcd.folder", _backup_section("etcd", folder="cht/etcd\n")),
     Case("etcd-cron-shell", "backup.etcd.schedule", _backup_section("etcd", schedule="0 1 * * *; reboot")),
+    Case("drill-image-latest", "backup.drill.image", _backup_section("drill", image="docker.io/alpine/k8s:latest")),
+    Case("velero-image-latest", "backup.velero.image", _backup_section("velero", image="velero/velero:latest")),
+    Case("velero-plugin-arabic-tag", "backup.velero.awsPluginImage", _backup_section("velero", awsPluginImage="velero/velero-plugin-for-aws:v١.١٤.٢")),
     Case("drill-image-newline", "backup.drill.image", _backup_section("drill", image="docker.io/alpine/k8s:1.35.0\n")),
     # --- types -----------------------------------------------------------------------------------------------------
     Case("couchdb-nodes-bool", "cht.couchdbNodes", {"cht.couchdbNodes": True}),
