@@ -60,6 +60,10 @@ class DeployedState(_Record):
     storage_class: str | None = None
     # Whether backups were configured; None: recorded before it was.
     backup: bool | None = None
+    # Fixed when the cluster and its VMs were built; None: recorded before they were.
+    cluster_cidr: str | None = None
+    service_cidr: str | None = None
+    ssh_user: str | None = None
 
     @property
     def servers(self) -> list[str]:
@@ -193,6 +197,9 @@ def snapshot(
         secrets_encryption=config.k3s.secrets_encryption if config.k3s else None,
         storage_class=storage_class_of(config),
         backup=config.backup is not None,
+        cluster_cidr=config.k3s.cluster_cidr if config.k3s else None,
+        service_cidr=config.k3s.service_cidr if config.k3s else None,
+        ssh_user=config.ssh.user if config.cluster_mode == "vsphere-k3s" and config.ssh else None,
     )
     return state.model_dump(by_alias=True)
 

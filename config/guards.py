@@ -49,6 +49,7 @@ def check(
     problems += _backup(config, deployed, accepted)
     if platform and config.cluster_mode == "vsphere-k3s" and deployed.cluster_mode == "vsphere-k3s":
         problems += _k3s(config, deployed)
+        problems += _fixed_at_creation(config, deployed)
         problems += _secrets_encryption(config, deployed, accepted)
         problems += _csi(deployed, csi_cluster_id)
         problems += _nodes(config, deployed)
@@ -219,6 +220,31 @@ def _k3s(config: StackConfig, deployed: DeployedState) -> list[str]:
             "change is not an upgrade this program can run. Keep the deployed major release"
         ]
     return []
+
+
+def _fixed_at_creation(config: StackConfig, deployed: DeployedState) -> list[str]:
+    """Settings the cluster and its VMs took once, when they were built: an edit would reach nothing but the
+    program's own side (NetworkPolicies, SSH logins), which would then disagree with what runs."""
+    problems = []
+    for key, was, now in (
+        ("clusterCidr", deployed.cluster_cidr, config.k3s.cluster_cidr),
+        ("serviceCidr", deployed.service_cidr, config.k3s.service_cidr),
+    ):
+        if was is not None and now != was:
+            problems.append(
+                f"{key_path('k3s', key)}: {was} deployed, this config has {now}; k3s fixes the pod and service "
+                "networks when the cluster is created (each node's pod range, every Service's address, CoreDNS's), "
+                f"and the county NetworkPolicies would leave the wrong network out. Keep {was}; other networks need a "
+                f"new cluster, the counties moved to it by backup and restore ({procedure('restore')})"
+            )
+    user = config.ssh.user if config.ssh else None
+    if deployed.ssh_user is not None and user != deployed.ssh_user:
+        problems.append(
+            f"{key_path('ssh', 'user')}: '{deployed.ssh_user}' deployed, this config has '{user}'; cloud-init created "
+            "the nodes' admin user once, when each VM was built, so the program could no longer log in to configure, "
+            f"restart or remove k3s. Keep '{deployed.ssh_user}'"
+        )
+    return problems
 
 
 def _csi(deployed: DeployedState, csi_cluster_id: str | None) -> list[str]:

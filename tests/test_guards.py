@@ -264,6 +264,32 @@ def test_hardware_version_and_disk_lowered():
     assert problems(vsphere={**vsphere, "hardwareVersion": 20}, agents={**agents, "diskGb": 100}) == []
 
 
+def test_pod_and_service_networks_are_fixed_once_deployed():
+    k3s = section("k3s")
+    assert problems(k3s={**k3s, "clusterCidr": "10.52.0.0/16"}) == [
+        "cht-hosting:k3s.clusterCidr: 10.42.0.0/16 deployed, this config has 10.52.0.0/16; k3s fixes the pod and "
+        "service networks when the cluster is created (each node's pod range, every Service's address, CoreDNS's), "
+        "and the county NetworkPolicies would leave the wrong network out. Keep 10.42.0.0/16; other networks need a "
+        "new cluster, the counties moved to it by backup and restore (docs/runbooks/restore-county.md)"
+    ]
+    assert problems(k3s={**k3s, "serviceCidr": "10.53.0.0/16"})[0].startswith(
+        "cht-hosting:k3s.serviceCidr: 10.43.0.0/16 deployed, this config has 10.53.0.0/16;"
+    )
+    # A state recorded before the networks were is not refused for them.
+    legacy = DEPLOYED.model_copy(update={"cluster_cidr": None, "service_cidr": None})
+    assert guards.check(config_of(k3s={**k3s, "clusterCidr": "10.52.0.0/16"}), legacy, csi_cluster_id=CSI_ID) == []
+
+
+def test_the_nodes_admin_user_is_fixed_once_deployed():
+    assert problems(ssh={**section("ssh"), "user": "opsadmin"}) == [
+        "cht-hosting:ssh.user: 'chtadmin' deployed, this config has 'opsadmin'; cloud-init created the nodes' admin "
+        "user once, when each VM was built, so the program could no longer log in to configure, restart or remove "
+        "k3s. Keep 'chtadmin'"
+    ]
+    legacy = DEPLOYED.model_copy(update={"ssh_user": None})
+    assert guards.check(config_of(ssh={**section("ssh"), "user": "opsadmin"}), legacy, csi_cluster_id=CSI_ID) == []
+
+
 def test_cluster_mode_changed():
     existing = config_of(
         clusterMode="existing", existingCluster={"storageClass": "local-path"}, vsphere=None, network=None,
