@@ -180,6 +180,13 @@ def summarize(deployed: dict[str, Any] | None, outputs: dict[str, Any], tls: dic
             else:
                 changes.after.append(step)
 
+    for county in changes.counties_removed:
+        # ChtProject protects every CouchDB volume (and retains it on delete): the engine refuses the delete.
+        changes.before.append(
+            f"{county}: lift the protection of its volumes (`pulumi state unprotect` each URN that "
+            f"`pulumi stack --show-urns | grep '::{county}-'` lists: its PVCs and PVs); else `pulumi up` stops at the "
+            "first of them once the county's workloads are deleted (docs/runbooks/remove-county.md)"
+        )
     tls = tls or {}
     for county in changes.counties_added:
         issuer = tls.get(county)

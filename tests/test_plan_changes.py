@@ -138,6 +138,13 @@ def test_a_removed_county_keeps_its_data_and_leaves_the_edge():
     assert "  Counties removed (1): nakuru" in lines
     assert "    (their namespaces, volumes and credentials are kept; their backups stay until they expire)" in lines
     assert any(line.strip().startswith("1. Reload the edge proxies") for line in lines)
+    # Its volumes are protected in the state: without lifting that first, `pulumi up` stops at the first of
+    # them once the county's workloads are gone (docs/runbooks/remove-county.md, steps 1-2).
+    assert changes.summarize(_deployed(), now).before == [
+        "nakuru: lift the protection of its volumes (`pulumi state unprotect` each URN that "
+        "`pulumi stack --show-urns | grep '::nakuru-'` lists: its PVCs and PVs); else `pulumi up` stops at the first "
+        "of them once the county's workloads are deleted (docs/runbooks/remove-county.md)"
+    ]
 
 
 def test_an_added_agent_asks_to_reload_the_edge_proxies():
