@@ -146,7 +146,7 @@ def addresses(
         if network and k3s.api_endpoint in network.dns:
             problems.append(f"{path}: {k3s.api_endpoint} is a DNS server ({key_path('network', 'dns')}); use an address of its own")
 
-        if grammar.is_ipv4(k3s.api_endpoint) and (why := _not_a_host_address(k3s.api_endpoint, k3s)):
+        if grammar.is_ipv4(k3s.api_endpoint) and (why := _not_a_host_address(k3s.api_endpoint, k3s, network)):
             problems.append(f"{path}: {k3s.api_endpoint} {why}; use the API's own address, reachable from the nodes")
         ranges = {"clusterCidr": k3s.cluster_cidr, "serviceCidr": k3s.service_cidr}
         if subnet is not None:
@@ -164,13 +164,16 @@ def addresses(
     return problems
 
 
-def _not_a_host_address(ip: str, k3s: K3sConfig | None) -> str | None:
+def _not_a_host_address(ip: str, k3s: K3sConfig | None, network: NetworkConfig | None) -> str | None:
     """Why `ip` cannot be a server the nodes reach (a resolver, the API endpoint); None when it can be."""
     address = ipaddress.IPv4Address(ip)
     if address.is_unspecified or address.is_loopback or address.is_multicast or address.is_reserved:
         # A loopback resolver is each node's own (the resolved stub loops to itself; pods get no DNS at all).
         return "is not a unicast address of another machine (unspecified, loopback, multicast or reserved)"
+    subnet = ipaddress.IPv4Network(network.cidr) if network else None
     for key, cidr in (("clusterCidr", k3s.cluster_cidr), ("serviceCidr", k3s.service_cidr)) if k3s else ():
+        if subnet is not None and subnet.overlaps(ipaddress.IPv4Network(cidr)):
+            continue  # the range itself is refused (it overlaps the node network)
         if address in ipaddress.IPv4Network(cidr):
             return f"is inside the cluster's {'pod' if key == 'clusterCidr' else 'service'} network k3s.{key} {cidr}"
     return None
@@ -183,7 +186,7 @@ def dns_servers(network: NetworkConfig | None, k3s: K3sConfig | None) -> list[st
     return [
         f"{key_path('network', 'dns')}: {ip} {why}; list the resolvers of the node network"
         for ip in network.dns
-        if (why := _not_a_host_address(ip, k3s))
+        if (why := _not_a_host_address(ip, k3s, network))
     ]
 
 
