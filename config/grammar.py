@@ -405,14 +405,18 @@ def registry_name(value: str) -> str:
     return value if value == "*" else host_port(value)
 
 
-def node_name(value: str) -> str:
-    """An RFC 1123 label: a node, namespace, StorageClass or Secret name."""
+def label(value: str, what: str = "Kubernetes name", becomes: str = "a Kubernetes object's name") -> str:
+    """An RFC 1123 label: a node, namespace, StorageClass or Secret name (`what`, and what it `becomes`)."""
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", value) or len(value) > MAX_DNS_LABEL:
         raise ValueError(
-            f"'{value}' is not a valid node name; use at most {MAX_DNS_LABEL} lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit (it becomes the VM's host name and the Kubernetes node name)"
+            f"'{value}' is not a valid {what}; use at most {MAX_DNS_LABEL} lower-case letters, digits and '-', "
+            f"starting and ending with a letter or digit (it becomes {becomes})"
         )
     return value
+
+
+def node_name(value: str) -> str:
+    return label(value, "node name", "the VM's host name and the Kubernetes node name")
 
 
 def host_template(value: str) -> str:

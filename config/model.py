@@ -53,6 +53,10 @@ IPv4OrNetwork = _coerced("ipv4_or_network", grammar.ipv4_or_network)
 HostName = _text("host", grammar.host)
 DnsName = _text("dns_name", grammar.dns_name)
 NodeName = _text("node_name", grammar.node_name)
+StorageClassName = _text("name", grammar.label, "StorageClass name", "the StorageClass's name in the cluster")
+NamespaceName = _text("name", grammar.label, "namespace name", "a Kubernetes namespace")
+SecretName = _text("name", grammar.label, "Secret name", "the Secret's name in the county's namespace")
+IssuerName = _text("name", grammar.label, "ClusterIssuer name", "the cert-manager ClusterIssuer the Ingress names")
 LoginName = _text("login_name", grammar.login_name)
 InterfaceName = _text("interface_name", grammar.interface_name)
 RegistryName = _text("registry", grammar.registry_name)
@@ -321,7 +325,7 @@ class CsiConfig(Model):
 class StorageClassConfig(Model):
     """`cht-hosting:storageClass`: the default StorageClass every CouchDB volume is provisioned from."""
 
-    name: NodeName = Field(default="vmware-sc", description="StorageClass name.")
+    name: StorageClassName = Field(default="vmware-sc", description="StorageClass name.")
     storage_policy_name: StoragePolicyName | None = Field(
         default=None, description="vSphere storage policy (SPBM) name."
     )
@@ -483,7 +487,7 @@ class RestoreDrillConfig(Model):
         description="Recovery point objective (RPO): the restored data older than this at restore time (the "
         "backup's record to the Restore) alerts.",
     )
-    storage_class: NodeName | None = Field(
+    storage_class: StorageClassName | None = Field(
         default=None,
         description="StorageClass for the drill's scratch volumes; it must delete them (reclaimPolicy Delete). "
         "Default in vsphere-k3s mode: `<storageClass.name>-restore-drill`, which the program creates; required "
@@ -494,7 +498,7 @@ class RestoreDrillConfig(Model):
 class VeleroConfig(Model):
     """`cht-hosting:backup.velero`: the Velero release (chart pinned; see config/compatibility.yaml)."""
 
-    namespace: NodeName = Field(default="velero", description="Namespace of Velero, its node agent and the drill.")
+    namespace: NamespaceName = Field(default="velero", description="Namespace of Velero, its node agent and the drill.")
     chart_version: VeleroChartVersion = Field(
         default="12.1.0", description="vmware-tanzu/helm-charts velero chart version (12.1.0 runs Velero v1.18.1)."
     )
@@ -536,12 +540,12 @@ class Budget(Model):
 class TlsSettings(Model):
     """How the county's Ingress gets its certificate."""
 
-    secret_name: NodeName = Field(
+    secret_name: SecretName = Field(
         default="cht-tls",
         description="TLS Secret (in the county's namespace) the Ingress serves; create it, or let cert-manager "
         "fill it via `clusterIssuer`.",
     )
-    cluster_issuer: NodeName | None = Field(
+    cluster_issuer: IssuerName | None = Field(
         default=None,
         description="cert-manager ClusterIssuer that issues `secretName`; default: none (bring the Secret). An HTTP-01 "
         "solver of it must set `serviceType: ClusterIP` (county quotas admit no NodePort) and `ingressClassName: traefik`.",
@@ -671,7 +675,7 @@ class ExistingClusterConfig(Model):
         default=None,
         description="kube context to use; without the `kubeconfig` secret, from the operator's own kubeconfig.",
     )
-    storage_class: NodeName = Field(description="Name of an existing StorageClass for the CouchDB volumes.")
+    storage_class: StorageClassName = Field(description="Name of an existing StorageClass for the CouchDB volumes.")
     protected_networks: list[IPv4Network] = Field(
         default_factory=list,
         description="Networks county pods must never reach (the nodes, the cluster's pod and Service networks, the "

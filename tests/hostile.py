@@ -110,6 +110,11 @@ CASES: list[Case] = [
     Case("chart-repo-quote", "cpi.chartRepository", {"cpi.chartRepository": "https://charts.example.org'; rm -rf /"}),
     Case("cpi-image-shell", "cpi.image", {"cpi.image": "registry.example.org/cpi; rm -rf /"}),
     Case("cht-registry-newline", "cht.registry", {"cht.registry": "public.ecr.aws/medic\nevil"}),
+    # Each Kubernetes name is refused as what it is, not as a node name.
+    Case("tls-secret-upper-case", "cht.tls.secretName: 'TLS' is not a valid Secret name", {"cht.tls": {"secretName": "TLS"}}),
+    Case("storage-class-underscore", "storageClass.name: 'vmware_sc' is not a valid StorageClass name", {"storageClass.name": "vmware_sc"}),
+    Case("cluster-issuer-dot", "cht.tls.clusterIssuer: 'letsencrypt.prod' is not a valid ClusterIssuer name", {"cht.tls": {"clusterIssuer": "letsencrypt.prod"}}),
+    Case("velero-namespace-upper", "backup.velero.namespace: 'Velero' is not a valid namespace name", _backup_section("velero", namespace="Velero")),
     Case("upgrade-image-latest", "cht.upgradeServiceImage", {"cht.upgradeServiceImage": "medicmobile/upgrade-service:latest"}),
     Case("upgrade-image-arabic-tag", "cht.upgradeServiceImage", {"cht.upgradeServiceImage": "medicmobile/upgrade-service:٠.٣٢"}),
     Case("upgrade-image-untagged", "cht.upgradeServiceImage", {"cht.upgradeServiceImage": "medicmobile/upgrade-service"}),
