@@ -276,8 +276,11 @@ def cht_settings(
     counties: dict[str, County],
     secret_keys_present: set[str],
     migrated_shape: object = None,
+    listed: set[str] = frozenset(),
 ) -> list[str]:
     """Rules about the CHT settings of every county (after overrides) and the `cht` defaults.
+
+    `listed`: every county name the stack file lists, those refused for a problem of their own included.
 
     `migrated_shape`: the migratedCredentials object with its values masked (county and key names only)."""
     problems = []
@@ -286,6 +289,17 @@ def cht_settings(
             f"{key_path('cht', 'migration')}: a migration brings one county's existing data; move it under "
             "counties.<name>.migration"
         )
+    for name in migrated_shape if isinstance(migrated_shape, dict) else ():
+        county = counties.get(name)
+        if county is None and name in listed:
+            continue  # the county is refused for its own problem
+        if county is None or county.settings.migration is None:
+            problems.append(
+                f"{key_path('migratedCredentials', name)}: is set, but "
+                + (f"county {name} has no migration" if county else f"there is no county {name}")
+                + ", so nothing uses it; set its migration, or remove it with "
+                f"`pulumi config rm --path 'migratedCredentials.{name}'`"
+            )
     for name, county in counties.items():
         settings = county.settings
         if settings.upgrades == "admin-app" and versions.major(settings.version) >= 5:

@@ -170,7 +170,8 @@ def validate(
     problems += _conditional_secrets(raw, mode, misspelled)
     problems += _secret_texts(secret_texts)
     problems += checks.cht_settings(
-        sections["cht"], counties, {k for k in SECRET_KEYS if k in raw}, raw.get("migratedCredentials")
+        sections["cht"], counties, {k for k in SECRET_KEYS if k in raw}, raw.get("migratedCredentials"),
+        listed=set(raw["counties"]) if isinstance(raw.get("counties"), Mapping) else set(),
     )
     if "monitoring" not in partial:
         sections["monitoring"] = _monitoring_enabled(sections["monitoring"], mode)

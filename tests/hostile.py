@@ -110,6 +110,8 @@ CASES: list[Case] = [
     Case("chart-repo-quote", "cpi.chartRepository", {"cpi.chartRepository": "https://charts.example.org'; rm -rf /"}),
     Case("cpi-image-shell", "cpi.image", {"cpi.image": "registry.example.org/cpi; rm -rf /"}),
     Case("cht-registry-newline", "cht.registry", {"cht.registry": "public.ecr.aws/medic\nevil"}),
+    Case("migrated-credentials-unused", "migratedCredentials.kisumu: is set, but", {"migratedCredentials": {"kisumu": CREDENTIALS}}),
+    Case("migrated-credentials-no-county", "migratedCredentials.garissa: is set, but", {"migratedCredentials": {"garissa": CREDENTIALS}}),
     # Each Kubernetes name is refused as what it is, not as a node name.
     Case("tls-secret-upper-case", "cht.tls.secretName: 'TLS' is not a valid Secret name", {"cht.tls": {"secretName": "TLS"}}),
     Case("storage-class-underscore", "storageClass.name: 'vmware_sc' is not a valid StorageClass name", {"storageClass.name": "vmware_sc"}),
