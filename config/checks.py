@@ -226,6 +226,15 @@ def hosts(counties: dict[str, County]) -> list[str]:
     first: dict[str, str] = {}
     problems = []
     for name, county in counties.items():
+        if county.settings.host is None:  # made from the template: a DNS name too (an Ingress host never is an IP)
+            try:
+                grammar.dns_name(county.host)
+            except ValueError as error:
+                problems.append(
+                    f"{key_path('counties', name, 'host')}: {error} (made from hostTemplate); set counties.{name}.host, "
+                    "or change the template"
+                )
+                continue
         if county.host in first:
             problems.append(
                 f"{key_path('counties', name)}: host name {county.host} is already used by county "

@@ -110,6 +110,9 @@ CASES: list[Case] = [
     Case("chart-repo-quote", "cpi.chartRepository", {"cpi.chartRepository": "https://charts.example.org'; rm -rf /"}),
     Case("cpi-image-shell", "cpi.image", {"cpi.image": "registry.example.org/cpi; rm -rf /"}),
     Case("cht-registry-newline", "cht.registry", {"cht.registry": "public.ecr.aws/medic\nevil"}),
+    # The host a template makes for a county is a DNS name too (an Ingress host is never an address; labels <= 63).
+    Case("template-makes-an-address", "counties.123.host: ", {"cht.hostTemplate": "10.0.0.{county}", "counties.123": {}}),
+    Case("template-makes-a-long-label", "counties.nairobi.host: ", {"cht.hostTemplate": "{county}-" + "x" * 56 + ".example.org"}),
     Case("migrated-credentials-unused", "migratedCredentials.kisumu: is set, but", {"migratedCredentials": {"kisumu": CREDENTIALS}}),
     Case("migrated-credentials-no-county", "migratedCredentials.garissa: is set, but", {"migratedCredentials": {"garissa": CREDENTIALS}}),
     # Each Kubernetes name is refused as what it is, not as a node name.
