@@ -146,7 +146,10 @@ def test_migrated_credentials_must_be_secret():
         validate(values, keys)
     assert error.value.problems == [
         "cht-hosting:migratedCredentials: is stored in plain text; set it with "
-        "`pulumi config set --secret migratedCredentials ...`"
+        "`pulumi config set --secret migratedCredentials ...`",
+        # lamu is not migrated, so nothing would read its entry either.
+        "cht-hosting:migratedCredentials.lamu: is set, but county lamu has no migration, so nothing uses it; set its "
+        "migration, or remove it with `pulumi config rm --path 'migratedCredentials.lamu'`",
     ]
 
 
