@@ -55,8 +55,19 @@ def county_name(name: str) -> list[str]:
     return []
 
 
+# k3s's resource profiling (docs.k3s.io/reference/resource-profiling): a server with embedded etcd and a workload
+# needs at least 1606 MB of memory; servers here also run the CPI, the CSI controller and kube-vip.
+MIN_SERVER_MEMORY_GB = 2
+
+
 def pools(control_plane: NodePoolConfig | None, agents: NodePoolConfig | None) -> list[str]:
     problems = []
+    if control_plane is not None and control_plane.memory_gb < MIN_SERVER_MEMORY_GB:
+        problems.append(
+            f"{key_path('controlPlane', 'memoryGb')}: {control_plane.memory_gb} GB is below what a k3s server with "
+            f"embedded etcd needs (about 1.6 GB, docs.k3s.io/reference/resource-profiling); give each server at least "
+            f"{MIN_SERVER_MEMORY_GB} GB (4 or more for a national cluster)"
+        )
     if control_plane is not None:
         count = len(control_plane.nodes)
         if count == 0 or count % 2 == 0:

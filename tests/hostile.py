@@ -113,6 +113,7 @@ CASES: list[Case] = [
     # The host a template makes for a county is a DNS name too (an Ingress host is never an address; labels <= 63).
     Case("template-makes-an-address", "counties.123.host: ", {"cht.hostTemplate": "10.0.0.{county}", "counties.123": {}}),
     Case("template-makes-a-long-label", "counties.nairobi.host: ", {"cht.hostTemplate": "{county}-" + "x" * 56 + ".example.org"}),
+    Case("control-plane-1gb", "controlPlane.memoryGb", {"controlPlane.memoryGb": 1}),
     Case("migrated-credentials-unused", "migratedCredentials.kisumu: is set, but", {"migratedCredentials": {"kisumu": CREDENTIALS}}),
     Case("migrated-credentials-no-county", "migratedCredentials.garissa: is set, but", {"migratedCredentials": {"garissa": CREDENTIALS}}),
     # Each Kubernetes name is refused as what it is, not as a node name.
