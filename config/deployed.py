@@ -11,16 +11,26 @@ On a stack's first update the reference has no outputs: nothing is deployed, eve
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from . import grammar, versions
 from .errors import PROJECT, ConfigError
 from .model import StackConfig
 
 OUTPUT = "deployedState"
 SCHEMA = 1
+
+
+def _release(text: str) -> str:
+    versions.release(text)  # the guards compare releases: what this program wrote always parses
+    return text
+
+
+Release = Annotated[str, AfterValidator(_release)]
+Network = Annotated[str, AfterValidator(grammar.ipv4_network)]
 
 
 class _Record(BaseModel):
@@ -32,7 +42,7 @@ class DeployedCounty(_Record):
     couchdb_nodes: int
     couchdb_storage_gb: int
     couchdb_user: str | None = None  # None: recorded by a program that did not export it
-    version: str
+    version: Release
 
 
 class DeployedNode(_Record):
@@ -52,7 +62,7 @@ class DeployedState(_Record):
     counties: dict[str, DeployedCounty] = Field(default_factory=dict)
     nodes: dict[str, DeployedNode] = Field(default_factory=dict)
     etcd_seed: str | None = None
-    k3s_version: str | None = Field(default=None, alias="k3sVersion")
+    k3s_version: Release | None = Field(default=None, alias="k3sVersion")
     csi_cluster_id: str | None = None
     # None: recorded by a release that did not set k3s secrets-encryption, so the cluster runs without it.
     secrets_encryption: bool | None = None
@@ -61,8 +71,8 @@ class DeployedState(_Record):
     # Whether backups were configured; None: recorded before it was.
     backup: bool | None = None
     # Fixed when the cluster and its VMs were built; None: recorded before they were.
-    cluster_cidr: str | None = None
-    service_cidr: str | None = None
+    cluster_cidr: Network | None = None
+    service_cidr: Network | None = None
     ssh_user: str | None = None
 
     @property

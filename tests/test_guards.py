@@ -324,6 +324,15 @@ def test_legacy_outputs_remember_counties():
     )
 
 
+@pytest.mark.parametrize(
+    "edit", [{"k3sVersion": "garbage"}, {"counties": {"kisumu": {"couchdbNodes": 1, "couchdbStorageGb": 100, "version": "5.x"}}}]
+)
+def test_a_deployed_state_with_versions_this_program_never_wrote_is_refused_not_a_traceback(edit):
+    state = {**deployed_state.snapshot(BASE, etcd_seed="cp-2", csi_cluster_id=CSI_ID), **edit}
+    with pytest.raises(deployed_state.ConfigError, match="is not one this program wrote"):
+        deployed_state.parse({"deployedState": state}, "o/p/s")
+
+
 def test_a_deployed_state_from_a_newer_program_is_refused():
     with pytest.raises(Exception, match="newer cht-hosting"):
         deployed_state.parse({"deployedState": {"schema": 99}}, "o/p/s")
