@@ -62,9 +62,10 @@ MIN_SERVER_MEMORY_GB = 2
 
 def pools(control_plane: NodePoolConfig | None, agents: NodePoolConfig | None) -> list[str]:
     problems = []
-    if control_plane is not None and control_plane.memory_gb < MIN_SERVER_MEMORY_GB:
+    memory = getattr(control_plane, "memory_gb", None)  # a pool that failed validation has only its nodes
+    if isinstance(memory, int) and memory < MIN_SERVER_MEMORY_GB:
         problems.append(
-            f"{key_path('controlPlane', 'memoryGb')}: {control_plane.memory_gb} GB is below what a k3s server with "
+            f"{key_path('controlPlane', 'memoryGb')}: {memory} GB is below what a k3s server with "
             f"embedded etcd needs (about 1.6 GB, docs.k3s.io/reference/resource-profiling); give each server at least "
             f"{MIN_SERVER_MEMORY_GB} GB (4 or more for a national cluster)"
         )

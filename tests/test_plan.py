@@ -128,6 +128,9 @@ def test_migrated_county_without_its_credentials_entry_is_refused(tmp_path):
     with pytest.raises(plan.ProgramFailed) as failure:
         plan.run("migrated", stack_dir=tmp_path)
     assert failure.value.message.splitlines()[1:] == [
+        # The entry given is another county's, which has no migration: nothing would read it.
+        "  - cht-hosting:migratedCredentials.nairobi: is set, but county nairobi has no migration, so nothing uses "
+        "it; set its migration, or remove it with `pulumi config rm --path 'migratedCredentials.nairobi'`",
         "  - cht-hosting:migratedCredentials.kwale: missing user, password, secret, uuid of the migrated county; "
         "set each with `pulumi config set --secret --path 'migratedCredentials.kwale.<key>' ...` (the values "
         "couchdb-migration get-env prints)"
