@@ -104,6 +104,12 @@ def assemble(
 
     if platform_names:  # a county stack: the platform's file holds the rest
         platform = platform_names[0]
+        if platform == stack:
+            problems.append(
+                f"{key_path('stacks', 'platform')}: names this stack itself; name the platform stack (the one whose "
+                "file holds vsphere, k3s and the other platform settings), or remove stacks from a single stack"
+            )
+            return Layout(stack), dict(raw), secret_keys, problems
         for key in sorted(set(raw) - set(COUNTY_STACK_KEYS)):
             problems.append(
                 f"{key_path(key)}: a county stack takes it from its platform stack's file Pulumi.{platform}.yaml; "

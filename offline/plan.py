@@ -60,8 +60,12 @@ def run(
     config, secret_keys, notes = dict(file.config), list(file.secret_keys), []
     references = dict(references or {})
     platform = (values.get("stacks") or {}).get("platform") if isinstance(values.get("stacks"), dict) else None
-    if isinstance(platform, str) and platform not in references and stackfile.stack_path(platform, stack_dir).exists():
-        platform_plan, _ = run(platform, stack_dir=stack_dir)
+    if (
+        isinstance(platform, str) and platform != stack and platform not in references
+        and stackfile.stack_path(platform, stack_dir).exists()
+    ):
+        # This stack stands in the references while its platform is planned: a cycle ends in validation's refusal.
+        platform_plan, _ = run(platform, stack_dir=stack_dir, references={**references, stack: {}})
         references[platform] = platform_plan.outputs
         notes.append(f"the platform stack {platform}'s outputs are those of its offline plan (Pulumi.{platform}.yaml)")
     # A county stack's secrets other than its own counties' are the platform's (read from its file).

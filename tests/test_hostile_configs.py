@@ -37,3 +37,25 @@ def test_a_stack_file_that_is_not_utf8_is_refused_cleanly(tmp_path, capsys):
     code = plan.main(["latin1", "--stack-dir", str(tmp_path)])
     output = capsys.readouterr().err
     assert code == 2 and "is not UTF-8" in output and "Traceback" not in output, output
+
+
+def _county_stack_file(tmp_path, name: str, platform: str) -> None:
+    (tmp_path / f"Pulumi.{name}.yaml").write_text(
+        f"config:\n  cht-hosting:stacks:\n    platform: {platform}\n  cht-hosting:counties:\n    lamu: {{}}\n"
+    )
+
+
+def test_a_stack_that_names_itself_or_a_cycle_as_its_platform_is_refused_cleanly(tmp_path, capsys):
+    # The plan of a county stack plans its platform first: a stack that is its own platform, or two county
+    # stacks naming each other, must end in the refusal, not in endless planning (a RecursionError).
+    _county_stack_file(tmp_path, "alone", "alone")
+    _county_stack_file(tmp_path, "left", "right")
+    _county_stack_file(tmp_path, "right", "left")
+    code = plan.main(["alone", "--stack-dir", str(tmp_path)])
+    output = capsys.readouterr().err
+    assert code == 2 and "cht-hosting:stacks.platform: names this stack itself" in output, output
+    assert "too deeply" not in output and "Traceback" not in output
+    code = plan.main(["left", "--stack-dir", str(tmp_path)])
+    output = capsys.readouterr().err
+    assert code == 2 and "cht-hosting:stacks.platform" in output, output
+    assert "too deeply" not in output and "Traceback" not in output
