@@ -136,7 +136,10 @@ def load() -> Stack:
     """Validate the whole stack config; raises ConfigError listing every problem."""
     raw, secret_keys = read_raw()
     # A split deployment: the platform's stack file and every county stack's counties (config/layout.py).
-    shape, raw, secret_keys, problems = layout.assemble(raw, secret_keys, pulumi.get_stack(), mask=_masked)
+    shape, deployment, secret_keys, problems = layout.assemble(raw, secret_keys, pulumi.get_stack(), mask=_masked)
+    if deployment is None:
+        raise ConfigError(problems)
+    raw = deployment
     texts = {s.key: runtime_config.get_config(f"{PROJECT}:{s.key}") for s in SECRETS if s.grammar is not None}
     try:
         stack_config = validate(raw, secret_keys, foreign_keys(), {k: v for k, v in texts.items() if v is not None})

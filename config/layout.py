@@ -85,13 +85,22 @@ def assemble(
     *,
     root: Path | None = None,
     mask: Callable[[Any], Any] = lambda value: value,
-) -> tuple[Layout, dict[str, Any], frozenset[str], list[str]]:
-    """This stack's layout, the deployment's config (raw, as `config.read_raw` gives it) and the problems found
-    reading the deployment's stack files. `mask`: how a secret value read from a sibling file is shown to
+) -> tuple[Layout, dict[str, Any] | None, frozenset[str], list[str]]:
+    """This stack's layout, the deployment's config (raw, as `config.read_raw` gives it; None when a county
+    stack's platform file cannot be read, so nothing else can be checked) and the problems found reading the
+    deployment's stack files. `mask`: how a secret value read from a sibling file is shown to
     validation (its shape only)."""
     root = root or stackfile.stack_dir()
     problems: list[str] = []
     platform_names, county_names = _stack_names(raw, "platform"), _stack_names(raw, "counties")
+    stacks = raw.get("stacks")
+    if isinstance(stacks, Mapping) and stacks.get("platform") is not None and not platform_names:
+        # A county stack whose platform cannot be named: nothing else of it can be checked without that file.
+        try:
+            grammar.stack_name(stacks["platform"] if isinstance(stacks["platform"], str) else repr(stacks["platform"]))
+        except ValueError as error:
+            problems.append(f"{key_path('stacks', 'platform')}: {error}")
+        return Layout(stack), None, secret_keys, problems
     if not platform_names and not county_names:
         return Layout(stack), dict(raw), secret_keys, []
     if platform_names and county_names:
@@ -117,7 +126,7 @@ def assemble(
             )
         read = _file(platform, root, key_path("stacks", "platform"), problems)
         if read is None:
-            return Layout(stack, platform=platform), dict(raw), secret_keys, problems
+            return Layout(stack, platform=platform), None, secret_keys, problems
         base, base_secrets = read
         listed = _stack_names(base, "counties")
         if stack not in listed:

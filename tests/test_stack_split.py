@@ -193,3 +193,18 @@ def test_the_offline_plan_of_a_county_stack_takes_its_platform_from_a_file(tmp_p
     assert "Backups: Velero, the drill and the window are the platform stack's (nation)" in out
     assert plan.main(["nation-counties-c", "--stack-dir", str(SPLIT), "--reference", "nation"]) == 2
     assert "--reference nation: write it as STACK=FILE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("platform_name", "message"),
+    [
+        ("bad name!", "cht-hosting:stacks.platform: 'bad name!' is not a stack name; use the name of a stack"),
+        ("missing", "cht-hosting:stacks.platform: Pulumi.missing.yaml not found; stacks here: nation, nation-counties-a"),
+    ],
+)
+def test_a_county_stack_whose_platform_file_cannot_be_read_says_only_that(tmp_path, platform_name, message):
+    folder = _copy_with(tmp_path, "nation-counties-a", lambda config: config.update({"cht-hosting:stacks": {"platform": platform_name}}))
+    with pytest.raises(ProgramFailed) as failure:
+        plan.run("nation-counties-a", stack_dir=folder)
+    assert failure.value.message.startswith("The stack config has 1 problem:") and failure.value.registered == 0
+    assert message in failure.value.message
