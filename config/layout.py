@@ -96,10 +96,11 @@ def assemble(
     stacks = raw.get("stacks")
     if isinstance(stacks, Mapping) and stacks.get("platform") is not None and not platform_names:
         # A county stack whose platform cannot be named: nothing else of it can be checked without that file.
+        value = stacks["platform"]
         try:
-            grammar.stack_name(stacks["platform"] if isinstance(stacks["platform"], str) else repr(stacks["platform"]))
+            grammar.stack_name(value if isinstance(value, str) else "")
         except ValueError as error:
-            problems.append(f"{key_path('stacks', 'platform')}: {error}")
+            problems.append(f"{key_path('stacks', 'platform')}: {error if isinstance(value, str) else f'{value!r} is not text; ' + str(error).split('; ', 1)[1]}")
         return Layout(stack), None, secret_keys, problems
     if not platform_names and not county_names:
         return Layout(stack), dict(raw), secret_keys, []

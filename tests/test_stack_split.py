@@ -200,6 +200,7 @@ def test_the_offline_plan_of_a_county_stack_takes_its_platform_from_a_file(tmp_p
     [
         ("bad name!", "cht-hosting:stacks.platform: 'bad name!' is not a stack name; use the name of a stack"),
         ("missing", "cht-hosting:stacks.platform: Pulumi.missing.yaml not found; stacks here: nation, nation-counties-a"),
+        (5, "cht-hosting:stacks.platform: 5 is not text; use the name of a stack"),
     ],
 )
 def test_a_county_stack_whose_platform_file_cannot_be_read_says_only_that(tmp_path, platform_name, message):
