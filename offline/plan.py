@@ -494,6 +494,10 @@ def _deployed_outputs(path: Path, flag: str = "--deployed") -> dict:
         outputs = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise stackfile.StackFileError(f"{flag} {path}: not readable as JSON ({error})") from None
+    except RecursionError:
+        raise stackfile.StackFileError(
+            f"{flag} {path}: nests values too deeply to be what `pulumi stack output --json` prints"
+        ) from None
     if not isinstance(outputs, dict):
         raise stackfile.StackFileError(
             f"{flag} {path}: is not the JSON object `pulumi stack output --json` prints"

@@ -59,3 +59,11 @@ def test_a_stack_that_names_itself_or_a_cycle_as_its_platform_is_refused_cleanly
     output = capsys.readouterr().err
     assert code == 2 and "cht-hosting:stacks.platform" in output, output
     assert "too deeply" not in output and "Traceback" not in output
+
+
+def test_a_deployed_outputs_file_nested_beyond_json_is_refused_cleanly(tmp_path, capsys):
+    (tmp_path / "Pulumi.guarded.yaml").write_text(BASE_TEXT)
+    (tmp_path / "outputs.json").write_text("[" * 200_000 + "]" * 200_000)
+    code = plan.main(["guarded", "--stack-dir", str(tmp_path), "--deployed", str(tmp_path / "outputs.json")])
+    output = capsys.readouterr().err
+    assert code == 2 and "--deployed" in output and "Traceback" not in output, output
