@@ -305,15 +305,26 @@ def _merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
     return merged
 
 
-def _overrides(override: Mapping[str, Any], loc: tuple) -> bool:
-    """Whether the county's own overrides contain the value at `loc`."""
+def _overrides(override: Mapping[str, Any], loc: tuple, defaults: Mapping[str, Any] | None = None) -> bool:
+    """Whether the county's own overrides hold the value at `loc`: they contain it, or they set the mapping it
+    is missing from and the `cht` defaults do not give it there either (`migration: {}` lacks its volumes)."""
     node: Any = override
-    for part in loc:
+    default: Any = defaults if isinstance(defaults, Mapping) else {}
+    for depth, part in enumerate(loc):
         if not isinstance(node, Mapping):
             return True  # the override replaced a mapping with something else
         if part not in node:
-            return False
+            return depth > 0 and not (isinstance(default, Mapping) and part in default)
         node = node[part]
+        default = default.get(part) if isinstance(default, Mapping) else None
+    return True
+
+
+def _valid_settings(values: Mapping[str, Any]) -> bool:
+    try:
+        ChtSettings.model_validate(values, **AS_WRITTEN)
+    except ValidationError:
+        return False
     return True
 
 
@@ -343,7 +354,11 @@ def _counties(raw_counties: Any, raw_cht: Any) -> tuple[dict[str, County], list[
         except ValidationError as error:
             # A problem in a key the county overrides is the county's; any other is in the defaults and
             # was reported once under `cht` by the section check.
-            own = [e for e in error.errors() if _overrides(override, e["loc"])]
+            own = [e for e in error.errors() if _overrides(override, e["loc"], defaults)]
+            if not own and _valid_settings(defaults):
+                # Never dropped silently (against a deployed state that reads as the county's removal): the
+                # defaults are valid, so what fails is the county's.
+                own = error.errors()
             problems += problems_from(own, "counties", ChtSettings, (name,))
             continue
         if name_problems:

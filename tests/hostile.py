@@ -114,6 +114,10 @@ CASES: list[Case] = [
     Case("template-makes-an-address", "counties.123.host: ", {"cht.hostTemplate": "10.0.0.{county}", "counties.123": {}}),
     Case("template-makes-a-long-label", "counties.nairobi.host: ", {"cht.hostTemplate": "{county}-" + "x" * 56 + ".example.org"}),
     Case("control-plane-1gb", "controlPlane.memoryGb", {"controlPlane.memoryGb": 1}),
+    # A county whose own mapping lacks a required key is refused, never dropped from the plan (with a deployed
+    # state a dropped county is a removal).
+    Case("county-migration-empty", "counties.kisumu.migration.volumes: is required", {"counties.kisumu.migration": {}}),
+    Case("county-migration-without-volumes", "counties.kisumu.migration.volumes: is required", {"counties.kisumu.migration": {"dataPath": "data"}}),
     Case("migrated-credentials-unused", "migratedCredentials.kisumu: is set, but", {"migratedCredentials": {"kisumu": CREDENTIALS}}),
     Case("migrated-credentials-no-county", "migratedCredentials.garissa: is set, but", {"migratedCredentials": {"garissa": CREDENTIALS}}),
     # Each Kubernetes name is refused as what it is, not as a node name.
