@@ -74,9 +74,9 @@ def build_vsphere_platform(stack: config.Stack, deployed: config.deployed.Deploy
         agents=agents.nodes,
         etcd_seed=config.deployed.etcd_seed(deployed, cfg),
         installed_before_vm_tracking=k3s_before_vm_tracking,
-        # etcd snapshots leave the servers for the backup bucket, with the bucket's keys as secrets.
+        # etcd snapshots leave the servers for the backup bucket with the servers' own key pair (never Velero's).
         backup=cfg.backup,
-        s3_keys=(secrets.backup_access_key_id, secrets.backup_secret_access_key),
+        s3_keys=(secrets.etcd_backup_access_key_id, secrets.etcd_backup_secret_access_key),
     )
 
     def on_cluster(*after: pulumi.Resource) -> pulumi.ResourceOptions:

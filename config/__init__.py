@@ -35,7 +35,10 @@ class Secrets:
     """county -> {user, password, secret, uuid}, for counties migrated from Docker Compose."""
     backup_access_key_id: pulumi.Output[str] | None = None
     backup_secret_access_key: pulumi.Output[str] | None = None
-    """The S3 key pair of `backup` (etcd snapshots and Velero)."""
+    """Velero's S3 key pair (`backup`)."""
+    etcd_backup_access_key_id: pulumi.Output[str] | None = None
+    etcd_backup_secret_access_key: pulumi.Output[str] | None = None
+    """The k3s servers' own S3 key pair for etcd snapshots (vsphere-k3s mode)."""
     monitoring_smtp_password: pulumi.Output[str] | None = None
     monitoring_webhook_url: pulumi.Output[str] | None = None
     """A webhook URL that carries a token (else it is plain config, monitoring.webhook.url)."""
@@ -140,7 +143,10 @@ def load() -> Stack:
     if deployment is None:
         raise ConfigError(problems)
     raw = deployment
-    texts = {s.key: runtime_config.get_config(f"{PROJECT}:{s.key}") for s in SECRETS if s.grammar is not None}
+    # Read for a check and never shown: grammars, and keys that must differ from another.
+    checked = {s.key for s in SECRETS if s.grammar is not None}
+    checked |= {key for s in SECRETS if s.distinct_from for key in (s.key, s.distinct_from)}
+    texts = {key: runtime_config.get_config(f"{PROJECT}:{key}") for key in sorted(checked)}
     try:
         stack_config = validate(raw, secret_keys, foreign_keys(), {k: v for k, v in texts.items() if v is not None})
     except ConfigError as error:

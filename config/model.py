@@ -383,7 +383,7 @@ class S3Storage(Model):
         description="https://host[:port] of the storage (no path). http:// only with `insecure: true` (a lab)."
     )
     bucket: Bucket = Field(
-        description="Bucket every backup goes to (create it first; keys: `backupAccessKeyId`/`backupSecretAccessKey`)."
+        description="Bucket every backup goes to (create it first, and a key pair per folder: docs/backups.md#the-keys)."
     )
     region: Region = Field(
         default="us-east-1", description="Region name the storage expects (MinIO's default is us-east-1)."
@@ -513,8 +513,8 @@ class VeleroConfig(Model):
 
 
 class BackupConfig(Model):
-    """`cht-hosting:backup`: off-cluster backups to S3-compatible storage; keys: `backupAccessKeyId`,
-    `backupSecretAccessKey` (secrets)."""
+    """`cht-hosting:backup`: off-cluster backups to S3-compatible storage; keys (secrets): Velero's
+    `backupAccessKeyId`/`backupSecretAccessKey`, the servers' `etcdBackupAccessKeyId`/`etcdBackupSecretAccessKey`."""
 
     s3: S3Storage = Field(description="Where backups go.")
     etcd: EtcdSnapshotsConfig | None = Field(

@@ -18,6 +18,9 @@ from . import grammar
 CREDENTIAL_KEYS = ("user", "password", "secret", "uuid")
 # What validation sees in place of a secret's text (it checks shapes, never values).
 SECRET_MASK = "[secret]"
+# What the offline plan hands the program for a secret it cannot decrypt (offline/stackfile.py): never a real
+# value, so two such stand-ins are not "the same key".
+OFFLINE_PLACEHOLDER = "offline-plan-placeholder-secret"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class SecretSpec:
     """What setting it without `needed_when` would mean (the refusal says it)."""
     grammar: Callable[[str], str | None] | None = None
     """What is wrong with its text, or None (validation reads the value for it, and never shows it)."""
+    distinct_from: str | None = None
+    """Another secret key this one must not equal (validation compares the two values, and never shows them)."""
+    why: str = ""
+    """Appended to the message when it is missing: why it is needed (e.g. since when, and what to create)."""
 
     @property
     def field(self) -> str:
@@ -46,6 +53,13 @@ class SecretSpec:
 
 
 BOTH_MODES = ("vsphere-k3s", "existing")
+
+# A stack from before the etcd snapshots had keys of their own has only Velero's pair: say what changed.
+ETCD_KEYS_WHY = (
+    "etcd snapshots no longer use Velero's backupAccessKeyId/backupSecretAccessKey, so that a server's key cannot "
+    "delete the county backups; create a key pair allowed only under backup.etcd.folder (docs/backups.md#the-keys) "
+    "and set both etcdBackupAccessKeyId and etcdBackupSecretAccessKey"
+)
 
 SECRETS: tuple[SecretSpec, ...] = (
     SecretSpec(
@@ -87,8 +101,9 @@ SECRETS: tuple[SecretSpec, ...] = (
         BOTH_MODES,
         False,
         "text",
-        "Access key of the backup bucket (`backup.s3`); required exactly when `backup` is set. It reaches the "
-        "servers on stdin into a root-only k3s drop-in and Velero through a Secret: never a command line or a log.",
+        "Velero's access key to the backup bucket (`backup.s3`), allowed only under `backup.counties.prefix` "
+        "(docs/backups.md#the-keys); required exactly when `backup` is set. It reaches Velero through the Secret "
+        "`velero/velero-s3-credentials`: never a command line or a log.",
         needed_when="backup",
     ),
     SecretSpec(
@@ -96,8 +111,31 @@ SECRETS: tuple[SecretSpec, ...] = (
         BOTH_MODES,
         False,
         "text",
-        "Secret key of the backup bucket; required exactly when `backup` is set.",
+        "Secret key of `backupAccessKeyId`; required exactly when `backup` is set.",
         needed_when="backup",
+    ),
+    SecretSpec(
+        "etcdBackupAccessKeyId",
+        ("vsphere-k3s",),
+        False,
+        "text",
+        "The k3s servers' own access key to the backup bucket for etcd snapshots, allowed only under "
+        "`backup.etcd.folder` (docs/backups.md#the-keys), never Velero's; required exactly when `backup` is set in "
+        "`vsphere-k3s` mode. It reaches the servers on stdin into a root-only k3s drop-in: never a command line or a log.",
+        needed_when="backup",
+        unused="no etcd snapshots go to the bucket",
+        distinct_from="backupAccessKeyId",
+        why=ETCD_KEYS_WHY,
+    ),
+    SecretSpec(
+        "etcdBackupSecretAccessKey",
+        ("vsphere-k3s",),
+        False,
+        "text",
+        "Secret key of `etcdBackupAccessKeyId`; required exactly when `backup` is set in `vsphere-k3s` mode.",
+        needed_when="backup",
+        unused="no etcd snapshots go to the bucket",
+        why=ETCD_KEYS_WHY,
     ),
     SecretSpec(
         "monitoringSmtpPassword",

@@ -15,12 +15,13 @@ from pathlib import Path
 import yaml
 
 from .names import PROJECT
+from .secrets import OFFLINE_PLACEHOLDER
 
 # The project folder: where the Pulumi CLI keeps the stack files (Pulumi.yaml sets no stackConfigDir).
 ROOT = Path(__file__).resolve().parent.parent
 
 # Stands in for a `secure:` value the offline plan cannot decrypt (and must never print).
-PLACEHOLDER = "offline-plan-placeholder-secret"
+PLACEHOLDER = OFFLINE_PLACEHOLDER
 
 
 _stack_dir: Path | None = None

@@ -77,8 +77,9 @@ def _conditional_secrets(raw: Mapping[str, Any], mode: str, misspelled: set[str]
         if spec.needed_when is None or mode not in spec.modes or spec.needed_when.split(".")[0] in misspelled:
             continue
         if secrets.needed(spec, raw, mode) and spec.key not in raw:
+            why = f" ({spec.why})" if spec.why else ""
             problems.append(
-                f"{key_path(spec.key)}: is required because {spec.needed_when} is set; set it with "
+                f"{key_path(spec.key)}: is required because {spec.needed_when} is set{why}; set it with "
                 f"`pulumi config set --secret {spec.key} ...`"
             )
         elif spec.key in raw and not secrets.needed(spec, raw, mode):
@@ -92,10 +93,20 @@ def _conditional_secrets(raw: Mapping[str, Any], mode: str, misspelled: set[str]
 def _secret_texts(texts: Mapping[str, str] | None) -> list[str]:
     """Secrets with a grammar, checked like any value; the message never shows them."""
     problems = []
-    for key, value in (texts or {}).items():
+    texts = texts or {}
+    for key, value in texts.items():
         spec = secrets.BY_KEY[key]
         if spec.grammar is not None and isinstance(value, str) and (problem := spec.grammar(value)):
             problems.append(f"{key_path(key)}: the URL (not shown: it is a secret) {problem}")
+        other = spec.distinct_from
+        if other is not None and isinstance(value, str) and value not in ("", secrets.OFFLINE_PLACEHOLDER) and (
+            value == texts.get(other)
+        ):
+            problems.append(
+                f"{key_path(key)}: is the same key as {other} (not shown: secrets); each needs a key pair of its own "
+                f"so that one leaked key cannot reach the other's backups: create one (docs/backups.md#the-keys) and "
+                f"set it with `pulumi config set --secret {key} ...`"
+            )
     return problems
 
 
@@ -113,7 +124,7 @@ def validate(
     """Every problem is collected before raising, so one run shows them all.
 
     `foreign_keys`: full config keys of namespaces other than the program's (each is a problem).
-    `secret_texts`: the values of the secrets with a grammar (`SecretSpec.grammar`), checked without showing them."""
+    `secret_texts`: the values of the secrets with a grammar or a `distinct_from`, checked without showing them."""
     foreign_keys = list(foreign_keys)
     problems: list[str] = foreign_key_problems(foreign_keys)
     mode = raw.get("clusterMode", MODES[0])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from config import secrets as secret_table
 from config.validate import required_secrets
 from offline import plan, stackfile
 from offline.engine import ROOT, Evaluation
@@ -24,6 +25,10 @@ STACKS = Path(__file__).resolve().parent / "stacks"
 """The tests' own stack files."""
 USER_STACKS = stackfile.available_stacks(ROOT)
 """The operator's stacks: every Pulumi.<stack>.yaml at the repository root."""
+
+
+# The secret keys that come with `backup` (Velero's pair; in vsphere-k3s mode the servers' etcd pair too).
+BACKUP_KEYS = frozenset(s.key for s in secret_table.SECRETS if s.needed_when == "backup")
 
 
 def raw_config(stack: str, root: Path = STACKS, **overrides) -> tuple[dict, frozenset[str]]:

@@ -71,6 +71,8 @@ def _backup(**s3) -> dict:
         "backup": {"s3": {"endpoint": "https://s3.moh.example.org:9000", "bucket": "cht-backups", **s3}},
         "backupAccessKeyId": {"secure": "v1:k"},
         "backupSecretAccessKey": {"secure": "v1:s"},
+        "etcdBackupAccessKeyId": {"secure": "v1:e"},
+        "etcdBackupSecretAccessKey": {"secure": "v1:t"},
     }
 
 

@@ -10,7 +10,8 @@ from config.errors import ConfigError
 from config.validate import required_secrets, validate
 from tests.conftest import raw_config
 
-KEYS = {"backupAccessKeyId", "backupSecretAccessKey"}
+ETCD_KEYS = {"etcdBackupAccessKeyId", "etcdBackupSecretAccessKey"}
+KEYS = {"backupAccessKeyId", "backupSecretAccessKey", *ETCD_KEYS}
 S3 = {"endpoint": "https://s3.moh.example.org:9000", "bucket": "cht-backups"}
 
 
@@ -120,6 +121,44 @@ def test_the_keys_are_required_secrets_exactly_when_backup_is_set():
     ]
 
 
+def test_a_stack_with_only_velero_keys_is_refused_naming_both_etcd_keys_and_the_fix():
+    """Migration: a stack from before the etcd snapshots had keys of their own (docs/backups.md#the-keys)."""
+    raw, secrets = staging({"s3": S3})
+    for key in ("etcdBackupAccessKeyId", "etcdBackupSecretAccessKey"):
+        del raw[key]
+    with pytest.raises(ConfigError) as error:
+        validate(raw, secrets)
+    assert len(error.value.problems) == 2
+    for key, problem in zip(("etcdBackupAccessKeyId", "etcdBackupSecretAccessKey"), error.value.problems, strict=True):
+        assert problem.startswith(f"cht-hosting:{key}: is required because backup is set (etcd snapshots no longer use ")
+        for named in ("backupAccessKeyId", "backupSecretAccessKey", "etcdBackupAccessKeyId", "etcdBackupSecretAccessKey",
+                      "backup.etcd.folder", "docs/backups.md#the-keys", f"`pulumi config set --secret {key} ...`"):
+            assert named in problem
+
+
+def test_the_etcd_keys_have_no_meaning_on_an_existing_cluster():
+    raw, secrets = raw_config("backup-existing")
+    assert not {"etcdBackupAccessKeyId", "etcdBackupSecretAccessKey"} & set(required_secrets(raw))
+    raw = {**raw, "etcdBackupAccessKeyId": "[secret]"}
+    with pytest.raises(ConfigError) as error:
+        validate(raw, secrets | {"etcdBackupAccessKeyId"})
+    assert error.value.problems == [
+        "cht-hosting:etcdBackupAccessKeyId: has no meaning when clusterMode is existing (the program creates no VMs, "
+        "k3s, CPI or CSI); remove it with `pulumi config rm etcdBackupAccessKeyId`"
+    ]
+
+
+def test_the_etcd_key_must_not_be_velero_s_key():
+    raw, secrets = staging({"s3": S3})
+    same = {"backupAccessKeyId": "AKIASHAREDKEY", "etcdBackupAccessKeyId": "AKIASHAREDKEY"}
+    with pytest.raises(ConfigError) as error:
+        validate(raw, secrets, secret_texts=same)
+    (problem,) = error.value.problems
+    assert problem.startswith("cht-hosting:etcdBackupAccessKeyId: is the same key as backupAccessKeyId (not shown")
+    assert "AKIASHAREDKEY" not in problem
+    validate(raw, secrets, secret_texts={**same, "etcdBackupAccessKeyId": "AKIAOTHERKEY"})
+
+
 def test_a_key_in_plain_text_or_without_backup_is_refused():
     assert problems({"s3": S3}, secrets=staging({"s3": S3})[1] - {"backupAccessKeyId"}) == [
         "cht-hosting:backupAccessKeyId: is stored in plain text; set it with "
@@ -157,9 +196,10 @@ def test_a_county_overrides_retention_and_needs_backups_for_it():
 
 def test_existing_mode_has_no_etcd_and_names_the_drill_class():
     raw, secrets = raw_config("k3d")
-    raw = {**copy.deepcopy(raw), "backup": {"s3": S3, "etcd": {}}, **dict.fromkeys(KEYS, "[secret]")}
+    velero_keys = KEYS - ETCD_KEYS  # no etcd snapshots of ours there
+    raw = {**copy.deepcopy(raw), "backup": {"s3": S3, "etcd": {}}, **dict.fromkeys(velero_keys, "[secret]")}
     with pytest.raises(ConfigError) as error:
-        validate(raw, secrets | KEYS)
+        validate(raw, secrets | velero_keys)
     assert [p.split(":", 2)[1] for p in error.value.problems] == ["backup.drill.storageClass", "backup.etcd"]
     raw["backup"] = {"s3": S3, "drill": {"storageClass": "local-path"}}
     config = validate(raw, secrets | KEYS)

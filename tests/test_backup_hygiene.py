@@ -13,7 +13,7 @@ from config import backup_window
 from config.errors import ConfigError
 from config.validate import required_secrets, validate, warnings
 from offline import engine, stackfile
-from tests.conftest import STACKS, raw_config
+from tests.conftest import BACKUP_KEYS, STACKS, raw_config
 from tests.test_backup_render import BACKUP_SPEC
 
 
@@ -36,10 +36,10 @@ def test_host_path_volumes_are_refused_while_backups_are_on():
 
 def test_host_path_volumes_are_accepted_without_backups():
     values, keys = raw_config("restore", counties={"lamu": {"migration": {"volumes": [{"hostPath": "/srv/cht/lamu", "node": "agent-1"}]}}})
-    for key in ("backup", "backupAccessKeyId", "backupSecretAccessKey"):
-        values.pop(key)
+    for key in ("backup", *BACKUP_KEYS):
+        values.pop(key, None)
     values["migratedCredentials"] = "[secret]"
-    config = validate(values, (keys - {"backupAccessKeyId", "backupSecretAccessKey"}) | {"migratedCredentials"})
+    config = validate(values, (keys - BACKUP_KEYS) | {"migratedCredentials"})
     assert config.counties["lamu"].settings.migration is not None
 
 

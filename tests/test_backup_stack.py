@@ -26,15 +26,22 @@ SCHEDULE = "kubernetes:velero.io/v1:Schedule"
 CMD = "command:remote:Command"
 ACCESS_KEY = "AKIAMOCKBACKUPKEY7Q2"
 SECRET_KEY = "mock/Backup+Secret'Key\"$(touch x)9Zr"
+# The servers' own pair for etcd snapshots (never Velero's).
+ETCD_ACCESS_KEY = "AKIAMOCKETCDKEY00K3S"
+ETCD_SECRET_KEY = "mock/Etcd+Secret'Key\"$(touch y)4Qp"
+KEY_TEXTS = (ACCESS_KEY, "Backup+Secret", ETCD_ACCESS_KEY, "Etcd+Secret")
 
 
 def evaluate_with_keys(stack: str) -> Evaluation:
     """The stack with real-looking keys set as secrets, as `pulumi config set --secret` would."""
     file = stackfile.load(stack, root=STACKS)
     config, secret_keys = dict(file.config), list(file.secret_keys)
-    config["cht-hosting:backupAccessKeyId"] = ACCESS_KEY
-    config["cht-hosting:backupSecretAccessKey"] = SECRET_KEY
-    secret_keys += ["cht-hosting:backupAccessKeyId", "cht-hosting:backupSecretAccessKey"]
+    keys = {"backupAccessKeyId": ACCESS_KEY, "backupSecretAccessKey": SECRET_KEY}
+    if "cht-hosting:clusterMode" not in config:  # vsphere-k3s: the servers' etcd pair too
+        keys |= {"etcdBackupAccessKeyId": ETCD_ACCESS_KEY, "etcdBackupSecretAccessKey": ETCD_SECRET_KEY}
+    for key, value in keys.items():
+        config[f"cht-hosting:{key}"] = value
+        secret_keys.append(f"cht-hosting:{key}")
     for key in required_secrets(stackfile.raw(file)[0]):
         if f"cht-hosting:{key}" not in config:
             config[f"cht-hosting:{key}"] = stackfile.PLACEHOLDER
@@ -89,16 +96,29 @@ def test_agents_get_no_etcd_keys_and_join_with_the_agent_token(backup):
         assert not {k for k in config if k.startswith(("etcd-", "agent-token", "secrets-encryption"))}
         assert config["token-file"] == k3s_render.TOKEN_FILE
         stdin = backup.named(f"k3s-{node}-configure").inputs["stdin"]
-        assert ACCESS_KEY not in stdin and SECRET_KEY not in stdin
+        assert not any(text in stdin for text in KEY_TEXTS)
         assert stdin.count("\n") == 1  # one line: the agent token
 
 
-def test_the_s3_keys_reach_servers_only_on_stdin_as_a_drop_in(backup):
+def test_the_servers_get_only_their_own_etcd_keys_on_stdin_as_a_drop_in(backup):
+    """A server compromise does not expose Velero's key (docs/backups.md#the-keys)."""
     for node in ("cp-1", "cp-2", "cp-3"):
         configure = backup.named(f"k3s-{node}-configure")
         assert "stdin" in configure.secret_inputs and configure.inputs["logging"] == "none"
         _token, _agent_token, drop_in = configure.inputs["stdin"].split("\n", 2)
-        assert yaml.safe_load(drop_in) == {"etcd-s3-access-key": ACCESS_KEY, "etcd-s3-secret-key": SECRET_KEY}
+        assert yaml.safe_load(drop_in) == {"etcd-s3-access-key": ETCD_ACCESS_KEY, "etcd-s3-secret-key": ETCD_SECRET_KEY}
+        assert ACCESS_KEY not in configure.inputs["stdin"] and "Backup+Secret" not in configure.inputs["stdin"]
+
+
+def test_velero_gets_only_its_own_keys(backup, existing):
+    """And a Velero (namespace) compromise does not expose the servers' key."""
+    for evaluation in (backup, existing):
+        cloud = evaluation.named("backup-s3-credentials").inputs["stringData"]["cloud"]
+        assert cloud == backup_render.aws_credentials_file(ACCESS_KEY, SECRET_KEY)
+        assert ETCD_ACCESS_KEY not in cloud and "Etcd+Secret" not in cloud
+        for r in evaluation.registrations:
+            if r.inputs.get("metadata", {}).get("namespace") == "velero":
+                assert "Etcd+Secret" not in json.dumps(r.inputs) and ETCD_ACCESS_KEY not in json.dumps(r.inputs)
 
 
 def test_no_key_in_any_plain_input_output_plan_or_review_file(backup, existing, tmp_path):
@@ -109,13 +129,13 @@ def test_no_key_in_any_plain_input_output_plan_or_review_file(backup, existing, 
                 if key in r.secret_inputs:
                     continue
                 text = json.dumps(value)
-                assert ACCESS_KEY not in text and "Backup+Secret" not in text, f"{r.name}.{key} carries a key"
+                assert not any(t in text for t in KEY_TEXTS), f"{r.name}.{key} carries a key"
         outputs = json.dumps(evaluation.outputs)
-        assert ACCESS_KEY not in outputs and "Backup+Secret" not in outputs
+        assert not any(t in outputs for t in KEY_TEXTS)
         printed = plan.report(evaluation, [])
         written = plan.write_review_folder(evaluation, tmp_path / evaluation.stack)
         for text in [printed, *(p.read_text() for p in written)]:
-            assert ACCESS_KEY not in text and "Backup+Secret" not in text
+            assert not any(t in text for t in KEY_TEXTS)
     # The Secret Velero reads holds the keys, as a Pulumi secret.
     credentials = backup.named("backup-s3-credentials")
     assert "stringData" in credentials.secret_inputs

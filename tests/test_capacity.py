@@ -18,7 +18,7 @@ from config.secrets import SECRETS
 from config.validate import required_secrets, validate, warnings
 from offline import stackfile
 from offline.engine import ROOT
-from tests.conftest import USER_STACKS, raw_config
+from tests.conftest import BACKUP_KEYS, USER_STACKS, raw_config
 
 STACKS = Path(__file__).parent / "stacks"
 
@@ -175,8 +175,8 @@ def test_backups_take_the_node_agent_off_every_agent_and_velero_and_a_drill_copy
     # The national stack's own window: the default 8 h at 100 MiB/s does not hold its 50 counties' reads.
     window = raw_config("national")[0]["backup"]["counties"]
     raw["backup"] = {"s3": {"endpoint": "https://s3.example.org", "bucket": "cht-backups"}, "counties": window}
-    raw["backupAccessKeyId"] = raw["backupSecretAccessKey"] = "[secret]"
-    config = validate(raw, secrets | {"backupAccessKeyId", "backupSecretAccessKey"})
+    raw.update(dict.fromkeys(BACKUP_KEYS, "[secret]"))
+    config = validate(raw, secrets | BACKUP_KEYS)
     report = capacity.plan(config)
     assert plain.cpu_per_agent - report.cpu_per_agent == capacity.NODE_AGENT_REQUESTS[0]
     assert plain.memory_gb_per_agent - report.memory_gb_per_agent == capacity.NODE_AGENT_REQUESTS[1]

@@ -6,7 +6,7 @@ import pytest
 
 from config.errors import ConfigError
 from config.validate import validate
-from tests.conftest import raw_config
+from tests.conftest import BACKUP_KEYS, raw_config
 
 
 def counties(secret: bool = False, **per_county):
@@ -117,9 +117,9 @@ def test_migration_with_credentials_is_valid():
     # hostPath only without backups (Velero never backs one up: tests/test_backup_hygiene.py)
     values, keys = raw_config("national", counties={"lamu": {"migration": {"volumes": [{"hostPath": "/srv/couchdb1", "node": "agent-3"}]}}},
                               migratedCredentials="[secret]")
-    for key in ("backup", "backupAccessKeyId", "backupSecretAccessKey"):
-        values.pop(key)
-    county = validate(values, (keys - {"backupAccessKeyId", "backupSecretAccessKey"}) | {"migratedCredentials"})
+    for key in ("backup", *BACKUP_KEYS):
+        values.pop(key, None)
+    county = validate(values, (keys - BACKUP_KEYS) | {"migratedCredentials"})
     volume = county.counties["lamu"].settings.migration.volumes[0]
     assert (volume.host_path, volume.node) == ("/srv/couchdb1", "agent-3")
 

@@ -14,7 +14,7 @@ from config.egress import ClusterAccess
 from config.model import County
 from config.validate import validate
 from offline.engine import Evaluation, ProgramFailed, record
-from tests.conftest import raw_config
+from tests.conftest import BACKUP_KEYS, raw_config
 
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 PV = "kubernetes:core/v1:PersistentVolume"
@@ -52,9 +52,9 @@ def migrated_county(name: str, **overrides) -> County:
     values["counties"] = {name: overrides}
     if any("hostPath" in v for v in overrides.get("migration", {}).get("volumes", [])):
         # Refused with backups (Velero never backs up a hostPath volume): a stack without them.
-        for key in ("backup", "backupAccessKeyId", "backupSecretAccessKey"):
-            values.pop(key)
-        secret_keys = secret_keys - {"backupAccessKeyId", "backupSecretAccessKey"}
+        for key in ("backup", *BACKUP_KEYS):
+            values.pop(key, None)
+        secret_keys = secret_keys - BACKUP_KEYS
     return validate(values, secret_keys | {"migratedCredentials"}).counties[name]
 
 

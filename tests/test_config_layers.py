@@ -6,11 +6,12 @@ from __future__ import annotations
 from config import accept, guards, sections
 from config import secrets as secret_table
 from config.validate import foreign_key_problems, warnings
+from tests import conftest
 from tests.test_config_grammar import problems as refused
 from tests.test_guards import BASE, CSI_ID, config_of, deployed_as, section
 
 BACKUP = {"s3": {"endpoint": "https://s3.moh.example.org:9000", "bucket": "cht-backups"}}
-BACKUP_KEYS = {"backupAccessKeyId": "[secret]", "backupSecretAccessKey": "[secret]"}
+BACKUP_KEYS = dict.fromkeys(conftest.BACKUP_KEYS, "[secret]")
 
 
 def check(config, deployed) -> list[str]:
@@ -96,6 +97,7 @@ def test_conditional_secrets_come_from_the_table():
     needed = {s.key: s.needed_when for s in secret_table.SECRETS if s.needed_when}
     assert needed["vsphereStoragePassword"] == "vsphere.storageUser"
     assert needed["backupAccessKeyId"] == needed["backupSecretAccessKey"] == "backup"
+    assert needed["etcdBackupAccessKeyId"] == needed["etcdBackupSecretAccessKey"] == "backup"
     assert needed["monitoringSmtpPassword"] == "monitoring.email.username"
 
 

@@ -38,5 +38,20 @@ def test_a_secret_leaf_inside_an_object_key_is_refused(stack_config):
     assert error.value.problems == [
         "cht-hosting:network: is set as a secret, but secrets belong in keys of their own "
         "(vspherePassword, vsphereStoragePassword, kubeconfig, migratedCredentials, backupAccessKeyId, "
-        "backupSecretAccessKey, monitoringSmtpPassword, monitoringWebhookUrl, monitoringHeartbeatUrl); set it again without --secret"
+        "backupSecretAccessKey, etcdBackupAccessKeyId, etcdBackupSecretAccessKey, monitoringSmtpPassword, monitoringWebhookUrl, "
+        "monitoringHeartbeatUrl); set it again without --secret"
     ]
+
+
+def test_the_etcd_key_equal_to_velero_s_is_refused_through_pulumi_config(stack_config):
+    """config.load() hands validation both access keys (never shown) so one leaked key cannot reach both."""
+    values, secret_keys = stack_config("backup")
+    values["cht-hosting:backupAccessKeyId"] = values["cht-hosting:etcdBackupAccessKeyId"] = "AKIASHAREDBYBOTH01"
+
+    with pytest.raises(config.ConfigError) as error:
+        record(config.load, config=values, secret_keys=secret_keys)
+    (problem,) = error.value.problems
+    assert problem.startswith("cht-hosting:etcdBackupAccessKeyId: is the same key as backupAccessKeyId")
+    assert "AKIASHAREDBYBOTH01" not in str(error.value)
+    values["cht-hosting:etcdBackupAccessKeyId"] = "AKIATHESERVERSOWN1"
+    record(config.load, config=values, secret_keys=secret_keys)

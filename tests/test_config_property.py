@@ -75,7 +75,7 @@ EDITS = {
         },
     ),
 }
-SECRETS = {"backup": ("backupAccessKeyId", "backupSecretAccessKey")}
+SECRETS = {"backup": ("backupAccessKeyId", "backupSecretAccessKey", "etcdBackupAccessKeyId", "etcdBackupSecretAccessKey")}
 PROBLEM = re.compile(r"  - (cht-hosting:|[a-z-]+:[A-Za-z])")
 
 
