@@ -108,7 +108,12 @@ if cfg.backup:
         )
     if engine is not None:
         pulumi.export("backup", backup_render.summary(cfg.counties, backup, cfg.k3s is not None))
-        pulumi.export("restoreScripts", engine.restore_scripts)
+
+# The control plane's restore scripts on every stack that builds ours, with or without a bucket (they restore from
+# the servers' own snapshots too); with backups the engine adds the counties'. Plain text: the plan writes restore/.
+restore_scripts = engine.restore_scripts if cfg.backup and engine is not None else platform.restore_scripts
+if restore_scripts:
+    pulumi.export("restoreScripts", restore_scripts)
 
 pulumi.export(
     "counties",

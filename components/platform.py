@@ -50,7 +50,7 @@ class Platform:
     k3s_config: dict[str, str] = field(default_factory=dict)
     """Each node's k3s configuration digest (deployedState), by node name."""
     restore_scripts: dict[str, str] = field(default_factory=dict)
-    """The control plane's restore scripts (exported with the counties' when backups are on)."""
+    """The control plane's restore scripts (exported on every stack of ours; with backups, beside the counties')."""
 
 
 def build_vsphere_platform(stack: config.Stack, deployed: config.deployed.DeployedState | None) -> Platform:

@@ -17,7 +17,9 @@ import pytest
 
 from components.k3s import render as r
 from components.k3s import restore
+from offline import plan
 from tests import tools
+from tests.conftest import STACKS
 from tests.restore_world import RESET_DONE, World
 
 SERVERS = {"cp-1": "10.20.0.11", "cp-2": "10.20.0.12", "cp-3": "10.20.0.13"}
@@ -411,3 +413,22 @@ def test_runbook_one_server_lost_as_written(world):
     world.lose("cp-3")
     play(world, "One server lost", rebuilt=("cp-3",))
     assert_whole(world, {"cp-1": 1, "cp-2": 1, "cp-3": 2})
+
+
+@pytest.mark.parametrize("stack", ["changes", "backup"])
+def test_every_stack_of_ours_exports_the_control_plane_restore_scripts(stack, tmp_path):
+    """With or without a bucket: a backup-less stack restores from the servers' own snapshots. The county
+    restore needs Velero, so it comes with `backup` only; a cluster of someone else's gets none of ours."""
+    evaluation, _ = plan.run(stack, stack_dir=STACKS)
+    scripts = evaluation.outputs["restoreScripts"]
+    with_backup = evaluation.outputs.get("backup") is not None
+    assert set(scripts) == set(restore.SCRIPTS) | ({"restore-county.sh"} if with_backup else set())
+    written = plan.write_review_folder(evaluation, tmp_path / stack)
+    assert {p.name for p in written if p.parent.name == "restore"} == set(scripts)
+
+
+def test_a_cluster_of_someone_else_s_gets_no_control_plane_scripts():
+    evaluation, _ = plan.run("backup-existing", stack_dir=STACKS)
+    assert set(evaluation.outputs["restoreScripts"]) == {"restore-county.sh"}
+    evaluation, _ = plan.run("k3d", stack_dir=STACKS)
+    assert "restoreScripts" not in evaluation.outputs
