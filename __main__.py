@@ -115,6 +115,15 @@ restore_scripts = engine.restore_scripts if cfg.backup and engine is not None el
 if restore_scripts:
     pulumi.export("restoreScripts", restore_scripts)
 
+# What a restore needs that only this stack holds, a secret kept off the cluster (docs/runbooks/escrow.md).
+escrow: dict = {"stack": f"{pulumi.get_project()}/{pulumi.get_stack()}"}
+if platform.escrow is not None:
+    escrow["k3s"] = platform.escrow
+if cfg.backup:
+    escrow["velero"] = engine.escrow
+escrow["counties"] = {name: project.escrow for name, project in projects.items()}
+pulumi.export("escrow", pulumi.Output.secret(escrow))
+
 pulumi.export(
     "counties",
     {

@@ -49,6 +49,8 @@ class Platform:
     """Nodes whose k3s install predates installs that follow their VM (config/deployed.py)."""
     k3s_config: dict[str, str] = field(default_factory=dict)
     """Each node's k3s configuration digest (deployedState), by node name."""
+    escrow: pulumi.Output[dict] | None = None
+    """The k3s tokens a control-plane restore needs (a secret, for the stack output `escrow`); None without k3s."""
     restore_scripts: dict[str, str] = field(default_factory=dict)
     """The control plane's restore scripts (exported on every stack of ours; with backups, beside the counties')."""
 
@@ -131,6 +133,7 @@ def build_vsphere_platform(stack: config.Stack, deployed: config.deployed.Deploy
         etcd_seed=cluster.etcd_seed,
         k3s_before_vm_tracking=k3s_before_vm_tracking,
         k3s_config=cluster.config_digests,
+        escrow=cluster.escrow,
         restore_scripts=cluster.restore_scripts,
     )
 

@@ -27,7 +27,7 @@ HAND_LOADED = {
     "sshKnownHosts": "update the operators' known hosts (`pulumi stack output sshKnownHosts`)",
 }
 # Outputs the summary explains by itself (or that hold secrets), not listed again as "other outputs".
-_EXPLAINED = {DEPLOYED_STATE, "counties", "kubeconfig", "etcdSeed", "csiClusterId"}
+_EXPLAINED = {DEPLOYED_STATE, "counties", "kubeconfig", "etcdSeed", "csiClusterId", "escrow"}
 
 # A county's fields as the summary names them: (output, key).
 _COUNTY_FIELDS = (
@@ -195,15 +195,18 @@ def summarize(deployed: dict[str, Any] | None, outputs: dict[str, Any], tls: dic
                 f"{county}: create its TLS Secret (`kubectl -n {county} create secret tls cht-tls --cert=... --key=...`, "
                 "or the name cht.tls.secretName sets)"
             )
-    secrets = [f"{c}'s CouchDB credentials" for c in changes.counties_added]
-    if changes.nodes_added:
-        secrets.append(f"the host keys of {', '.join(changes.nodes_added)}")
+    escrowed = [f"{c}'s CouchDB credentials" for c in changes.counties_added]
     if "backup" in outputs and not deployed.get("backup"):
-        secrets.append("the backup repository's password")
+        escrowed.append("the backup repository's password")
+    secrets = escrowed + ([f"the host keys of {', '.join(changes.nodes_added)}"] if changes.nodes_added else [])
     if secrets:
         changes.after.append(
-            "Back up the Pulumi state (the escrow of generated secrets: it now also holds "
-            + ", ".join(secrets) + ")"
+            "Back up the Pulumi state (the escrow of generated secrets: it now also holds " + ", ".join(secrets) + ")"
+        )
+    if escrowed:
+        changes.after.append(
+            "Refresh the escrow: `pulumi stack output escrow --show-secrets` onto the offline medium "
+            "(docs/runbooks/escrow.md); it now also holds " + ", ".join(escrowed)
         )
     return changes
 

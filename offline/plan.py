@@ -432,8 +432,10 @@ def write_review_folder(
         files[Path("manifests") / f"{namespace}.yaml"] = yaml.safe_dump_all(docs, sort_keys=True)
     for script, text in (evaluation.outputs.get("restoreScripts") or {}).items():
         files[Path("restore") / script] = text
-    files[Path("outputs.json")] = engine.to_json(evaluation.outputs) + "\n"
-    for name, text in output_files(evaluation.outputs).items():
+    # A secret output (the kubeconfig, the escrow) is shown as `pulumi stack output` shows it: not at all.
+    shown = {k: (engine.REDACTED if k in evaluation.secret_outputs else v) for k, v in evaluation.outputs.items()}
+    files[Path("outputs.json")] = engine.to_json(shown) + "\n"
+    for name, text in output_files(shown).items():
         files[Path("outputs") / name] = text
     files[Path("plan.txt")] = report(evaluation, [], deployed=deployed, source=source)
     files[Path("components.txt")] = "\n".join([*_tree(evaluation), "", *_types(Context(evaluation, [], verbose=True))]) + "\n"

@@ -10,6 +10,7 @@ MockMonitor's RegisterResource request fields and its deserialized inputs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import Counter
@@ -61,6 +62,8 @@ class Evaluation:
     outputs: dict[str, Any]
     warnings: list[str]
     secret_values: frozenset[str]
+    secret_outputs: frozenset[str] = frozenset()
+    """The stack outputs the engine holds as secrets (`pulumi stack output` shows them as [secret])."""
     by_urn: dict[str, Registration] = field(init=False)
 
     def __post_init__(self):
@@ -257,12 +260,16 @@ def record(
     runtime_config.set_all_config(dict(config), list(secret_keys))
     root = runtime_settings.get_root_resource()
 
+    async def secret_names(outputs: dict) -> list[str]:
+        return [name for name, value in outputs.items() if await pulumi.Output.from_input(value).is_secret()]
+
     def body():
         build()
-        return pulumi.Output.from_input(root.outputs)
+        secret = pulumi.Output.from_input(asyncio.ensure_future(secret_names(dict(root.outputs))))
+        return pulumi.Output.all(pulumi.Output.from_input(root.outputs), secret)
 
     try:
-        outputs = _run(body) or {}
+        outputs, secret = _run(body) or ({}, [])
     except pulumi.RunError as error:
         raise ProgramFailed(str(error), registered=len(monitor.registrations)) from None
     return Evaluation(
@@ -271,6 +278,7 @@ def record(
         outputs=outputs,
         warnings=collector.messages,
         secret_values=frozenset(secret_values),
+        secret_outputs=frozenset(secret),
     )
 
 

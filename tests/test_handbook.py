@@ -41,6 +41,7 @@ PULUMI: dict[str, set[str]] = {
     "config cp": {"--dest", "--path", "--stack"},
     "config set": {"--secret", "--path", "--plaintext", "--stack"},
     "config get": {"--path", "--json", "--stack"},
+    "import": {"--file", "--stack", "--yes"},
 }
 # Runbooks whose procedure is not a config edit (recovery on the worst day): they say when and how to check,
 # but a plan shows nothing of them.

@@ -95,6 +95,7 @@ def test_an_added_county_asks_for_its_certificate_the_edge_and_watchdog_and_escr
     assert "Reload the edge proxies" in text and "`+ homa-bay.example.org traefik; # homa-bay`" in text
     assert "Refresh Watchdog's targets" in text
     assert "Back up the Pulumi state" in text and "homa-bay's CouchDB credentials" in text
+    assert "Refresh the escrow: `pulumi stack output escrow --show-secrets`" in text
 
 
 def test_a_county_whose_certificate_cert_manager_issues_asks_for_no_secret():

@@ -50,6 +50,9 @@ class BackupEngine(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     restore_scripts: dict[str, str]
     """The restore scripts by file name: restore-county.sh, and the cluster's own (`cluster_restore_scripts`)."""
+    escrow: pulumi.Output[dict]
+    """The kopia repositories' password (without it no county backup can be read); a secret, for the stack
+    output `escrow` (docs/runbooks/escrow.md)."""
 
     def __init__(
         self,
@@ -103,6 +106,13 @@ class BackupEngine(pulumi.ComponentResource):
             length=48,
             special=False,
             opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        self.escrow = pulumi.Output.secret(
+            {
+                "repositoryPassword": repository_password.result,
+                "secret": f"{ns}/{render.REPOSITORY_SECRET}",
+                "key": render.REPOSITORY_KEY,
+            }
         )
         repository = k8s.core.v1.Secret(
             f"{name}-repository-credentials",

@@ -51,6 +51,9 @@ class ChtProject(pulumi.ComponentResource):
     """The CHT version in config (with upgrades: admin-app, the app may since have upgraded)."""
     credentials_secret: Output[str]
     """Name of the Secret that holds the CouchDB credentials and COUCH_URL."""
+    escrow: Output[dict]
+    """The county's CouchDB admin credentials (user, password, secret, uuid); a secret, for the stack output
+    `escrow` (docs/runbooks/escrow.md)."""
 
     def __init__(
         self,
@@ -138,6 +141,7 @@ class ChtProject(pulumi.ComponentResource):
             secret = random.RandomPassword(f"{self._name}-couchdb-secret", length=32, special=False, opts=mine).result
             uuid = random.RandomUuid(f"{self._name}-couchdb-uuid", opts=mine).result
             user = Output.from_input(self._settings.couchdb_user)
+        self.escrow = Output.secret({"user": user, "password": password, "secret": secret, "uuid": uuid})
         data = Output.secret(Output.all(user, password, secret, uuid).apply(lambda v: render.credentials_data(*v, self._ns)))
         # CouchDB keeps the values it first saw in local.d; a new Secret would lock the API out.
         return self._create(k8s.core.v1.Secret, "credentials", render.credentials_secret(county, data), ResourceOptions(retain_on_delete=True))

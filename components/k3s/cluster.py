@@ -77,6 +77,9 @@ class K3sCluster(pulumi.ComponentResource):
     """The server that started etcd: remembered (exported as `etcdSeed`) and passed back on later updates."""
     nodes: dict[str, K3sNode]
     """Each node's lifecycle, by node name."""
+    escrow: pulumi.Output[dict]
+    """What a restore needs and only this stack holds: the server token (it decrypts a snapshot's bootstrap data)
+    and the agent token; a secret (the stack output `escrow`, docs/runbooks/escrow.md)."""
     config_digests: dict[str, str]
     """Each node's configuration digest, by node name: a changed one restarts k3s on that node."""
     lb_nginx_config: str | None
@@ -158,6 +161,7 @@ class K3sCluster(pulumi.ComponentResource):
             special=False,
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
+        self.escrow = pulumi.Output.secret({"token": token.result, "agentToken": agent_token.result})
         child = pulumi.ResourceOptions(parent=self)
 
         def node(handle: NodeHandle, after: list[pulumi.Resource], kubeconfig=None) -> K3sNode:
