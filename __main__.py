@@ -85,6 +85,7 @@ if cfg.backup:
             county_class=platform.county_class,
             county_storage_class_name=platform.storage_class_name,
             cluster_restore_scripts=platform.restore_scripts,
+            counties=[county.settings for county in cfg.counties.values()],
             opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.county_after),
         )
     for name, county in counties.items():
@@ -119,7 +120,7 @@ if restore_scripts:
 escrow: dict = {"stack": f"{pulumi.get_project()}/{pulumi.get_stack()}"}
 if platform.escrow is not None:
     escrow["k3s"] = platform.escrow
-if cfg.backup:
+if cfg.backup and engine is not None:
     escrow["velero"] = engine.escrow
 escrow["counties"] = {name: project.escrow for name, project in projects.items()}
 pulumi.export("escrow", pulumi.Output.secret(escrow))

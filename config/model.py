@@ -397,6 +397,12 @@ class S3Storage(Model):
     force_path_style: bool = Field(
         default=True, description="Address the bucket as <endpoint>/<bucket> (MinIO needs this) rather than as a host."
     )
+    object_lock: Literal["required", "preferred", "off"] = Field(
+        default="preferred",
+        description="Object lock (immutable copies) on the bucket, as the plan's `restore/check-bucket.sh` checks it "
+        "with the store: required fails the check when the bucket has no versioning, no object lock or no default "
+        "retention; preferred only warns; off skips it (docs/backups.md#immutability-object-lock).",
+    )
 
 
 class EtcdSnapshotsConfig(Model):

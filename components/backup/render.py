@@ -429,7 +429,10 @@ def summary(counties: dict[str, County], backup: BackupConfig, control_plane: bo
     estimates = {e.county: e for e in storage_estimate(counties, backup)}
     etcd = backup.etcd if control_plane else None
     return {
-        "storage": {"endpoint": backup.s3.endpoint, "bucket": backup.s3.bucket, "region": backup.s3.region},
+        "storage": {
+            "endpoint": backup.s3.endpoint, "bucket": backup.s3.bucket, "region": backup.s3.region,
+            "objectLock": backup.s3.object_lock,
+        },
         "etcdSnapshots": (
             {"schedule": etcd.schedule, "retention": etcd.retention, "folder": etcd.folder} if etcd else None
         ),

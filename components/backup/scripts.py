@@ -7,13 +7,16 @@ credentials are read into shell variables and reach curl as a config on stdin (`
 argument, so never in a process list or a log.
 
 - `county_restore_script`: the same restore into the county's own namespace, for real.
+- `bucket_check_script`: asks the store whether the bucket keeps immutable copies (`backup.s3.objectLock`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from config import names
+from config.model import BackupConfig, ChtSettings
 
 from ..cht import render as cht
 from . import render
@@ -270,3 +273,104 @@ couch "$base" /_all_dbs | jq -r '.[]' | while IFS= read -r db; do
 done
 echo "cht-hosting: now run: pulumi refresh && pulumi up (it adopts the restored objects and restarts the rest)"
 """
+
+
+BUCKET_CHECK = "check-bucket.sh"
+
+# What the check reads (AWS CLI `s3api`; the same commands in AWS CLI v1 and v2): GetBucketVersioning's
+# `Status` and GetObjectLockConfiguration's `ObjectLockConfiguration.{ObjectLockEnabled, Rule.DefaultRetention
+# .{Mode, Days, Years}}` (AWS S3 API reference, GetObjectLockConfiguration; MinIO answers the same XML). A bucket
+# without a lock configuration answers ObjectLockConfigurationNotFoundError.
+_BUCKET_CHECK = r"""
+command -v aws >/dev/null 2>&1 || fail "the AWS CLI (aws) is needed: install it (apt-get install awscli, or pip install awscli)"
+if [ -z "${AWS_ACCESS_KEY_ID:-}${AWS_PROFILE:-}" ]; then
+  fail "no key: put one that may read the bucket's settings in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), never on the command line (docs/backups.md#immutability-object-lock)"
+fi
+err="$(mktemp)"
+ca_file=""
+cleanup() { rm -f "$err" ${ca_file:+"$ca_file"}; }
+trap cleanup EXIT
+args=(--endpoint-url "$endpoint" --region "$region" --output text)
+if [ -n "$ca_bundle" ]; then
+  ca_file="$(mktemp)"
+  printf '%s\n' "$ca_bundle" >"$ca_file"
+  args+=(--ca-bundle "$ca_file")
+fi
+s3api() { aws "${args[@]}" s3api "$@" 2>"$err"; }
+why() { tr '\n' ' ' <"$err" | sed 's/  */ /g; s/ $//'; }
+
+s3api head-bucket --bucket "$bucket" >/dev/null || fail "bucket $bucket at $endpoint cannot be reached: $(why)"
+if [ "$object_lock" = off ]; then
+  echo "cht-hosting: bucket $bucket answers; object lock not checked (backup.s3.objectLock: off)"
+  exit 0
+fi
+
+versioning="$(s3api get-bucket-versioning --bucket "$bucket" --query Status)" \
+  || fail "cannot read the versioning of $bucket (the key needs s3:GetBucketVersioning): $(why)"
+if lock="$(s3api get-object-lock-configuration --bucket "$bucket" \
+    --query 'ObjectLockConfiguration.[ObjectLockEnabled, Rule.DefaultRetention.Mode, Rule.DefaultRetention.Days, Rule.DefaultRetention.Years]')"; then
+  read -r enabled mode days years <<<"$lock"
+elif grep -q ObjectLockConfigurationNotFoundError "$err"; then
+  enabled=None mode=None days=None years=None
+else
+  fail "cannot read the object lock configuration of $bucket (the key needs s3:GetBucketObjectLockConfiguration): $(why)"
+fi
+
+problems=()
+[ "$versioning" = Enabled ] || problems+=("versioning is ${versioning/None/off}, not Enabled: a delete removes the only copy")
+if [ "$enabled" != Enabled ]; then
+  problems+=("object lock is not enabled: create the bucket with it (MinIO: mc mb --with-lock; AWS: --object-lock-enabled-for-bucket, or put-object-lock-configuration on a versioned bucket)")
+elif [ "$mode" = None ]; then
+  problems+=("object lock has no default retention: k3s and Velero set none on what they write, so nothing is locked; set one (docs/backups.md#immutability-object-lock)")
+fi
+if [ "${#problems[@]}" -gt 0 ]; then
+  for problem in "${problems[@]}"; do
+    if [ "$object_lock" = required ]; then
+      echo "cht-hosting: bucket $bucket: $problem" >&2
+    else
+      echo "cht-hosting: WARNING: bucket $bucket: $problem" >&2
+    fi
+  done
+  [ "$object_lock" = required ] && fail "backup.s3.objectLock is required and bucket $bucket is not immutable (docs/backups.md#immutability-object-lock)"
+  echo "cht-hosting: bucket $bucket answers; its copies are not immutable (backup.s3.objectLock: preferred)"
+  exit 0
+fi
+
+if [ "$days" = None ] || [ "$days" = 0 ]; then
+  days=$((years * 365))
+fi
+echo "cht-hosting: bucket $bucket: versioning Enabled, object lock $mode, default retention $days days"
+if [ "$mode" = COMPLIANCE ]; then
+  echo "cht-hosting: COMPLIANCE mode: nobody, the storage's administrators included, can delete a locked version or shorten its retention"
+fi
+if [ "$days" -gt "$kept_days" ]; then
+  echo "cht-hosting: WARNING: the default retention ($days days) is longer than the shortest time a county backup is kept ($kept_days days): deleted backups stay stored until their lock ends; prefer less than $kept_days days" >&2
+fi
+"""
+
+
+def bucket_check_script(backup: BackupConfig, counties: Iterable[ChtSettings]) -> str:
+    """`check-bucket.sh`: asks the store whether the backup bucket keeps immutable copies (versioning, object
+    lock, a default retention), as `backup.s3.objectLock` wants: required fails (exit 1) when it does not,
+    preferred warns, off only checks the bucket answers. Run by an operator with the AWS CLI and a key that may
+    read the bucket's settings, from the environment (docs/backups.md#immutability-object-lock)."""
+    s3 = backup.s3
+    kept = min((render.retention_days(backup, c) for c in counties), default=backup.counties.retention_days)
+    values = {
+        "endpoint": s3.endpoint,
+        "bucket": s3.bucket,
+        "region": s3.region,
+        "object_lock": s3.object_lock,
+        "kept_days": str(kept),
+        "ca_bundle": (s3.ca_bundle or "").strip(),
+    }
+    constants = "".join(f"{k}={_quote(v)}\n" for k, v in values.items())
+    return _HEAD + "# check-bucket.sh: is the backup bucket immutable? (docs/backups.md#immutability-object-lock)\n" + constants + _BUCKET_CHECK
+
+
+def scripts(backup: BackupConfig, counties: Iterable[ChtSettings]) -> dict[str, str]:
+    """The backup scripts the stack exports with the control plane's (`restoreScripts`, the plan's restore/)."""
+    return {
+        "restore-county.sh": county_restore_script(velero_namespace=backup.velero.namespace),
+        BUCKET_CHECK: bucket_check_script(backup, counties),
+    }

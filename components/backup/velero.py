@@ -19,12 +19,13 @@ Creates once per cluster (a county's own objects are `CountyBackup`'s):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from config.model import BackupConfig, StorageClassConfig
+from config.model import BackupConfig, ChtSettings, StorageClassConfig
 
 from ..storage.storage_class import storage_class_object
 from . import drill, render, scripts
@@ -49,7 +50,8 @@ class BackupEngine(pulumi.ComponentResource):
     """Velero's namespace (Schedules live there)."""
     release: k8s.helm.v3.Release
     restore_scripts: dict[str, str]
-    """The restore scripts by file name: restore-county.sh, and the cluster's own (`cluster_restore_scripts`)."""
+    """The restore scripts by file name: restore-county.sh, check-bucket.sh, and the cluster's own
+    (`cluster_restore_scripts`)."""
     escrow: pulumi.Output[dict]
     """The kopia repositories' password (without it no county backup can be read); a secret, for the stack
     output `escrow` (docs/runbooks/escrow.md)."""
@@ -65,23 +67,22 @@ class BackupEngine(pulumi.ComponentResource):
         county_class: StorageClassConfig | None,
         county_storage_class_name: pulumi.Input[str],
         cluster_restore_scripts: dict[str, str] | None = None,
+        counties: Iterable[ChtSettings] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         """`county_class`: the counties' StorageClass as the program creates it (the drill gets a class of its own
         with its parameters, deleted with its claims), or None when the cluster brings its classes (existing-cluster
         mode: `backup.drill.storageClass` names the drill's). `county_storage_class_name`: the counties' StorageClass,
         onto which restore-county.sh brings back a static (migrated) county's volumes. `cluster_restore_scripts`:
-        the control plane's restore scripts, exported with restore-county.sh."""
+        the control plane's restore scripts, exported with restore-county.sh and check-bucket.sh. `counties`: their
+        settings (check-bucket.sh compares the bucket's lock with the shortest time a county backup is kept)."""
         super().__init__("cht-hosting:backup:BackupEngine", name, None, opts)
         ns = backup.velero.namespace
         self.namespace = ns
         drill_storage_class = drill_class(county_class) if backup.drill.storage_class is None else None
         drill_storage_class_name = backup.drill.storage_class or drill_storage_class["metadata"]["name"]
         # Plain text, no secret: the plan writes them to restore/, `pulumi stack output restoreScripts` shows them.
-        self.restore_scripts = {
-            "restore-county.sh": scripts.county_restore_script(velero_namespace=ns),
-            **(cluster_restore_scripts or {}),
-        }
+        self.restore_scripts = {**scripts.scripts(backup, counties), **(cluster_restore_scripts or {})}
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": ns, "labels": dict(render.MANAGED)},
