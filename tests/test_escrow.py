@@ -59,6 +59,8 @@ def county_secret(evaluation: Evaluation, county: str) -> dict:
 
 def test_escrow_is_one_secret_output_with_what_a_restore_of_a_platform_needs(backup):
     assert "escrow" in backup.secret_outputs
+    # The engine's own mark: plain outputs stay plain.
+    assert not {"counties", "restoreScripts", "backup", "deployedState"} & backup.secret_outputs
     escrow = backup.outputs["escrow"]
     assert set(escrow) == {"stack", "k3s", "velero", "counties"}
     assert escrow["stack"] == "cht-hosting/backup"
