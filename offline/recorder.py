@@ -260,8 +260,16 @@ def record(
     runtime_config.set_all_config(dict(config), list(secret_keys))
     root = runtime_settings.get_root_resource()
 
+    async def secret(value: Any) -> bool:
+        # Only Outputs carry the mark; other awaitables an export holds are the engine's to await, once.
+        if isinstance(value, pulumi.Output):
+            return await value.is_secret()
+        if isinstance(value, dict):
+            value = list(value.values())
+        return isinstance(value, list | tuple) and any([await secret(v) for v in value])
+
     async def secret_names(outputs: dict) -> list[str]:
-        return [name for name, value in outputs.items() if await pulumi.Output.from_input(value).is_secret()]
+        return [name for name, value in outputs.items() if await secret(value)]
 
     def body():
         build()

@@ -57,3 +57,22 @@ def test_a_failing_program_says_why_and_how_far_it_got():
     with pytest.raises(recorder.ProgramFailed) as failure:
         recorder.record(failing, project="tiny", stack="smoke")
     assert "no such county" in failure.value.message and failure.value.registered == 2
+
+
+def test_the_outputs_the_engine_holds_as_secrets_are_named():
+    """As `pulumi stack output` shows `[secret]`: an Output marked secret, or a mapping holding one; an awaitable
+    an export holds is left to the engine to await."""
+
+    async def later() -> bool:
+        return True
+
+    def exports():
+        pulumi.export("token", pulumi.Output.secret("t0ken"))
+        pulumi.export("nested", {"plain": "x", "inner": pulumi.Output.secret("y")})
+        pulumi.export("plain", pulumi.Output.from_input("z"))
+        pulumi.export("text", "w")
+        pulumi.export("awaited", later())
+
+    ev = recorder.record(exports, project="tiny", stack="secrets")
+    assert ev.secret_outputs == {"token", "nested"}
+    assert ev.outputs["nested"] == {"plain": "x", "inner": "y"} and ev.outputs["awaited"] is True
