@@ -132,3 +132,16 @@ def _leaves(value) -> set[str]:
     if isinstance(value, dict):
         return set().union(*(_leaves(v) for v in value.values()))
     return {value} if isinstance(value, str) else set()
+
+
+def test_in_a_split_deployment_each_stack_escrows_its_own_part():
+    """The platform stack: the tokens and the repository password; a county stack: its own counties only
+    (docs/runbooks/escrow.md: keep one escrow per stack)."""
+    split = STACKS / "split"
+    platform = plan.run("nation", stack_dir=split)[0]
+    county_stack = plan.run("nation-counties-a", stack_dir=split, references={"nation": platform.outputs})[0]
+    assert {"escrow"} <= platform.secret_outputs and {"escrow"} <= county_stack.secret_outputs
+    assert {"k3s", "velero"} <= set(platform.outputs["escrow"]) and not platform.outputs["escrow"]["counties"]
+    own = set(stackfile.raw(stackfile.load("nation-counties-a", root=split))[0]["counties"])
+    assert set(county_stack.outputs["escrow"]) == {"stack", "counties"}
+    assert set(county_stack.outputs["escrow"]["counties"]) == own
