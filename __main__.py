@@ -5,7 +5,7 @@ import pulumi
 import config
 import tuning
 from components.backup import render as backup_render
-from components.backup.county import CountyBackup, FinalCountyBackup
+from components.backup.county import FinalCountyBackup, county_backup
 from components.backup.velero import BackupEngine
 from components.cht.project import ChtProject
 from components.k3s.cluster import ETCD_SEED_CAN_MOVE
@@ -89,15 +89,15 @@ if cfg.backup:
             opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.county_after),
         )
     for name, county in counties.items():
-        # The county's own (a child of its ChtProject, like its monitoring): moving or removing the county takes
-        # it along. Releases before 2026-12 registered it at the stack's root; the alias keeps that one.
-        CountyBackup(
+        # The county's own Schedule, a child of its ChtProject: moving or removing the county takes it along
+        # (county_backup aliases it from the CountyBackup component that held it before).
+        county_backup(
             f"{name}-backup",
             county,
             backup,
             engine=engine,
             county_namespace=projects[name].ns,
-            opts=pulumi.ResourceOptions(parent=projects[name], aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]),
+            opts=pulumi.ResourceOptions(parent=projects[name]),  # the county owns its Schedule
         )
     # A county that leaves the deployment gets one last backup, kept until an operator deletes it
     # (docs/backups.md); one that moves to another stack of it keeps running there.

@@ -10,6 +10,7 @@ NetworkPolicies are rendered from this (components/cht/render.py).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ class ClusterAccess:
     endpoint, vCenter (when it is an address) and `network.protectedNetworks`."""
     kube_api: tuple[tuple[str, int], ...]
     """(CIDR, port) where the Kubernetes API answers, for the upgrade service."""
+    scraped: bool = False
+    """Monitoring is on: the monitoring namespace's scrapers (names.SCRAPER_POD_LABELS) reach the API port."""
 
 
 def vcenter_by_name(config: StackConfig) -> bool:
@@ -46,6 +49,11 @@ def _within(cidr: str, networks: list[str]) -> bool:
 
 
 def cluster_access(config: StackConfig) -> ClusterAccess:
+    scraped = config.monitoring is not None and config.monitoring.enabled
+    return dataclasses.replace(_access(config), scraped=scraped)
+
+
+def _access(config: StackConfig) -> ClusterAccess:
     if config.cluster_mode == "existing":
         # The existing cluster's API address is not known here: the upgrade service may try the usual ports.
         return ClusterAccess(tuple(config.existing_cluster.protected_networks), (("0.0.0.0/0", KUBERNETES_SERVICE_PORT), ("0.0.0.0/0", K3S_API_PORT)))

@@ -44,6 +44,10 @@ INGRESS_NAMESPACE = KUBE_SYSTEM  # where k3s runs its packaged traefik
 
 # The platform monitoring stack's namespace (Prometheus, Alertmanager, the CHT json-exporter).
 MONITORING_NAMESPACE = "monitoring"
+# The pods that read the counties' API from the monitoring namespace (kube-prometheus-stack's Prometheus, for
+# the express metrics; prometheus-json-exporter, for /api/v2/monitoring), as their charts label them: each
+# county's API NetworkPolicy admits them (components/cht/render.py), the monitoring stack runs them.
+SCRAPER_POD_LABELS = ({"app.kubernetes.io/name": "prometheus"}, {"app.kubernetes.io/name": "prometheus-json-exporter"})
 BACKUP_NAMESPACE = "velero"  # backup.velero.namespace's default (Velero, its node agent and the drill)
 DRILL_NAMESPACE = "restore-drill-scratch"  # where the restore drill brings a county back, and deletes it after
 

@@ -164,8 +164,15 @@ def test_one_schedule_per_county_covering_its_namespace_and_every_volume(backup)
         assert template["includedNamespaces"] == [county]
         assert template["defaultVolumesToFsBackup"] is True  # every CouchDB node's volume, through kopia
         assert template["ttl"] == f"{days * 24}h0m0s"
-        # The Schedule belongs to the county's own component, not to a shared one.
-        assert backup.by_urn[r.parent].name == f"{county}-backup"
+        # The Schedule belongs to the county's own component (its ChtProject), not to a shared one, and
+        # carries over from the per-county component it had before issue 24 without a replacement.
+        assert backup.by_urn[r.parent].name == county and backup.by_urn[r.parent].type == "cht-hosting:cht:ChtProject"
+        old = f"urn:pulumi:{backup.stack}::cht-hosting::cht-hosting:backup:CountyBackup::{county}-backup"
+        assert r.aliases == ({"spec": {"parentUrn": old}},)
+        assert r.urn.replace("cht-hosting:cht:ChtProject$", "cht-hosting:backup:CountyBackup$") == (
+            f"urn:pulumi:{backup.stack}::cht-hosting::cht-hosting:backup:CountyBackup$kubernetes:velero.io/v1:Schedule::"
+            f"{county}-backup-schedule"
+        )
 
 
 def test_the_drill_reads_no_live_county_and_every_backup_records_what_it_holds(backup):

@@ -167,11 +167,7 @@ def test_budget_becomes_quota_with_headroom_and_requests(national, national_coun
 def test_network_policies_per_namespace(national):
     for name in ("kwale", "mombasa"):
         policies = by_k8s_name(national, name, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
-        # The monitoring scrape's own policy (a child of the county too) is tested in test_monitoring_stack.
-        own = sorted(p for p, r in policies.items() if "cht-hosting/monitoring" not in r.inputs["metadata"]["labels"])
-        assert own == [
-            "api-from-ingress-controller", "egress-api-sentinel-outside", "egress-dns-and-own-pods", "same-namespace-only"
-        ]
+        assert sorted(policies) == ["api-inbound", "egress-api-sentinel-outside", "isolation"]
 
 
 def test_ingress_to_api_with_tls_and_timeouts_and_no_buffering(national):

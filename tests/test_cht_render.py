@@ -5,12 +5,13 @@ Upstream references: CC = medic/cht-core at the tag named (4.22.0, 5.2.0, the la
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from components.cht import render
-from config import sizing
+from config import names, sizing
 from config.egress import ClusterAccess
 from config.model import ChtSettings
 
@@ -310,20 +311,33 @@ def policies(s: ChtSettings, access: ClusterAccess = ACCESS) -> dict[str, dict]:
 
 def test_ingress_policies_allow_own_namespace_and_traefik_to_api_only():
     p = policies(settings())
-    assert p["same-namespace-only"] == {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": {}}]}]}
-    api = p["api-from-ingress-controller"]
-    assert api["podSelector"] == {"matchLabels": {"cht.service": "api"}}
+    isolation = p["isolation"]
+    assert isolation["podSelector"] == {} and isolation["policyTypes"] == ["Ingress", "Egress"]
+    assert isolation["ingress"] == [{"from": [{"podSelector": {}}]}]
+    api = p["api-inbound"]
+    assert api["podSelector"] == {"matchLabels": {"cht.service": "api"}} and api["policyTypes"] == ["Ingress"]
     (rule,) = api["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 5988}]
-    (peer,) = rule["from"]
+    (peer,) = rule["from"]  # monitoring off: traefik only
     assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}
     assert peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "traefik"}}
 
 
+def test_with_monitoring_the_api_port_alone_opens_to_the_scrapers():
+    """Formerly monitoring's own `allow-monitoring-scrape` policy in each county: the same pods, port and peers."""
+    (rule,) = policies(settings(), dataclasses.replace(ACCESS, scraped=True))["api-inbound"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5988}]
+    traefik, *scrapers = rule["from"]
+    assert traefik["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "traefik"}}
+    assert [peer["podSelector"]["matchLabels"] for peer in scrapers] == list(names.SCRAPER_POD_LABELS)
+    for peer in scrapers:
+        assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    assert sorted(policies(settings(), dataclasses.replace(ACCESS, scraped=True))) == sorted(policies(settings()))
+
+
 def test_egress_dns_and_own_pods_for_all_outside_world_for_api_and_sentinel_only():
     p = policies(settings())
-    base = p["egress-dns-and-own-pods"]
-    assert base["podSelector"] == {} and base["policyTypes"] == ["Egress"]
+    base = p["isolation"]
     dns, own = base["egress"]
     assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
     assert dns["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
@@ -332,7 +346,7 @@ def test_egress_dns_and_own_pods_for_all_outside_world_for_api_and_sentinel_only
     assert world["podSelector"]["matchExpressions"][0]["values"] == ["api", "sentinel"]
     assert world["egress"] == [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.20.0.0/24", "10.43.0.1/32"]}}]}]
     # Only these policies select pods for egress, and none reaches the Kubernetes API without the upgrade service.
-    assert sorted(p) == ["api-from-ingress-controller", "egress-api-sentinel-outside", "egress-dns-and-own-pods", "same-namespace-only"]
+    assert sorted(p) == ["api-inbound", "egress-api-sentinel-outside", "isolation"]
 
 
 def test_only_the_upgrade_service_reaches_the_kubernetes_api():

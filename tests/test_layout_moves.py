@@ -28,12 +28,15 @@ def _taken(evaluation, olds: set[str]) -> tuple[set[str], set[str]]:
 
 
 def test_county_backup_under_its_project_keeps_every_deployed_resource():
+    """The county's Schedule moves under its ChtProject; only the empty CountyBackup components that held it
+    leave the state (a component's delete is a state entry, nothing in the cluster)."""
     evaluation, _ = plan.run("backup", stack_dir=STACKS)
     deleted, created = _taken(evaluation, _recorded("backup-ad19a31.urns"))
-    assert deleted == set()
+    schedules = evaluation.of_type("kubernetes:velero.io/v1:Schedule")
+    counties = {s.name.removesuffix("-backup-schedule") for s in schedules}
+    assert {urns.parts(u)[2:] for u in deleted} == {("cht-hosting:backup:CountyBackup", f"{c}-backup") for c in counties}
     assert created == set()
-    backups = evaluation.of_type("cht-hosting:backup:CountyBackup")
-    assert backups and all(evaluation.by_urn[b.parent].type == "cht-hosting:cht:ChtProject" for b in backups)
+    assert schedules and all(evaluation.by_urn[s.parent].type == "cht-hosting:cht:ChtProject" for s in schedules)
 
 
 def test_without_the_alias_the_county_backups_would_be_replaced():
@@ -43,6 +46,6 @@ def test_without_the_alias_the_county_backups_would_be_replaced():
         evaluation, registrations=[dataclasses.replace(r, aliases=()) for r in evaluation.registrations]
     )
     deleted, created = _taken(stripped, _recorded("backup-ad19a31.urns"))
-    counties = {b.name.removesuffix("-backup") for b in evaluation.of_type("cht-hosting:backup:CountyBackup")}
+    counties = {s.name.removesuffix("-backup-schedule") for s in evaluation.of_type("kubernetes:velero.io/v1:Schedule")}
     assert {urns.parts(u)[3] for u in deleted} == {f"{c}-backup{s}" for c in counties for s in ("", "-schedule")}
     assert len(created) == len(deleted)

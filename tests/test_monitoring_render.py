@@ -287,14 +287,12 @@ def test_chart_resources_come_from_the_capacity_table():
 # --- isolation ---------------------------------------------------------------------------------------------------
 
 
-def test_county_policy_opens_only_the_api_port_to_the_scrapers():
-    spec = render.county_scrape_policy_spec()
-    assert spec["podSelector"] == {"matchLabels": {"cht.service": "api"}}
-    (rule,) = spec["ingress"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": API_PORT}]
-    for peer in rule["from"]:
-        assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
-        assert peer["podSelector"]["matchLabels"] in (render.PROMETHEUS_POD_LABELS, render.JSON_EXPORTER_POD_LABELS)
+def test_the_scrapers_counties_admit_are_the_pods_the_charts_run():
+    """Each county's `api-inbound` policy admits names.SCRAPER_POD_LABELS (components/cht/render.py): Prometheus's
+    pods (prometheus-operator labels them app.kubernetes.io/name=prometheus) and the json-exporter's (its chart's
+    name label, prometheus-json-exporter-0.19.2 templates/_helpers.tpl selectorLabels)."""
+    assert render.PROMETHEUS_POD_LABELS == {"app.kubernetes.io/name": "prometheus"}
+    assert render.JSON_EXPORTER_POD_LABELS == {"app.kubernetes.io/name": render.JSON_EXPORTER_CHART}
 
 
 def test_monitoring_namespace_quota_holds_its_pods():

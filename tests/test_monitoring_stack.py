@@ -106,12 +106,14 @@ def test_the_county_service_monitor_names_a_port_the_api_service_has(base):
     assert monitor.inputs["spec"]["endpoints"][0]["port"] in {p["name"] for p in service.inputs["spec"]["ports"]}
 
 
-def test_each_county_admits_the_scrapers_in_a_policy_of_its_own(base):
+def test_each_county_admits_the_scrapers_in_its_api_policy(base):
+    """The scrapers reach each county's API through the county's own `api-inbound` policy (no policy of monitoring's)."""
     for county in ("alpha", "beta", "gamma"):
-        policies = _in_namespace(base, "kubernetes:networking.k8s.io/v1:NetworkPolicy", county)
-        (ours,) = [p for p in policies if p.inputs["metadata"]["name"] == "allow-monitoring-scrape"]
-        assert ours.inputs["spec"] == render.county_scrape_policy_spec()
-        assert ours.name == f"{county}-monitoring-netpol"
+        policies = {p.inputs["metadata"]["name"]: p for p in _in_namespace(base, "kubernetes:networking.k8s.io/v1:NetworkPolicy", county)}
+        (rule,) = policies["api-inbound"].inputs["spec"]["ingress"]
+        peers = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+        assert render.PROMETHEUS_POD_LABELS in peers and render.JSON_EXPORTER_POD_LABELS in peers
+        assert "allow-monitoring-scrape" not in policies
 
 
 def test_alert_rules_for_each_condition(base):
@@ -226,8 +228,7 @@ def _monitoring_objects(evaluation: Evaluation):
     for r in evaluation.registrations:
         if r.type.startswith("kubernetes:monitoring.coreos.com/") or (
             r.type.startswith("kubernetes:") and r.custom and "kind" in r.inputs
-            and (r.inputs["metadata"].get("namespace") == "monitoring" or r.inputs["metadata"].get("name") == "monitoring"
-                 or r.name.endswith("-monitoring-netpol"))
+            and (r.inputs["metadata"].get("namespace") == "monitoring" or r.inputs["metadata"].get("name") == "monitoring")
         ):
             yield r
 
@@ -250,8 +251,9 @@ def test_every_monitoring_object_is_schema_valid(base):
                 pytest.fail(f"{r.name} ({r.inputs['kind']}): {error.message} at {list(error.path)}")
             checked["builtin"] += 1
     # 3 Probes, 2 county ServiceMonitors + Velero's, Velero's node-agent PodMonitor, 3 county rules + 2
-    # platform rules; namespace, quota, limits, 4 policies, the Secret, 3 county policies.
-    assert checked == {"custom": 12, "builtin": 11}
+    # platform rules; namespace, quota, limits, 4 policies, the Secret (the counties admit the scrapers in
+    # their own api-inbound policy, checked with the county's objects).
+    assert checked == {"custom": 12, "builtin": 8}
 
 
 def test_strict_crd_schema_catches_an_unknown_field():

@@ -57,8 +57,8 @@ def inputs_by_urn(evaluation: Evaluation, dependencies: bool = True) -> dict:
     }
 
 
-# A county's own components: its CHT Core and its backup objects (Schedule, drill access).
-COUNTY_COMPONENTS = {"cht-hosting:cht:ChtProject": "{county}", "cht-hosting:backup:CountyBackup": "{county}-backup"}
+# A county's own component: its CHT Core, which owns its backup Schedule and monitoring too.
+COUNTY_COMPONENTS = {"cht-hosting:cht:ChtProject": "{county}"}
 
 
 def county_urns(evaluation: Evaluation, county: str, components: dict[str, str] = COUNTY_COMPONENTS) -> set[str]:
@@ -140,7 +140,8 @@ def test_k3d_registers_no_vsphere_or_remote_command_resource(k3d):
 
 def test_k3d_counties_get_the_same_resources_as_in_national_on_the_existing_cluster(national, k3d):
     def shape(evaluation, county):
-        # The CHT Core objects only: k3d has no backups configured, and monitoring is off by default on an
+        # The CHT Core objects only: k3d has no backups configured (a county's Schedule is its ChtProject's
+        # child), and monitoring is off by default on an
         # existing cluster (test_monitoring_stack covers both modes).
         only_cht = {"cht-hosting:cht:ChtProject": "{county}"}
         return sorted(

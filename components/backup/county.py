@@ -1,6 +1,7 @@
-"""CountyBackup: one county's backup objects, named after the county, so adding a county changes no shared object.
+"""A county's backup objects, named after the county and owned by its ChtProject, so adding a county changes no
+shared object; and FinalCountyBackup, a removed county's last backup.
 
-Creates:
+`county_backup` creates:
 - Velero Schedule `county-<name>` (in Velero's namespace): the county's namespace with its objects,
   the credentials Secret and every CouchDB node's volume (kopia), kept for the county's retention.
   No owner references to the backups. The Schedule is deleted when the county leaves config: left running,
@@ -22,39 +23,47 @@ from config.model import BackupConfig, County
 
 from . import render
 
+# The Schedule was the only child of a per-county component `cht-hosting:backup:CountyBackup` named
+# `<county>-backup`: at the stack's root (releases up to ad19a31), then under the county's ChtProject (d556a29).
+# It now belongs to the ChtProject itself. The aliases carry it over from either: the Schedule is neither
+# replaced nor deleted, and the empty component leaves the state (a component's delete touches no cluster).
+OLD_COMPONENT = "cht-hosting:backup:CountyBackup"
 
-class CountyBackup(pulumi.ComponentResource):
-    schedule: str
-    """The Schedule's name (its backups are named `<schedule>-<timestamp>`)."""
 
-    def __init__(
-        self,
-        name: str,
-        county: County,
-        backup: BackupConfig,
-        *,
-        engine: pulumi.Resource | None,
-        county_namespace: pulumi.Resource,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__("cht-hosting:backup:CountyBackup", name, None, opts)
-        ns = backup.velero.namespace
-        self.schedule = render.schedule_name(county.name)
-        k8s.apiextensions.CustomResource(
-            f"{name}-schedule",
-            api_version=render.VELERO_API,
-            kind="Schedule",
-            metadata={
-                "name": self.schedule,
-                "namespace": ns,
-                "labels": render.schedule_labels(county, backup.drill.enabled),
-            },
-            spec=render.schedule_spec(county, backup, ns),
-            # `engine` None: Velero is the platform stack's, deployed before any county stack updates.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[r for r in (engine, county_namespace) if r is not None]),
-        )
-        # Marks the component complete and lists its outputs in the engine.
-        self.register_outputs({"schedule": self.schedule})
+def county_backup(
+    name: str,
+    county: County,
+    backup: BackupConfig,
+    *,
+    engine: pulumi.Resource | None,
+    county_namespace: pulumi.Resource,
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
+    """The county's Velero Schedule `county-<name>` as `<name>-schedule` (name: `<county>-backup`); `opts`
+    gives its parent, the county's ChtProject (whose provider it uses)."""
+    ns = backup.velero.namespace
+    return k8s.apiextensions.CustomResource(
+        f"{name}-schedule",
+        api_version=render.VELERO_API,
+        kind="Schedule",
+        metadata={
+            "name": render.schedule_name(county.name),
+            "namespace": ns,
+            "labels": render.schedule_labels(county, backup.drill.enabled),
+        },
+        spec=render.schedule_spec(county, backup, ns),
+        opts=pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(
+                # `engine` None: Velero is the platform stack's, deployed before any county stack updates.
+                depends_on=[r for r in (engine, county_namespace) if r is not None],
+                aliases=[
+                    pulumi.Alias(parent=pulumi.create_urn(name, OLD_COMPONENT)),
+                    pulumi.Alias(parent=pulumi.create_urn(name, OLD_COMPONENT, parent=opts.parent)),
+                ],
+            ),
+        ),
+    )
 
 
 class FinalCountyBackup(pulumi.ComponentResource):

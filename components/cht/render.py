@@ -295,6 +295,12 @@ def limit_range(county: str) -> dict:
     }
 
 
+# Merged in issue 24 from same-namespace-only + egress-dns-and-own-pods (the same pods) and from
+# api-from-ingress-controller + monitoring's allow-monitoring-scrape (the same pods and port): same flows.
+ISOLATION_POLICY = "isolation"
+API_INBOUND_POLICY = "api-inbound"
+
+
 def _policy(county: str, name: str, spec: dict) -> dict:
     ns = names.namespace(county)
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(ns, county, name), "spec": spec}
@@ -305,17 +311,25 @@ def _selects(*services: str) -> dict:
 
 
 def network_policies(settings: ChtSettings, county: str, access: ClusterAccess) -> list[dict]:
-    """NetworkPolicies add up (a connection is allowed when any policy allows it), so others (backup,
-    monitoring) can allow more with policies of their own without editing these.
+    """NetworkPolicies add up (a connection is allowed when any policy allows it), so others may allow more
+    with policies of their own without editing these; policies that select the same pods are one policy.
 
-    In: every pod from its own namespace; the API also from traefik, and with a cert-manager issuer its
-    HTTP-01 solver pods too. Out: DNS and the county's own pods for every pod; API and Sentinel also the
-    outside world except the protected networks (nodes, pods and Services of the cluster, Kubernetes API,
-    vCenter, config's protected networks); the upgrade service also the Kubernetes API."""
+    `isolation` (every pod): in from its own namespace; out to DNS and its own namespace. `api-inbound` (the
+    API): traefik, and with monitoring on the monitoring namespace's scrapers, to the API port; with a
+    cert-manager issuer its HTTP-01 solver pods from traefik too. API and Sentinel also out to the outside
+    world except the protected networks (nodes, pods and Services of the cluster, Kubernetes API, vCenter,
+    config's protected networks); the upgrade service also the Kubernetes API."""
     from_ingress_controller = {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.INGRESS_NAMESPACE}},
         "podSelector": {"matchLabels": dict(INGRESS_POD_LABELS)},
     }
+    scrapers = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.MONITORING_NAMESPACE}},
+            "podSelector": {"matchLabels": dict(pod)},
+        }
+        for pod in (names.SCRAPER_POD_LABELS if access.scraped else ())
+    ]
     dns = {
         "to": [
             {
@@ -325,24 +339,29 @@ def network_policies(settings: ChtSettings, county: str, access: ClusterAccess) 
         ],
         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
     }
+    own_pods = {"podSelector": {}}
     world: dict[str, Any] = {"cidr": "0.0.0.0/0"}
     if access.protected:
         world["except"] = list(access.protected)
     policies = [
-        _policy(county, "same-namespace-only", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": {}}]}]}),
         _policy(
             county,
-            "api-from-ingress-controller",
+            ISOLATION_POLICY,
             {
-                "podSelector": {"matchLabels": {"cht.service": "api"}},
-                "policyTypes": ["Ingress"],
-                "ingress": [{"from": [from_ingress_controller], "ports": [{"protocol": "TCP", "port": API_PORT}]}],
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [own_pods]}],
+                "egress": [dns, {"to": [own_pods]}],
             },
         ),
         _policy(
             county,
-            "egress-dns-and-own-pods",
-            {"podSelector": {}, "policyTypes": ["Egress"], "egress": [dns, {"to": [{"podSelector": {}}]}]},
+            API_INBOUND_POLICY,
+            {
+                "podSelector": {"matchLabels": {"cht.service": "api"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [from_ingress_controller, *scrapers], "ports": [{"protocol": "TCP", "port": API_PORT}]}],
+            },
         ),
         _policy(
             county,
@@ -352,7 +371,7 @@ def network_policies(settings: ChtSettings, county: str, access: ClusterAccess) 
     ]
     if settings.tls.cluster_issuer:
         # traefik forwards the ACME server's (and cert-manager's self-check) request for the challenge to the
-        # solver pod; without this, `same-namespace-only` drops it and the certificate is never issued.
+        # solver pod; without this, `isolation` drops it and the certificate is never issued.
         policies.append(
             _policy(
                 county,

@@ -6,7 +6,7 @@ Creates, named after the county and owned by it (adding a county adds these and 
 - ServiceMonitor `cht-express-metrics` (CHT 4.3.0 and later): the API's /api/v1/express-metrics;
 - PrometheusRule `cht-county`: the county's own alerts (not scraped, volume unmeasured, never backed up
   when backups are configured, and for a 4.x county a volume too small for the 4.x -> 5.x upgrade);
-- NetworkPolicy `allow-monitoring-scrape`: the monitoring namespace's scrapers may reach the API port.
+The scrapers reach the API through the county's own `api-inbound` NetworkPolicy (components/cht/render.py).
 """
 
 from __future__ import annotations
@@ -53,12 +53,6 @@ class CountyMonitoring(pulumi.ComponentResource):
                 opts=child,
             )
 
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-netpol",
-            metadata=meta("allow-monitoring-scrape"),
-            spec=render.county_scrape_policy_spec(),
-            opts=child,
-        )
         custom("probe", "Probe", "cht-monitoring", render.county_probe_spec(county.name, namespace, county.host, monitoring))
         if render.express_metrics_enabled(settings):
             custom(

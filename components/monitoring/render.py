@@ -39,9 +39,9 @@ EXPRESS_JOB = "cht-express-metrics"
 MONITORING_PATH = "/api/v2/monitoring?connected_user_interval=30"
 EXPRESS_METRICS_PATH = "/api/v1/express-metrics"
 EXPRESS_METRICS_SINCE = (4, 3, 0)  # /api/v1/express-metrics exists from CHT 4.3.0 (cht-core api/src/routing.js)
-# The pods that read the counties: Prometheus (express metrics) and the json-exporter (/api/v2/monitoring).
-PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
-JSON_EXPORTER_POD_LABELS = {"app.kubernetes.io/name": JSON_EXPORTER_CHART}
+# The pods that read the counties: Prometheus (express metrics) and the json-exporter (/api/v2/monitoring);
+# each county's API NetworkPolicy admits them (config/names.py).
+PROMETHEUS_POD_LABELS, JSON_EXPORTER_POD_LABELS = names.SCRAPER_POD_LABELS
 OPERATOR_POD_LABELS = {"app": f"{STACK_CHART}-operator"}
 OPERATOR_WEBHOOK_PORT = 10250
 # Every object this program adds to a county for monitoring carries this label (and the county's).
@@ -778,29 +778,6 @@ def county_service_monitor_spec(county: str, host: str, monitoring: MonitoringCo
                     {"targetLabel": "instance", "replacement": host, "action": "replace"},
                     {"targetLabel": "county", "replacement": county, "action": "replace"},
                 ],
-            }
-        ],
-    }
-
-
-def county_scrape_policy_spec() -> dict:
-    """NetworkPolicy in the county: the monitoring namespace's scrapers may reach the API port, nothing else.
-    NetworkPolicies add up, so this opens only that beside the county's own policies."""
-    from components.cht.render import API_PORT
-
-    def peer(pod_labels: dict) -> dict:
-        return {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}},
-            "podSelector": {"matchLabels": dict(pod_labels)},
-        }
-
-    return {
-        "podSelector": {"matchLabels": {"cht.service": "api"}},
-        "policyTypes": ["Ingress"],
-        "ingress": [
-            {
-                "from": [peer(PROMETHEUS_POD_LABELS), peer(JSON_EXPORTER_POD_LABELS)],
-                "ports": [{"protocol": "TCP", "port": API_PORT}],
             }
         ],
     }

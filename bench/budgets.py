@@ -1,0 +1,181 @@
+"""Benchmark: the scale budgets of issue 24, printed as figures and ratios in one run.
+
+For the national example (tests/stacks/Pulumi.national.yaml: 50 counties, backups and monitoring on) and the
+operator's prod stack, on the mock engine:
+
+- resources per county (components included: Pulumi diffs and stores them too), by type, goal <= 20;
+- total resources of the stack, goal <= 1,500;
+- resources in the stack a county edit previews, goal <= 500: the county stack's size where the program
+  is split into a platform stack and county stacks, else the whole stack (then over goal);
+- state bytes per county: what a checkpoint keeps per resource (URN, type, parent, provider, dependencies,
+  inputs, and the outputs the mock engine answers, which for Kubernetes objects are the inputs plus what
+  the provider adds), serialized as JSON; goal: no more than the baseline;
+- the evaluation time against the SDK floor comes from bench/stack_scale.py (goal <= 1.3x, linear to 500).
+
+`--baseline <file>` prints a saved run's figures beside this run's, with the ratios; `--save <file>` writes
+this run's figures (bench/baseline.json holds the figures of the commit named in it: the run before the
+resource merges of issue 24).
+
+    venv/bin/python bench/budgets.py
+    venv/bin/python bench/budgets.py --baseline bench/baseline.json
+    venv/bin/python bench/budgets.py --types          # also the per-county inventory by type
+
+This is a benchmark, not a test: it prints figures and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+GOALS = {"per_county": 20, "total": 1500, "county_edit": 500}
+STACKS = {"national": ROOT / "tests" / "stacks", "prod": ROOT}
+
+
+def _county_of(name: str, counties: list[str]) -> str | None:
+    """The county a resource belongs to: its name is the county's or starts with `<county>-` (the longest)."""
+    found = [c for c in counties if name == c or name.startswith(f"{c}-")]
+    return max(found, key=len) if found else None
+
+
+def measure(stack: str) -> dict:
+    """One stack's figures (and the per-county inventory by type)."""
+    import yaml
+
+    from offline import engine, plan
+
+    states: dict[str, int] = {}
+    answer = engine.FakeCloud.answer
+
+    def recording_answer(self, args):
+        resource_id, state = answer(self, args)
+        states[f"{args.typ}::{args.name}"] = len(json.dumps({"id": resource_id, "outputs": state}, default=str))
+        return resource_id, state
+
+    engine.FakeCloud.answer = recording_answer
+    evaluation, _ = plan.run(stack, stack_dir=STACKS[stack])
+    engine.FakeCloud.answer = answer
+    raw = yaml.safe_load((STACKS[stack] / f"Pulumi.{stack}.yaml").read_text())["config"]
+    counties = sorted(raw["cht-hosting:counties"])
+
+    per_county: dict[str, int] = collections.Counter()
+    state_bytes: dict[str, int] = collections.Counter()
+    types: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for r in evaluation.registrations:
+        county = _county_of(r.name, counties)
+        if county is None:
+            continue
+        entry = {"urn": r.urn, "type": r.type, "parent": r.parent, "provider": r.provider,
+                 "dependencies": list(r.depends_on), "inputs": r.inputs, "custom": r.custom}
+        size = len(json.dumps(entry, default=str)) + states.get(f"{r.type}::{r.name}", 0)
+        per_county[county] += 1
+        state_bytes[county] += size
+        types[county][r.type] += 1
+    counts = sorted(per_county.values())
+    typical = collections.Counter(counts).most_common(1)[0][0]
+    example = next(c for c in counties if per_county[c] == typical)
+    return {
+        "stack": stack,
+        "counties": len(counties),
+        "total": len(evaluation.registrations),
+        "per_county_typical": typical,
+        "per_county_max": counts[-1],
+        "per_county_mean": sum(counts) / len(counts),
+        "state_bytes_per_county": sum(state_bytes.values()) / len(counties),
+        "state_bytes_typical": state_bytes[example],
+        "county_edit": county_stack_size(evaluation, counties, stack),
+        "types": dict(sorted(types[example].items())),
+        "example": example,
+    }
+
+
+def county_stack_size(evaluation, counties: list[str], stack: str) -> dict:
+    """What `pulumi preview` of a one-county edit diffs: the stack that holds the county.
+
+    A split program (a platform stack and county stacks, `offline.stacks.county_stacks` when it exists)
+    answers with its county stacks' sizes; the single stack answers with its whole size."""
+    try:
+        from offline import stacks  # type: ignore[attr-defined]
+
+        sizes = stacks.county_stack_sizes(stack, STACKS[stack])  # {county stack: resources}
+    except (ImportError, AttributeError):
+        return {"layout": "single stack", "resources": len(evaluation.registrations)}
+    return {"layout": f"{len(sizes)} county stacks", "resources": max(sizes.values())}
+
+
+def _row(label: str, now: float, goal: float | None = None, base: float | None = None, fmt: str = "{:,.0f}") -> str:
+    cells = [f"{label:<44}", f"{fmt.format(now):>10}"]
+    cells.append(f"{('<= ' + fmt.format(goal)) if goal is not None else '':>10}")
+    cells.append(f"{('ok' if now <= goal else 'OVER') if goal is not None else '':>5}")
+    if base is not None:
+        cells.append(f"{fmt.format(base):>10}")
+        cells.append(f"{now / base:>7.2f}x" if base else f"{'':>8}")
+    return " ".join(cells)
+
+
+def report(figures: dict, baseline: dict | None, types: bool) -> None:
+    base = baseline or {}
+    head = f"{'':<44} {'now':>10} {'goal':>10} {'':>5}"
+    if baseline:
+        head += f" {'baseline':>10} {'ratio':>8}"
+    for stack, now in figures.items():
+        was = base.get(stack)
+        print(f"== {stack}: {now['counties']} counties" + (f" (baseline: {baseline.get('commit', '?')})" if was else ""))
+        print(head)
+        print(_row("resources per county (typical)", now["per_county_typical"], GOALS["per_county"],
+                   was and was["per_county_typical"]))
+        print(_row("resources per county (largest)", now["per_county_max"], None, was and was["per_county_max"]))
+        print(_row("total resources", now["total"], GOALS["total"], was and was["total"]))
+        edit = now["county_edit"]
+        print(_row(f"resources a county edit previews ({edit['layout']})", edit["resources"], GOALS["county_edit"],
+                   was and was["county_edit"]["resources"]))
+        print(_row("state bytes per county (mean)", now["state_bytes_per_county"],
+                   was and was["state_bytes_per_county"], was and was["state_bytes_per_county"]))
+        print(_row("state bytes per county (typical)", now["state_bytes_typical"],
+                   was and was["state_bytes_typical"], was and was["state_bytes_typical"]))
+        if types:
+            print(f"   a typical county ({now['example']}), by type:")
+            for type_, count in now["types"].items():
+                before = (was or {}).get("types", {}).get(type_, 0) if was else None
+                print(f"     {count:>3}" + (f" (was {before})" if was else "") + f"  {type_}")
+            if was:
+                for type_, before in was["types"].items():
+                    if type_ not in now["types"]:
+                        print(f"       0 (was {before})  {type_}")
+        print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("stacks", nargs="*", default=["national", "prod"], help="national and/or prod")
+    parser.add_argument("--baseline", type=Path, help="a saved run (--save) to print beside this one")
+    parser.add_argument("--save", type=Path, help="write this run's figures here")
+    parser.add_argument("--types", action="store_true", help="print a typical county's resources by type")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child)))
+        return
+    figures = {}
+    for stack in args.stacks:
+        # Each stack in its own process: a program evaluation leaves SDK state behind.
+        result = subprocess.run([sys.executable, __file__, "--child", stack], capture_output=True, text=True, cwd=ROOT)
+        if result.returncode != 0:
+            sys.exit(f"{stack} failed:\n{result.stderr}")
+        figures[stack] = json.loads(result.stdout.strip().splitlines()[-1])
+    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    report(figures, baseline, args.types)
+    if args.save:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+        args.save.write_text(json.dumps({"commit": commit.stdout.strip(), **figures}, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
