@@ -9,8 +9,8 @@ from components.backup.county import FinalCountyBackup, county_backup
 from components.backup.velero import BackupEngine
 from components.cht.project import ChtProject
 from components.k3s.cluster import ETCD_SEED_CAN_MOVE
-from components.monitoring import render as monitoring_render
-from components.monitoring.county import CountyMonitoring
+from components.monitoring import scrape as monitoring_scrape
+from components.monitoring import summary as monitoring_summary
 from components.monitoring.stack import PlatformMonitoring
 from components.platform import build_vsphere_platform, from_platform_stack, use_existing_cluster
 from components.storage import render as storage_render
@@ -144,45 +144,32 @@ pulumi.export(
 # outside the cluster so it can still alert when the cluster is down.
 # A platform stack lists every county of the deployment (each county stack, its own).
 watched = cfg.counties if layout.role == "platform" else counties
-pulumi.export("watchdogTargets", monitoring_render.watchdog_targets({name: c.url for name, c in watched.items()}))
+pulumi.export("watchdogTargets", monitoring_scrape.watchdog_targets({name: c.url for name, c in watched.items()}))
 
 monitoring = cfg.monitoring
-if monitoring is not None and monitoring.enabled:
-    monitoring_stack = None
-    if layout.builds_platform:
-        monitoring_stack = PlatformMonitoring(
-            "monitoring",
-            monitoring,
-            storage_class=platform.storage_class_name,
-            mode=cfg.cluster_mode,
-            smtp_password=secrets.monitoring_smtp_password,
-            webhook_url=secrets.monitoring_webhook_url,
-            heartbeat_url=secrets.monitoring_heartbeat_url,
+# Every county, in whichever stack, is scraped and alerted on by its labels: a county adds no monitoring
+# object, so a county stack has none.
+if monitoring is not None and monitoring.enabled and layout.builds_platform:
+    PlatformMonitoring(
+        "monitoring",
+        monitoring,
+        storage_class=platform.storage_class_name,
+        mode=cfg.cluster_mode,
+        smtp_password=secrets.monitoring_smtp_password,
+        webhook_url=secrets.monitoring_webhook_url,
+        heartbeat_url=secrets.monitoring_heartbeat_url,
+        backup=cfg.backup,
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.monitoring_after),
+    )
+    pulumi.export(
+        "monitoring",
+        monitoring_summary.summary(
+            monitoring, cfg.cluster_mode, {name: county.host for name, county in cfg.counties.items()},
+            webhook_secret=secrets.monitoring_webhook_url is not None,
+            heartbeat_secret=secrets.monitoring_heartbeat_url is not None,
             backup=cfg.backup,
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.monitoring_after),
-        )
-        pulumi.export(
-            "monitoring",
-            monitoring_render.summary(
-                monitoring, cfg.cluster_mode, {name: county.host for name, county in cfg.counties.items()},
-                webhook_secret=secrets.monitoring_webhook_url is not None,
-                heartbeat_secret=secrets.monitoring_heartbeat_url is not None,
-                backup=cfg.backup,
-            ),
-        )
-    # Each county's scrape and alerts belong to the county (a child of its ChtProject): adding a county
-    # adds them and changes nothing shared; removing one removes them with it. In a county stack the
-    # monitoring stack (its CRDs) is the platform's, deployed before.
-    for name, county in counties.items():
-        CountyMonitoring(
-            f"{name}-monitoring",
-            county,
-            monitoring,
-            backup=cfg.backup,
-            opts=pulumi.ResourceOptions(
-                parent=projects[name], depends_on=[projects[name].ns, *([monitoring_stack.release] if monitoring_stack else [])]
-            ),
-        )
+        ),
+    )
 
 # What later updates compare their config with (config/guards.py); no secrets.
 pulumi.export(

@@ -49,6 +49,11 @@ MONITORING_NAMESPACE = "monitoring"
 # county's API NetworkPolicy admits them (components/cht/render.py), the monitoring stack runs them.
 SCRAPER_POD_LABELS = ({"app.kubernetes.io/name": "prometheus"}, {"app.kubernetes.io/name": "prometheus-json-exporter"})
 BACKUP_NAMESPACE = "velero"  # backup.velero.namespace's default (Velero, its node agent and the drill)
+VELERO_RELEASE = "velero"  # the Velero chart's release name: its objects' app.kubernetes.io/instance
+# Velero's and its node agents' metrics (velero chart 12.1.0 values metrics.service / templates/service.yaml,
+# templates/node-agent-daemonset.yaml): the port's name the scrapes use and its number the egress opens.
+VELERO_METRICS_PORT_NAME = "http-monitoring"
+VELERO_METRICS_PORT = 8085
 DRILL_NAMESPACE = "restore-drill-scratch"  # where the restore drill brings a county back, and deletes it after
 
 # Kubernetes namespaces the cluster itself uses, or that the add-ons an operator commonly installs beside it
@@ -129,6 +134,24 @@ MAX_COUCHDB_NODES = 3
 
 def namespace(county: str) -> str:
     return county
+
+
+def service_host(service: str, namespace: str) -> str:
+    """A Service's name inside the cluster (cluster DNS)."""
+    return f"{service}.{namespace}.svc.cluster.local"
+
+
+CHT_API_PORT = 5988
+"""CHT's API (cht-core api/src/config: PORT 5988): traefik and the monitoring scrapes reach it."""
+
+# What a county's objects tell the monitoring stack, so that one Probe, one ServiceMonitor and one rule group
+# (components/monitoring) cover every county by labels, and adding a county changes nothing shared:
+CHT_MAJOR_LABEL = f"{PROJECT}/cht-major"
+"""On the county's namespace: the CHT major version in config ("4", "5"): the 4.x -> 5.x headroom alert."""
+EXPRESS_METRICS_LABEL = f"{PROJECT}/express-metrics"
+"""On the county's API Service, "true" when its CHT serves /api/v1/express-metrics (4.3.0 and later)."""
+HOST_ANNOTATION = f"{PROJECT}/host"
+"""On the county's API Service: the county's host, the `instance` its express metrics carry (as in Watchdog)."""
 
 
 def static_pv_name(county: str, node: int) -> str:

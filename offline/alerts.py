@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from . import scrapes
+
 # One sample every STEP over SPAN: long enough for the longest `for` of a healthy-path alert (backups: 26 h).
 STEP_MINUTES = 30
 SPAN_HOURS = 30
@@ -195,6 +197,17 @@ def _release_pods(release: dict) -> tuple[list[dict], list[float]]:
     return pods, volumes
 
 
+def _label_allowlist(objects: Objects) -> dict[str, tuple[str, ...]]:
+    """kube-state-metrics' metricLabelsAllowlist from the kube-prometheus-stack release's values."""
+    allowed: dict[str, tuple[str, ...]] = {}
+    for release in objects.releases:
+        entries = ((release.get("values") or {}).get("kube-state-metrics") or {}).get("metricLabelsAllowlist") or []
+        for entry in entries:
+            resource, _, labels = entry.partition("=")
+            allowed[resource] = tuple(labels.strip("[]").split(","))
+    return allowed
+
+
 def healthy_series(objects: Objects) -> list[dict]:
     """What the exporters report for a healthy cluster built from `objects`, over SPAN_HOURS."""
     out: list[dict] = []
@@ -285,11 +298,22 @@ def healthy_series(objects: Objects) -> list[dict]:
         labels = {**ksm, "namespace": cronjob["metadata"]["namespace"], "cronjob": cronjob["metadata"]["name"]}
         out.append(_series("kube_cronjob_created", labels, constant(-30 * 86400)))
         out.append(_series("kube_cronjob_status_last_successful_time", labels, clock(86400)))
-    # CHT: each county's probe (job `cht`) and express-metrics target answer; Watchdog's metrics look well.
-    for probe in objects.kind("Probe"):
-        static = probe["spec"]["targets"]["staticConfig"]
-        instance = static["relabelingConfigs"][0]["replacement"]
-        target = {"job": probe["spec"]["jobName"], "instance": instance, **static.get("labels", {})}
+    # The labels kube-state-metrics exports of deployments and namespaces (the chart's metricLabelsAllowlist).
+    for kind, plural in (("Deployment", "deployments"), ("Namespace", "namespaces")):
+        allowed = _label_allowlist(objects).get(plural, ())
+        for obj in objects.kind(kind):
+            meta = obj["metadata"]
+            labels = {f"label_{re.sub(r'[^a-zA-Z0-9_]', '_', k)}": v for k, v in (meta.get("labels") or {}).items() if k in allowed}
+            if kind == "Deployment":
+                labels.update(namespace=meta["namespace"], deployment=meta["name"])
+            else:
+                labels.update(namespace=meta["name"])
+            out.append(_series(f"kube_{kind.lower()}_labels", {**ksm, **labels}, constant(1)))
+    # CHT: every probe target (job `cht`: offline/scrapes.py finds them as Prometheus would) answers;
+    # Watchdog's metrics look well.
+    targets = [t for probe in objects.kind("Probe") for t in scrapes.probe_targets(probe, objects.kind("Ingress"))]
+    for found in targets:
+        target = {k: v for k, v in found.items() if not k.startswith("__")}
         out.append(_series("up", target, constant(1)))
         out.append(_series("cht_connected_users_count", target, constant(20)))
         for metric in ("cht_conflict_count", "cht_replication_limit_count", "cht_sentinel_backlog_count",

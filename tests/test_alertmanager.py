@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from components.monitoring import render
+from components.monitoring import values
 from config.model import MonitoringConfig
 from config.validate import validate
 from tests import tools, upstream
@@ -27,7 +27,7 @@ FULL = MonitoringConfig.model_validate(
 
 def _render(tmp_path, monitoring: MonitoringConfig, heartbeat_url: str | None = None, webhook_url: str | None = None):
     path = tmp_path / "alertmanager.yaml"
-    path.write_text(render.alertmanager_config(monitoring, "s3cret", webhook_url, heartbeat_url))
+    path.write_text(values.alertmanager_config(monitoring, "s3cret", webhook_url, heartbeat_url))
     return path
 
 
@@ -55,32 +55,32 @@ def _receiver(path, **labels: str) -> str:
 
 def test_heartbeat_goes_out_on_its_schedule_info_nowhere_the_rest_to_the_operators(tmp_path):
     path = _render(tmp_path, FULL, PING)
-    assert _receiver(path, alertname="Watchdog", severity="none") == render.HEARTBEAT_RECEIVER
+    assert _receiver(path, alertname="Watchdog", severity="none") == values.HEARTBEAT_RECEIVER
     assert _receiver(path, alertname="InfoInhibitor", severity="none", namespace="kwale") == "null"
     assert _receiver(path, alertname="KubeQuotaAlmostFull", severity="info", namespace="kwale") == "null"
     assert _receiver(path, alertname="CouchDbDown", severity="critical", namespace="kwale") == "operators"
     assert _receiver(path, alertname="KubePodCrashLooping", severity="warning", namespace="kwale") == "operators"
     config = yaml.safe_load(path.read_text())
-    (beat,) = [r for r in config["route"]["routes"] if r["receiver"] == render.HEARTBEAT_RECEIVER]
+    (beat,) = [r for r in config["route"]["routes"] if r["receiver"] == values.HEARTBEAT_RECEIVER]
     assert beat["repeat_interval"] == "3m" and beat["group_wait"] == "0s"
-    (receiver,) = [r for r in config["receivers"] if r["name"] == render.HEARTBEAT_RECEIVER]
+    (receiver,) = [r for r in config["receivers"] if r["name"] == values.HEARTBEAT_RECEIVER]
     assert receiver["webhook_configs"] == [{"url": PING, "send_resolved": False}]
     # Without a heartbeat it goes nowhere (and the plan says so).
     bare = _render(tmp_path, MonitoringConfig())
     assert _receiver(bare, alertname="Watchdog", severity="none") == "null"
-    assert "nowhere" in render.heartbeat_route(MonitoringConfig(), False)
-    assert render.heartbeat_route(FULL, True) == "Watchdog every 3 min to the URL in the secret monitoringHeartbeatUrl"
+    assert "nowhere" in values.heartbeat_route(MonitoringConfig(), False)
+    assert values.heartbeat_route(FULL, True) == "Watchdog every 3 min to the URL in the secret monitoringHeartbeatUrl"
 
 
 def test_the_charts_inhibit_rules_are_kept():
-    config = yaml.safe_load(render.alertmanager_config(MonitoringConfig(), None, None))
+    config = yaml.safe_load(values.alertmanager_config(MonitoringConfig(), None, None))
     assert config["inhibit_rules"] == upstream.KPS_INHIBIT_RULES
 
 
 def test_crds_follow_the_chart_version_through_its_upgrade_job():
-    values = render.stack_values(MonitoringConfig(), None, "vsphere-k3s")
-    assert values["crds"] == {"enabled": True, "upgradeJob": {"enabled": True}}
-    assert set(values["crds"]["upgradeJob"]) <= set(upstream.KPS_CRD_UPGRADE_KEYS)
+    chart = values.stack_values(MonitoringConfig(), None, "vsphere-k3s")
+    assert chart["crds"] == {"enabled": True, "upgradeJob": {"enabled": True}}
+    assert set(chart["crds"]["upgradeJob"]) <= set(upstream.KPS_CRD_UPGRADE_KEYS)
 
 
 # --- config: the heartbeat's URL, plain or secret, validated ----------------------------------------------------

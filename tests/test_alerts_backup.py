@@ -13,7 +13,7 @@ import subprocess
 
 import yaml
 
-from components.monitoring import render
+from components.monitoring import rules as monitoring_rules
 from tests import tools
 
 HOURS = 26
@@ -33,8 +33,8 @@ def _success(schedule: str, values: str) -> dict:
 
 
 def test_a_backup_without_pod_volume_data_alerts_and_one_with_data_does_not(tmp_path):
-    rule = render.county_backup_without_volume_data(HOURS)
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(render.prometheus_rule_spec("backups", [rule])))
+    rule = monitoring_rules.county_backup_without_volume_data(HOURS)
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(monitoring_rules.prometheus_rule_spec("backups", [rule])))
     # 10-minute steps over 2 days: each county backs up at step 144 (24 h) and step 288 (48 h).
     day = 144
     tests = {
@@ -82,7 +82,7 @@ def test_a_backup_without_pod_volume_data_alerts_and_one_with_data_does_not(tmp_
 
 
 def test_the_rule_is_valid_for_promtool(tmp_path):
-    rule = render.county_backup_without_volume_data(HOURS)
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(render.prometheus_rule_spec("backups", [rule])))
+    rule = monitoring_rules.county_backup_without_volume_data(HOURS)
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(monitoring_rules.prometheus_rule_spec("backups", [rule])))
     result = subprocess.run([tools.need("promtool"), "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -17,7 +17,7 @@ Alerts that page a person: fires on the first failure, quiet when healthy, resol
 
 from __future__ import annotations
 
-from components.monitoring import render
+from components.monitoring import namespace, values
 from config import capacity
 from config.model import MonitoringConfig
 from offline import alerts
@@ -37,9 +37,9 @@ def chart(name: str, severity: str | None = None) -> dict:
 
 def test_the_program_keeps_these_alerts():
     """None of the alerts below is disabled by the program's values; the replaced one is its own rule."""
-    disabled = render.stack_values(MonitoringConfig(), None, "vsphere-k3s")["defaultRules"]["disabled"]
+    disabled = values.stack_values(MonitoringConfig(), None, "vsphere-k3s")["defaultRules"]["disabled"]
     kept = {r[0] for r in upstream.KPS_ALERTS}
-    assert set(disabled) == set(render.CHART_ALERTS_REPLACED) and set(disabled) <= kept
+    assert set(disabled) == set(values.CHART_ALERTS_REPLACED) and set(disabled) <= kept
 
 
 def test_watchdog_always_fires_and_info_inhibitor_yields_to_a_warning():
@@ -123,7 +123,7 @@ def test_nodes_kubelets_and_the_api_server():
 def test_quotas_healthy_in_the_monitoring_namespace_and_why_the_chart_fully_used_is_replaced():
     rules = [chart("KubeQuotaAlmostFull"), chart("KubeQuotaFullyUsed")]
     monitoring = MonitoringConfig()
-    hard = render.namespace_quota(monitoring)
+    hard = namespace.namespace_quota(monitoring)
     pods = [p for p in capacity.monitoring_pods(monitoring).values() if not p.per_node]
     used = {
         "requests.cpu": sum(p.cpu_m * p.replicas for p in pods) / 1000,
@@ -150,7 +150,7 @@ def test_the_alerting_pipeline_watches_itself():
     alertmanager = {"job": "monitoring-alertmanager", "container": "alertmanager", "namespace": "monitoring", "integration": "webhook"}
     check(
         rules,
-        ([series("prometheus_rule_evaluation_failures_total", "0x10 1+1x20 21x30", rule_group="cht-county-kwale", **prometheus)],
+        ([series("prometheus_rule_evaluation_failures_total", "0x10 1+1x20 21x30", rule_group="cht-counties", **prometheus)],
          [quiet("9m", "PrometheusRuleFailures"),
           fires("28m", "PrometheusRuleFailures", {"severity": "critical", "rule_group": "cht-county-kwale", **prometheus}),
           quiet("50m", "PrometheusRuleFailures")]),
@@ -169,7 +169,7 @@ def test_the_alerting_pipeline_watches_itself():
 def test_a_healthy_national_stack_fires_only_the_heartbeat(national):
     """Every rendered rule and the chart alerts above, at once, over what a healthy national cluster reports."""
     objects = alerts.Objects.of(national)
-    kept = [chart(name, severity) for name, _f, _for, severity, _e in upstream.KPS_ALERTS if name not in render.CHART_ALERTS_REPLACED]
+    kept = [chart(name, severity) for name, _f, _for, severity, _e in upstream.KPS_ALERTS if name not in values.CHART_ALERTS_REPLACED]
     groups = [*alerts.rule_groups(objects), {"name": "kube-prometheus-stack", "rules": kept}]
     fired = alerts.firing(tools.need("promtool"), groups, alerts.healthy_series(objects))
     assert set(fired) == {"Watchdog"}, alerts.summary_line(sum(len(g["rules"]) for g in groups), fired)

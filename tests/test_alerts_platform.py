@@ -1,4 +1,4 @@
-"""The platform's alerts (components/monitoring/render.py platform_rules) under promtool: each fires on the
+"""The platform's alerts (components/monitoring/rules.py platform_rules) under promtool: each fires on the
 first failure, stays quiet when healthy and for a removed county, and resolves after recovery.
 
 The metrics, as the exporters at the pinned versions define them:
@@ -24,13 +24,14 @@ The metrics, as the exporters at the pinned versions define them:
 
 from __future__ import annotations
 
-from components.monitoring import render
+from components.monitoring import rules as monitoring_rules
+from components.monitoring import values
 from config.model import BackupConfig, MonitoringConfig
 from tests.alerting import check, fires, only, quiet, series
 
 MONITORING = MonitoringConfig()
 BACKUP = BackupConfig.model_validate({"s3": {"endpoint": "https://s3.moh.example.org", "bucket": "cht"}})
-RULES = render.platform_rules(MONITORING, "vsphere-k3s", BACKUP)
+RULES = monitoring_rules.platform_rules(MONITORING, "vsphere-k3s", BACKUP)
 SERVER = {"job": "apiserver", "instance": "10.0.0.11:6443"}
 SAVE = "k3s_etcd_snapshot_save_duration_seconds_count"
 UPLOAD = "k3s_etcd_snapshot_save_s3_duration_seconds_count"
@@ -146,12 +147,12 @@ def test_nodes_couchdb_and_volumes():
 
 def test_quota_fully_used_spares_the_resources_full_by_design():
     rules = only(RULES, "KubeQuotaFullyUsed")
-    assert "KubeQuotaFullyUsed" in render.CHART_ALERTS_REPLACED
-    assert render.stack_values(MONITORING, None, "vsphere-k3s")["defaultRules"]["disabled"] == {"KubeQuotaFullyUsed": True}
+    assert "KubeQuotaFullyUsed" in values.CHART_ALERTS_REPLACED
+    assert values.stack_values(MONITORING, None, "vsphere-k3s")["defaultRules"]["disabled"] == {"KubeQuotaFullyUsed": True}
     quota = {"job": "kube-state-metrics", "namespace": "kwale", "resourcequota": "county-budget"}
     full = [
         series("kube_resourcequota", "3x30", resource=resource, type=kind, **quota)
-        for resource in render.FULL_BY_DESIGN for kind in ("used", "hard")
+        for resource in monitoring_rules.FULL_BY_DESIGN for kind in ("used", "hard")
     ]
     cpu = [series("kube_resourcequota", "2x30", resource="requests.cpu", type="hard", **quota),
            series("kube_resourcequota", "1.5x5 2x20 1x5", resource="requests.cpu", type="used", **quota)]

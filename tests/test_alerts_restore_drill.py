@@ -1,5 +1,5 @@
 """The restore drill's alerts, run through `promtool test rules` (Prometheus 2.x): the rules as the stack
-renders them (components/monitoring/render.py with a backup config of its own) over series shaped as
+renders them (components/monitoring/rules.py with a backup config of its own) over series shaped as
 kube-state-metrics exports the Schedules' annotations (components/backup/drill.py kube_state_metrics_values:
 `cht_hosting_restore_drill_<name>{namespace, schedule, county}`)."""
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from components.backup import drill
-from components.monitoring import render
+from components.monitoring import rules as monitoring_rules
 from config.model import BackupConfig, MonitoringConfig
 from tests import tools
 from tests.alerting import check
@@ -31,7 +31,7 @@ def _series(name: str, county: str, values: str) -> dict:
 
 
 def _drill_rules() -> list[dict]:
-    return [r for r in render.platform_rules(MONITORING, "vsphere-k3s", BACKUP) if r["alert"].startswith("RestoreDrill")]
+    return [r for r in monitoring_rules.platform_rules(MONITORING, "vsphere-k3s", BACKUP) if r["alert"].startswith("RestoreDrill")]
 
 
 def _alert(name: str, county: str, at: str, fires: bool, severity: str = "critical") -> dict:

@@ -1,4 +1,4 @@
-"""Medic's CHT Watchdog alerts as the program renders them (render.cht_rules) under promtool.
+"""Medic's CHT Watchdog alerts as the program renders them (monitoring_rules.cht_rules) under promtool.
 
 Metrics: the json-exporter module the program renders from Watchdog 1.23.1's `exporters/json/config/cht.yml`
 (names checked against it in tests/test_monitoring_render.py), fed by CHT's `/api/v2/monitoring`
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 
-from components.monitoring import render
+from components.monitoring import rules as monitoring_rules
 from tests import upstream
 from tests.alerting import check, fires, only, quiet, series
 
-RULES = render.cht_rules()
+RULES = monitoring_rules.cht_rules()
 KWALE = {"job": "cht", "instance": "kwale.echis.example.org", "county": "kwale"}
 LAMU = {"job": "cht", "instance": "lamu.echis.example.org", "county": "lamu"}
 

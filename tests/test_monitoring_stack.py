@@ -12,9 +12,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.monitoring import render
+from components.monitoring import scrape, values
+from config import names
 from config.validate import validate
-from offline import plan
+from offline import alerts, plan, scrapes
 from offline.engine import Evaluation
 from tests import upstream
 from tests.conftest import raw_config
@@ -56,6 +57,20 @@ def _in_namespace(evaluation: Evaluation, type_: str, namespace: str) -> list:
 # --- adding a county adds its own objects and changes nothing else --------------------------------------------
 
 
+def _probed(evaluation: Evaluation) -> dict[str, dict]:
+    """What Prometheus would scrape for each county (offline/scrapes.py): county -> the Probe target's labels."""
+    objects = alerts.Objects.of(evaluation)
+    found = [t for probe in objects.kind("Probe") for t in scrapes.probe_targets(probe, objects.kind("Ingress"))]
+    return {t["county"]: t for t in found}
+
+
+def _express(evaluation: Evaluation) -> dict[str, dict]:
+    objects = alerts.Objects.of(evaluation)
+    found = [t for m in objects.kind("ServiceMonitor") if m["metadata"]["name"] == scrape.EXPRESS_MONITOR
+             for t in scrapes.service_monitor_targets(m, objects.kind("Service"))]
+    return {t["county"]: t for t in found}
+
+
 def test_adding_a_county_adds_only_its_own_objects(base, grown):
     before = {r.urn: r for r in base.registrations}
     after = {r.urn: r for r in grown.registrations}
@@ -64,8 +79,8 @@ def test_adding_a_county_adds_only_its_own_objects(base, grown):
     assert changed == [], f"adding a county changed shared objects: {changed}"
     added = [after[urn] for urn in set(after) - set(before)]
     assert added and all(r.name.startswith(f"{NEW_COUNTY}-") or r.name == NEW_COUNTY for r in added)
-    kinds = {r.type for r in added}
-    assert {PROBE, SERVICE_MONITOR, RULE, "kubernetes:networking.k8s.io/v1:NetworkPolicy"} <= kinds
+    # No monitoring object of its own: the county is scraped and alerted on by its labels.
+    assert not {r.type for r in added} & {PROBE, SERVICE_MONITOR, RULE}
 
 
 def test_adding_a_county_adds_it_to_the_watchdog_list_and_the_scrapes(base, grown):
@@ -73,11 +88,10 @@ def test_adding_a_county_adds_it_to_the_watchdog_list_and_the_scrapes(base, grow
     after = yaml.safe_load(grown.outputs["watchdogTargets"])
     new = {"targets": [f"https://{NEW_COUNTY}.cht.test.example.org"]}
     assert new not in before and sorted([*before, new], key=str) == sorted(after, key=str)
-    (probe,) = _in_namespace(grown, PROBE, NEW_COUNTY)
-    assert probe.inputs["spec"]["targets"]["staticConfig"]["static"] == [
-        f"http://api.{NEW_COUNTY}.svc.cluster.local:5988/api/v2/monitoring?connected_user_interval=30"
-    ]
-    assert grown.outputs["monitoring"]["scrapes"][NEW_COUNTY] == probe.inputs["spec"]["targets"]["staticConfig"]["static"][0]
+    assert NEW_COUNTY not in _probed(base)
+    target = _probed(grown)[NEW_COUNTY]["__param_target"]
+    assert target == f"http://api.{NEW_COUNTY}.svc.cluster.local:5988/api/v2/monitoring?connected_user_interval=30"
+    assert grown.outputs["monitoring"]["scrapes"][NEW_COUNTY] == target
 
 
 # --- what one stack deploys --------------------------------------------------------------------------------------
@@ -85,25 +99,18 @@ def test_adding_a_county_adds_it_to_the_watchdog_list_and_the_scrapes(base, grow
 
 def test_every_county_is_scraped_with_its_host_as_instance(base):
     hosts = {"alpha": "alpha.cht.test.example.org", "beta": "beta.cht.test.example.org", "gamma": "gamma.cht.test.example.org"}
-    for county, host in hosts.items():
-        (probe,) = _in_namespace(base, PROBE, county)
-        spec = probe.inputs["spec"]
-        assert spec["jobName"] == "cht" and spec["interval"] == "120s" and spec["module"] == "default"
-        assert spec["prober"] == {"url": "cht-json-exporter.monitoring.svc:7979", "scheme": "http", "path": "/probe"}
-        assert spec["targets"]["staticConfig"]["relabelingConfigs"][0]["replacement"] == host
-        assert spec["targets"]["staticConfig"]["labels"] == {"county": county}
+    (probe,) = _by_type(base, PROBE)
+    spec = probe.inputs["spec"]
+    assert probe.inputs["metadata"]["namespace"] == "monitoring"
+    assert spec["jobName"] == "cht" and spec["interval"] == "120s" and spec["module"] == "default"
+    assert spec["prober"] == {"url": "cht-json-exporter.monitoring.svc:7979", "scheme": "http", "path": "/probe"}
+    probed = _probed(base)
+    assert {county: t["instance"] for county, t in probed.items()} == hosts
+    assert all(t["job"] == "cht" and t["namespace"] == county for county, t in probed.items())
     # gamma runs CHT 4.2.0, which has no /api/v1/express-metrics (4.3.0+).
-    assert {r.inputs["metadata"]["namespace"] for r in _by_type(base, SERVICE_MONITOR)} == {"alpha", "beta", "monitoring"}
-
-
-def test_the_county_service_monitor_names_a_port_the_api_service_has(base):
-    (monitor,) = _in_namespace(base, SERVICE_MONITOR, "alpha")
-    (service,) = [
-        r for r in base.of_type("kubernetes:core/v1:Service")
-        if r.inputs["metadata"]["namespace"] == "alpha" and r.inputs["spec"]["selector"] == {"cht.service": "api"}
-    ]
-    assert monitor.inputs["spec"]["selector"]["matchLabels"] == {"cht.service": "api"}
-    assert monitor.inputs["spec"]["endpoints"][0]["port"] in {p["name"] for p in service.inputs["spec"]["ports"]}
+    express = _express(base)
+    assert {county: t["instance"] for county, t in express.items()} == {c: hosts[c] for c in ("alpha", "beta")}
+    assert all(t["job"] == "cht-express-metrics" and t["service"] == "api" for t in express.values())
 
 
 def test_each_county_admits_the_scrapers_in_its_api_policy(base):
@@ -112,7 +119,7 @@ def test_each_county_admits_the_scrapers_in_its_api_policy(base):
         policies = {p.inputs["metadata"]["name"]: p for p in _in_namespace(base, "kubernetes:networking.k8s.io/v1:NetworkPolicy", county)}
         (rule,) = policies["api-inbound"].inputs["spec"]["ingress"]
         peers = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
-        assert render.PROMETHEUS_POD_LABELS in peers and render.JSON_EXPORTER_POD_LABELS in peers
+        assert all(pod in peers for pod in names.SCRAPER_POD_LABELS)
         assert "allow-monitoring-scrape" not in policies
 
 
@@ -136,21 +143,23 @@ def test_alert_rules_for_each_condition(base):
         "restore drill failing": {"RestoreDrillFailed", "RestoreDrillOverdue", "RestoreDrillInterrupted"},
         "county backup without CouchDB volume data": {"CountyBackupWithoutVolumeData"},
     }
-    for condition, alerts in conditions.items():
-        assert alerts <= set(rules), condition
+    for condition, expected in conditions.items():
+        assert expected <= set(rules), condition
     # The stack's thresholds reach the rules.
     ((_, filling),) = rules["CountyVolumeFilling"]
     assert filling["expr"].endswith("> 75")
     ((_, certs),) = rules["K3sCertificateRenewalDue"]
     assert certs["expr"] == f"k3s_certificate_expiration_seconds < {100 * 86400}"
-    # Each county's own Velero Schedule (components/backup: `county-<county>`), in a rule of its own.
-    assert sorted(ns for ns, _ in rules["CountyNeverBackedUp"]) == ["alpha", "beta", "gamma"]
+    # Every county's rules in one group in the monitoring namespace (tests/test_alerts_county.py).
+    assert {ns for entries in rules.values() for ns, _ in entries} == {"monitoring"}
     velero = next(r for r in _by_type(base, SERVICE_MONITOR) if r.inputs["metadata"]["name"] == "velero")
     assert velero.inputs["spec"]["namespaceSelector"] == {"matchNames": ["backups"]}
     node_agents = next(r for r in base.registrations if r.type == "kubernetes:monitoring.coreos.com/v1:PodMonitor")
     assert node_agents.inputs["spec"]["namespaceSelector"] == {"matchNames": ["backups"]}
-    # Below the upgrade headroom: the 4.x counties, each in a rule of its own.
-    assert sorted(ns for ns, _ in rules["CountyUpgradeHeadroomLow"]) == ["alpha", "gamma"]
+    # Below the upgrade headroom: the 4.x counties, by their namespace's label.
+    majors = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["labels"].get("cht-hosting/cht-major")
+              for r in base.of_type("kubernetes:core/v1:Namespace") if "cht-hosting/county" in r.inputs["metadata"].get("labels", {})}
+    assert majors == {"alpha": "4", "beta": "5", "gamma": "4"} and len(rules["CountyUpgradeHeadroomLow"]) == 1
 
 
 def test_releases_are_pinned_and_alertmanager_secret_is_a_secret(base):
@@ -159,7 +168,7 @@ def test_releases_are_pinned_and_alertmanager_secret_is_a_secret(base):
     assert releases["monitoring"].inputs["version"] == "88.5.3"
     assert releases["cht-json-exporter"].inputs["version"] == "0.19.2"
     assert releases["monitoring"].inputs["repositoryOpts"]["repo"] == "https://prometheus-community.github.io/helm-charts"
-    (secret,) = [r for r in base.of_type("kubernetes:core/v1:Secret") if r.inputs["metadata"]["name"] == render.ALERTMANAGER_SECRET]
+    (secret,) = [r for r in base.of_type("kubernetes:core/v1:Secret") if r.inputs["metadata"]["name"] == values.ALERTMANAGER_SECRET]
     assert "stringData" in secret.secret_inputs
     config = yaml.safe_load(secret.inputs["stringData"]["alertmanager.yaml"])
     (email,) = config["receivers"][0]["email_configs"]
@@ -170,11 +179,10 @@ def test_releases_are_pinned_and_alertmanager_secret_is_a_secret(base):
     assert email["auth_password"] not in json.dumps(base.outputs)
 
 
-def test_county_objects_wait_for_the_crds_and_the_county_namespace(base):
+def test_the_county_scrapes_and_rules_wait_for_the_crds(base):
     release = next(r for r in _by_type(base, RELEASE) if r.inputs["name"] == "monitoring")
-    namespace = next(r for r in base.of_type("kubernetes:core/v1:Namespace") if r.inputs["metadata"]["name"] == "alpha")
-    (probe,) = _in_namespace(base, PROBE, "alpha")
-    assert release.urn in probe.depends_on and namespace.urn in probe.depends_on
+    for r in [*_by_type(base, PROBE), *_by_type(base, SERVICE_MONITOR), *_by_type(base, RULE)]:
+        assert release.urn in r.depends_on, r.name
 
 
 def test_the_plan_lists_what_is_watched_and_where_alerts_go(base):
@@ -250,10 +258,10 @@ def test_every_monitoring_object_is_schema_valid(base):
             except kubernetes_validate.ValidationError as error:
                 pytest.fail(f"{r.name} ({r.inputs['kind']}): {error.message} at {list(error.path)}")
             checked["builtin"] += 1
-    # 3 Probes, 2 county ServiceMonitors + Velero's, Velero's node-agent PodMonitor, 3 county rules + 2
-    # platform rules; namespace, quota, limits, 4 policies, the Secret (the counties admit the scrapers in
-    # their own api-inbound policy, checked with the county's objects).
-    assert checked == {"custom": 12, "builtin": 8}
+    # The counties' Probe and ServiceMonitor, Velero's ServiceMonitor and node-agent PodMonitor, 3 rules
+    # (Watchdog's, the platform's, the counties'); namespace, quota, limits, 4 policies, the Secret (the
+    # counties admit the scrapers in their own api-inbound policy, checked with the county's objects).
+    assert checked == {"custom": 7, "builtin": 8}
 
 
 def test_strict_crd_schema_catches_an_unknown_field():
@@ -275,8 +283,7 @@ def test_national_exports_every_county_to_watchdog_and_scrapes_each(national):
     counties = validate(*raw_config("national")).counties
     targets = yaml.safe_load(national.outputs["watchdogTargets"])
     assert sorted(t["targets"][0] for t in targets) == sorted(f"https://{c.host}" for c in counties.values())
-    probed = {r.inputs["metadata"]["namespace"] for r in national.of_type(PROBE)}
-    assert probed == set(counties)
+    assert set(_probed(national)) == set(counties)
     assert set(national.outputs["monitoring"]["scrapes"]) == set(counties)
 
 
@@ -285,7 +292,7 @@ def test_existing_cluster_mode_is_optional_and_watchdog_targets_are_exported_any
     assert not off.of_type(PROBE) and "monitoring" not in off.outputs
     assert len(yaml.safe_load(off.outputs["watchdogTargets"])) == 2
     on, _ = plan.run("k3d", overrides={"cht-hosting:monitoring": {"enabled": True}}, stack_dir=STACKS)
-    assert len(on.of_type(PROBE)) == 2
+    assert len(_probed(on)) == 2
     rules = [rule["alert"] for r in on.of_type(RULE) for g in r.inputs["spec"]["groups"] for rule in g["rules"]]
     assert "K3sCertificateRenewalDue" not in rules and "NodeNotReady" in rules
     release = next(r for r in on.of_type(RELEASE) if r.inputs["name"] == "monitoring")

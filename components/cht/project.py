@@ -78,7 +78,7 @@ class ChtProject(pulumi.ComponentResource):
 
         # 1. The namespace and its guardrails. Deleting a namespace deletes the PVCs and credentials in it.
         self.ns = self._create(
-            k8s.core.v1.Namespace, "namespace", render.namespace(county.name), ResourceOptions(retain_on_delete=True), in_ns=False
+            k8s.core.v1.Namespace, "namespace", render.namespace(county.name, settings), ResourceOptions(retain_on_delete=True), in_ns=False
         )
         self._in_ns = ResourceOptions(parent=self, depends_on=[self.ns])
         self._quota = self._create(k8s.core.v1.ResourceQuota, "quota", render.resource_quota(settings, county.name))
@@ -194,7 +194,7 @@ class ChtProject(pulumi.ComponentResource):
     # --- 4. the stateless services ---------------------------------------------------------------------------
 
     def _stateless(self, couch_services: list[pulumi.Resource]) -> None:
-        for svc in render.stateless_services(self._settings, self._county.name):
+        for svc in render.stateless_services(self._settings, self._county.name, self._county.host):
             if svc.service_object:
                 self._create(k8s.core.v1.Service, f"{svc.service}-service", svc.service_object)
             # haproxy and healthcheck resolve the CouchDB Service names once at start and exit if one is missing.

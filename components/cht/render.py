@@ -20,7 +20,7 @@ from config.model import ChtSettings, HostPathVolume
 CREDENTIALS_SECRET = names.CREDENTIALS_SECRET
 SERVERS_CONFIGMAP = "couchdb-servers-configmap"
 DB_NAME = "medic"
-API_PORT = 5988
+API_PORT = names.CHT_API_PORT
 COUCHDB_PORT = 5984
 NOUVEAU_PORT = 5987
 HEALTHCHECK_PORT = 5555
@@ -86,7 +86,15 @@ def reads_log_level(version: str) -> bool:
 
 
 def svc_host(service: str, namespace: str) -> str:
-    return f"{service}.{namespace}.svc.cluster.local"
+    return names.service_host(service, namespace)
+
+
+EXPRESS_METRICS_SINCE = (4, 3, 0)  # /api/v1/express-metrics exists from CHT 4.3.0 (cht-core api/src/routing.js)
+
+
+def express_metrics(settings: ChtSettings) -> bool:
+    release = versions.release(settings.version)
+    return (release.major, release.minor, release.patch) >= EXPRESS_METRICS_SINCE
 
 
 def labels(county: str, service: str) -> dict[str, str]:
@@ -261,13 +269,13 @@ POD_SECURITY_LABELS = {
 }
 
 
-def namespace(county: str) -> dict:
+def namespace(county: str, settings: ChtSettings | None = None) -> dict:
+    """With `settings`, the CHT major version as a label: the monitoring stack's county alerts key on it."""
     ns = names.namespace(county)
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": ns, "labels": {names.COUNTY_LABEL: county, **POD_SECURITY_LABELS}},
-    }
+    labels = {names.COUNTY_LABEL: county, **POD_SECURITY_LABELS}
+    if settings is not None:
+        labels[names.CHT_MAJOR_LABEL] = str(versions.major(settings.version))
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}
 
 
 def resource_quota(settings: ChtSettings, county: str) -> dict:
@@ -436,9 +444,13 @@ def servers_configmap_object(settings: ChtSettings, county: str) -> dict:
     }
 
 
-def _service(county: str, name: str, selector: str, ports: list[tuple[str, int]], annotations: dict | None = None) -> dict:
+def _service(
+    county: str, name: str, selector: str, ports: list[tuple[str, int]], annotations: dict | None = None,
+    labels: dict | None = None,
+) -> dict:
     ns = names.namespace(county)
     metadata = _meta(ns, county, name, **({"annotations": annotations} if annotations else {}))
+    metadata["labels"].update(labels or {})
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -685,11 +697,15 @@ class Stateless:
     service_object: dict | None
 
 
-def stateless_services(settings: ChtSettings, county: str) -> list[Stateless]:
+def stateless_services(settings: ChtSettings, county: str, host: str | None = None) -> list[Stateless]:
     """healthcheck, haproxy, api, sentinel: in the order they can start (haproxy resolves the CouchDB
-    Service names once at start and exits if one is missing)."""
+    Service names once at start and exits if one is missing). The API Service tells the monitoring stack's
+    one ServiceMonitor whether it serves express metrics and, given `host`, the county's host."""
     ns = names.namespace(county)
     api_annotations = {"traefik.ingress.kubernetes.io/service.serverstransport": f"{ns}-{SERVERS_TRANSPORT}@kubernetescrd"}
+    if host:
+        api_annotations[names.HOST_ANNOTATION] = host
+    api_labels = {names.EXPRESS_METRICS_LABEL: "true"} if express_metrics(settings) else {}
     return [
         Stateless(
             "healthcheck",
@@ -709,7 +725,7 @@ def stateless_services(settings: ChtSettings, county: str) -> list[Stateless]:
             "api",
             _deployment(county, "cht-api", "api", _pod([_container(settings, "cht-api", "api", "api", api_env(settings, ns), API_PORT)])),
             # Traefik reads the backend transport (timeouts to the API) from the Service.
-            _service(county, "api", "api", [("api", API_PORT)], annotations=api_annotations),
+            _service(county, "api", "api", [("api", API_PORT)], annotations=api_annotations, labels=api_labels),
         ),
         Stateless(
             "sentinel",

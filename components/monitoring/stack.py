@@ -11,11 +11,15 @@ Creates:
 - Helm release `monitoring` (kube-prometheus-stack, pinned): the Prometheus Operator and its CRDs,
   Prometheus (on a volume of the StorageClass), Alertmanager, kube-state-metrics, node-exporter (in
   kube-system, on every node) and the kubelet and API-server scrapes;
-- PrometheusRules `cht-watchdog` (Watchdog's CHT alerts) and `cht-platform` (nodes, CouchDB, volumes,
+- PrometheusRules `cht-watchdog` (Watchdog's CHT alerts), `cht-platform` (nodes, CouchDB, volumes,
   k3s certificates and etcd snapshots, and with backups configured Velero's backups and the restore
-  drill), and then a ServiceMonitor for Velero's metrics.
+  drill) and `cht-counties` (every county's own alerts, keyed by the counties' labels);
+- Probe `cht-counties` and ServiceMonitor `cht-express-metrics`: every county's /api/v2/monitoring and
+  express metrics, found by the labels of its Ingress and API Service; with backups, a ServiceMonitor and
+  a PodMonitor for Velero's and its node agents' metrics.
 
-Each county adds its own scrape objects (CountyMonitoring); none of these changes when a county is added.
+A county adds nothing here: it is scraped and alerted on by its labels, so adding one changes no object of
+this component (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi import Input, Output, ResourceOptions
 
+from config import names
 from config.model import BackupConfig, MonitoringConfig
 
-from . import render
+from . import namespace, rules, scrape, values
 
 
 class PlatformMonitoring(pulumi.ComponentResource):
@@ -49,38 +54,38 @@ class PlatformMonitoring(pulumi.ComponentResource):
     ):
         super().__init__("cht-hosting:monitoring:PlatformMonitoring", name, None, opts)
         after = list(opts.depends_on) if opts and isinstance(opts.depends_on, (list, tuple)) else []
-        ns_name = render.NAMESPACE
+        ns_name = values.NAMESPACE
 
         def meta(object_name: str) -> dict:
-            return {"name": object_name, "namespace": ns_name, "labels": {"app.kubernetes.io/managed-by": "cht-hosting"}}
+            return {"name": object_name, "namespace": ns_name, "labels": {"app.kubernetes.io/managed-by": names.PROJECT}}
 
         self.ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": ns_name, "labels": render.namespace_labels()},
+            metadata={"name": ns_name, "labels": namespace.namespace_labels()},
             opts=ResourceOptions(parent=self, depends_on=after),
         )
         in_ns = ResourceOptions(parent=self, depends_on=[self.ns])
         quota = k8s.core.v1.ResourceQuota(
-            f"{name}-quota", metadata=meta("monitoring-budget"), spec={"hard": render.namespace_quota(monitoring)}, opts=in_ns
+            f"{name}-quota", metadata=meta("monitoring-budget"), spec={"hard": namespace.namespace_quota(monitoring)}, opts=in_ns
         )
         limits = k8s.core.v1.LimitRange(
-            f"{name}-limits", metadata=meta("monitoring-defaults"), spec={"limits": render.limit_range()}, opts=in_ns
+            f"{name}-limits", metadata=meta("monitoring-defaults"), spec={"limits": namespace.limit_range()}, opts=in_ns
         )
         policies = [
             k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy}", metadata=meta(policy), spec=spec, opts=in_ns)
-            for policy, spec in render.namespace_network_policies().items()
+            for policy, spec in namespace.namespace_network_policies().items()
         ]
         guarded = ResourceOptions(parent=self, depends_on=[self.ns, quota, limits, *policies])
 
         secrets = [smtp_password, webhook_url, heartbeat_url]
         config = Output.secret(
             Output.all(*(s if s is not None else "" for s in secrets)).apply(
-                lambda values: render.alertmanager_config(monitoring, values[0] or None, values[1] or None, values[2] or None)
+                lambda given: values.alertmanager_config(monitoring, given[0] or None, given[1] or None, given[2] or None)
             )
         )
         self.alertmanager_secret = k8s.core.v1.Secret(
             f"{name}-alertmanager-config",
-            metadata=meta(render.ALERTMANAGER_SECRET),
+            metadata=meta(values.ALERTMANAGER_SECRET),
             type="Opaque",
             string_data={"alertmanager.yaml": config},
             opts=in_ns,
@@ -89,12 +94,12 @@ class PlatformMonitoring(pulumi.ComponentResource):
         repository = k8s.helm.v3.RepositoryOptsArgs(repo=monitoring.chart_repository)
         self.json_exporter = k8s.helm.v3.Release(
             f"{name}-json-exporter",
-            name=render.JSON_EXPORTER_RELEASE,
-            chart=render.JSON_EXPORTER_CHART,
+            name=values.JSON_EXPORTER_RELEASE,
+            chart=values.JSON_EXPORTER_CHART,
             version=monitoring.json_exporter_chart_version,
             repository_opts=repository,
             namespace=ns_name,
-            values=render.json_exporter_values(monitoring),
+            values=values.json_exporter_values(monitoring),
             atomic=True,
             cleanup_on_fail=True,
             max_history=10,
@@ -102,12 +107,12 @@ class PlatformMonitoring(pulumi.ComponentResource):
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-stack",
-            name=render.STACK_RELEASE,
-            chart=render.STACK_CHART,
+            name=values.STACK_RELEASE,
+            chart=values.STACK_CHART,
             version=monitoring.stack_chart_version,
             repository_opts=repository,
             namespace=ns_name,
-            values=render.stack_values(monitoring, storage_class, mode, backup),  # type: ignore[arg-type]
+            values=values.stack_values(monitoring, storage_class, mode, backup),  # type: ignore[arg-type]
             atomic=True,
             cleanup_on_fail=True,
             max_history=10,
@@ -116,34 +121,27 @@ class PlatformMonitoring(pulumi.ComponentResource):
             opts=ResourceOptions(parent=self, depends_on=[self.ns, self.alertmanager_secret]),
         )
         on_crds = ResourceOptions(parent=self, depends_on=[self.release])
-        for rule_name, group, rules in (
-            ("cht-watchdog", "cht-watchdog", render.cht_rules()),
-            ("cht-platform", "cht-platform", render.platform_rules(monitoring, mode, backup)),
+
+        def custom(role: str, kind: str, object_name: str, spec: dict) -> None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-{role}", api_version="monitoring.coreos.com/v1", kind=kind, metadata=meta(object_name),
+                spec=spec, opts=on_crds,
+            )
+
+        for rule_name, group_rules in (
+            ("cht-watchdog", rules.cht_rules()),
+            ("cht-platform", rules.platform_rules(monitoring, mode, backup)),
+            ("cht-counties", rules.county_rules(monitoring, backup)),
         ):
-            k8s.apiextensions.CustomResource(
-                f"{name}-{rule_name}-rules",
-                api_version="monitoring.coreos.com/v1",
-                kind="PrometheusRule",
-                metadata=meta(rule_name),
-                spec=render.prometheus_rule_spec(group, rules),
-                opts=on_crds,
-            )
+            custom(f"{rule_name}-rules", "PrometheusRule", rule_name, rules.prometheus_rule_spec(rule_name, group_rules))
+        interval = monitoring.scrape_interval_seconds
+        custom("county-probe", "Probe", scrape.PROBE, scrape.probe_spec(interval))
+        custom("county-express-metrics", "ServiceMonitor", scrape.EXPRESS_MONITOR, scrape.express_service_monitor_spec(interval))
         if backup is not None:
-            k8s.apiextensions.CustomResource(
-                f"{name}-velero-metrics",
-                api_version="monitoring.coreos.com/v1",
-                kind="ServiceMonitor",
-                metadata=meta("velero"),
-                spec=render.velero_service_monitor_spec(backup.velero.namespace),
-                opts=on_crds,
-            )
-            k8s.apiextensions.CustomResource(
-                f"{name}-velero-node-agent-metrics",
-                api_version="monitoring.coreos.com/v1",
-                kind="PodMonitor",
-                metadata=meta("velero-node-agent"),
-                spec=render.node_agent_pod_monitor_spec(backup.velero.namespace),
-                opts=on_crds,
+            custom("velero-metrics", "ServiceMonitor", "velero", scrape.velero_service_monitor_spec(backup.velero.namespace))
+            custom(
+                "velero-node-agent-metrics", "PodMonitor", "velero-node-agent",
+                scrape.node_agent_pod_monitor_spec(backup.velero.namespace),
             )
         self.namespace = self.ns.metadata.name
         # Marks the component complete and lists its outputs in the engine.
