@@ -10,7 +10,9 @@ operator's prod stack, on the mock engine:
 - state bytes per county: what a checkpoint keeps per resource (URN, type, parent, provider, dependencies,
   inputs, and the outputs the mock engine answers, which for Kubernetes objects are the inputs plus what
   the provider adds), serialized as JSON; goal: no more than the baseline;
-- the evaluation time against the SDK floor comes from bench/stack_scale.py (goal <= 1.3x, linear to 500).
+- evaluation time against the SDK floor for the same resources (bench/stack_scale.py's program and flat floor,
+  the prod stack scaled to `--sizes` counties, fastest of `--repeats`), goal <= 1.3x, and linear in counties
+  to 500: the marginal milliseconds and resources per county between consecutive sizes stay flat.
 
 `--baseline <file>` prints a saved run's figures beside this run's, with the ratios; `--save <file>` writes
 this run's figures (bench/baseline.json holds the figures of the commit named in it: the run before the
@@ -19,6 +21,8 @@ resource merges of issue 24).
     venv/bin/python bench/budgets.py
     venv/bin/python bench/budgets.py --baseline bench/baseline.json
     venv/bin/python bench/budgets.py --types          # also the per-county inventory by type
+    venv/bin/python bench/budgets.py --sizes 50 500 --repeats 3   # evaluation time (default 50 200 500, 1 repeat)
+    venv/bin/python bench/budgets.py --sizes              # no evaluation timing
 
 This is a benchmark, not a test: it prints figures and asserts nothing.
 """
@@ -35,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-GOALS = {"per_county": 20, "total": 1500, "county_edit": 500}
+GOALS = {"per_county": 20, "total": 1500, "county_edit": 500, "eval_ratio": 1.3}
 STACKS = {"national": ROOT / "tests" / "stacks", "prod": ROOT}
 
 
@@ -110,6 +114,54 @@ def county_stack_size(evaluation, counties: list[str], stack: str) -> dict:
     return {"layout": f"{len(sizes)} county stacks", "resources": max(sizes.values())}
 
 
+def evaluation_times(sizes: list[int], repeats: int) -> dict:
+    """Program and flat SDK floor per size (bench/stack_scale.py, each in its own process), the fastest run."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import stack_scale
+
+    figures = {}
+    for counties in sizes:
+        runs = [{kind: stack_scale._child(kind, counties) for kind in ("program", "floor")} for _ in range(repeats)]
+        best = {kind: min((run[kind] for run in runs), key=lambda f: f["seconds"]) for kind in ("program", "floor")}
+        figures[str(counties)] = {
+            "resources": best["program"]["resources"],
+            "program_s": best["program"]["seconds"],
+            "floor_s": best["floor"]["seconds"],
+            "ratio": best["program"]["seconds"] / best["floor"]["seconds"],
+        }
+    return figures
+
+
+def report_times(times: dict, baseline: dict | None) -> None:
+    was_all = (baseline or {}).get("evaluation") or {}
+    print("== evaluation of the prod stack scaled to N counties: program vs the SDK floor (same resources)")
+    head = f"{'counties':>8} {'resources':>9} {'program s':>10} {'floor s':>8} {'ratio':>6} {'goal':>5} {'ms/county*':>10} {'res/county*':>11}"
+    if was_all:
+        head += f" {'base ratio':>10} {'base res':>8} {'base ms/c*':>10}"
+    print(head)
+    previous = was_previous = None
+    for size, now in times.items():
+        counties = int(size)
+        marginal = (
+            (1000 * (now["program_s"] - previous[1]["program_s"]) / (counties - previous[0]),
+             (now["resources"] - previous[1]["resources"]) / (counties - previous[0]))
+            if previous else (None, None)
+        )
+        row = (f"{counties:>8} {now['resources']:>9,} {now['program_s']:>10.2f} {now['floor_s']:>8.2f} {now['ratio']:>5.2f}x "
+               f"{'ok' if now['ratio'] <= GOALS['eval_ratio'] else 'OVER':>5} "
+               f"{'' if marginal[0] is None else f'{marginal[0]:.1f}':>10} {'' if marginal[1] is None else f'{marginal[1]:.1f}':>11}")
+        was = was_all.get(size)
+        if was_all:
+            base_marginal = ""
+            if was and was_previous:
+                base_marginal = f"{1000 * (was['program_s'] - was_previous[1]['program_s']) / (counties - was_previous[0]):.1f}"
+            row += (f" {was['ratio']:>9.2f}x {was['resources']:>8,} {base_marginal:>10}" if was else f" {'-':>10} {'-':>8} {'':>10}")
+        print(row)
+        previous, was_previous = (counties, now), ((counties, was) if was else None)
+    print("  * marginal, from the size above: flat from size to size means linear in counties.")
+    print()
+
+
 def _row(label: str, now: float, goal: float | None = None, base: float | None = None, fmt: str = "{:,.0f}") -> str:
     cells = [f"{label:<44}", f"{fmt.format(now):>10}"]
     cells.append(f"{('<= ' + fmt.format(goal)) if goal is not None else '':>10}")
@@ -158,6 +210,9 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="a saved run (--save) to print beside this one")
     parser.add_argument("--save", type=Path, help="write this run's figures here")
     parser.add_argument("--types", action="store_true", help="print a typical county's resources by type")
+    parser.add_argument("--sizes", nargs="*", type=int, default=[50, 200, 500],
+                        help="counties to time the evaluation at (none: skip the timing)")
+    parser.add_argument("--repeats", type=int, default=1, help="take the fastest of this many timing runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -172,9 +227,13 @@ def main() -> None:
         figures[stack] = json.loads(result.stdout.strip().splitlines()[-1])
     baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     report(figures, baseline, args.types)
+    times = evaluation_times(args.sizes, args.repeats) if args.sizes else {}
+    if times:
+        report_times(times, baseline)
     if args.save:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-        args.save.write_text(json.dumps({"commit": commit.stdout.strip(), **figures}, indent=1, sort_keys=True) + "\n")
+        saved = {"commit": commit.stdout.strip(), **figures, **({"evaluation": times} if times else {})}
+        args.save.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from . import drill
 
 VELERO_API = "velero.io/v1"
 # Velero's release name; the chart names its Deployment and the node agent DaemonSet after it.
-RELEASE = "velero"
+RELEASE = names.VELERO_RELEASE
 CREDENTIALS_SECRET = "velero-s3-credentials"
 # The kopia repositories' encryption key: Velero creates this Secret with a fixed, public password
 # ("static-passw0rd", velero v1.18.1 pkg/repository/keys/keys.go) unless it exists, and it can only be set
