@@ -75,6 +75,10 @@ def _collapse(name: str, type_: str, parent: str, alias: dict, stack: str, proje
     spec = alias.get("spec", {})
     alias_parent = spec.get("parentUrn") or parent
     if spec.get("parentUrn"):
+        # The mock monitor's URN of a root-level resource names the root stack's type; the engine's does not.
+        _stack, _project, qualified_parent, parent_name = parts(alias_parent)
+        if qualified_parent.startswith(f"{ROOT_STACK}$"):
+            alias_parent = make(_stack, _project, qualified_parent.removeprefix(f"{ROOT_STACK}$"), parent_name)
         alias_parent = matched.get(alias_parent, alias_parent)
     if spec.get("noParent") or (alias_parent and parts(alias_parent)[2] == ROOT_STACK):
         alias_parent = ""

@@ -168,7 +168,8 @@ def test_one_schedule_per_county_covering_its_namespace_and_every_volume(backup)
         # carries over from the per-county component it had before issue 24 without a replacement.
         assert backup.by_urn[r.parent].name == county and backup.by_urn[r.parent].type == "cht-hosting:cht:ChtProject"
         old = f"urn:pulumi:{backup.stack}::cht-hosting::cht-hosting:backup:CountyBackup::{county}-backup"
-        assert r.aliases == ({"spec": {"parentUrn": old}},)
+        root, under_project = (a["spec"]["parentUrn"] for a in r.aliases)  # tests/test_layout_moves.py
+        assert root == old and under_project.endswith(f"cht-hosting:cht:ChtProject$cht-hosting:backup:CountyBackup::{county}-backup")
         assert r.urn.replace("cht-hosting:cht:ChtProject$", "cht-hosting:backup:CountyBackup$") == (
             f"urn:pulumi:{backup.stack}::cht-hosting::cht-hosting:backup:CountyBackup$kubernetes:velero.io/v1:Schedule::"
             f"{county}-backup-schedule"

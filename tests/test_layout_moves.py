@@ -27,16 +27,63 @@ def _taken(evaluation, olds: set[str]) -> tuple[set[str], set[str]]:
     return olds - set(taken.values()), {r.urn for r in resources} - set(taken)
 
 
-def test_county_backup_under_its_project_keeps_every_deployed_resource():
-    """The county's Schedule moves under its ChtProject; only the empty CountyBackup components that held it
-    leave the state (a component's delete is a state entry, nothing in the cluster)."""
+# What issue 24's merges replace, per county (CHANGELOG.md): the empty components and the objects whose flows or
+# scrapes now live in one merged object. Nothing else may leave or arrive.
+MERGED_AWAY = {
+    ("cht-hosting:backup:CountyBackup", "{c}-backup"),
+    ("cht-hosting:monitoring:CountyMonitoring", "{c}-monitoring"),
+    ("kubernetes:monitoring.coreos.com/v1:Probe", "{c}-monitoring-probe"),
+    ("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "{c}-monitoring-express-metrics"),
+    ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "{c}-monitoring-rules"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-monitoring-netpol"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-same-namespace-only"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-egress-dns-and-own-pods"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-api-from-ingress-controller"),
+}
+MERGED_INTO = {
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-isolation"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-api-inbound"),
+}
+SHARED_NEW = {
+    ("kubernetes:monitoring.coreos.com/v1:Probe", "monitoring-county-probe"),
+    ("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "monitoring-county-express-metrics"),
+    ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "monitoring-cht-counties-rules"),
+}
+
+
+def _kinds(found: set[str]) -> set[tuple[str, str]]:
+    return {(urns.parts(u)[2].split("$")[-1], urns.parts(u)[3]) for u in found}
+
+
+def test_a_state_of_ad19a31_keeps_everything_but_what_the_merges_replace():
+    """The Schedule moves under its ChtProject (aliases); what `pulumi up` deletes is exactly the merged-away
+    objects (none holds data: no volume, credentials, random value, workload or Schedule), and it creates
+    only what they were merged into."""
     evaluation, _ = plan.run("backup", stack_dir=STACKS)
     deleted, created = _taken(evaluation, _recorded("backup-ad19a31.urns"))
     schedules = evaluation.of_type("kubernetes:velero.io/v1:Schedule")
     counties = {s.name.removesuffix("-backup-schedule") for s in schedules}
-    assert {urns.parts(u)[2:] for u in deleted} == {("cht-hosting:backup:CountyBackup", f"{c}-backup") for c in counties}
-    assert created == set()
+    assert _kinds(deleted) == {(t, n.format(c=c)) for c in counties for t, n in MERGED_AWAY}
+    assert _kinds(created) == {(t, n.format(c=c)) for c in counties for t, n in MERGED_INTO} | SHARED_NEW
     assert schedules and all(evaluation.by_urn[s.parent].type == "cht-hosting:cht:ChtProject" for s in schedules)
+
+
+def test_a_state_of_d556a29_moves_its_schedules_too():
+    """The release between (d556a29: CountyBackup under the county's ChtProject) is taken over the same way."""
+    evaluation, _ = plan.run("backup", stack_dir=STACKS)
+    schedules = evaluation.of_type("kubernetes:velero.io/v1:Schedule")
+    counties = {s.name.removesuffix("-backup-schedule") for s in schedules}
+    olds = set()
+    for urn in _recorded("backup-ad19a31.urns"):
+        stack, project, qualified, name = urns.parts(urn)
+        if qualified.startswith("cht-hosting:backup:CountyBackup"):
+            qualified = f"cht-hosting:cht:ChtProject${qualified}"
+        olds.add(urns.make(stack, project, qualified, name))
+    deleted, created = _taken(evaluation, olds)
+    assert ("cht-hosting:cht:ChtProject$cht-hosting:backup:CountyBackup", "kwale-backup") in {
+        urns.parts(u)[2:] for u in deleted}
+    assert _kinds(deleted) == {(t, n.format(c=c)) for c in counties for t, n in MERGED_AWAY}
+    assert _kinds(created) == {(t, n.format(c=c)) for c in counties for t, n in MERGED_INTO} | SHARED_NEW
 
 
 def test_without_the_alias_the_county_backups_would_be_replaced():
@@ -47,5 +94,7 @@ def test_without_the_alias_the_county_backups_would_be_replaced():
     )
     deleted, created = _taken(stripped, _recorded("backup-ad19a31.urns"))
     counties = {s.name.removesuffix("-backup-schedule") for s in evaluation.of_type("kubernetes:velero.io/v1:Schedule")}
-    assert {urns.parts(u)[3] for u in deleted} == {f"{c}-backup{s}" for c in counties for s in ("", "-schedule")}
-    assert len(created) == len(deleted)
+    merged_away = {n.format(c=c) for c in counties for _, n in MERGED_AWAY}
+    assert {urns.parts(u)[3] for u in deleted} - merged_away == {f"{c}-backup-schedule" for c in counties}
+    assert {urns.parts(u)[3] for u in created} - {n.format(c=c) for c in counties for _, n in MERGED_INTO} - {
+        n for _, n in SHARED_NEW} == {f"{c}-backup-schedule" for c in counties}
