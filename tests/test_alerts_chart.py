@@ -152,7 +152,7 @@ def test_the_alerting_pipeline_watches_itself():
         rules,
         ([series("prometheus_rule_evaluation_failures_total", "0x10 1+1x20 21x30", rule_group="cht-counties", **prometheus)],
          [quiet("9m", "PrometheusRuleFailures"),
-          fires("28m", "PrometheusRuleFailures", {"severity": "critical", "rule_group": "cht-county-kwale", **prometheus}),
+          fires("28m", "PrometheusRuleFailures", {"severity": "critical", "rule_group": "cht-counties", **prometheus}),
           quiet("50m", "PrometheusRuleFailures")]),
         ([series("prometheus_notifications_alertmanagers_discovered", "1x10 0x30 1x20", **prometheus)],
          [quiet("12m", "PrometheusNotConnectedToAlertmanagers"),
