@@ -1,6 +1,6 @@
 """BackupEngine: Velero on the cluster, writing to the ministry's S3-compatible storage, and the restore drill.
 
-Creates once per cluster (a county's own objects are `CountyBackup`'s):
+Creates once per cluster (a county's own Schedule is `county_backup`'s, under its ChtProject):
 - Namespace (Velero's) and Secret `velero-s3-credentials` (the key pair, AWS ini format; a Pulumi secret,
   never a chart value);
 - Secret `velero-repo-credentials`: the kopia repositories' encryption password, generated once (protected,
