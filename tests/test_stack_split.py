@@ -81,7 +81,8 @@ def test_a_county_stack_provider_is_the_platform_provider_state_move_copies(plat
 def test_the_stack_a_county_edit_previews_is_small(platform, county_a, national):
     assert len(county_a.registrations) <= 500
     assert len(platform.registrations) <= 500
-    assert len(national.registrations) > 1500  # the single stack a county edit previews today
+    # The single stack a county edit previews otherwise: every county of the nation (bench/budgets.py prints both).
+    assert len(national.registrations) > 4 * len(county_a.registrations)
 
 
 def test_a_county_added_to_a_copy_changes_only_that_county_in_its_stack(tmp_path, platform, county_a):
