@@ -18,7 +18,7 @@ import pytest
 
 from config import secrets as secret_table
 from config.validate import required_secrets
-from offline import plan, stackfile
+from offline import engine, plan, stackfile
 from offline.engine import ROOT, Evaluation
 
 STACKS = Path(__file__).resolve().parent / "stacks"
@@ -78,3 +78,18 @@ def national_storage() -> Evaluation:
     from tests.storage_stack import build, stack_config
 
     return build(stack_config())
+
+
+def evaluate_stack(stack: str, root: Path = STACKS, **secrets: str) -> Evaluation:
+    """A test stack on the mock engine with `secrets` set as secret config and every other required secret a
+    placeholder."""
+    file = stackfile.load(stack, root=root)
+    config, secret_keys = dict(file.config), list(file.secret_keys)
+    for key, value in secrets.items():
+        config[f"cht-hosting:{key}"] = value
+        secret_keys.append(f"cht-hosting:{key}")
+    for key in required_secrets(stackfile.raw(file)[0]):
+        if f"cht-hosting:{key}" not in config:
+            config[f"cht-hosting:{key}"] = stackfile.PLACEHOLDER
+            secret_keys.append(f"cht-hosting:{key}")
+    return engine.evaluate(stack, config, secret_keys)

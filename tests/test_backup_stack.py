@@ -16,10 +16,10 @@ import yaml
 
 from components.backup import render as backup_render
 from components.k3s import render as k3s_render
-from config.validate import required_secrets, validate
-from offline import engine, plan, stackfile
+from config.validate import validate
+from offline import plan, stackfile
 from offline.engine import Evaluation
-from tests.conftest import raw_config
+from tests.conftest import evaluate_stack, raw_config
 
 STACKS = Path(__file__).parent / "stacks"
 SCHEDULE = "kubernetes:velero.io/v1:Schedule"
@@ -34,19 +34,10 @@ KEY_TEXTS = (ACCESS_KEY, "Backup+Secret", ETCD_ACCESS_KEY, "Etcd+Secret")
 
 def evaluate_with_keys(stack: str) -> Evaluation:
     """The stack with real-looking keys set as secrets, as `pulumi config set --secret` would."""
-    file = stackfile.load(stack, root=STACKS)
-    config, secret_keys = dict(file.config), list(file.secret_keys)
     keys = {"backupAccessKeyId": ACCESS_KEY, "backupSecretAccessKey": SECRET_KEY}
-    if "cht-hosting:clusterMode" not in config:  # vsphere-k3s: the servers' etcd pair too
+    if "cht-hosting:clusterMode" not in stackfile.load(stack, root=STACKS).config:  # vsphere-k3s: the servers' etcd pair too
         keys |= {"etcdBackupAccessKeyId": ETCD_ACCESS_KEY, "etcdBackupSecretAccessKey": ETCD_SECRET_KEY}
-    for key, value in keys.items():
-        config[f"cht-hosting:{key}"] = value
-        secret_keys.append(f"cht-hosting:{key}")
-    for key in required_secrets(stackfile.raw(file)[0]):
-        if f"cht-hosting:{key}" not in config:
-            config[f"cht-hosting:{key}"] = stackfile.PLACEHOLDER
-            secret_keys.append(f"cht-hosting:{key}")
-    return engine.evaluate(stack, config, secret_keys)
+    return evaluate_stack(stack, **keys)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ import json
 
 import pytest
 
-from config.validate import required_secrets
 from offline import engine, plan, stackfile
 from offline.engine import Evaluation
-from tests.conftest import STACKS, raw_config
+from tests.conftest import STACKS, evaluate_stack, raw_config
 
 COUNTY_KEYS = {"user", "password", "secret", "uuid"}
 # A migrated county keeps the credentials it brought from Docker Compose: these, set as the secret config.
@@ -24,17 +23,7 @@ MIGRATED = {
 }
 
 
-def evaluate(stack: str, **secrets: str) -> Evaluation:
-    file = stackfile.load(stack, root=STACKS)
-    config, secret_keys = dict(file.config), list(file.secret_keys)
-    for key, value in secrets.items():
-        config[f"cht-hosting:{key}"] = value
-        secret_keys.append(f"cht-hosting:{key}")
-    for key in required_secrets(stackfile.raw(file)[0]):
-        if f"cht-hosting:{key}" not in config:
-            config[f"cht-hosting:{key}"] = stackfile.PLACEHOLDER
-            secret_keys.append(f"cht-hosting:{key}")
-    return engine.evaluate(stack, config, secret_keys)
+evaluate = evaluate_stack
 
 
 @pytest.fixture(scope="module")
