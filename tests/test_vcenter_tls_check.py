@@ -218,7 +218,8 @@ def test_a_failed_check_means_no_provider_and_so_no_login():
     assert outcome["error"] and "another certificate" in outcome["error"]
     assert "pulumi:providers:vsphere" not in outcome["seen"]
     assert "vsphere:index/virtualMachine:VirtualMachine" not in outcome["seen"]
-    assert "cht-hosting:vsphere:VsphereAccess" in outcome["seen"]  # the program did run up to the check
+    # That the program ran up to the check is the error itself: only the check raises "another certificate".
+    # (Whether the component's own registration reached the engine before the failure is a race in the SDK.)
 
 
 def test_insecure_runs_no_check_and_says_so(monkeypatch):
