@@ -64,7 +64,7 @@ class Changes:
     def empty(self) -> bool:
         return not any(
             (self.counties_added, self.counties_removed, self.counties_changed, self.nodes_added,
-             self.nodes_removed, self.nodes_changed, self.platform, self.outputs_changed)
+             self.nodes_removed, self.nodes_changed, self.platform, self.restarts, self.outputs_changed)
         )
 
 
