@@ -59,6 +59,7 @@ class Changes:
     before: list[str] = field(default_factory=list)  # steps outside Pulumi before `pulumi up`
     after: list[str] = field(default_factory=list)  # steps outside Pulumi after it, in the order to take them
     outputs_changed: list[str] = field(default_factory=list)
+    final_backups: list[str] = field(default_factory=list)  # removed counties backed up a last time (FinalCountyBackup)
 
     @property
     def empty(self) -> bool:
@@ -93,6 +94,9 @@ def summarize(deployed: dict[str, Any] | None, outputs: dict[str, Any], tls: dic
     was_names, now_names = set(was[DEPLOYED_STATE]), set(now[DEPLOYED_STATE])
     changes.counties_added = sorted(now_names - was_names)
     changes.counties_removed = sorted(was_names - now_names)
+    # With backups on, the update that removes a backed-up county takes its final backup (__main__.py).
+    backed_up = ((deployed.get("backup") or {}).get("counties") or {}) if outputs.get("backup") else {}
+    changes.final_backups = [c for c in changes.counties_removed if c in backed_up]
     for county in sorted(was_names & now_names):
         diffs = {}
         for output, key in _COUNTY_FIELDS:
@@ -260,7 +264,12 @@ def lines(changes: Changes, source: str) -> list[str]:
     group("Counties changed", [f"{c}: {'; '.join(d)}" for c, d in changes.counties_changed.items()])
     names("Counties removed", changes.counties_removed)
     if changes.counties_removed:
-        out.append("    (their namespaces, volumes and credentials are kept; their backups stay until they expire)")
+        out.append("    (their namespaces, volumes and credentials are kept)")
+    for county in changes.final_backups:
+        out.append(
+            f"    {county}: backed up a last time first, velero/county-{county}-final (kept until an operator deletes "
+            "it); its scheduled backups expire after their retention (docs/backups.md#a-removed-county)"
+        )
     names("Nodes added", changes.nodes_added)
     group("Nodes changed", [f"{n}: {'; '.join(d)}" for n, d in changes.nodes_changed.items()])
     names("Nodes removed", changes.nodes_removed)

@@ -148,7 +148,8 @@ def test_a_removed_county_keeps_its_data_and_leaves_the_edge():
     now["edgeNginxConfig"] = EDGE.replace("        nakuru.example.org  traefik;  # nakuru\n", "")
     lines = changes.lines(changes.summarize(_deployed(), now), "x")
     assert "  Counties removed (1): nakuru" in lines
-    assert "    (their namespaces, volumes and credentials are kept; their backups stay until they expire)" in lines
+    assert "    (their namespaces, volumes and credentials are kept)" in lines
+    assert not any("final" in line for line in lines)  # no backups deployed: no final backup is taken
     assert any(line.strip().startswith("1. Reload the edge proxies") for line in lines)
     # Its volumes are protected in the state: without lifting that first, `pulumi up` stops at the first of
     # them once the county's workloads are gone (docs/runbooks/remove-county.md, steps 1-2).
@@ -157,6 +158,21 @@ def test_a_removed_county_keeps_its_data_and_leaves_the_edge():
         "`pulumi stack --show-urns | grep '::nakuru-'` lists: its PVCs and PVs); else `pulumi up` stops at the first "
         "of them once the county's workloads are deleted (docs/runbooks/remove-county.md)"
     ]
+
+
+def test_a_removed_county_with_backups_keeps_its_final_backup_until_an_operator_deletes_it():
+    # The update that removes a backed-up county takes velero/county-<name>-final, kept 100 years (__main__.py,
+    # components/backup/county.py FinalCountyBackup); the plan said its backups "stay until they expire".
+    was, now = _deployed(), _deployed()
+    for outputs in (was, now):
+        outputs["backup"] = {"counties": {c: {"schedule": f"county-{c}"} for c in ("kisumu", "nakuru")}}
+    del now["deployedState"]["counties"]["nakuru"], now["counties"]["nakuru"], now["backup"]["counties"]["nakuru"]
+    lines = changes.lines(changes.summarize(was, now), "x")
+    assert (
+        "    nakuru: backed up a last time first, velero/county-nakuru-final (kept until an operator deletes it); its "
+        "scheduled backups expire after their retention (docs/backups.md#a-removed-county)"
+    ) in lines
+    assert not any("until they expire" in line for line in lines)
 
 
 def test_an_added_agent_asks_to_reload_the_edge_proxies():
