@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from components.backup import render as backup_render
-from components.k3s import render as k3s_render
+from components.k3s import layout
 from config.validate import validate
 from offline import plan, stackfile
 from offline.engine import Evaluation
@@ -53,7 +53,7 @@ def existing() -> Evaluation:
 def server_config(evaluation: Evaluation, node: str) -> dict:
     """The config.yaml a node's configure script writes (the heredoc after the config path)."""
     script = shlex.split(evaluation.named(f"k3s-{node}-configure").inputs["create"])[-1]  # sudo -n bash -c <script>
-    body = script.split(f"{k3s_render.CONFIG_FILE} 600 <<'CHT_HOSTING_EOF'\n", 1)[1].split("\nCHT_HOSTING_EOF", 1)[0]
+    body = script.split(f"{layout.CONFIG_FILE} 600 <<'CHT_HOSTING_EOF'\n", 1)[1].split("\nCHT_HOSTING_EOF", 1)[0]
     return yaml.safe_load(body)
 
 
@@ -70,13 +70,13 @@ def test_every_server_snapshots_etcd_to_the_bucket_on_schedule(backup):
             "etcd-s3-bucket": "cht-backups",
             "etcd-s3-folder": "test/etcd",
             "etcd-s3-region": "moh-1",
-            "etcd-s3-endpoint-ca": k3s_render.S3_CA_FILE,
+            "etcd-s3-endpoint-ca": layout.S3_CA_FILE,
             "etcd-snapshot-schedule-cron": "0 */4 * * *",
             "etcd-snapshot-retention": 42,
             "etcd-snapshot-compress": True,
         }
         assert config["secrets-encryption"] is True and config["supervisor-metrics"] is True
-        assert config["agent-token-file"] == k3s_render.AGENT_TOKEN_FILE
+        assert config["agent-token-file"] == layout.AGENT_TOKEN_FILE
         script = backup.named(f"k3s-{node}-configure").inputs["create"]
         assert "MIIBszCCAVmgAwIBAgIUQk5wYWNrZWQtdGVzdC1jYS1vbmx5MAoGCCqGSM49BAMC" in script  # the CA file
 
@@ -85,7 +85,7 @@ def test_agents_get_no_etcd_keys_and_join_with_the_agent_token(backup):
     for node in ("agent-1", "agent-2"):
         config = server_config(backup, node)
         assert not {k for k in config if k.startswith(("etcd-", "agent-token", "secrets-encryption"))}
-        assert config["token-file"] == k3s_render.TOKEN_FILE
+        assert config["token-file"] == layout.TOKEN_FILE
         stdin = backup.named(f"k3s-{node}-configure").inputs["stdin"]
         assert not any(text in stdin for text in KEY_TEXTS)
         assert stdin.count("\n") == 1  # one line: the agent token

@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components.k3s import render as r
+from components.k3s import files, layout, scripts
 from tests.test_k3s_scripts import SHAPE, Sandbox
 
 SERVERS = ("cp-1", "cp-2", "cp-3")
@@ -95,18 +95,18 @@ def stand_in_modes(manifest: str) -> dict[str, str]:
     mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
     host_files = {v["name"]: v["hostPath"]["path"] for v in pod.get("volumes", []) if "hostPath" in v}
     admin_conf = [n for n, path in mounts.items() if path == "/etc/kubernetes/admin.conf"]
-    local = bool(admin_conf) and host_files.get(admin_conf[0]) == r.KUBECONFIG_FILE
+    local = bool(admin_conf) and host_files.get(admin_conf[0]) == layout.KUBECONFIG_FILE
     local = local and env.get("kubernetes_addr", "").startswith("127.0.0.1:")
     terms = pod.get("affinity", {}).get("nodeAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution", {})
     leaves = any(
-        e == {"key": r.LEAVING_LABEL, "operator": "DoesNotExist"}
+        e == {"key": layout.LEAVING_LABEL, "operator": "DoesNotExist"}
         for term in terms.get("nodeSelectorTerms", [])
         for e in term.get("matchExpressions", [])
     )
     return {"STUB_KUBEVIP_MODE": "local" if local else "incluster", "STUB_DS_LEAVES_LABELLED": "1" if leaves else "0"}
 
 
-MANIFEST = r.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface=None)
+MANIFEST = files.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface=None)
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def cluster(tmp_path) -> Sandbox:
     box = Sandbox(tmp_path)
     box.k3s.write_text(f"#!{box.bash}\n" + CLUSTER)
     box.install_k3s()
-    kubeconfig = box.file(r.KUBECONFIG_FILE)
+    kubeconfig = box.file(layout.KUBECONFIG_FILE)
     kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     state = box.root / "cluster"
@@ -130,7 +130,7 @@ def cluster(tmp_path) -> Sandbox:
 
 
 def remove(box: Sandbox, manifest: str | None = MANIFEST, **waits: int):
-    script = r.drain_script(
+    script = scripts.drain_script(
         name="cp-2", role="server", api_url=SHAPE.api_url, timeout_minutes=10, kube_vip=manifest is not None,
         root=box.at, **waits,
     )
@@ -176,7 +176,7 @@ def test_local_kube_vip_alone_gives_up_the_vip_when_its_api_server_goes(cluster)
 
 def test_the_stand_in_strands_the_vip_as_kube_vip_1786_describes(cluster):
     """In-cluster kube-vip and no step-down: the removed server keeps the lease, the poll fails (bounded)."""
-    script = r.drain_script(
+    script = scripts.drain_script(
         name="cp-2", role="server", api_url=SHAPE.api_url, timeout_minutes=10, root=cluster.at, delete_wait_seconds=1
     )
     result = cluster.run(script, STUB_API_URL=SHAPE.api_url, STUB_KUBEVIP_MODE="incluster", STUB_DS_LEAVES_LABELLED="0")
@@ -187,8 +187,8 @@ def test_the_stand_in_strands_the_vip_as_kube_vip_1786_describes(cluster):
 
 def test_a_kube_vip_that_does_not_leave_stops_the_removal_before_anything_is_deleted(cluster):
     """A DaemonSet without the leaving rule (a manifest k3s has not applied yet): bounded wait, clear failure."""
-    pod_rule_missing = MANIFEST.replace(f"key: {r.LEAVING_LABEL}", "key: example.org/unrelated")
-    script = r.drain_script(
+    pod_rule_missing = MANIFEST.replace(f"key: {layout.LEAVING_LABEL}", "key: example.org/unrelated")
+    script = scripts.drain_script(
         name="cp-2", role="server", api_url=SHAPE.api_url, timeout_minutes=10, kube_vip=True, root=cluster.at,
         vip_wait_seconds=1,
     )
@@ -207,5 +207,5 @@ def test_removing_a_server_that_does_not_hold_the_vip_leaves_the_vip_alone(clust
 
 
 def test_agents_have_no_vip_to_give_up():
-    script = r.drain_script(name="agent-1", role="agent", api_url=SHAPE.api_url, timeout_minutes=10, kube_vip=True)
-    assert r.LEAVING_LABEL not in script
+    script = scripts.drain_script(name="agent-1", role="agent", api_url=SHAPE.api_url, timeout_minutes=10, kube_vip=True)
+    assert layout.LEAVING_LABEL not in script

@@ -1,4 +1,4 @@
-"""Pure renderers of k3s_render: node config files, kube-vip, kubeconfig rewrite, nginx, upgrade Plans."""
+"""Pure renderers of the k3s files (components/k3s/files.py: node config, kube-vip, kubeconfig rewrite, nginx) and upgrade Plans (plans.py)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,23 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.k3s import render as r
+from components.k3s import files, layout, plans, scripts
 from config import names
 
-SHAPE = r.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
+SHAPE = files.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
 SERVER_IPS = ("10.20.0.11", "10.20.0.12", "10.20.0.13")
 # Flags k3s refuses to join on when they differ between servers (k3s docs: "critical configuration values").
 CRITICAL = ("cluster-cidr", "service-cidr", "disable", "disable-cloud-controller")
 
 
 def config(role="server", seeds=False, name="cp-1", ip="10.20.0.11", uuid="4211ABCD-EF00-1111-2222-333344445555"):
-    return yaml.safe_load(r.node_config(SHAPE, role=role, seeds_etcd=seeds, name=name, ip=ip, vm_uuid=uuid))
+    return yaml.safe_load(files.node_config(SHAPE, role=role, seeds_etcd=seeds, name=name, ip=ip, vm_uuid=uuid))
 
 
 def test_the_seed_initialises_etcd_with_every_flag():
     c = config(seeds=True)
     assert c["cluster-init"] is True and "server" not in c
-    assert c["token-file"] == r.TOKEN_FILE and "token" not in c
+    assert c["token-file"] == layout.TOKEN_FILE and "token" not in c
     # Only the shared endpoint: k3s adds the node's own name and IPs to its certificates (k3s-io/k3s
     # pkg/cli/server/server.go, "add the localhost name/ip and node name/ip to the SAN list").
     assert c["tls-san"] == ["10.20.0.10"]
@@ -70,13 +70,13 @@ def test_an_agent_cannot_seed():
 
 
 def test_registries():
-    assert r.registries_config({}) is None
-    doc = yaml.safe_load(r.registries_config({"docker.io": ["https://m1.example", "https://m2.example"]}))
+    assert files.registries_config({}) is None
+    doc = yaml.safe_load(files.registries_config({"docker.io": ["https://m1.example", "https://m2.example"]}))
     assert doc == {"mirrors": {"docker.io": {"endpoint": ["https://m1.example", "https://m2.example"]}}}
 
 
 def kube_vip(interface=None):
-    docs = list(yaml.safe_load_all(r.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface=interface)))
+    docs = list(yaml.safe_load_all(files.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface=interface)))
     for doc in docs:
         kubernetes_validate.validate(doc, "1.35", strict=True)
     ds = next(d for d in docs if d["kind"] == "DaemonSet")
@@ -92,7 +92,7 @@ def test_kube_vip_manifest_validates_and_holds_the_vip_on_servers():
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [
         {"key": "node-role.kubernetes.io/control-plane", "operator": "In", "values": ["true"]},
-        {"key": r.LEAVING_LABEL, "operator": "DoesNotExist"},  # a leaving server gives up the VIP first
+        {"key": layout.LEAVING_LABEL, "operator": "DoesNotExist"},  # a leaving server gives up the VIP first
     ]}]
     # Its own server's API server (kube-vip v1.0.0 pkg/manager/manager.go reads /etc/kubernetes/admin.conf).
     assert env["kubernetes_addr"] == "127.0.0.1:6443"
@@ -129,7 +129,7 @@ users:
 - name: default
   user: {client-certificate-data: Q0VSVA==, client-key-data: S0VZ}
 """
-    doc = yaml.safe_load(r.kubeconfig_for(raw, api_endpoint="10.20.0.10", stack="prod"))
+    doc = yaml.safe_load(files.kubeconfig_for(raw, api_endpoint="10.20.0.10", stack="prod"))
     name = names.cluster_identifier("prod")
     assert doc["clusters"] == [
         {"name": name, "cluster": {"certificate-authority-data": "Q0E=", "server": "https://10.20.0.10:6443"}}
@@ -137,16 +137,16 @@ users:
     assert doc["users"][0] == {"name": name, "user": {"client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ"}}
     assert doc["contexts"][0]["context"] == {"cluster": name, "user": name}
     assert doc["current-context"] == name
-    assert "default" not in r.kubeconfig_for(raw, api_endpoint="10.20.0.10", stack="prod")
+    assert "default" not in files.kubeconfig_for(raw, api_endpoint="10.20.0.10", stack="prod")
 
 
 def test_kubeconfig_rewrite_refuses_something_else():
     with pytest.raises(ValueError, match="not a kubeconfig"):
-        r.kubeconfig_for("sudo: a password is required\n", api_endpoint="10.20.0.10", stack="prod")
+        files.kubeconfig_for("sudo: a password is required\n", api_endpoint="10.20.0.10", stack="prod")
 
 
 def test_nginx_stream_config_balances_every_server():
-    text = r.nginx_stream_config(SERVER_IPS, stack="prod")
+    text = files.nginx_stream_config(SERVER_IPS, stack="prod")
     assert text.count("server 10.20.0.1") == 3
     for ip in SERVER_IPS:
         assert f"server {ip}:6443 " in text
@@ -154,15 +154,15 @@ def test_nginx_stream_config_balances_every_server():
 
 
 def test_upgrade_plans():
-    server, agent = r.upgrade_plans("v1.36.4+k3s1")
+    server, agent = plans.upgrade_plans("v1.36.4+k3s1")
     for plan in (server, agent):
         assert plan["version"] == "v1.36.4+k3s1" and plan["concurrency"] == 1 and plan["cordon"] is True
         assert plan["upgrade"] == {"image": "rancher/k3s-upgrade"}
     assert server["nodeSelector"]["matchExpressions"][0]["operator"] == "In"
     assert agent["nodeSelector"]["matchExpressions"][0]["operator"] == "DoesNotExist"
-    assert agent["prepare"]["args"] == ["prepare", r.SERVER_PLAN]  # agents wait for the servers
+    assert agent["prepare"]["args"] == ["prepare", plans.SERVER_PLAN]  # agents wait for the servers
     assert "prepare" not in server
 
 
 def test_as_root_quotes_the_script():
-    assert r.as_root("echo 'hi'") == "sudo -n bash -c 'echo '\"'\"'hi'\"'\"''"
+    assert scripts.as_root("echo 'hi'") == "sudo -n bash -c 'echo '\"'\"'hi'\"'\"''"

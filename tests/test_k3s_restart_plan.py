@@ -1,6 +1,6 @@
 """The plan says which nodes' k3s restarts, and in which order, when their configuration changes.
 
-Each node's configuration digest (render.configuration_digest of what `configure` writes, without secrets and
+Each node's configuration digest (scripts.configuration_digest of what `configure` writes, without secrets and
 without the VM's UUID) is remembered in deployedState.nodes.<node>.k3sConfig; the plan against a deployed state
 compares them (offline/changes.py) and lists the nodes in the order K3sCluster restarts them.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 
-from components.k3s import render as r
+from components.k3s import files, scripts
 from offline import changes, plan
 from tests.conftest import STACKS
 
@@ -52,13 +52,13 @@ def test_a_deployed_state_without_digests_claims_nothing():
 
 
 def test_the_digest_is_of_the_configuration_with_a_stand_in_vm():
-    shape = r.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
+    shape = files.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
 
-    def digest(mirrors=None, uuid=r.DIGEST_VM_UUID) -> str:
-        config = r.node_config(shape, role="agent", seeds_etcd=False, name="agent-1", ip="10.20.0.21", vm_uuid=uuid)
-        return r.configuration_digest(
-            r.configure_script(name="agent-1", role="agent", config_yaml=config,
-                               registries_yaml=r.registries_config(mirrors or {}), kube_vip_yaml=None)
+    def digest(mirrors=None, uuid=scripts.DIGEST_VM_UUID) -> str:
+        config = files.node_config(shape, role="agent", seeds_etcd=False, name="agent-1", ip="10.20.0.21", vm_uuid=uuid)
+        return scripts.configuration_digest(
+            scripts.configure_script(name="agent-1", role="agent", config_yaml=config,
+                               registries_yaml=files.registries_config(mirrors or {}), kube_vip_yaml=None)
         )
 
     assert digest() == digest()

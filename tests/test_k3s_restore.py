@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from components.k3s import render as r
-from components.k3s import restore
+from components.k3s import files, layout, restore
+from components.k3s import scripts as node_scripts
 from offline import plan
 from tests import tools
 from tests.conftest import STACKS
@@ -25,11 +25,11 @@ from tests.restore_world import RESET_DONE, World
 SERVERS = {"cp-1": "10.20.0.11", "cp-2": "10.20.0.12", "cp-3": "10.20.0.13"}
 AGENTS = {"agent-1": "10.20.0.21", "agent-2": "10.20.0.22"}
 VIP = "10.20.0.10"
-SHAPE = r.ClusterShape(VIP, "10.42.0.0/16", "10.43.0.0/16")
+SHAPE = files.ClusterShape(VIP, "10.42.0.0/16", "10.43.0.0/16")
 TOKEN = "mockClusterTokenValue0123456789abcdef"
 AGENT_TOKEN = "mockAgentTokenValue9876543210fedcba"
 S3_ACCESS, S3_SECRET = "MOCKACCESSKEY0123", "mock/Secret+Key'\"$(x)0123"
-ETCD = r.EtcdS3(
+ETCD = files.EtcdS3(
     endpoint="https://s3.moh.example.org:9000", bucket="cht-backups", folder="prod/etcd", region="us-east-1",
     schedule="0 */6 * * *", retention=28,
 )
@@ -51,22 +51,22 @@ def scripts(world: World, name: str) -> dict[str, str]:
 
 def configure(world: World, name: str, generation: int) -> subprocess.CompletedProcess:
     """pulumi up's configure step on a server VM: config.yaml, the tokens and the bucket's keys (stdin)."""
-    config = r.node_config(
+    config = files.node_config(
         SHAPE, role="server", seeds_etcd=False, name=name, ip=SERVERS[name], vm_uuid=uuid(name, generation), etcd=ETCD
     )
-    script = r.configure_script(
+    script = node_scripts.configure_script(
         name=name, role="server", config_yaml=config, registries_yaml=None, kube_vip_yaml=None,
         root=str(world.root(name)),
     )
-    stdin = r.configure_stdin(
-        "server", token=TOKEN, agent_token=AGENT_TOKEN, s3_credentials_yaml=r.s3_credentials_config(S3_ACCESS, S3_SECRET)
+    stdin = node_scripts.configure_stdin(
+        "server", token=TOKEN, agent_token=AGENT_TOKEN, s3_credentials_yaml=files.s3_credentials_config(S3_ACCESS, S3_SECRET)
     )
     return world.run(name, script, stdin=stdin)
 
 
 def install(world: World, name: str) -> subprocess.CompletedProcess:
     """pulumi up's install step on a joining server, handed the admin kubeconfig (as K3sNode does)."""
-    script = r.install_script(
+    script = node_scripts.install_script(
         name=name, role="server", version=VERSION, install_script_url=INSTALLER, join_url=SHAPE.api_url,
         kubeconfig_on_stdin=True, wait_seconds=0, root=str(world.root(name)),
     )
@@ -132,7 +132,7 @@ def assert_whole(world: World, generation: dict[str, int]) -> None:
         assert cluster["nodes"][name]["providerID"] == f"vsphere://{uuid(name, generation[name])}", name
         password = (world.root(name) / "etc/rancher/node/password").read_text().strip()
         assert cluster["secrets"][name] == password, name
-        for leftover in (r.RESTORE_MARK, restore.RESET_RECORD, restore.RESTORE_CONFIG_DIR):
+        for leftover in (layout.RESTORE_MARK, restore.RESET_RECORD, restore.RESTORE_CONFIG_DIR):
             assert not (world.root(name) / leftover.lstrip("/")).exists(), (name, leftover)
     assert set(cluster["secrets"]) <= set(cluster["nodes"])
     assert not [e for e in state["events"] if "SPLIT BRAIN" in e], state["events"]
@@ -213,7 +213,7 @@ def test_refused_while_another_server_still_runs(world):
     refused(result, "these servers still run k3s: cp-3 (10.20.0.13)")
     state = world.load()
     assert state["resets"] == 0 and state["running"] == {"cp-1": "c0", "cp-3": "c0"}  # nothing was touched
-    assert not (world.root("cp-1") / r.RESTORE_MARK.lstrip("/")).exists()
+    assert not (world.root("cp-1") / layout.RESTORE_MARK.lstrip("/")).exists()
     # Stopped with systemctl only, kube-vip and the supervisor would outlive it; stop-server.sh stops all.
     ok(world.run("cp-3", scripts(world, "cp-3")["stop-server.sh"]))
     ok(world.run("cp-1", scripts(world, "cp-1")["restore-control-plane.sh"], "--snapshot", SNAPSHOT))
@@ -256,8 +256,8 @@ def test_pulumi_up_during_a_restore_is_refused_on_every_step(world):
     steps = {
         "configure": lambda: configure(world, "cp-2", 3),
         "install": lambda: install(world, "cp-2"),
-        "drain": lambda: world.run("cp-2", r.drain_script(name="cp-2", role="server", api_url=SHAPE.api_url, timeout_minutes=5, root=root)),
-        "uninstall": lambda: world.run("cp-2", r.uninstall_script(name="cp-2", role="server", root=root)),
+        "drain": lambda: world.run("cp-2", node_scripts.drain_script(name="cp-2", role="server", api_url=SHAPE.api_url, timeout_minutes=5, root=root)),
+        "uninstall": lambda: world.run("cp-2", node_scripts.uninstall_script(name="cp-2", role="server", root=root)),
     }
     mark_log = len(world.argv())
     for step, run in steps.items():
@@ -280,7 +280,7 @@ def test_usage_and_missing_files(world):
     script = scripts(world, "cp-1")["restore-control-plane.sh"]
     for args in ((), ("--snapshot",), ("--snapshot", "../../etc/passwd"), ("--snapshot", SNAPSHOT, "x"), ("--other",)):
         refused(world.run("cp-1", script, *args), "usage: restore-control-plane.sh")
-    (world.root("cp-1") / r.TOKEN_FILE.lstrip("/")).unlink()
+    (world.root("cp-1") / layout.TOKEN_FILE.lstrip("/")).unlink()
     refused(world.run("cp-1", script, "--snapshot", SNAPSHOT), "cluster-token is missing: run pulumi up first")
     assert world.load()["resets"] == 0
 

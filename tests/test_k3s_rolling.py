@@ -1,6 +1,6 @@
 """Rolling node changes: a configuration change restarts k3s node by node, each bounded and health-gated.
 
-The restart runs in each node's `configure` (render.configure_script), and each node's configure waits for the
+The restart runs in each node's `configure` (scripts.configure_script), and each node's configure waits for the
 previous node (K3sCluster: servers in join order through the previous server's install, agents through the
 previous agent's configure), so the engine never restarts two servers, or two agents, at once, and a node that
 does not come back stops the roll with what is wrong. Upstream it relies on:
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.k3s import render as r
+from components.k3s import files, layout, scripts
 from tests.test_k3s_cluster import run, urn
 from tests.test_k3s_scripts import Sandbox, configure, stdin_for
 
@@ -28,18 +28,18 @@ def running(tmp_path) -> Sandbox:
     assert box.run(configure("server", root=box.at), stdin=stdin_for("server")).returncode == 0
     (box.root / "state" / "enabled").touch()
     box.install_k3s()
-    for kubeconfig in (r.KUBECONFIG_FILE, r.AGENT_KUBECONFIG_FILE):  # k3s writes both once it runs
+    for kubeconfig in (layout.KUBECONFIG_FILE, layout.AGENT_KUBECONFIG_FILE):  # k3s writes both once it runs
         box.file(kubeconfig).parent.mkdir(parents=True, exist_ok=True)
         box.file(kubeconfig).write_text("apiVersion: v1\nkind: Config\n")
     return box
 
 
-def changed(role: r.Role, box: Sandbox, timeout: int = r.RESTART_TIMEOUT_SECONDS) -> str:
+def changed(role: layout.Role, box: Sandbox, timeout: int = scripts.RESTART_TIMEOUT_SECONDS) -> str:
     name = {"server": "cp-2", "agent": "agent-1"}[role]
-    config = r.node_config(r.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16"), role=role, seeds_etcd=False,
+    config = files.node_config(files.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16"), role=role, seeds_etcd=False,
                            name=name, ip="10.20.0.12", vm_uuid="4211ABCD-0001")
-    return r.configure_script(
-        name=name, role=role, config_yaml=config, registries_yaml=r.registries_config({"docker.io": ["https://m.example"]}),
+    return scripts.configure_script(
+        name=name, role=role, config_yaml=config, registries_yaml=files.registries_config({"docker.io": ["https://m.example"]}),
         kube_vip_yaml=None, root=box.at, restart_timeout_seconds=timeout,
     )
 
@@ -52,7 +52,7 @@ def test_a_changed_server_restarts_and_is_healthy_before_its_configure_ends(runn
     argv = running.argv()
     restart = argv.index("timeout 600 systemctl restart k3s")
     assert argv.index("get --raw /readyz", restart) < argv.index("get node cp-2 -o jsonpath=", restart)
-    assert f"--kubeconfig {running.file(r.KUBECONFIG_FILE)} get --raw /readyz" in argv
+    assert f"--kubeconfig {running.file(layout.KUBECONFIG_FILE)} get --raw /readyz" in argv
 
 
 def test_an_agent_checks_its_own_node_with_the_kubelets_credentials(running):
@@ -60,7 +60,7 @@ def test_an_agent_checks_its_own_node_with_the_kubelets_credentials(running):
     assert result.returncode == 0, result.stderr
     argv = running.argv()
     assert "timeout 600 systemctl restart k3s-agent" in argv
-    assert f"--kubeconfig {running.file(r.AGENT_KUBECONFIG_FILE)} get node agent-1 -o jsonpath=" in argv
+    assert f"--kubeconfig {running.file(layout.AGENT_KUBECONFIG_FILE)} get node agent-1 -o jsonpath=" in argv
     assert "/readyz" not in argv  # an agent runs no API server
 
 

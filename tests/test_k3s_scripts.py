@@ -16,18 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from components.k3s import render as r
+from components.k3s import files, layout, scripts
 from tests import tools
 
 TOKEN = "mocktokenK3sSecretValue0123456789abcdef"
 AGENT_TOKEN = "mockAgentTokenValue9876543210fedcba"
 # Quotes, `$(`, `/` and `+` in a key must stay data all the way into the drop-in.
 S3_ACCESS, S3_SECRET = "MOCKACCESSKEY0123", "mock/Secret+Key'\"$(x)0123"
-ETCD = r.EtcdS3(
+ETCD = files.EtcdS3(
     endpoint="https://s3.moh.example.org:9000", bucket="cht-backups", folder="cht-hosting/etcd", region="us-east-1",
     schedule="0 */6 * * *", retention=28, ca_bundle="-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
 )
-SHAPE = r.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
+SHAPE = files.ClusterShape("10.20.0.10", "10.42.0.0/16", "10.43.0.0/16")
 KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {client-key-data: bW9jaw==}}]\n"
 REAL = ("cat", "mktemp", "chmod", "cmp", "cp", "mv", "rm", "mkdir", "dirname", "sleep", "sh", "date", "grep", "timeout")
 
@@ -144,7 +144,7 @@ class Sandbox:
         (self.root / "state" / "nodes" / name).touch()
 
     def install_k3s(self) -> None:
-        target = self.file(r.K3S_BIN)
+        target = self.file(layout.K3S_BIN)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(self.k3s, target)
 
@@ -159,31 +159,31 @@ def box(tmp_path) -> Sandbox:
 
 
 def configure(
-    role: r.Role = "server", seeds: bool = False, mirrors=None, kube_vip: bool = True, root: str = "/", etcd=None
+    role: layout.Role = "server", seeds: bool = False, mirrors=None, kube_vip: bool = True, root: str = "/", etcd=None
 ) -> str:
     name = {"server": "cp-2", "agent": "agent-1"}[role]
-    config = r.node_config(
+    config = files.node_config(
         SHAPE, role=role, seeds_etcd=seeds, name=name, ip="10.20.0.12", vm_uuid="4211ABCD-0001", etcd=etcd
     )
-    return r.configure_script(
+    return scripts.configure_script(
         name=name,
         role=role,
         config_yaml=config,
-        registries_yaml=r.registries_config(mirrors or {}),
-        kube_vip_yaml=r.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface=None) if kube_vip else None,
+        registries_yaml=files.registries_config(mirrors or {}),
+        kube_vip_yaml=files.kube_vip_manifest("10.20.0.10", version="v1.0.0", interface=None) if kube_vip else None,
         root=root,
         s3_ca_bundle=etcd.ca_bundle if etcd else None,
     )
 
 
-def stdin_for(role: r.Role = "server", s3: bool = False) -> str:
+def stdin_for(role: layout.Role = "server", s3: bool = False) -> str:
     """What the component sends: the tokens and, on servers with snapshots to S3, the key drop-in."""
-    creds = r.s3_credentials_config(S3_ACCESS, S3_SECRET) if s3 else None
-    return r.configure_stdin(role, token=TOKEN, agent_token=AGENT_TOKEN, s3_credentials_yaml=creds)
+    creds = files.s3_credentials_config(S3_ACCESS, S3_SECRET) if s3 else None
+    return scripts.configure_stdin(role, token=TOKEN, agent_token=AGENT_TOKEN, s3_credentials_yaml=creds)
 
 
-def install(role: r.Role = "server", join: bool = True, root: str = "/", kubeconfig: bool = False) -> str:
-    return r.install_script(
+def install(role: layout.Role = "server", join: bool = True, root: str = "/", kubeconfig: bool = False) -> str:
+    return scripts.install_script(
         name="cp-2" if role == "server" else "agent-1",
         role=role,
         version="v1.36.1+k3s1",
@@ -195,8 +195,8 @@ def install(role: r.Role = "server", join: bool = True, root: str = "/", kubecon
     )
 
 
-def drain(role: r.Role = "agent", name: str = "agent-1", minutes: int = 7, root: str = "/") -> str:
-    return r.drain_script(name=name, role=role, api_url=SHAPE.api_url, timeout_minutes=minutes, root=root)
+def drain(role: layout.Role = "agent", name: str = "agent-1", minutes: int = 7, root: str = "/") -> str:
+    return scripts.drain_script(name=name, role=role, api_url=SHAPE.api_url, timeout_minutes=minutes, root=root)
 
 
 ALL_SCRIPTS = {
@@ -207,8 +207,8 @@ ALL_SCRIPTS = {
     "install-seed": install("server", join=False),
     "install-agent": install("agent"),
     "install-server-with-kubeconfig": install("server", kubeconfig=True),
-    "uninstall-server": r.uninstall_script(name="cp-2", role="server"),
-    "uninstall-agent": r.uninstall_script(name="agent-1", role="agent"),
+    "uninstall-server": scripts.uninstall_script(name="cp-2", role="server"),
+    "uninstall-agent": scripts.uninstall_script(name="agent-1", role="agent"),
     "drain-agent": drain("agent"),
     "drain-server": drain("server", name="cp-2"),
 }
@@ -222,7 +222,7 @@ def test_production_scripts_work_on_the_nodes_own_root():
     assert "if [ -x /usr/local/bin/k3s ]" in ALL_SCRIPTS["install-agent"]
     assert "/usr/local/bin/k3s-uninstall.sh ||" in ALL_SCRIPTS["uninstall-server"]
     with pytest.raises(ValueError, match="absolute"):
-        r.uninstall_script(name="cp-2", role="server", root="relative/dir")
+        scripts.uninstall_script(name="cp-2", role="server", root="relative/dir")
 
 
 @pytest.mark.parametrize("name", sorted(ALL_SCRIPTS))
@@ -237,13 +237,13 @@ def test_configure_writes_files_and_rerun_changes_nothing(box):
     script = configure("server", mirrors={"docker.io": ["https://mirror.example"]}, root=box.at)
     first = box.run(script, stdin=stdin_for("server"))
     assert first.returncode == 0, first.stderr
-    assert box.file(r.TOKEN_FILE).read_text() == TOKEN + "\n"
-    assert box.file(r.AGENT_TOKEN_FILE).read_text() == AGENT_TOKEN + "\n"
-    assert not box.file(r.S3_CREDENTIALS_FILE).exists()
-    assert oct(box.file(r.TOKEN_FILE).stat().st_mode & 0o777) == "0o600"
-    assert "provider-id=vsphere://4211abcd-0001" in box.file(r.CONFIG_FILE).read_text()
-    assert "https://mirror.example" in box.file(r.REGISTRIES_FILE).read_text()
-    assert "kube-vip" in box.file(r.KUBE_VIP_FILE).read_text()
+    assert box.file(layout.TOKEN_FILE).read_text() == TOKEN + "\n"
+    assert box.file(layout.AGENT_TOKEN_FILE).read_text() == AGENT_TOKEN + "\n"
+    assert not box.file(layout.S3_CREDENTIALS_FILE).exists()
+    assert oct(box.file(layout.TOKEN_FILE).stat().st_mode & 0o777) == "0o600"
+    assert "provider-id=vsphere://4211abcd-0001" in box.file(layout.CONFIG_FILE).read_text()
+    assert "https://mirror.example" in box.file(layout.REGISTRIES_FILE).read_text()
+    assert "kube-vip" in box.file(layout.KUBE_VIP_FILE).read_text()
     before = {p: p.stat().st_mtime_ns for p in box.root.rglob("*") if p.is_file()}
 
     # k3s now runs; a second run with the same inputs must neither touch a file nor restart it.
@@ -267,14 +267,14 @@ def test_configure_restarts_k3s_when_the_config_changes(box):
     assert "systemctl restart k3s" in box.argv()
     # A mirror removed from config removes the file again.
     assert box.run(configure("server", root=box.at), stdin=stdin_for("server")).returncode == 0
-    assert not box.file(r.REGISTRIES_FILE).exists()
+    assert not box.file(layout.REGISTRIES_FILE).exists()
 
 
 def test_configure_fails_with_a_message_without_a_token(box):
     result = box.run(configure("agent", root=box.at), stdin="")
     assert result.returncode != 0
     assert "no cluster token on stdin" in result.stderr
-    assert not box.file(r.CONFIG_FILE).exists()
+    assert not box.file(layout.CONFIG_FILE).exists()
 
 
 def test_configure_fails_when_cloud_init_failed(box):
@@ -379,9 +379,9 @@ def test_no_secret_in_any_argv(box):
         assert box.run(script, stdin=stdin).returncode == 0
     # Also through the exact command line the component sends over SSH (sudo -n bash -c '<script>').
     script = configure("server", mirrors={"docker.io": ["https://m.example"]}, root=box.at)
-    assert box.run(r.as_root(script), stdin=stdin_for("server", s3=True)).returncode == 0
+    assert box.run(scripts.as_root(script), stdin=stdin_for("server", s3=True)).returncode == 0
     box.add_node("agent-1")
-    assert box.run(r.as_root(drain("agent", root=box.at)), stdin=KUBECONFIG).returncode == 0
+    assert box.run(scripts.as_root(drain("agent", root=box.at)), stdin=KUBECONFIG).returncode == 0
     log = box.argv()
     assert "sudo -n bash -c" in log and "cat" in log and "mktemp" in log and "k3s kubectl" in log
     assert TOKEN not in log and "bW9jaw==" not in log
@@ -394,27 +394,27 @@ def test_server_writes_the_s3_keys_to_a_root_only_drop_in_k3s_parses(box):
 
     result = box.run(configure("server", root=box.at, etcd=ETCD), stdin=stdin_for("server", s3=True))
     assert result.returncode == 0, result.stderr
-    creds = box.file(r.S3_CREDENTIALS_FILE)
+    creds = box.file(layout.S3_CREDENTIALS_FILE)
     assert oct(creds.stat().st_mode & 0o777) == "0o600"
     # Quotes, '$(' and '/' in a key stay data: the drop-in parses back to exactly the keys.
     assert yaml.safe_load(creds.read_text()) == {"etcd-s3-access-key": S3_ACCESS, "etcd-s3-secret-key": S3_SECRET}
-    assert box.file(r.S3_CA_FILE).read_text() == ETCD.ca_bundle
-    config = yaml.safe_load(box.file(r.CONFIG_FILE).read_text())
-    assert config["etcd-s3-endpoint-ca"] == r.S3_CA_FILE and "etcd-s3-access-key" not in config
+    assert box.file(layout.S3_CA_FILE).read_text() == ETCD.ca_bundle
+    config = yaml.safe_load(box.file(layout.CONFIG_FILE).read_text())
+    assert config["etcd-s3-endpoint-ca"] == layout.S3_CA_FILE and "etcd-s3-access-key" not in config
     # Snapshots back to the servers only: the next run removes the keys and the CA from the node.
     (box.root / "state" / "enabled").touch()
     box.install_k3s()
     again = box.run(configure("server", root=box.at), stdin=stdin_for("server"))
     assert again.returncode == 0, again.stderr
-    assert not creds.exists() and not box.file(r.S3_CA_FILE).exists()
+    assert not creds.exists() and not box.file(layout.S3_CA_FILE).exists()
     assert "systemctl restart k3s" in box.argv()
 
 
 def test_agent_holds_only_the_agent_token(box):
     result = box.run(configure("agent", root=box.at), stdin=stdin_for("agent"))
     assert result.returncode == 0, result.stderr
-    assert box.file(r.TOKEN_FILE).read_text() == AGENT_TOKEN + "\n"
-    assert not box.file(r.AGENT_TOKEN_FILE).exists()
+    assert box.file(layout.TOKEN_FILE).read_text() == AGENT_TOKEN + "\n"
+    assert not box.file(layout.AGENT_TOKEN_FILE).exists()
     assert TOKEN not in "".join(p.read_text() for p in box.root.rglob("*") if p.is_file())
 
 
@@ -422,7 +422,7 @@ def test_server_refuses_to_run_without_the_agent_token(box):
     result = box.run(configure("server", root=box.at), stdin=TOKEN + "\n")
     assert result.returncode != 0
     assert "no agent token on stdin" in result.stderr
-    assert not box.file(r.CONFIG_FILE).exists()
+    assert not box.file(layout.CONFIG_FILE).exists()
 
 
 def test_an_agent_drains_itself_with_the_kubeconfig_it_is_given(box):
@@ -453,7 +453,7 @@ def test_a_server_drains_itself_through_the_endpoint_with_its_own_kubeconfig(box
     box.add_node("cp-2")
     result = box.run(drain("server", name="cp-2", root=box.at))
     assert result.returncode == 0, result.stderr
-    assert f"--kubeconfig {box.file(r.KUBECONFIG_FILE)} --server https://10.20.0.10:6443 delete node cp-2" in box.argv()
+    assert f"--kubeconfig {box.file(layout.KUBECONFIG_FILE)} --server https://10.20.0.10:6443 delete node cp-2" in box.argv()
     assert not (box.root / "state" / "nodes" / "cp-2").exists()
 
 
@@ -481,13 +481,13 @@ def test_drain_fails_when_the_api_is_unreachable(box):
 
 
 def test_uninstall_runs_the_agent_uninstaller_once_installed(box):
-    missing = box.run(r.uninstall_script(name="agent-1", role="agent", root=box.at))
+    missing = box.run(scripts.uninstall_script(name="agent-1", role="agent", root=box.at))
     assert missing.returncode == 0 and "not installed" in missing.stdout
     script = box.file("/usr/local/bin/k3s-agent-uninstall.sh")
     script.parent.mkdir(parents=True)
     script.write_text(f'#!{box.bash}\nprintf "%s\\n" "uninstalled" >> "{box.log}"\n')
     script.chmod(0o755)
-    result = box.run(r.uninstall_script(name="agent-1", role="agent", root=box.at))
+    result = box.run(scripts.uninstall_script(name="agent-1", role="agent", root=box.at))
     assert result.returncode == 0, result.stderr
     assert "uninstalled" in box.argv()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from components.edge.render import edge_nginx_config
-from components.k3s.render import nginx_stream_config
+from components.k3s.files import nginx_stream_config
 from tests import tools
 
 

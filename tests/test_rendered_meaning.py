@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from components.edge import render as edge_render
-from components.k3s import render as k3s_render
+from components.k3s import files, scripts
 from components.storage import render as storage_render
 from components.vsphere import cloud_init
 from config import grammar
@@ -231,7 +231,7 @@ def test_registries_yaml_round_trips_accepted_mirrors(mirrors):
     }
     mirrors = {k: urls for k, urls in mirrors.items() if urls}
     assume(mirrors)
-    parsed = yaml.safe_load(k3s_render.registries_config(mirrors))
+    parsed = yaml.safe_load(files.registries_config(mirrors))
     assert parsed == {"mirrors": {k: {"endpoint": v} for k, v in mirrors.items()}}
 
 
@@ -256,7 +256,7 @@ def test_install_script_gets_any_url_as_data(tmp_path_factory, url):
     _stub(bin_dir, "curl", 'for a in "$@"; do last="$a"; done; printf %s "$last" > "$STUB_OUT/curl-url"; exit 22')
     _stub(bin_dir, "systemctl", "exit 1")
     (work / "out").mkdir()
-    script = k3s_render.install_script(
+    script = scripts.install_script(
         name="agent-1", role="agent", version="v1.35.2+k3s1", install_script_url=url, join_url=None,
         root=str(work / "root"),
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.k3s import render as r
+from components.k3s import files, scripts
 from config import guards
 from tests import tools
 from tests.restore_world import World
@@ -23,14 +23,14 @@ STATUS_WORDS = ("Encryption Status", "Current Rotation Stage", "Server Encryptio
 
 
 def configure(world: World, name: str, encryption: bool):
-    config = r.node_config(
+    config = files.node_config(
         SHAPE, role="server", seeds_etcd=False, name=name, ip=SERVERS[name], vm_uuid=uuid(name, 1),
         secrets_encryption=encryption,
     )
-    script = r.configure_script(
+    script = scripts.configure_script(
         name=name, role="server", config_yaml=config, registries_yaml=None, kube_vip_yaml=None, root=str(world.root(name))
     )
-    return world.run(name, script, stdin=r.configure_stdin("server", token=TOKEN, agent_token=AGENT_TOKEN))
+    return world.run(name, script, stdin=scripts.configure_stdin("server", token=TOKEN, agent_token=AGENT_TOKEN))
 
 
 @pytest.fixture

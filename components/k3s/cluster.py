@@ -16,7 +16,7 @@ sorts before it, changes no other server's config, and nothing is ever seeded tw
 Order on a new cluster: the seed -> the other servers one after another (etcd grows one member at a time) ->
 agents once the seed is up (configured one after another, installed in parallel). On later updates only new or
 replaced nodes run anything, and a configuration change restarts k3s node by node: the servers in join order,
-each healthy before the next, and the agents likewise (render.configure_script, at most 600 s per node).
+each healthy before the next, and the agents likewise (scripts.configure_script, at most 600 s per node).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from config.model import BackupConfig, K3sConfig
 from config.names import cluster_identifier
 
 from ..vsphere.node import NodeHandle
-from . import render as k3s_render
+from . import files, scripts
 from . import restore as k3s_restore
 from .node import K3sNode, NodeSettings
 from .upgrades import K3sUpgrades
@@ -86,7 +86,7 @@ class K3sCluster(pulumi.ComponentResource):
     """nginx stream config for the external load balancer (apiEndpointMode load-balancer), else None."""
     api_url: str
     """https://<apiEndpoint>:6443"""
-    etcd_s3: k3s_render.EtcdS3 | None
+    etcd_s3: files.EtcdS3 | None
     """Where the servers send scheduled etcd snapshots (the backup bucket), or None (the servers' disks only)."""
     restore_scripts: dict[str, str]
     """The control-plane restore scripts by file name (docs/runbooks/restore-control-plane.md)."""
@@ -114,7 +114,7 @@ class K3sCluster(pulumi.ComponentResource):
         problems = check_nodes(servers, agents)
         if problems:
             raise pulumi.RunError("; ".join(problems))
-        self.etcd_s3 = etcd_s3 = k3s_render.etcd_s3(backup)
+        self.etcd_s3 = etcd_s3 = files.etcd_s3(backup)
         if etcd_s3 is None:
             s3_keys = None
         self.restore_scripts = k3s_restore.scripts(
@@ -128,7 +128,7 @@ class K3sCluster(pulumi.ComponentResource):
         by_name = {n.name: n for n in servers}
         self.etcd_seed, join_order = bootstrap_order(list(by_name), etcd_seed)
         cluster_exists = etcd_seed is not None
-        shape = k3s_render.ClusterShape(
+        shape = files.ClusterShape(
             api_endpoint=k3s.api_endpoint, cluster_cidr=k3s.cluster_cidr, service_cidr=k3s.service_cidr
         )
         self.api_url = shape.api_url
@@ -136,9 +136,9 @@ class K3sCluster(pulumi.ComponentResource):
             shape=shape,
             version=k3s.version,
             install_script_url=k3s.install_script_url,
-            registries_yaml=k3s_render.registries_config(k3s.registry_mirrors),
+            registries_yaml=files.registries_config(k3s.registry_mirrors),
             kube_vip_yaml=(
-                k3s_render.kube_vip_manifest(
+                files.kube_vip_manifest(
                     k3s.api_endpoint, version=k3s.kube_vip_version, interface=k3s.kube_vip_interface
                 )
                 if k3s.api_endpoint_mode == "kube-vip"
@@ -187,21 +187,21 @@ class K3sCluster(pulumi.ComponentResource):
         read = remote.Command(
             f"{name}-kubeconfig",
             connection=by_name[first].connection,
-            create=k3s_render.read_kubeconfig_command(),
+            create=scripts.read_kubeconfig_command(),
             logging=remote.Logging.NONE,
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.nodes[first].install], additional_secret_outputs=_SECRET_OUTPUTS
             ),
         )
         self.kubeconfig = pulumi.Output.secret(
-            read.stdout.apply(lambda raw: k3s_render.kubeconfig_for(raw, api_endpoint=k3s.api_endpoint, stack=stack))
+            read.stdout.apply(lambda raw: files.kubeconfig_for(raw, api_endpoint=k3s.api_endpoint, stack=stack))
         )
         previous = self.nodes[first].install
         for server_name in joining:
             self.nodes[server_name] = node(by_name[server_name], [previous], kubeconfig=self.kubeconfig)
             previous = self.nodes[server_name].install
         # Agents join once the first server is up, and are configured one after another: a configuration change
-        # restarts them one at a time, each healthy again before the next (render.configure_script). They are
+        # restarts them one at a time, each healthy again before the next (scripts.configure_script). They are
         # not drained for it: k3s-agent's unit stops only k3s itself (install.sh KillMode=process), so the pods
         # keep running through the restart, while a drain would move every CouchDB volume off the node and back.
         previous_agent: K3sNode | None = None
@@ -219,7 +219,7 @@ class K3sCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[n.install for n in self.nodes.values()]),
         )
         self.lb_nginx_config = (
-            k3s_render.nginx_stream_config([s.ip for s in servers], stack=stack)
+            files.nginx_stream_config([s.ip for s in servers], stack=stack)
             if k3s.api_endpoint_mode == "load-balancer"
             else None
         )

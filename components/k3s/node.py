@@ -26,7 +26,7 @@ import pulumi
 from pulumi_command import remote
 
 from ..vsphere.node import NodeHandle
-from . import render
+from . import files, scripts
 
 # Commands that carry a secret on stdin never stream output to the engine log.
 _SECRET_OUTPUTS = ["stdout", "stderr"]
@@ -36,7 +36,7 @@ _SECRET_OUTPUTS = ["stdout", "stderr"]
 class NodeSettings:
     """What every node is given alike, decided once by K3sCluster."""
 
-    shape: render.ClusterShape
+    shape: files.ClusterShape
     version: str
     install_script_url: str
     registries_yaml: str | None
@@ -45,7 +45,7 @@ class NodeSettings:
     drain_timeout_minutes: int
     secrets_encryption: bool = True
     """`secrets-encryption` on every server (it must match on all of them)."""
-    etcd: render.EtcdS3 | None = None
+    etcd: files.EtcdS3 | None = None
     """Scheduled etcd snapshots to S3 on every server, or None (k3s's local defaults)."""
 
 
@@ -55,7 +55,7 @@ class K3sNode(pulumi.ComponentResource):
     configure: remote.Command
     """Done once the node's configuration is written and, after a change, k3s restarted and the node healthy."""
     config_digest: str
-    """Identifies the configuration `configure` writes (render.configuration_digest); remembered in deployedState."""
+    """Identifies the configuration `configure` writes (scripts.configuration_digest); remembered in deployedState."""
 
     def __init__(
         self,
@@ -94,7 +94,7 @@ class K3sNode(pulumi.ComponentResource):
         shape = settings.shape
 
         def node_config(uuid: str) -> str:
-            return render.node_config(
+            return files.node_config(
                 shape,
                 role=node.role,
                 seeds_etcd=seeds_etcd,
@@ -106,7 +106,7 @@ class K3sNode(pulumi.ComponentResource):
             )
 
         def configure_script(config: str) -> str:
-            return render.configure_script(
+            return scripts.configure_script(
                 name=node.name,
                 role=node.role,
                 config_yaml=config,
@@ -115,19 +115,19 @@ class K3sNode(pulumi.ComponentResource):
                 s3_ca_bundle=settings.etcd.ca_bundle if settings.etcd and node.role == "server" else None,
             )
 
-        self.config_digest = render.configuration_digest(configure_script(node_config(render.DIGEST_VM_UUID)))
-        script = node.uuid.apply(lambda uuid: render.as_root(configure_script(node_config(uuid))))
+        self.config_digest = scripts.configuration_digest(configure_script(node_config(scripts.DIGEST_VM_UUID)))
+        script = node.uuid.apply(lambda uuid: scripts.as_root(configure_script(node_config(uuid))))
         if settings.etcd is not None and node.role == "server" and s3_keys is None:
             raise ValueError(f"{node.name}: etcd snapshots to S3 need the bucket's keys")
         keys = s3_keys if settings.etcd is not None and node.role == "server" else (None, None)
-        # Everything secret reaches the node on stdin only (render.configure_stdin says what, in which order).
+        # Everything secret reaches the node on stdin only (scripts.configure_stdin says what, in which order).
         stdin = pulumi.Output.secret(
             pulumi.Output.all(token, agent_token, *keys).apply(
-                lambda v: render.configure_stdin(
+                lambda v: scripts.configure_stdin(
                     node.role,
                     token=v[0],
                     agent_token=v[1],
-                    s3_credentials_yaml=render.s3_credentials_config(v[2], v[3]) if v[2] is not None else None,
+                    s3_credentials_yaml=files.s3_credentials_config(v[2], v[3]) if v[2] is not None else None,
                 )
             )
         )
@@ -152,8 +152,8 @@ class K3sNode(pulumi.ComponentResource):
         self.install = remote.Command(
             f"{name}-install",
             connection=node.connection,
-            create=render.as_root(
-                render.install_script(
+            create=scripts.as_root(
+                scripts.install_script(
                     name=node.name,
                     role=node.role,
                     version=settings.version,
@@ -164,7 +164,7 @@ class K3sNode(pulumi.ComponentResource):
             ),
             # A renewed kubeconfig (stdin) updates the stored inputs; nothing re-runs on the node.
             update=f"echo k3s stays as installed on {node.name}",
-            delete=render.as_root(render.uninstall_script(name=node.name, role=node.role)),
+            delete=scripts.as_root(scripts.uninstall_script(name=node.name, role=node.role)),
             triggers=vm_identity,
             **with_kubeconfig,
             opts=pulumi.ResourceOptions(
@@ -179,8 +179,8 @@ class K3sNode(pulumi.ComponentResource):
             ),
         )
         note = f"echo {node.name} is drained before k3s leaves it"
-        drain = render.as_root(
-            render.drain_script(
+        drain = scripts.as_root(
+            scripts.drain_script(
                 name=node.name,
                 role=node.role,
                 api_url=shape.api_url,

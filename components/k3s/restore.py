@@ -1,7 +1,7 @@
 """Control-plane restore scripts: one, two or all servers lost, as upstream k3s accepts it.
 
 Run by an operator with `sudo bash <script>` on the servers (docs/runbooks/restore-control-plane.md says in
-which order). Pure renderers, like render.py: `root` is the directory treated as the node's root (the stack
+which order). Pure renderers, like scripts.py: `root` is the directory treated as the node's root (the stack
 renders `/`; tests render a sandbox per server). What upstream checks, and how these scripts meet it (k3s
 `pkg/cli/server/server.go`, `pkg/cluster/managed.go`, `pkg/configfilearg/parser.go`, `pkg/etcd/member_controller.go`,
 `pkg/nodepassword/`; docs.k3s.io cli/etcd-snapshot.md):
@@ -17,7 +17,7 @@ renders `/`; tests render a sandbox per server). What upstream checks, and how t
 - Every other server is stopped and checked before the reset: none answers on :6443, nor does the API
   endpoint once this server is stopped too (no second cluster behind the VIP). `stop-server.sh` stops k3s
   with `k3s-killall.sh` (kube-vip's container outlives `systemctl stop k3s`) and keeps it from starting at boot.
-- RESTORE_MARK (render.py) is on every server the restore touches until it serves the restored cluster: the
+- RESTORE_MARK (layout.py) is on every server the restore touches until it serves the restored cluster: the
   configure, install, drain and uninstall scripts of `pulumi up` refuse to run there meanwhile.
 - The way back to three servers: an intact VM rejoins with `rejoin-etcd.sh` (its etcd data set aside, as the
   docs' "remove db, start"); a rebuilt VM has no k3s and is installed and joined by the next `pulumi up`
@@ -35,17 +35,17 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Mapping
 
-from . import render
+from . import layout
+from .scripts import SHEBANG, on_node
 
-KILLALL = "/usr/local/bin/k3s-killall.sh"
-DATA_DIR = "/var/lib/rancher/k3s"
-DB_DIR = f"{DATA_DIR}/server/db"
+KILLALL = f"{layout.BIN_DIR}/k3s-killall.sh"
+DB_DIR = f"{layout.DATA_DIR}/server/db"
 RESET_FLAG = f"{DB_DIR}/reset-flag"  # k3s refuses a second reset while it exists (pkg/cluster/managed.go)
 SNAPSHOT_DIR = f"{DB_DIR}/snapshots"
 # The restore-time config: config.yaml and its drop-ins without `server`; root-only, removed after the reset.
-RESTORE_CONFIG_DIR = f"{render.CONFIG_DIR}/restore-config"
+RESTORE_CONFIG_DIR = f"{layout.CONFIG_DIR}/restore-config"
 # What this server was reset from, so a rerun resumes instead of resetting twice; finish-restore.sh removes it.
-RESET_RECORD = f"{render.CONFIG_DIR}/restore-reset-done"
+RESET_RECORD = f"{layout.CONFIG_DIR}/restore-reset-done"
 NODE_PASSWORD_SUFFIX = ".node-password.k3s"  # k3s pkg/nodepassword: `<node>.node-password.k3s` in kube-system
 API_WAIT_SECONDS = 600
 
@@ -54,10 +54,10 @@ SCRIPTS = ("stop-server.sh", "restore-control-plane.sh", "rejoin-etcd.sh", "fini
 
 def _prelude(*, servers: Mapping[str, str], api_endpoint: str, root: str, what: str) -> str:
     """Shared start: the stack's servers as data, paths under `root`, and the helpers every script uses."""
-    on = render._on
+    on = on_node
     q = shlex.quote
     ips = "".join(f"server_ip[{q(name)}]={q(ip)}\n" for name, ip in sorted(servers.items()))
-    return f"""{render._SHEBANG}# {what}
+    return f"""{SHEBANG}# {what}
 umask 077
 # Only what this script passes reaches k3s: no server URL, config file or token from the caller's environment.
 unset K3S_URL K3S_CONFIG_FILE K3S_TOKEN K3S_TOKEN_FILE
@@ -66,12 +66,12 @@ declare -A server_ip=()
 # shellcheck disable=SC2034
 {{
 {ips}api_endpoint={q(api_endpoint)}
-k3s={on(root, render.K3S_BIN)}
+k3s={on(root, layout.K3S_BIN)}
 killall={on(root, KILLALL)}
-config={on(root, render.CONFIG_FILE)}
-token_file={on(root, render.TOKEN_FILE)}
-kubeconfig={on(root, render.KUBECONFIG_FILE)}
-mark={on(root, render.RESTORE_MARK)}
+config={on(root, layout.CONFIG_FILE)}
+token_file={on(root, layout.TOKEN_FILE)}
+kubeconfig={on(root, layout.KUBECONFIG_FILE)}
+mark={on(root, layout.RESTORE_MARK)}
 record={on(root, RESET_RECORD)}
 db={on(root, DB_DIR)}
 }}
@@ -84,7 +84,7 @@ this_server() {{
   printf '%s\\n' "$name"
 }}
 # answers ADDRESS: a k3s supervisor (or the API endpoint) serves there (k3s /ping needs no credentials).
-answers() {{ curl -ksf --max-time 5 "https://$1:{render.API_PORT}/ping" >/dev/null 2>&1; }}
+answers() {{ curl -ksf --max-time 5 "https://$1:{layout.API_PORT}/ping" >/dev/null 2>&1; }}
 installed() {{ [ -x "$k3s" ]; }}
 mark_restore() {{
   mkdir -p "$(dirname "$mark")"
@@ -103,7 +103,7 @@ stop_local() {{
     fail "k3s still runs on this server after stopping it; see systemctl status k3s"
   fi
   if answers 127.0.0.1; then
-    fail "something still answers on :{render.API_PORT} on this server after stopping k3s"
+    fail "something still answers on :{layout.API_PORT} on this server after stopping k3s"
   fi
 }}
 kubectl() {{ "$k3s" kubectl --kubeconfig "$kubeconfig" "$@"; }}
@@ -137,7 +137,7 @@ def restore_script(
     *, servers: Mapping[str, str], api_endpoint: str, version: str, install_script_url: str, root: str = "/"
 ) -> str:
     """`restore-control-plane.sh --snapshot <name> | --keep-data` on the ONE server the cluster comes back on."""
-    on, q = render._on, shlex.quote
+    on, q = on_node, shlex.quote
     # Top-level `server` key, quoted or not (k3s reads YAML; our files are yaml.safe_dump's).
     server_key = r"""'^["'"'"']?server["'"'"']?[[:space:]]*:'"""
     return (
@@ -166,7 +166,7 @@ restore_path=""
 if [ -n "$snapshot" ]; then
   if grep -qx 'etcd-s3: true' "$config"; then
     # k3s downloads it from the bucket its config names, with the keys of the root-only drop-in.
-    [ -s {on(root, render.S3_CREDENTIALS_FILE)} ] || fail "{render.S3_CREDENTIALS_FILE} is missing: run pulumi up first (it writes the bucket's keys)"
+    [ -s {on(root, layout.S3_CREDENTIALS_FILE)} ] || fail "{layout.S3_CREDENTIALS_FILE} is missing: run pulumi up first (it writes the bucket's keys)"
     restore_path="$snapshot"
   else
     restore_path={on(root, SNAPSHOT_DIR)}/"$snapshot"
@@ -259,7 +259,7 @@ if [ ! -e "$mark" ]; then
     echo "cht-hosting: no restore is in progress on $self and k3s runs: nothing to do"
     exit 0
   fi
-  fail "no restore is in progress on $self ({render.RESTORE_MARK} is absent): run stop-server.sh here before the restore"
+  fail "no restore is in progress on $self ({layout.RESTORE_MARK} is absent): run stop-server.sh here before the restore"
 fi
 if ! installed; then
   # A rebuilt VM: no k3s unit exists, so there is nothing to start; the next pulumi up installs and joins it.
@@ -326,7 +326,7 @@ if [ -n "$want" ] && [ "$have" != "$want" ]; then
   others=()
   for name in $(printf '%s\\n' "${{!server_ip[@]}}" | sort); do [ "$name" = "$self" ] || others+=("$name"); done
   [ ${{#others[@]}} -ge 2 ] || fail "node $self names $have, not this VM ($want), and no two other servers hold etcd quorum while it joins again; the CPI cannot manage this node (see the runbook)"
-  via="https://${{server_ip[${{others[0]}}]}}:{render.API_PORT}"
+  via="https://${{server_ip[${{others[0]}}]}}:{layout.API_PORT}"
   peer() {{ "$k3s" kubectl --kubeconfig "$kubeconfig" --server "$via" "$@"; }}
   mark_restore "finish-restore.sh: $self joins again under a Node of its own VM"
   echo "cht-hosting: node $self names $have, not this VM ($want): it joins again (its Node and etcd member go first)"

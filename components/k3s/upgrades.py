@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 
 from config.names import UPGRADE_NAMESPACE
 
-from . import render as k3s_render
+from . import plans
 
 
 class K3sUpgrades(pulumi.ComponentResource):
@@ -47,13 +47,13 @@ class K3sUpgrades(pulumi.ComponentResource):
             file=f"{releases}/system-upgrade-controller.yaml",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[crds]),
         )
-        server_spec, agent_spec = k3s_render.upgrade_plans(version)
+        server_spec, agent_spec = plans.upgrade_plans(version)
         after_controller = pulumi.ResourceOptions(parent=self, depends_on=[controller])
         self.server_plan = k8s.apiextensions.CustomResource(
             f"{name}-server-plan",
             api_version="upgrade.cattle.io/v1",
             kind="Plan",
-            metadata={"name": k3s_render.SERVER_PLAN, "namespace": UPGRADE_NAMESPACE},
+            metadata={"name": plans.SERVER_PLAN, "namespace": UPGRADE_NAMESPACE},
             spec=server_spec,
             opts=after_controller,
         )
@@ -61,7 +61,7 @@ class K3sUpgrades(pulumi.ComponentResource):
             f"{name}-agent-plan",
             api_version="upgrade.cattle.io/v1",
             kind="Plan",
-            metadata={"name": k3s_render.AGENT_PLAN, "namespace": UPGRADE_NAMESPACE},
+            metadata={"name": plans.AGENT_PLAN, "namespace": UPGRADE_NAMESPACE},
             spec=agent_spec,
             opts=after_controller,
         )

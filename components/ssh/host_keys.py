@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shlex
 
-from ..k3s.render import as_root
+from ..k3s.scripts import as_root
 
 SSH_DIR = "/etc/ssh"
 BOOT_KEY = f"{SSH_DIR}/ssh_host_ed25519_key"
