@@ -154,6 +154,17 @@ HOST_ANNOTATION = f"{PROJECT}/host"
 """On the county's API Service: the county's host, the `instance` its express metrics carry (as in Watchdog)."""
 
 
+def schedule_name(county: str) -> str:
+    """The county's Velero Schedule (in Velero's namespace): backup creates it, the county alerts find its backups
+    by it in Velero's metrics (their `schedule` label); its backups are named `<schedule>-<timestamp>`."""
+    return f"county-{county}"
+
+
+def final_backup_name(county: str) -> str:
+    """The Velero Backup taken when a county leaves config (backup takes it; the plan's change summary names it)."""
+    return f"{schedule_name(county)}-final"
+
+
 def static_pv_name(county: str, node: int) -> str:
     """A migrated county's pre-existing volume (cluster-scoped, so it carries the county)."""
     return f"couchdb-pv-{county}-{node}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.deployed import OUTPUT as DEPLOYED_STATE
+from config.names import final_backup_name
 
 # Outputs loaded by hand outside the cluster: when one changes, the step that loads it again.
 HAND_LOADED = {
@@ -267,7 +268,7 @@ def lines(changes: Changes, source: str) -> list[str]:
         out.append("    (their namespaces, volumes and credentials are kept)")
     for county in changes.final_backups:
         out.append(
-            f"    {county}: backed up a last time first, velero/county-{county}-final (kept until an operator deletes "
+            f"    {county}: backed up a last time first, velero/{final_backup_name(county)} (kept until an operator deletes "
             "it); its scheduled backups expire after their retention (docs/backups.md#a-removed-county)"
         )
     names("Nodes added", changes.nodes_added)

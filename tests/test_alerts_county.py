@@ -11,9 +11,9 @@ has a completed Backup).
 
 from __future__ import annotations
 
-from components.backup import render as backup_render
 from components.monitoring import rules
 from config.model import BackupConfig, MonitoringConfig
+from config.names import schedule_name
 from tests.alerting import check, fires, only, quiet, series
 
 MONITORING = MonitoringConfig()
@@ -34,7 +34,7 @@ def cht_major(county: str, major: str) -> dict:
 
 def test_a_county_not_scraped_or_unmeasured_or_never_backed_up_alerts():
     picked = only(rules.county_rules(MONITORING, BACKUP), "ChtApiNotScraped", "CountyVolumeMetricsMissing", "CountyNeverBackedUp")
-    schedule = backup_render.schedule_name("kwale")
+    schedule = schedule_name("kwale")
     probe = {"job": "cht", "namespace": "kwale", "county": "kwale", "instance": "kwale.echis.example.org"}
     claim = {"job": "kubelet", "namespace": "kwale", "persistentvolumeclaim": "couchdb-claim0"}
     healthy = [
@@ -54,7 +54,7 @@ def test_a_county_not_scraped_or_unmeasured_or_never_backed_up_alerts():
           series("up", "1x1700", job="cht", namespace="lamu", county="lamu", instance="lamu.echis.example.org"),
           series("kubelet_volume_stats_capacity_bytes", f"{20 * GIB}x1700", job="kubelet", namespace="lamu",
                  persistentvolumeclaim="couchdb-claim0"),
-          series("velero_backup_last_successful_timestamp", "0+60x1700", schedule=backup_render.schedule_name("lamu"))],
+          series("velero_backup_last_successful_timestamp", "0+60x1700", schedule=schedule_name("lamu"))],
          [quiet("25m", "ChtApiNotScraped"), fires("35m", "ChtApiNotScraped", {"severity": "critical", **county}),
           fires("65m", "CountyVolumeMetricsMissing", {"severity": "warning", **county}),
           quiet("25h", "CountyNeverBackedUp"),

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from components.backup import drill, render
+from config import names
 from config.model import BackupConfig, ChtSettings, County
 
 # charts/velero/values.yaml @ velero-12.1.0: the value paths we set (lists by their item keys).
@@ -130,7 +131,7 @@ def test_schedule_uses_only_fields_velero_has_and_keeps_backups_of_a_removed_cou
 
 
 def test_schedule_name_and_labels_come_from_the_county():
-    assert render.schedule_name("homa-bay") == "county-homa-bay"
+    assert names.schedule_name("homa-bay") == "county-homa-bay"
     labels = render.schedule_labels(county("homa-bay", couchdbNodes=3), drill_enabled=True)
     assert labels[render.COUNTY_LABEL] == "homa-bay" and labels[render.NODES_LABEL] == "3"
     assert labels[render.DRILL_LABEL] == "true"  # clustered counties are drilled too (scratch Services)

@@ -130,7 +130,7 @@ def back_up(world: World, name: str, stamp: str, *, running: bool = True, settin
     labels = dict(render.schedule_spec(county, BACKUP, "velero")["template"]["metadata"]["labels"]) if county else {}
     if settings is not None:
         labels = {render.COUNTY_LABEL: name, render.NODES_LABEL: str(settings.couchdb_nodes)}
-    schedule = render.schedule_name(name)
+    schedule = names.schedule_name(name)
     labels["velero.io/schedule-name"] = schedule
     backup = f"{schedule}-{stamp}"
     completed = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}:00Z"

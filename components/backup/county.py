@@ -19,6 +19,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from config import names
 from config.model import BackupConfig, County
 
 from . import render
@@ -47,7 +48,7 @@ def county_backup(
         api_version=render.VELERO_API,
         kind="Schedule",
         metadata={
-            "name": render.schedule_name(county.name),
+            "name": names.schedule_name(county.name),
             "namespace": ns,
             "labels": render.schedule_labels(county, backup.drill.enabled),
         },
@@ -99,4 +100,4 @@ class FinalCountyBackup(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create="12h"),
             ),
         )
-        self.register_outputs({"backup": render.final_backup_name(county)})
+        self.register_outputs({"backup": names.final_backup_name(county)})

@@ -64,19 +64,9 @@ NODE_AGENT = _resources(NODE_AGENT_REQUESTS, 4)
 DRILL_JOB = _resources(DRILL_JOB_REQUESTS, 2)
 
 
-def schedule_name(county: str) -> str:
-    """The county's Velero Schedule (in Velero's namespace); its backups are named `<schedule>-<timestamp>`."""
-    return f"county-{county}"
-
-
 FINAL_TTL = "876000h0m0s"
 """A removed county's final backup is kept 100 years: in practice until an operator deletes it."""
 FINAL_LABEL = "cht-hosting/final-backup"
-
-
-def final_backup_name(county: str) -> str:
-    """The backup taken when a county leaves config (its Schedule is deleted with it)."""
-    return f"county-{county}-final"
 
 
 def final_backup(county: str, couchdb_nodes: int) -> dict:
@@ -87,7 +77,7 @@ def final_backup(county: str, couchdb_nodes: int) -> dict:
     (pkg/podvolume/backupper.go)."""
     return {
         "metadata": {
-            "name": final_backup_name(county),
+            "name": names.final_backup_name(county),
             "labels": {**MANAGED, COUNTY_LABEL: county, NODES_LABEL: str(couchdb_nodes), FINAL_LABEL: "true"},
             "annotations": {"pulumi.com/waitFor": "jsonpath={.status.phase}=Completed"},
         },
@@ -439,7 +429,7 @@ def summary(counties: dict[str, County], backup: BackupConfig, control_plane: bo
         "velero": {"namespace": backup.velero.namespace, "chart": backup.velero.chart_version, "prefix": backup.counties.prefix},
         "counties": {
             name: {
-                "schedule": schedule_name(name),
+                "schedule": names.schedule_name(name),
                 "cron": backup_window.cron(name, county, backup),
                 "retentionDays": retention_days(backup, county.settings),
                 "couchdbVolumes": county.settings.couchdb_nodes,

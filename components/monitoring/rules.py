@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 
 from components.backup import drill as backup_drill
-from components.backup import render as backup_render
 from config import names
 from config.model import BackupConfig, MonitoringConfig
 
@@ -295,7 +294,8 @@ def county_backup_without_volume_data(hours: int) -> dict:
     )
     return _rule(
         "CountyBackupWithoutVolumeData",
-        f'(increase(velero_backup_success_total{{schedule=~"county-.+"}}[{hours}h]) > 0) unless on (schedule) ({recent})',
+        f'(increase(velero_backup_success_total{{schedule=~"{names.schedule_name(".+")}"}}[{hours}h]) > 0) '
+        f"unless on (schedule) ({recent})",
         "30m", "critical", "A county's backups hold no CouchDB volume data",
         f"Backup schedule {{{{ $labels.schedule }}}} completed backups in the last {hours} hours without a single "
         "CouchDB volume (its CouchDB was not running, or the node agent could not read it). Such a backup cannot "
@@ -342,8 +342,8 @@ def county_rules(monitoring: MonitoringConfig, backup: BackupConfig | None = Non
     ]
     if backup is not None:
         hours = monitoring.alerts.backup_max_age_hours
-        # The county's Schedule by Velero's name for it (components/backup/render.py schedule_name).
-        schedule = backup_render.schedule_name("$1")
+        # The county's Schedule by Velero's name for it.
+        schedule = names.schedule_name("$1")
         rules.append(
             _rule(
                 "CountyNeverBackedUp",
