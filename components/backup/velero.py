@@ -27,6 +27,7 @@ import pulumi_random as random
 
 from config.model import BackupConfig, ChtSettings, StorageClassConfig
 
+from .. import helm
 from ..storage.storage_class import storage_class_object
 from . import drill, render, scripts
 
@@ -123,17 +124,14 @@ class BackupEngine(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace], retain_on_delete=True),
         )
         velero = backup.velero
-        self.release = k8s.helm.v3.Release(
+        self.release = helm.release(
             f"{name}-velero",
             name=render.RELEASE,
             chart="velero",
             version=velero.chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=velero.chart_repository),
+            repository=velero.chart_repository,
             namespace=ns,
             values=render.velero_values(backup),
-            atomic=True,
-            cleanup_on_fail=True,
-            max_history=10,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, credentials, repository]),
         )
         k8s.core.v1.ConfigMap(

@@ -31,6 +31,7 @@ from pulumi import Input, Output, ResourceOptions
 from config import names
 from config.model import BackupConfig, MonitoringConfig
 
+from .. import helm
 from . import namespace, rules, scrape, values
 
 
@@ -91,31 +92,24 @@ class PlatformMonitoring(pulumi.ComponentResource):
             opts=in_ns,
         )
 
-        repository = k8s.helm.v3.RepositoryOptsArgs(repo=monitoring.chart_repository)
-        self.json_exporter = k8s.helm.v3.Release(
+        self.json_exporter = helm.release(
             f"{name}-json-exporter",
             name=values.JSON_EXPORTER_RELEASE,
             chart=values.JSON_EXPORTER_CHART,
             version=monitoring.json_exporter_chart_version,
-            repository_opts=repository,
+            repository=monitoring.chart_repository,
             namespace=ns_name,
             values=values.json_exporter_values(monitoring),
-            atomic=True,
-            cleanup_on_fail=True,
-            max_history=10,
             opts=guarded,
         )
-        self.release = k8s.helm.v3.Release(
+        self.release = helm.release(
             f"{name}-stack",
             name=values.STACK_RELEASE,
             chart=values.STACK_CHART,
             version=monitoring.stack_chart_version,
-            repository_opts=repository,
+            repository=monitoring.chart_repository,
             namespace=ns_name,
             values=values.stack_values(monitoring, storage_class, mode, backup),  # type: ignore[arg-type]
-            atomic=True,
-            cleanup_on_fail=True,
-            max_history=10,
             # Not on the quota and policies: what waits for this release (every county's scrape objects, for
             # the CRDs) should not wait for them too. A pod started before its quota is simply not counted.
             opts=ResourceOptions(parent=self, depends_on=[self.ns, self.alertmanager_secret]),

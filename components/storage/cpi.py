@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 from config.model import CpiConfig, VsphereConfig
 from config.names import CPI_NAMESPACE
 
+from .. import helm
 from . import render
 
 
@@ -77,18 +78,14 @@ class VsphereCpi(pulumi.ComponentResource):
         depends.append(self.config_map)
         values = render.cpi_values(config_data, image=cpi.image)
 
-        self.release = k8s.helm.v3.Release(
+        self.release = helm.release(
             f"{name}-release",
             name="vsphere-cpi",
             chart="vsphere-cpi",
             version=cpi.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=cpi.chart_repository),
+            repository=cpi.chart_repository,
             namespace=CPI_NAMESPACE,
             values=values,
-            # Wait for the DaemonSet to be ready, and roll back a failed upgrade instead of leaving it half done.
-            atomic=True,
-            cleanup_on_fail=True,
-            max_history=10,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
         self.release_name = self.release.name
