@@ -244,6 +244,16 @@ def _line_delta(old: Any, new: Any, lead: str = " ") -> str:
     return f"{lead}({text})" if lead == " " else f"{lead}{text}"
 
 
+def _collapsed(items: list[str]) -> list[str]:
+    """Items `<name>: <what>` that say the same of several names, once with all their names (a fleet-wide edit
+    reads as one line, not fifty), in the order each first appears."""
+    names: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, what = item.partition(": ")
+        names.setdefault(what if sep else item, []).append(name if sep else "")
+    return [f"{', '.join(n)}: {what}" if n != [""] else what for what, n in names.items()]
+
+
 def lines(changes: Changes, source: str) -> list[str]:
     """The summary as the plan prints it first."""
     if changes.first_update:
@@ -255,7 +265,7 @@ def lines(changes: Changes, source: str) -> list[str]:
     def group(title: str, items: list[str]) -> None:
         if items:
             out.append(f"  {title} ({len(items)}):")
-            out.extend(f"    {item}" for item in items)
+            out.extend(f"    {item}" for item in _collapsed(items))
 
     def names(title: str, items: list[str]) -> None:
         if items:
@@ -281,6 +291,6 @@ def lines(changes: Changes, source: str) -> list[str]:
     group("What restarts", changes.restarts)
     names("Other outputs that change (their lines: diff the review folders' outputs/)", changes.outputs_changed)
     out.append("  Refused: none (the guards accept every edit against what is deployed)")
-    group("Before `pulumi up`", [f"{i}. {step}" for i, step in enumerate(changes.before, 1)])
-    group("After `pulumi up`", [f"{i}. {step}" for i, step in enumerate(changes.after, 1)])
+    group("Before `pulumi up`", [f"{i}. {step}" for i, step in enumerate(_collapsed(changes.before), 1)])
+    group("After `pulumi up`", [f"{i}. {step}" for i, step in enumerate(_collapsed(changes.after), 1)])
     return out

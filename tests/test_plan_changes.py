@@ -94,6 +94,28 @@ def test_a_restart_alone_is_a_change():
     assert any(line.startswith("    k3s on cp-1 (its configuration changed)") for line in lines)
 
 
+def test_a_fleet_wide_edit_reads_as_one_line_per_change_not_one_per_county():
+    # A new CHT release for every county: one line saying what, naming every county it applies to, not the same
+    # line per county (issue 25: repetition collapsed). Changes that differ per county stay lines of their own.
+    now = _deployed()
+    for county in now["counties"]:
+        now["deployedState"]["counties"][county]["version"] = now["counties"][county]["version"] = "4.23.0"
+    now["counties"]["kisumu"]["url"] = "https://kisumu.health.example.org"
+    now["counties"]["nakuru"]["url"] = "https://nakuru.health.example.org"
+    lines = changes.lines(changes.summarize(_deployed(), now), "x")
+    assert "  Counties changed (2):" in lines
+    assert "    kisumu: version 4.22.0 -> 4.23.0; url https://kisumu.example.org -> https://kisumu.health.example.org" in lines
+    assert "  What restarts (2):" in lines
+    assert "    kisumu, nakuru: its pods, one Deployment at a time (new CHT images)" in lines
+    assert (
+        "    1. kisumu, nakuru: give it a certificate for its new host (TLS Secret in its namespace) and point the new "
+        "DNS name at the edge proxies"
+    ) in lines
+    del now["counties"]["kisumu"]["url"], now["counties"]["nakuru"]["url"]
+    now["counties"]["kisumu"]["url"], now["counties"]["nakuru"]["url"] = "https://kisumu.example.org", "https://nakuru.example.org"
+    assert "    kisumu, nakuru: version 4.22.0 -> 4.23.0" in changes.lines(changes.summarize(_deployed(), now), "x")
+
+
 def test_an_added_county_asks_for_its_certificate_the_edge_and_watchdog_and_escrow():
     now = _deployed()
     _with_county(now, "homa-bay")
