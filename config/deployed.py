@@ -50,6 +50,9 @@ class DeployedNode(_Record):
     address: str
     hardware_version: int | None = None
     disk_gb: int | None = None
+    # The VM's vCPUs and memory (GB); None: recorded before they were.
+    cpus: int | None = None
+    memory_gb: int | None = None
     # False: its k3s install predates installs that are replaced with their VM.
     k3s_follows_vm: bool = Field(default=False, alias="k3sFollowsVm")
     # Digest of the k3s configuration the node was given (no secrets): a change restarts k3s on it.
@@ -184,6 +187,8 @@ def snapshot(
                     address=address,
                     hardware_version=hardware,
                     disk_gb=pool.disk_gb,
+                    cpus=pool.cpus,
+                    memory_gb=pool.memory_gb,
                     k3s_follows_vm=name not in k3s_before_vm_tracking,
                     k3s_config=(k3s_config or {}).get(name),
                 )

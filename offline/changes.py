@@ -40,7 +40,7 @@ _COUNTY_FIELDS = (
     ("counties", "cpu"),
     ("counties", "memoryGb"),
 )
-_NODE_FIELDS = ("role", "address", "hardwareVersion", "diskGb")
+_NODE_FIELDS = ("role", "address", "hardwareVersion", "diskGb", "cpus", "memoryGb")
 
 
 @dataclass
@@ -145,6 +145,9 @@ def summarize(deployed: dict[str, Any] | None, outputs: dict[str, Any], tls: dic
             changes.nodes_changed[node] = diffs
             if any(d.startswith("hardwareVersion") for d in diffs):
                 changes.restarts.append(f"{node}: its VM (vSphere upgrades the hardware version while it is off)")
+            elif any(d.startswith(("cpus", "memoryGb")) for d in diffs):
+                # The VMs have no CPU or memory hot add: the vSphere provider shuts the guest down to change them.
+                changes.restarts.append(f"{node}: its VM (vSphere changes its CPUs or memory while it is off)")
 
     restarting = _k3s_restarts(was_state, now_state)
     if restarting:

@@ -73,8 +73,8 @@ def test_export_has_every_remembered_value_and_no_secret():
         "couchdbNodes": 3, "couchdbStorageGb": 100, "couchdbUser": "medic", "version": "4.22.0"
     }
     assert exported["nodes"]["cp-2"] == {
-        "role": "server", "address": "10.20.0.12", "hardwareVersion": 19, "diskGb": 50, "k3sFollowsVm": True,
-        "k3sConfig": None,
+        "role": "server", "address": "10.20.0.12", "hardwareVersion": 19, "diskGb": 50, "cpus": 4, "memoryGb": 8,
+        "k3sFollowsVm": True, "k3sConfig": None,
     }
     assert exported["nodes"]["agent-1"]["diskGb"] == 80
     assert (exported["etcdSeed"], exported["k3sVersion"], exported["csiClusterId"]) == ("cp-2", "v1.35.2+k3s1", CSI_ID)

@@ -197,6 +197,19 @@ def test_a_removed_county_with_backups_keeps_its_final_backup_until_an_operator_
     assert not any("until they expire" in line for line in lines)
 
 
+def test_a_vm_resize_says_which_vms_power_off():
+    # The node VMs have no CPU or memory hot add (components/vsphere/node_pool.py), so the vSphere provider
+    # shuts a VM down to change either; the plan said nothing changes for agents.cpus or agents.memoryGb.
+    was, now = _deployed(), _deployed()
+    for outputs, (cpus, memory) in ((was, (48, 192)), (now, (64, 256))):
+        for node in ("agent-1", "agent-2"):
+            outputs["deployedState"]["nodes"][node].update(cpus=cpus, memoryGb=memory)
+    lines = changes.lines(changes.summarize(was, now), "x")
+    assert "    agent-1, agent-2: cpus 48 -> 64; memoryGb 192 -> 256" in lines
+    assert "    agent-1, agent-2: its VM (vSphere changes its CPUs or memory while it is off)" in lines
+    assert "  none: `pulumi up` would change nothing the outputs show." not in lines
+
+
 def test_an_added_agent_asks_to_reload_the_edge_proxies():
     now = _deployed()
     now["deployedState"]["nodes"]["agent-3"] = {"role": "agent", "address": "10.20.0.23", "hardwareVersion": 19, "diskGb": 80}
