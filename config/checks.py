@@ -728,6 +728,17 @@ def careless(config) -> list[str]:
             f"{key_path('monitoring')}: alerts have no receiver (no email, no webhook), so Alertmanager sends them "
             "nowhere; set monitoring.email or monitoring.webhook"
         )
+    if monitoring is not None and monitoring.enabled and monitoring.heartbeat is None:
+        found.append(
+            f"{key_path('monitoring', 'heartbeat')}: not set, so nothing outside the cluster notices when Prometheus "
+            "or Alertmanager (or the cluster) stops and every alert goes quiet; connect the Watchdog heartbeat to a "
+            "dead-man's switch (docs/monitoring.md, 'Connecting the heartbeat to a dead-man's switch')"
+        )
+    if config.cluster_mode == "vsphere-k3s" and monitoring is not None and not monitoring.enabled:
+        found.append(
+            f"{key_path('monitoring', 'enabled')}: false, so no alert reaches anyone about failed backups, restore "
+            "drills, full volumes, down counties or nodes; turn it on unless another monitoring watches this cluster"
+        )
     if monitoring is not None and not monitoring.enabled and monitoring.model_fields_set - {"enabled"}:
         found.append(
             f"{key_path('monitoring')}: {', '.join(sorted(monitoring.model_fields_set - {'enabled'}))} are ignored "
@@ -756,6 +767,11 @@ def careless(config) -> list[str]:
     if csi is not None and not csi.snapshots.enabled and csi.snapshots.model_fields_set - {"enabled"}:
         found.append(f"{key_path('csi', 'snapshots')}: settings are ignored while snapshots.enabled is false; remove them")
     backup = config.backup
+    if backup is not None and not backup.drill.enabled and config.counties:
+        found.append(
+            f"{key_path('backup', 'drill', 'enabled')}: false, so no county's backup is proven restorable (the drill "
+            "restores each within 30 days otherwise); remove it unless drills run another way"
+        )
     if backup is not None and not backup.drill.enabled and backup.drill.model_fields_set - {"enabled"}:
         found.append(f"{key_path('backup', 'drill')}: settings are ignored while drill.enabled is false; remove them")
     for name, county in config.counties.items():

@@ -66,6 +66,21 @@ def test_monitoring_without_a_receiver_warns_naming_the_key():
     assert any(w.startswith("cht-hosting:monitoring: alerts have no receiver") for w in found), found
 
 
+def test_no_heartbeat_no_monitoring_or_no_drill_warn_naming_the_key():
+    # Issue 22: a dead Prometheus or Alertmanager is noticed by no one without a heartbeat; issue 20: every
+    # county's backup restored within 30 days. Turning either off is legal but careless.
+    assert any(w.startswith("cht-hosting:monitoring.heartbeat: not set") for w in warnings(BASE))
+    beat = {"heartbeat": {"url": "https://hc-ping.example.org/ping/abc"}, "email": {
+        "to": ["ops@moh.example.org"], "from": "alerts@moh.example.org", "smarthost": "smtp.moh.example.org:587"}}
+    assert not [w for w in warnings(config_of(monitoring=beat)) if "heartbeat" in w]
+    off = warnings(config_of(monitoring={"enabled": False}))
+    assert any(w.startswith("cht-hosting:monitoring.enabled: false, so no alert reaches anyone") for w in off), off
+    assert not [w for w in warnings(BASE) if w.startswith("cht-hosting:monitoring.enabled")]
+    with_backup = {**BACKUP_KEYS, "backup": {**BACKUP, "drill": {"enabled": False}}}
+    assert any(w.startswith("cht-hosting:backup.drill.enabled: false") for w in warnings(config_of(**with_backup)))
+    assert not [w for w in warnings(config_of(backup=BACKUP, **BACKUP_KEYS)) if "drill.enabled" in w]
+
+
 def test_edge_proxies_trusted_as_everyone_or_the_pod_network_warn():
     for proxy in ("0.0.0.0/0", "10.42.0.0/16", "10.42.3.7"):
         found = warnings(config_of(ingress={"edgeProxies": [proxy]}))
