@@ -43,6 +43,8 @@ class DeployedCounty(_Record):
     couchdb_storage_gb: int
     couchdb_user: str | None = None  # None: recorded by a program that did not export it
     version: Release
+    # Its host name: a new county taking a removed county's host is a rename. None: recorded before it was.
+    host: str | None = None
 
 
 class DeployedNode(_Record):
@@ -201,6 +203,7 @@ def snapshot(
                 couchdb_storage_gb=county.settings.couchdb_storage_gb,
                 couchdb_user=county.settings.couchdb_user,
                 version=county.settings.version,
+                host=county.host,
             )
             for name, county in config.counties.items()
             if counties is None or name in counties

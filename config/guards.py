@@ -140,14 +140,21 @@ def _counties(config: StackConfig, deployed: DeployedState, accepted: set[str]) 
     problems = []
     missing = [name for name in deployed.counties if name not in config.counties]
     new = [name for name in config.counties if name not in deployed.counties]
-    if missing and new:
-        listed = ", ".join(f"'{n}'" for n in new)
-        for name in missing:
+    for name in missing:
+        host = deployed.counties[name].host
+        # A rename is a new county at a removed one's host: its users would find an empty CHT at their URL.
+        # Removing a county (its volumes are retained) and adding an unrelated one in one update are two
+        # independent edits. A state recorded before hosts were cannot tell them apart: any pair is refused.
+        heirs = [n for n in new if host is None or config.counties[n].host == host]
+        if heirs:
+            listed = ", ".join(f"'{n}'" for n in heirs)
+            one = len(heirs) == 1
+            took = f"{'is' if one else 'are'} new in the same update" if host is None else f"{'takes' if one else 'take'} its host {host}"
             problems.append(
-                f"{key_path('counties', name)}: deployed county '{name}' is missing and {listed} "
-                f"{'is' if len(new) == 1 else 'are'} new in the same update; a county cannot be renamed (its name is "
-                "its namespace and its volumes': the new one would start empty). Keep the name and change only "
-                f"its host, or remove and add in two separate updates ({procedure('rename')})"
+                f"{key_path('counties', name)}: deployed county '{name}' is missing and {listed} {took}; a county "
+                "cannot be renamed (its name is its namespace and its volumes': the new one would start empty). "
+                f"Keep the name and change only its host, or remove and add in two separate updates "
+                f"({procedure('rename')})"
             )
     for name, was in deployed.counties.items():
         county = config.counties.get(name)

@@ -70,7 +70,8 @@ def test_export_has_every_remembered_value_and_no_secret():
     exported = deployed_state.snapshot(BASE, etcd_seed="cp-2", csi_cluster_id=CSI_ID)
     assert exported["schema"] == deployed_state.SCHEMA
     assert exported["counties"]["nairobi"] == {
-        "couchdbNodes": 3, "couchdbStorageGb": 100, "couchdbUser": "medic", "version": "4.22.0"
+        "couchdbNodes": 3, "couchdbStorageGb": 100, "couchdbUser": "medic", "version": "4.22.0",
+        "host": BASE.counties["nairobi"].host,
     }
     assert exported["nodes"]["cp-2"] == {
         "role": "server", "address": "10.20.0.12", "hardwareVersion": 19, "diskGb": 50, "cpus": 4, "memoryGb": 8,
@@ -93,12 +94,32 @@ def test_couchdb_nodes_changed():
 
 
 def test_county_renamed_names_both():
-    assert problems(counties=counties(kisumu=None, **{"kisumu-central": {}})) == [
+    # A state recorded before hosts were: any county removed while another is added is held to be a rename.
+    unhosted = DEPLOYED.model_copy(
+        update={"counties": {n: c.model_copy(update={"host": None}) for n, c in DEPLOYED.counties.items()}}
+    )
+    edited = config_of(counties=counties(kisumu=None, **{"kisumu-central": {}}))
+    assert guards.check(edited, unhosted, csi_cluster_id=CSI_ID) == [
         "cht-hosting:counties.kisumu: deployed county 'kisumu' is missing and 'kisumu-central' is new in the same "
         "update; a county cannot be renamed (its name is its namespace and its volumes': the new one would start "
         "empty). Keep the name and change only its host, or remove and add in two separate updates "
         "(docs/runbooks/rename-county.md)"
     ]
+
+
+def test_a_new_county_at_a_removed_countys_host_is_a_rename():
+    host = DEPLOYED.counties["kisumu"].host
+    assert host == BASE.counties["kisumu"].host
+    assert problems(counties=counties(kisumu=None, **{"kisumu-central": {"host": host}})) == [
+        "cht-hosting:counties.kisumu: deployed county 'kisumu' is missing and 'kisumu-central' takes its host "
+        f"{host}; a county cannot be renamed (its name is its namespace and its volumes': the new "
+        "one would start empty). Keep the name and change only its host, or remove and add in two separate "
+        "updates (docs/runbooks/rename-county.md)"
+    ]
+
+
+def test_removing_one_county_and_adding_an_unrelated_one_is_accepted():
+    assert problems(counties=counties(kisumu=None, **{"turkana-west": {}})) == []
 
 
 def test_removing_or_adding_a_county_alone_is_accepted():
