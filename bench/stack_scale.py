@@ -1,25 +1,29 @@
 """Benchmark: evaluation of the prod stack for 10, 50, 200 and 500 counties on the mock engine.
 
-Each size is measured against the SDK floor in the same run: the same number of bare resources with the
-same inputs, registered flat (no components, no config, no render functions). The ratio says what our
-program costs on top of what Pulumi itself costs for that many resources; the goal is <= 1.3x and linear
-in counties. Each measurement runs in its own process so peak memory (max RSS) is its own.
+Each size is measured against the SDK floor in the same run: **the same registrations, made bare**. The floor
+replays what the program registered (bench/registrations.py prints it all) - every resource's type, name,
+inputs (secret ones as secrets), parent, provider, dependencies, options and aliases - through
+`pulumi.CustomResource`, `ComponentResource` and `ProviderResource`: no SDK classes (pulumi_kubernetes.apps.v1.
+Deployment, ...), no config, no render functions, no Outputs between resources, Python's default interpreter
+settings. The ratio says what our program costs on top of what Pulumi itself costs for the same registrations;
+the goal is <= 1.3x and linear in counties. Each measurement runs in its own process so peak memory (max RSS)
+is its own. Seconds are wall time and CPU time (`cpu`: the process's, all threads): on a machine shared with
+other work the wall time also counts the waits for a core, so read the CPU ratio there.
 
-A "tuned" floor is the flat floor with the program's own interpreter settings (tuning.py: a GC threshold),
-so `vs tuned` shows our cost apart from that setting; the structured and sdk floors below run tuned too.
-
-A second, "structured" floor replays the same bare resources with the program's parents, providers,
-depends_on and options (`struct s`, `vs struct`): the gap between the two floors is what the component
-tree itself costs. A third, "sdk" floor (`sdk s`, `vs sdk`) makes the Kubernetes and random resources
-(everything in a county) through their SDK classes (pulumi_kubernetes.apps.v1.Deployment, ...) with the
-same inputs: the gap between it and the structured floor is what those classes cost (their built-in
-aliases, type-driven serialization); the gap between it and the program is our own code, the Outputs
-between resources and the platform's other SDK classes.
+Other floors, same run, for where the time goes:
+- `flat`: the same resources' types, names and inputs only, at the stack's root (no parents, providers,
+  dependencies, options, aliases or secrets): the floor before 2026-12 (bench/README.md says why it changed);
+- `tuned`: the floor with the program's interpreter settings (tuning.py: a GC threshold);
+- `sdk`: the floor with the Kubernetes and random resources (everything in a county) made through their SDK
+  classes with the same inputs, tuned: the gap between it and `tuned` is what those classes cost (type-driven
+  serialization of inputs and outputs); the gap between it and the program is our own code, the Outputs
+  between resources and the platform's other SDK classes.
 
     venv/bin/python bench/stack_scale.py              # 10, 50, 200, 500 counties, 3 repeats each
     venv/bin/python bench/stack_scale.py 10 50 --repeats 1
 
-This is a benchmark, not a test: it prints figures and asserts nothing.
+This is a benchmark, not a test: it prints figures and asserts nothing (tests/test_bench_floor.py checks that
+the floor registers what the program registers).
 """
 
 from __future__ import annotations
@@ -64,10 +68,12 @@ def scaled_overrides(counties: int) -> dict:
 def _warm_imports() -> None:
     """Import the SDKs before timing, in every measurement: import time is not evaluation time.
 
-    pulumi_kubernetes and pulumi_command load their API modules lazily, on first use; the ones the program
-    uses are imported here too, or the program would pay ~0.7 s of SDK imports the floor never does.
-    Our own modules (config, components, pydantic models) are still imported inside the timed run.
+    pulumi_kubernetes and pulumi_command load their API modules lazily, on first use (a package on its first
+    attribute, with all of its API versions); the ones the program uses are loaded here the way it reaches
+    them, or the program would pay ~1 s of SDK imports the floor never does. Our own modules (config,
+    components, pydantic models) are still imported inside the timed run.
     """
+    import functools
     import importlib
 
     import pulumi_command  # noqa: F401
@@ -78,12 +84,16 @@ def _warm_imports() -> None:
 
     for module in SDK_MODULES:
         importlib.import_module(module)
+        package, *path = module.split(".")
+        # As the program reaches it (`k8s.apps.v1.Deployment`): a lazy module loads on its first attribute.
+        hasattr(functools.reduce(getattr, path, sys.modules[package]), "__all__")
 
 
 SDK_MODULES = [
-    "pulumi_command.remote",
-    *(f"pulumi_kubernetes.{m}" for m in ("apiextensions", "apps.v1", "core.v1", "helm.v3", "helm.v4", "meta.v1",
-                                         "networking.v1", "rbac.v1", "storage.v1", "yaml.v2")),
+    "pulumi_command.local", "pulumi_command.remote",
+    *(f"pulumi_kubernetes.{m}" for m in ("admissionregistration.v1", "apiextensions", "apps.v1", "batch.v1",
+                                         "core.v1", "helm.v3", "helm.v4", "meta.v1", "networking.v1", "policy.v1",
+                                         "rbac.v1", "storage.v1", "yaml.v2")),
 ]
 
 
@@ -91,13 +101,22 @@ def measure_program(counties: int) -> dict:
     from offline import plan
 
     _warm_imports()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     evaluation, _ = plan.run("prod", overrides=scaled_overrides(counties))
-    seconds = time.perf_counter() - start
-    replay = [
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    replay = recorded(evaluation)
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / f"bench-replay-{counties}.json").write_text(json.dumps(replay, default=str))
+    return {"seconds": seconds, "cpu": cpu, "resources": len(evaluation.registrations)}
+
+
+def recorded(evaluation) -> list[dict]:
+    """What the floors replay of each registration (as JSON)."""
+    return [
         {
             "type": r.type, "name": r.name, "custom": r.custom, "inputs": r.inputs,
-            # For the structured floor only: the tree, providers, dependencies and options as registered.
+            "secret_inputs": sorted(r.secret_inputs), "aliases": list(r.aliases),
+            # The tree, providers, dependencies and options as registered (the flat floor leaves them out).
             "urn": r.urn, "parent": r.parent, "provider": r.provider.rsplit("::", 1)[0], "depends_on": r.depends_on,
             "options": {
                 "protect": r.protect, "retain_on_delete": r.retain_on_delete,
@@ -108,27 +127,16 @@ def measure_program(counties: int) -> dict:
         }
         for r in evaluation.registrations
     ]
-    (ROOT / "build").mkdir(exist_ok=True)
-    (ROOT / "build" / f"bench-replay-{counties}.json").write_text(json.dumps(replay, default=str))
-    return {"seconds": seconds, "resources": len(evaluation.registrations)}
 
 
-def measure_floor(counties: int, tuned: bool = False) -> dict:
-    """The headline floor: the same resources with the same inputs, bare and flat.
-
-    `tuned`: with the program's own interpreter settings (tuning.py), so the ratio shows our code's cost
-    apart from the GC setting the program brings.
-    """
+def measure_flat(counties: int) -> dict:
+    """The floor before 2026-12: the same resources' types, names and inputs only, bare and flat."""
     import pulumi
 
     from offline import engine
 
-    replay = json.loads((ROOT / "build" / f"bench-replay-{counties}.json").read_text())
+    replay = _replay(counties)
     _warm_imports()
-    if tuned:
-        import tuning
-
-        tuning.apply()
 
     def bare():
         for r in replay:
@@ -137,53 +145,100 @@ def measure_floor(counties: int, tuned: bool = False) -> dict:
             else:
                 pulumi.ComponentResource(r["type"], r["name"])
 
-    start = time.perf_counter()
-    engine.record(bare, stack="floor")
-    return {"seconds": time.perf_counter() - start, "resources": len(replay)}
+    return _timed(lambda: engine.record(bare, stack="floor"), len(replay))
 
 
-def measure_structured(counties: int, sdk_classes: bool = False) -> dict:
-    """A second floor: the same bare resources, also with the program's parents, providers, depends_on and options.
+def measure_floor(counties: int, tuned: bool = False, sdk_classes: bool = False) -> dict:
+    """The headline floor: the program's registrations replayed bare (see the module's docstring).
 
-    What it adds over the flat floor is what the component tree and its wiring cost the SDK by themselves.
-    It still uses no typed SDK classes (pulumi_kubernetes.apps.v1.Deployment, ...), no Outputs between
-    resources and no render functions. With `sdk_classes`, the Kubernetes and random resources (all of a
-    county's) are made through their SDK classes instead, with the same inputs: the third floor.
+    `tuned`: with the program's interpreter settings (tuning.py). `sdk_classes`: the Kubernetes and random
+    resources (all of a county's) through their SDK classes instead, with the same inputs (tuned).
     """
-    import pulumi
-
     from offline import engine
 
-    replay = json.loads((ROOT / "build" / f"bench-replay-{counties}.json").read_text())
+    replay = in_dependency_order(_replay(counties))
     _warm_imports()
-    import tuning
+    if tuned or sdk_classes:
+        import tuning
 
-    tuning.apply()  # as the program, so `vs struct` and `vs sdk` compare like with like
+        tuning.apply()
+    # The program's stack name, so that replayed URNs (parents, providers, dependencies, aliases) match.
+    return _timed(lambda: engine.record(lambda: replay_registrations(replay, sdk_classes), stack="prod"), len(replay))
 
-    def structured():
-        made: dict[str, pulumi.Resource] = {}
-        for r in replay:
-            opts = pulumi.ResourceOptions(
-                parent=made.get(r["parent"]),
-                provider=made.get(r["provider"]) if r["provider"] else None,
-                # A dependency registered later than its dependent (a remote component's) cannot be replayed.
-                depends_on=[made[urn] for urn in r["depends_on"] if urn in made] or None,
-                **r["options"],
-            )
-            sdk_class = _sdk_class(r["type"]) if sdk_classes else None
-            if sdk_class:
-                made[r["urn"]] = sdk_class(r["name"], opts=opts, **_sdk_kwargs(r))
-            elif r["type"].startswith("pulumi:providers:"):
-                made[r["urn"]] = pulumi.ProviderResource(r["type"].split(":")[-1], r["name"], dict(r["inputs"]), opts)
-            elif r["custom"]:
-                made[r["urn"]] = pulumi.CustomResource(r["type"], r["name"], dict(r["inputs"]), opts)
-            else:
-                made[r["urn"]] = pulumi.ComponentResource(r["type"], r["name"], None, opts)
 
-    # The program's stack name, so that replayed URNs (parents, providers, dependencies) match the recorded ones.
-    start = time.perf_counter()
-    engine.record(structured, stack="prod")
-    return {"seconds": time.perf_counter() - start, "resources": len(replay)}
+def replay_registrations(replay: list[dict], sdk_classes: bool = False) -> None:
+    """Register every recorded resource again (`replay`: in_dependency_order)."""
+    import pulumi
+
+    made: dict[str, pulumi.Resource] = {}
+    for r in replay:
+        sdk_class = _sdk_class(r["type"]) if sdk_classes else None
+        opts = pulumi.ResourceOptions(
+            parent=made.get(r["parent"]),
+            provider=made.get(r["provider"]) if r["provider"] else None,
+            depends_on=[made[urn] for urn in r["depends_on"]] or None,
+            # An SDK class adds its own aliases (its kind's earlier API versions) by itself.
+            aliases=[_alias(a) for a in r["aliases"] if not (sdk_class and _sdk_class_alias(a))] or None,
+            **r["options"],
+        )
+        inputs = {k: pulumi.Output.secret(v) if k in r["secret_inputs"] else v for k, v in r["inputs"].items()}
+        if sdk_class:
+            made[r["urn"]] = sdk_class(r["name"], opts=opts, **_sdk_kwargs(r["type"], inputs))
+        elif r["type"].startswith("pulumi:providers:"):
+            made[r["urn"]] = pulumi.ProviderResource(r["type"].split(":")[-1], r["name"], inputs, opts)
+        elif r["custom"]:
+            made[r["urn"]] = pulumi.CustomResource(r["type"], r["name"], inputs, opts)
+        else:  # a component with inputs is a remote one (pulumi_kubernetes.yaml.v2.ConfigFile, ...)
+            made[r["urn"]] = pulumi.ComponentResource(r["type"], r["name"], inputs or None, opts, remote=bool(inputs))
+
+
+def in_dependency_order(replay: list[dict]) -> list[dict]:
+    """The recorded registrations (in the order the engine received them), each moved after its parent, provider
+    and dependencies: a replay can only name a resource it has made."""
+    by_urn = {r["urn"]: r for r in replay}
+    ordered: list[dict] = []
+    placed: set[str] = set()
+
+    def place(r: dict) -> None:
+        if r["urn"] in placed:
+            return
+        placed.add(r["urn"])
+        for urn in [r["parent"], r["provider"], *r["depends_on"]]:
+            if urn in by_urn:
+                place(by_urn[urn])
+        ordered.append(r)
+
+    for r in replay:
+        place(r)
+    return ordered
+
+
+def _alias(recorded: dict):
+    """An alias as the engine received it (a URN or a spec) as the SDK's alias again."""
+    import pulumi
+
+    if "urn" in recorded:
+        return recorded["urn"]
+    spec = recorded["spec"]
+    return pulumi.Alias(
+        name=spec.get("name") or ..., type_=spec.get("type") or ..., stack=spec.get("stack") or ...,
+        project=spec.get("project") or ..., parent=None if spec.get("noParent") else (spec.get("parentUrn") or ...),
+    )
+
+
+def _sdk_class_alias(recorded: dict) -> bool:
+    """An alias of the form the SDK classes add by themselves: another type, same name and parent."""
+    return set(recorded.get("spec", {})) == {"type", "parentUrn"} and recorded["spec"]["parentUrn"] == ""
+
+
+def _replay(counties: int) -> list[dict]:
+    return json.loads((ROOT / "build" / f"bench-replay-{counties}.json").read_text())
+
+
+def _timed(run, resources: int) -> dict:
+    start, cpu = time.perf_counter(), time.process_time()
+    run()
+    return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "resources": resources}
 
 
 _K8S_MODULES = {
@@ -211,32 +266,24 @@ def _sdk_class(type_: str):
     return None
 
 
-def _sdk_kwargs(r: dict) -> dict:
+def _sdk_kwargs(type_: str, inputs: dict) -> dict:
     """Recorded (engine, camelCase) top-level inputs as the SDK class's keyword arguments."""
     import re
 
-    typed_k8s = r["type"].split(":")[1] in _K8S_MODULES  # these classes set apiVersion and kind themselves
+    typed_k8s = type_.split(":")[1] in _K8S_MODULES  # these classes set apiVersion and kind themselves
     return {
         re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): value
-        for key, value in r["inputs"].items()
+        for key, value in inputs.items()
         if not (typed_k8s and key in ("apiVersion", "kind"))
     }
-
-
-def measure_sdk_classes(counties: int) -> dict:
-    return measure_structured(counties, sdk_classes=True)
-
-
-def measure_tuned_floor(counties: int) -> dict:
-    return measure_floor(counties, tuned=True)
 
 
 MEASURES = {
     "program": measure_program,
     "floor": measure_floor,
-    "tuned": measure_tuned_floor,
-    "structured": measure_structured,
-    "sdk": measure_sdk_classes,
+    "flat": measure_flat,
+    "tuned": lambda counties: measure_floor(counties, tuned=True),
+    "sdk": lambda counties: measure_floor(counties, sdk_classes=True),
 }
 
 
@@ -263,24 +310,23 @@ def main() -> None:
         print(json.dumps(figures))
         return
 
-    print(f"{'counties':>8} {'resources':>9} {'program s':>10} {'floor s':>8} {'ratio':>6} "
-          f"{'ms/county':>9} {'program MB':>10} {'floor MB':>9} {'tuned s':>8} {'vs tuned':>8} "
-          f"{'struct s':>9} {'vs struct':>9} {'sdk s':>6} {'vs sdk':>6}")
+    print(f"{'counties':>8} {'resources':>9} {'program s':>10} {'floor s':>8} {'ratio':>6} {'program cpu':>11} "
+          f"{'floor cpu':>9} {'cpu ratio':>9} {'ms/county':>9} {'program MB':>10} {'floor MB':>9} "
+          f"{'cpu: vs flat':>12} {'vs tuned':>8} {'vs sdk':>6}")
     for counties in args.sizes:
         runs = []
         for _ in range(args.repeats):
             # Side by side in the same run; the program first, as it writes the replay the floors use.
             runs.append({kind: _child(kind, counties) for kind in MEASURES})
-        best = {kind: min((run[kind] for run in runs), key=lambda f: f["seconds"]) for kind in MEASURES}
-        program, floor, structured, sdk = best["program"], best["floor"], best["structured"], best["sdk"]
-        tuned = best["tuned"]
+        wall = {kind: min((run[kind] for run in runs), key=lambda f: f["seconds"]) for kind in MEASURES}
+        cpu = {kind: min(run[kind]["cpu"] for run in runs) for kind in MEASURES}
+        program, floor = wall["program"], wall["floor"]
         print(
             f"{counties:>8} {program['resources']:>9} {program['seconds']:>10.2f} {floor['seconds']:>8.2f} "
-            f"{program['seconds'] / floor['seconds']:>5.2f}x {1000 * program['seconds'] / counties:>9.1f} "
-            f"{program['peak_mb']:>10.0f} {floor['peak_mb']:>9.0f} {tuned['seconds']:>8.2f} "
-            f"{program['seconds'] / tuned['seconds']:>7.2f}x {structured['seconds']:>9.2f} "
-            f"{program['seconds'] / structured['seconds']:>8.2f}x {sdk['seconds']:>6.2f} "
-            f"{program['seconds'] / sdk['seconds']:>5.2f}x"
+            f"{program['seconds'] / floor['seconds']:>5.2f}x {cpu['program']:>11.2f} {cpu['floor']:>9.2f} "
+            f"{cpu['program'] / cpu['floor']:>8.2f}x {1000 * program['seconds'] / counties:>9.1f} "
+            f"{program['peak_mb']:>10.0f} {floor['peak_mb']:>9.0f} {cpu['program'] / cpu['flat']:>11.2f}x "
+            f"{cpu['program'] / cpu['tuned']:>7.2f}x {cpu['program'] / cpu['sdk']:>5.2f}x"
         )
 
 
