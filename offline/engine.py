@@ -9,9 +9,9 @@ tests assert on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
-import runpy
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,10 +79,13 @@ def evaluate(
     stacks' outputs by stack name."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    return record(
-        lambda: runpy.run_path(str(program), run_name="__main__"), stack, config, secret_keys, stack_outputs,
-        references,
-    )
+    return record(functools.partial(_run_program, program), stack, config, secret_keys, stack_outputs, references)
+
+
+def _run_program(program: Path) -> None:
+    """Run the program file as the `__main__` module, from one Python frame: the SDK walks the whole stack at
+    every registration (its source positions), and runpy's three frozen frames cost it an exception each."""
+    exec(compile(program.read_text(), str(program), "exec"), {"__name__": "__main__", "__file__": str(program)})
 
 
 def record(
