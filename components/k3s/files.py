@@ -144,7 +144,9 @@ def node_config(
     `seeds_etcd`: this server starts a new etcd cluster (`cluster-init`); only ever true while the cluster does
     not exist yet. Every other server, the seed itself once the cluster exists, joins through the API endpoint:
     a server with etcd data on disk ignores both keys (k3s-io/docs docs/datastore/ha-embedded.md), so the
-    seed's switch from one to the other changes nothing on it.
+    seed's switch from one to the other changes nothing in etcd. The file does change: the first update after
+    the cluster exists restarts k3s on the seed once, health-gated like any configuration change, and the plan
+    lists it under what restarts (a control-plane restore needs `server:` there, issue 20).
     """
     config: dict = {
         "node-name": name,
