@@ -65,6 +65,7 @@ projects = {
         storage_class=platform.storage_class_name,
         access=county_access,
         credentials=stack.county_credentials(name),
+        ingress_after=platform.ingress_after,
         opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.county_after),
     )
     for name, county in counties.items()

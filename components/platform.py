@@ -19,7 +19,7 @@ import config
 from config import capacity, compatibility, names
 from config.model import StorageClassConfig
 
-from .edge.ingress import IngressEdge
+from .edge.ingress import IngressEdge, api_transport
 from .k3s.cluster import K3sCluster
 from .ssh.trust import SshTrust
 from .storage.cpi import VsphereCpi
@@ -41,6 +41,9 @@ class Platform:
     """The counties' StorageClass as the program creates it (the drill's class copies it); None: the cluster's own."""
     county_after: list[pulumi.Resource] = field(default_factory=list)
     """What the counties (and Velero) wait on: the StorageClass, when the program creates it."""
+    ingress_after: list[pulumi.Resource] = field(default_factory=list)
+    """What a county's way in (API Service, Ingress) waits on: the shared ServersTransport, where this stack makes
+    it (a county stack: its platform stack made it before)."""
     monitoring_after: list[pulumi.Resource] = field(default_factory=list)
     """What the monitoring stack waits on: the CPI (its pods schedule once the nodes are initialised)."""
     etcd_seed: str | None = None
@@ -126,6 +129,7 @@ def build_vsphere_platform(stack: config.Stack, deployed: config.deployed.Deploy
         storage_class_name=storage_class.name,
         county_class=cfg.storage_class,
         county_after=[storage_class],
+        ingress_after=[edge.api_transport],
         # Monitoring pods can schedule once the CPI has initialised the nodes; Prometheus's volume claim binds
         # whenever the StorageClass appears, so the stack need not wait for the CSI chain (nor make the
         # counties' scrape objects, which wait for its CRDs, wait for it).
@@ -149,7 +153,11 @@ def use_existing_cluster(stack: config.Stack) -> Platform:
         # everything on it (the counties' volumes included).
         cluster_identifier=names.cluster_identifier(pulumi.get_stack()),
     )
-    return Platform(provider=provider, storage_class_name=existing.storage_class, county_class=None)
+    # traefik runs in kube-system there too (docs/existing-cluster.md); the counties' API Services name this.
+    transport = api_transport(pulumi.ResourceOptions(provider=provider))
+    return Platform(
+        provider=provider, storage_class_name=existing.storage_class, county_class=None, ingress_after=[transport]
+    )
 
 
 # The Kubernetes provider's name in each cluster mode. A county stack names its own provider the same, at the

@@ -41,6 +41,11 @@ CSI_NAMESPACE = "vmware-system-csi"  # the vSphere CSI driver's manifests hard-c
 UPGRADE_NAMESPACE = "system-upgrade"  # system-upgrade-controller's manifest creates it
 CPI_NAMESPACE = KUBE_SYSTEM
 INGRESS_NAMESPACE = KUBE_SYSTEM  # where k3s runs its packaged traefik
+# The one traefik ServersTransport (timeouts to CHT's API) every county's API Service names, in traefik's
+# namespace, and how an Ingress-provider Service annotation names it: `<namespace>-<name>@kubernetescrd`
+# (traefik v3.7.8 pkg/provider/kubernetes/crd/kubernetes.go makeID; components/edge/render.py).
+API_TRANSPORT = "cht-api-transport"
+API_TRANSPORT_REFERENCE = f"{INGRESS_NAMESPACE}-{API_TRANSPORT}@kubernetescrd"
 
 # The platform monitoring stack's namespace (Prometheus, Alertmanager, the CHT json-exporter).
 MONITORING_NAMESPACE = "monitoring"

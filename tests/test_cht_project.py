@@ -167,7 +167,7 @@ def test_budget_becomes_quota_with_headroom_and_requests(national, national_coun
 def test_network_policies_per_namespace(national):
     for name in ("kwale", "mombasa"):
         policies = by_k8s_name(national, name, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
-        assert sorted(policies) == ["api-inbound", "egress-api-sentinel-outside", "isolation"]
+        assert sorted(policies) == ["api-and-sentinel", "isolation"]
 
 
 def test_ingress_to_api_with_tls_and_timeouts_and_no_buffering(national):
@@ -182,8 +182,12 @@ def test_ingress_to_api_with_tls_and_timeouts_and_no_buffering(national):
     assert not national.of_type("kubernetes:traefik.io/v1alpha1:Middleware")
     api = by_k8s_name(national, "kwale", SERVICE)["api"]
     assert api.inputs["metadata"]["annotations"]["traefik.ingress.kubernetes.io/service.serverstransport"] == (
-        "kwale-cht-api-transport@kubernetescrd"
+        "kube-system-cht-api-transport@kubernetescrd"
     )
+    # One transport for the nation, the platform's (traefik's namespace); the county's way in waits for it.
+    (transport,) = national.of_type("kubernetes:traefik.io/v1alpha1:ServersTransport")
+    assert transport.inputs["metadata"]["namespace"] == "kube-system"
+    assert transport.urn in api.depends_on and transport.urn in ingress.depends_on
 
 
 def test_config_policy_has_no_upgrade_service_and_ignores_nothing(national):

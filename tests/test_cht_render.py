@@ -63,12 +63,16 @@ def test_three_node_cluster_env_per_node():
     assert "CLUSTER_PEER_IPS" in envs[0] and "COUCHDB_SYNC_ADMINS_NODE" not in envs[0]
     for env in envs[1:]:
         assert "COUCHDB_SYNC_ADMINS_NODE" in env and "CLUSTER_PEER_IPS" not in env
-    assert render.servers_configmap(s, "kisumu") == {
+    servers = {
         "COUCHDB_SERVERS": "couchdb-1.kisumu.svc.cluster.local,couchdb-2.kisumu.svc.cluster.local,"
         "couchdb-3.kisumu.svc.cluster.local",
         "COUCHDB_SYNC_ADMINS_NODE": "couchdb-1.kisumu.svc.cluster.local",
         "CLUSTER_PEER_IPS": "couchdb-2.kisumu.svc.cluster.local,couchdb-3.kisumu.svc.cluster.local",
     }
+    assert render.couchdb_servers(s, "kisumu") == servers
+    # The same names and values as in Medic's ConfigMap, here plain env values (no ConfigMap to read).
+    assert envs[0]["CLUSTER_PEER_IPS"] == servers["CLUSTER_PEER_IPS"]
+    assert [env["COUCHDB_SYNC_ADMINS_NODE"] for env in envs[1:]] == [servers["COUCHDB_SYNC_ADMINS_NODE"]] * 2
 
 
 def test_single_node_env_has_no_cluster_keys():
@@ -78,7 +82,28 @@ def test_single_node_env_has_no_cluster_keys():
     env = env_of(render.couchdb_env(s, "kwale", node))
     assert env["SVC_NAME"] == "couchdb.kwale.svc.cluster.local"
     assert not {"NODE_COUNT", "CLUSTER_PEER_IPS", "COUCHDB_SYNC_ADMINS_NODE"} & set(env)
-    assert render.servers_configmap(s, "kwale") == {"COUCHDB_SERVERS": "couchdb.kwale.svc.cluster.local"}
+    assert render.couchdb_servers(s, "kwale") == {"COUCHDB_SERVERS": "couchdb.kwale.svc.cluster.local"}
+
+
+@pytest.mark.parametrize("nodes", [1, 3])
+def test_the_server_list_is_plain_env_as_medics_configmap_has_it(nodes):
+    """Medic's chart puts COUCHDB_SERVERS, COUCHDB_SYNC_ADMINS_NODE and CLUSTER_PEER_IPS in the ConfigMap
+    `couchdb-servers-configmap` (medic/helm-charts@d443dac charts/cht-chart-4x/templates/
+    couchdb-servers-configmap.yaml) and haproxy, healthcheck and the CouchDB nodes read them by key
+    (haproxy-deployment.yaml, healthcheck-deployment.yaml, couchdb-n-deployment.yaml). Here every reader gets
+    the same name and value inline, so no county object is a ConfigMap and a new server list rolls its
+    readers. Nothing else reads the ConfigMap: the upgrade service lists Deployments and Pods only
+    (medic/upgrade-service-kubernetes@770b1bf src/lib/k8s-manager.ts)."""
+    s = settings(couchdbNodes=nodes)
+    servers = render.couchdb_servers(s, "kwale")
+    for name, deployment in deployments(s).items():
+        for container in pod(deployment)["containers"]:
+            for e in container.get("env", []):
+                assert "configMapKeyRef" not in e.get("valueFrom", {}), (name, e)
+                if e["name"] in servers:
+                    assert e["value"] == servers[e["name"]], (name, e)
+    readers = {d: env_of(c["env"]) for d, dep in deployments(s).items() for c in pod(dep)["containers"] if "env" in c}
+    assert readers["cht-haproxy"]["COUCHDB_SERVERS"] == servers["COUCHDB_SERVERS"]
 
 
 @pytest.mark.parametrize("version, expected", [("4.19.0", False), ("4.20.0", True), ("4.22.0", True), ("5.0.0", True)])
@@ -314,8 +339,9 @@ def test_ingress_policies_allow_own_namespace_and_traefik_to_api_only():
     isolation = p["isolation"]
     assert isolation["podSelector"] == {} and isolation["policyTypes"] == ["Ingress", "Egress"]
     assert isolation["ingress"] == [{"from": [{"podSelector": {}}]}]
-    api = p["api-inbound"]
-    assert api["podSelector"] == {"matchLabels": {"cht.service": "api"}} and api["policyTypes"] == ["Ingress"]
+    api = p["api-and-sentinel"]
+    assert api["podSelector"] == {"matchExpressions": [{"key": "cht.service", "operator": "In", "values": ["api", "sentinel"]}]}
+    assert api["policyTypes"] == ["Ingress", "Egress"]
     (rule,) = api["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 5988}]
     (peer,) = rule["from"]  # monitoring off: traefik only
@@ -325,7 +351,7 @@ def test_ingress_policies_allow_own_namespace_and_traefik_to_api_only():
 
 def test_with_monitoring_the_api_port_alone_opens_to_the_scrapers():
     """Formerly monitoring's own `allow-monitoring-scrape` policy in each county: the same pods, port and peers."""
-    (rule,) = policies(settings(), dataclasses.replace(ACCESS, scraped=True))["api-inbound"]["ingress"]
+    (rule,) = policies(settings(), dataclasses.replace(ACCESS, scraped=True))["api-and-sentinel"]["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 5988}]
     traefik, *scrapers = rule["from"]
     assert traefik["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "traefik"}}
@@ -342,11 +368,29 @@ def test_egress_dns_and_own_pods_for_all_outside_world_for_api_and_sentinel_only
     assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
     assert dns["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
     assert own == {"to": [{"podSelector": {}}]}
-    world = p["egress-api-sentinel-outside"]
+    world = p["api-and-sentinel"]
     assert world["podSelector"]["matchExpressions"][0]["values"] == ["api", "sentinel"]
     assert world["egress"] == [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.20.0.0/24", "10.43.0.1/32"]}}]}]
     # Only these policies select pods for egress, and none reaches the Kubernetes API without the upgrade service.
-    assert sorted(p) == ["api-inbound", "egress-api-sentinel-outside", "isolation"]
+    assert sorted(p) == ["api-and-sentinel", "isolation"]
+
+
+def test_sentinel_listens_on_no_port_so_the_merged_policy_admits_no_more():
+    """`api-and-sentinel` admits traefik (and the scrapers) to port 5988 of the API and Sentinel pods. Sentinel
+    opens no listening socket (cht-core 4.22.0 and 5.2.0 sentinel/: no `.listen(` or `createServer` but the
+    CouchDB changes feed's `feed.listen()` in sentinel/src/transitions.js; sentinel/package.json has no
+    HTTP framework; Medic's charts give it no Service and no containerPort), so the ingress flows are the
+    API-only policy's: only the API's container declares a port, and it is the policy's one port."""
+    s = settings()
+    ports = {
+        name: [p["containerPort"] for c in pod(d)["containers"] for p in c.get("ports", [])]
+        for name, d in deployments(s).items()
+    }
+    assert ports["cht-sentinel"] == [] and ports["cht-api"] == [5988]
+    (rule,) = policies(s)["api-and-sentinel"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [5988]
+    # No other pod of the county listens on the API port.
+    assert [name for name, p in ports.items() if 5988 in p] == ["cht-api"]
 
 
 def test_only_the_upgrade_service_reaches_the_kubernetes_api():
@@ -371,7 +415,6 @@ def test_no_buffering_middleware_responses_stream():
     assert "traefik.ingress.kubernetes.io/router.middlewares" not in annotations
     assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"
     assert "cert-manager.io/cluster-issuer" not in render.ingress(settings(), "kwale", "k.example.org")["metadata"]["annotations"]
-    assert render.servers_transport("kwale")["spec"]["forwardingTimeouts"]["responseHeaderTimeout"] == "3600s"
 
 
 def test_migrated_data_path_substitutes_the_node_number():

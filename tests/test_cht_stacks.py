@@ -74,7 +74,7 @@ def check_county(evaluation, county: str, nodes: int, five: bool) -> None:
         assert ("affinity" in deployments[name]["spec"]["template"]["spec"]) is (nodes > 1)
     # Egress: API and Sentinel reach the outside world but not the protected networks.
     policies = county_objects(evaluation, county, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
-    (rule,) = policies["egress-api-sentinel-outside"]["spec"]["egress"]
+    (rule,) = policies["api-and-sentinel"]["spec"]["egress"]
     assert rule["to"][0]["ipBlock"]["cidr"] == "0.0.0.0/0"
     # No response buffering anywhere on the way in.
     assert not evaluation.of_type("kubernetes:traefik.io/v1alpha1:Middleware")
@@ -94,14 +94,14 @@ def test_national_protects_the_node_network_api_and_vcenter(national):
     assert access.protected[0] == config.network.cidr
     # The pod and Service networks (the `kubernetes` Service address 10.43.0.1 with them).
     assert {"10.42.0.0/16", "10.43.0.0/16"} <= set(access.protected)
-    policy = county_objects(national, "kwale", "kubernetes:networking.k8s.io/v1:NetworkPolicy")["egress-api-sentinel-outside"]
+    policy = county_objects(national, "kwale", "kubernetes:networking.k8s.io/v1:NetworkPolicy")["api-and-sentinel"]
     assert policy["spec"]["egress"][0]["to"][0]["ipBlock"]["except"] == list(access.protected)
 
 
 def test_the_5x_test_stack(cht5):
     check_county(cht5, "kwale", 1, True)
     check_county(cht5, "mombasa", 3, True)
-    policy = county_objects(cht5, "kwale", "kubernetes:networking.k8s.io/v1:NetworkPolicy")["egress-api-sentinel-outside"]
+    policy = county_objects(cht5, "kwale", "kubernetes:networking.k8s.io/v1:NetworkPolicy")["api-and-sentinel"]
     # vCenter (10.30.0.5) and the API VIP (10.30.0.10) are inside the node network, which is excepted whole,
     # and so are the pod and Service networks.
     assert policy["spec"]["egress"][0]["to"][0]["ipBlock"]["except"] == ["10.30.0.0/24", "10.42.0.0/16", "10.43.0.0/16"]

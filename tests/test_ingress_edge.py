@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pulumi
+import pytest
 import yaml
 
 from components.edge.ingress import IngressEdge
@@ -93,3 +94,70 @@ def test_edge_proxies_must_be_addresses_or_networks():
         "cht-hosting:ingress.edgeProxies[1]: '10.0.0.0/33' is not an IPv4 address or network; write e.g. "
         "10.20.0.5 or 10.20.1.0/28",
     ]
+
+
+# --- the one ServersTransport every county names -------------------------------------------------------------------
+
+
+def traefik_transport_of(service: dict, transports: list[dict], cross_provider_namespaces: list[str] | None = None) -> dict:
+    """Stand-in for traefik v3.7.8 (the pinned k3s v1.35.8+k3s1 ships Traefik v3.7.8) resolving the transport of a
+    Service behind a Kubernetes Ingress, as upstream does:
+    - pkg/provider/kubernetes/ingress/kubernetes.go (loadService): the annotation
+      `traefik.ingress.kubernetes.io/service.serverstransport` is taken verbatim; refused only when the provider's
+      `crossProviderNamespaces` is set and leaves out the Service's namespace. No other namespace check.
+    - pkg/provider/kubernetes/crd/kubernetes.go: every watched ServersTransport is registered as
+      `Normalize(makeID(namespace, name))` (makeID: `<namespace>-<name>`; pkg/provider/configuration.go
+      Normalize joins the runs of letters and digits with `-`) under the provider `kubernetescrd`.
+      `allowCrossNamespace` is read only in crd/kubernetes_http.go makeServersTransportKey (an IngressRoute's
+      reference), not on this path.
+    - pkg/server/service/service.go: a name with `@` is already qualified; a missing transport fails the service."""
+    namespace = service["metadata"]["namespace"]
+    reference = service["metadata"]["annotations"]["traefik.ingress.kubernetes.io/service.serverstransport"]
+    if cross_provider_namespaces is not None and namespace not in cross_provider_namespaces:
+        raise LookupError(f'cross-provider serversTransport reference is not allowed from namespace "{namespace}"')
+
+    def normalize(name: str) -> str:
+        return "-".join(part for part in re.split(r"[^0-9A-Za-z]+", name) if part)
+
+    registered = {
+        normalize(f"{t['metadata']['namespace']}-{t['metadata']['name']}") + "@kubernetescrd": t for t in transports
+    }
+    if reference not in registered:
+        raise LookupError(f"servers transport not found {reference}")
+    return registered[reference]
+
+
+def test_every_county_api_service_resolves_to_the_platforms_one_transport():
+    """Issue 24: one ServersTransport in traefik's namespace instead of one per county. traefik resolves a county's
+    cross-namespace reference through the Ingress provider with no namespace rule (see the stand-in), and the
+    chart k3s bundles renders no `crossProviderNamespaces` (traefik-helm-chart v40.0.0 traefik/templates: no such
+    option; its values only have kubernetesCRD.allowCrossNamespace, which this path does not read), nor do our
+    values add it."""
+    from components.cht import render as cht
+    from components.edge.render import api_servers_transport
+    from config.model import ChtSettings
+
+    transport = api_servers_transport()
+    assert transport["metadata"]["namespace"] == "kube-system"
+    assert transport["spec"]["forwardingTimeouts"]["responseHeaderTimeout"] == "3600s"  # CHT nginx's proxy_read_timeout
+    settings = ChtSettings.model_validate({"version": "4.22.0"})
+    for county in ("kwale", "nairobi", "taita-taveta"):
+        (api,) = [s.service_object for s in cht.stateless_services(settings, county) if s.service == "api"]
+        assert traefik_transport_of(api, [transport]) is transport
+        # Were traefik told to restrict cross-provider references, the county's namespace would be refused
+        # (as the per-county transports were): the stand-in enforces what traefik checks.
+        with pytest.raises(LookupError):
+            traefik_transport_of(api, [transport], cross_provider_namespaces=["kube-system"])
+    values = traefik_values(https_node_port=30443, http_node_port=30080, timeout_seconds=3600, edge_proxies=["192.0.2.10"])
+    assert "crossProviderNamespaces" not in values and "additionalArguments" not in values
+
+
+def test_the_platform_makes_the_transport_after_traefiks_settings():
+    def build():
+        IngressEdge("ingress", IngressConfig(), hosts=HOSTS, agent_ips=["10.0.0.21"], traefik_chart_v40=True)
+
+    evaluation = record(build)
+    (transport,) = evaluation.of_type("kubernetes:traefik.io/v1alpha1:ServersTransport")
+    assert transport.inputs["metadata"]["name"] == "cht-api-transport"
+    assert transport.parent == evaluation.named("ingress").urn
+    assert evaluation.named("ingress-traefik").urn in transport.depends_on

@@ -39,12 +39,17 @@ MERGED_AWAY = {
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-same-namespace-only"),
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-egress-dns-and-own-pods"),
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-api-from-ingress-controller"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-egress-api-sentinel-outside"),
+    # The server list is plain env of its readers; traefik's transport is the platform's one.
+    ("kubernetes:core/v1:ConfigMap", "{c}-couchdb-servers"),
+    ("kubernetes:traefik.io/v1alpha1:ServersTransport", "{c}-api-transport"),
 }
 MERGED_INTO = {
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-isolation"),
-    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-api-inbound"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-api-and-sentinel"),
 }
 SHARED_NEW = {
+    ("kubernetes:traefik.io/v1alpha1:ServersTransport", "api-transport"),
     ("kubernetes:monitoring.coreos.com/v1:Probe", "monitoring-county-probe"),
     ("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "monitoring-county-express-metrics"),
     ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "monitoring-cht-counties-rules"),

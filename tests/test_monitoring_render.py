@@ -326,7 +326,7 @@ def test_chart_resources_come_from_the_capacity_table():
 
 
 def test_the_scrapers_counties_admit_are_the_pods_the_charts_run():
-    """Each county's `api-inbound` policy admits names.SCRAPER_POD_LABELS (components/cht/render.py): Prometheus's
+    """Each county's `api-and-sentinel` policy admits names.SCRAPER_POD_LABELS (components/cht/render.py): Prometheus's
     pods (prometheus-operator labels them app.kubernetes.io/name=prometheus) and the json-exporter's (its chart's
     name label, prometheus-json-exporter-0.19.2 templates/_helpers.tpl selectorLabels)."""
     assert names.SCRAPER_POD_LABELS == (

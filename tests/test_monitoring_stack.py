@@ -114,10 +114,10 @@ def test_every_county_is_scraped_with_its_host_as_instance(base):
 
 
 def test_each_county_admits_the_scrapers_in_its_api_policy(base):
-    """The scrapers reach each county's API through the county's own `api-inbound` policy (no policy of monitoring's)."""
+    """The scrapers reach each county's API through the county's own `api-and-sentinel` policy (no policy of monitoring's)."""
     for county in ("alpha", "beta", "gamma"):
         policies = {p.inputs["metadata"]["name"]: p for p in _in_namespace(base, "kubernetes:networking.k8s.io/v1:NetworkPolicy", county)}
-        (rule,) = policies["api-inbound"].inputs["spec"]["ingress"]
+        (rule,) = policies["api-and-sentinel"].inputs["spec"]["ingress"]
         peers = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
         assert all(pod in peers for pod in names.SCRAPER_POD_LABELS)
         assert "allow-monitoring-scrape" not in policies
@@ -260,7 +260,7 @@ def test_every_monitoring_object_is_schema_valid(base):
             checked["builtin"] += 1
     # The counties' Probe and ServiceMonitor, Velero's ServiceMonitor and node-agent PodMonitor, 3 rules
     # (Watchdog's, the platform's, the counties'); namespace, quota, limits, 4 policies, the Secret (the
-    # counties admit the scrapers in their own api-inbound policy, checked with the county's objects).
+    # counties admit the scrapers in their own api-and-sentinel policy, checked with the county's objects).
     assert checked == {"custom": 7, "builtin": 8}
 
 

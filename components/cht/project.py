@@ -15,8 +15,8 @@ Read top to bottom, `__init__` is the county's lifecycle; every object comes who
 5. With `upgrades: admin-app` (4.x): Medic's upgrade service, its ServiceAccount, Role and RoleBinding,
    and the CHT containers ignored after creation so an upgrade done in the app is never reverted; an
    admission policy refuses the upgrade service's 5.x images (5.x needs nouveau, which only config adds).
-6. The way in: an Ingress (traefik) for the county's host to api:5988 with TLS, and a ServersTransport
-   (3600 s to the API).
+6. The way in: an Ingress (traefik) for the county's host to api:5988 with TLS; the API Service names the
+   platform's one ServersTransport (3600 s to the API; components/edge).
 """
 
 from __future__ import annotations
@@ -62,10 +62,12 @@ class ChtProject(pulumi.ComponentResource):
         storage_class: Input[str],
         access: ClusterAccess,
         credentials: Output[dict] | None = None,
+        ingress_after: list[pulumi.Resource] | None = None,
         opts: ResourceOptions | None = None,
     ):
         """`access`: where county pods may not connect (config.egress); `credentials`: a migrated county's
-        {user, password, secret, uuid} (secret)."""
+        {user, password, secret, uuid} (secret); `ingress_after`: what the API Service and Ingress wait on (the
+        platform's ServersTransport they name)."""
         super().__init__("cht-hosting:cht:ChtProject", name, None, opts)
         settings = county.settings
         if settings.migration is not None and credentials is None:
@@ -75,6 +77,7 @@ class ChtProject(pulumi.ComponentResource):
             )
         self._name, self._county, self._settings = name, county, settings
         self._ns = names.namespace(county.name)
+        self._ingress_after = list(ingress_after or [])
 
         # 1. The namespace and its guardrails. Deleting a namespace deletes the PVCs and credentials in it.
         self.ns = self._create(
@@ -93,10 +96,10 @@ class ChtProject(pulumi.ComponentResource):
         # 5. Medic's upgrade service (4.x, upgrades: admin-app).
         if sizing.has_upgrade_service(settings):
             self._upgrade_service()
-        # 6. The way in.
-        transport = self._create(k8s.apiextensions.CustomResource, "api-transport", render.servers_transport(county.name))
+        # 6. The way in (traefik's timeouts to the API: the platform's ServersTransport, names.API_TRANSPORT).
         self._create(
-            k8s.networking.v1.Ingress, "ingress", render.ingress(settings, county.name, county.host), ResourceOptions(depends_on=[transport])
+            k8s.networking.v1.Ingress, "ingress", render.ingress(settings, county.name, county.host),
+            ResourceOptions(depends_on=self._ingress_after),
         )
 
         self.url = Output.from_input(county.url)
@@ -150,7 +153,6 @@ class ChtProject(pulumi.ComponentResource):
 
     def _couchdb(self, storage_class: Input[str]) -> list[pulumi.Resource]:
         settings, county = self._settings, self._county.name
-        configmap = self._create(k8s.core.v1.ConfigMap, "couchdb-servers", render.servers_configmap_object(settings, county))
         services = []
         for node in render.couch_nodes(settings):
             services.append(self._create(k8s.core.v1.Service, f"{node.service}-service", render.couchdb_service(county, node)))
@@ -159,7 +161,7 @@ class ChtProject(pulumi.ComponentResource):
             volume = self._volume(node, storage_class)
             self._create(
                 k8s.apps.v1.Deployment, f"{node.service}-deployment", render.couchdb_deployment(settings, county, node),
-                self._deployment_options([volume, configmap, self.secret]),
+                self._deployment_options([volume, self.secret]),
             )
         if budget := render.couchdb_disruption_budget(settings, county):
             self._create(k8s.policy.v1.PodDisruptionBudget, "couchdb-disruption-budget", budget)
@@ -196,7 +198,9 @@ class ChtProject(pulumi.ComponentResource):
     def _stateless(self, couch_services: list[pulumi.Resource]) -> None:
         for svc in render.stateless_services(self._settings, self._county.name, self._county.host):
             if svc.service_object:
-                self._create(k8s.core.v1.Service, f"{svc.service}-service", svc.service_object)
+                # The API Service names the platform's ServersTransport: it waits for it.
+                after_transport = ResourceOptions(depends_on=self._ingress_after) if svc.service == "api" else None
+                self._create(k8s.core.v1.Service, f"{svc.service}-service", svc.service_object, after_transport)
             # haproxy and healthcheck resolve the CouchDB Service names once at start and exit if one is missing.
             after = [self.secret, *couch_services] if svc.service in ("haproxy", "healthcheck") else [self.secret]
             self._create(k8s.apps.v1.Deployment, f"{svc.service}-deployment", svc.deployment, self._deployment_options(after))

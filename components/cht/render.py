@@ -18,7 +18,6 @@ from config.egress import ClusterAccess
 from config.model import ChtSettings, HostPathVolume
 
 CREDENTIALS_SECRET = names.CREDENTIALS_SECRET
-SERVERS_CONFIGMAP = "couchdb-servers-configmap"
 DB_NAME = "medic"
 API_PORT = names.CHT_API_PORT
 COUCHDB_PORT = 5984
@@ -27,9 +26,6 @@ HEALTHCHECK_PORT = 5555
 UPGRADE_SERVICE_PORT = 5008
 BUILDS_URL = "https://staging.dev.medicmobile.org/_couch/builds_4"
 UPGRADE_SERVICE_ACCOUNT = "cht-upgrade-service-user"
-SERVERS_TRANSPORT = "cht-api-transport"
-# CHT's own nginx gives the API 3600 s (cht-core nginx/nginx.conf proxy_read_timeout).
-PROXY_TIMEOUT_SECONDS = 3600
 # The labels the pods of k3s's packaged traefik and CoreDNS carry (in names.INGRESS_NAMESPACE, KUBE_SYSTEM).
 INGRESS_POD_LABELS = {"app.kubernetes.io/name": "traefik"}
 # cert-manager's HTTP-01 solver pods, made in the county's namespace for a challenge: their label and port
@@ -149,8 +145,13 @@ def couch_nodes(settings: ChtSettings) -> list[CouchNode]:
     return nodes
 
 
-def servers_configmap(settings: ChtSettings, namespace: str) -> dict[str, str]:
-    """`couchdb-servers-configmap` data, exactly as Medic's charts render it."""
+def couchdb_servers(settings: ChtSettings, namespace: str) -> dict[str, str]:
+    """The CouchDB server list, with the names and values Medic's charts put in their ConfigMap
+    `couchdb-servers-configmap` (helm-charts cht-chart-4x templates/couchdb-servers-configmap.yaml, cht-core
+    4.22.0 scripts/build/helm/templates/couchdb/configmap.yaml). Here they are plain env values of the
+    Deployments that read them: one object fewer per county, and a change of the list rolls those pods (an env
+    from a ConfigMap key is read only when a container starts). Nothing reads the ConfigMap by name: Medic's
+    upgrade service lists Deployments and Pods only (upgrade-service-kubernetes@770b1bf src/lib/k8s-manager.ts)."""
     nodes = couch_nodes(settings)
     hosts = [svc_host(n.service, namespace) for n in nodes]
     if len(nodes) == 1:
@@ -166,8 +167,8 @@ def _secret_env(name: str) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": name}}}
 
 
-def _configmap_env(name: str) -> dict:
-    return {"name": name, "valueFrom": {"configMapKeyRef": {"name": SERVERS_CONFIGMAP, "key": name}}}
+def _servers_env(settings: ChtSettings, namespace: str, name: str) -> dict:
+    return {"name": name, "value": couchdb_servers(settings, namespace)[name]}
 
 
 def couchdb_env(settings: ChtSettings, namespace: str, node: CouchNode) -> list[dict]:
@@ -177,7 +178,7 @@ def couchdb_env(settings: ChtSettings, namespace: str, node: CouchNode) -> list[
     env.append({"name": "SVC_NAME", "value": svc_host(node.service, namespace)})
     if node.number:
         env.append({"name": "NODE_COUNT", "value": str(settings.couchdb_nodes)})
-        env.append(_configmap_env("CLUSTER_PEER_IPS" if node.number == 1 else "COUCHDB_SYNC_ADMINS_NODE"))
+        env.append(_servers_env(settings, namespace, "CLUSTER_PEER_IPS" if node.number == 1 else "COUCHDB_SYNC_ADMINS_NODE"))
         if node.number == 1:
             env.append({"name": "WAIT_THRESHOLD", "value": str(CLUSTER_SETUP_WAIT_THRESHOLD)})
             env.append({"name": "SLEEP_SECONDS", "value": str(CLUSTER_SETUP_SLEEP_SECONDS)})
@@ -303,10 +304,11 @@ def limit_range(county: str) -> dict:
     }
 
 
-# Merged in issue 24 from same-namespace-only + egress-dns-and-own-pods (the same pods) and from
-# api-from-ingress-controller + monitoring's allow-monitoring-scrape (the same pods and port): same flows.
+# Merged in issue 24 from same-namespace-only + egress-dns-and-own-pods (the same pods), and from
+# api-from-ingress-controller + monitoring's allow-monitoring-scrape + egress-api-sentinel-outside (API, and
+# Sentinel, which listens on no port): same flows (network_policies says why).
 ISOLATION_POLICY = "isolation"
-API_INBOUND_POLICY = "api-inbound"
+API_SENTINEL_POLICY = "api-and-sentinel"
 
 
 def _policy(county: str, name: str, spec: dict) -> dict:
@@ -322,11 +324,13 @@ def network_policies(settings: ChtSettings, county: str, access: ClusterAccess) 
     """NetworkPolicies add up (a connection is allowed when any policy allows it), so others may allow more
     with policies of their own without editing these; policies that select the same pods are one policy.
 
-    `isolation` (every pod): in from its own namespace; out to DNS and its own namespace. `api-inbound` (the
-    API): traefik, and with monitoring on the monitoring namespace's scrapers, to the API port; with a
-    cert-manager issuer its HTTP-01 solver pods from traefik too. API and Sentinel also out to the outside
-    world except the protected networks (nodes, pods and Services of the cluster, Kubernetes API, vCenter,
-    config's protected networks); the upgrade service also the Kubernetes API."""
+    `isolation` (every pod): in from its own namespace; out to DNS and its own namespace. `api-and-sentinel`
+    (API and Sentinel): in from traefik, and with monitoring on the monitoring namespace's scrapers, to the
+    API port; out to the outside world except the protected networks (nodes, pods and Services of the
+    cluster, Kubernetes API, vCenter, config's protected networks). Sentinel listens on no port (cht-core
+    4.22.0 and 5.2.0 sentinel/: no HTTP server, no Service in Medic's charts), so admitting traffic to port
+    5988 of its pod lets nothing more through than the API-only policy did. With a cert-manager issuer its
+    HTTP-01 solver pods from traefik too; the upgrade service also out to the Kubernetes API."""
     from_ingress_controller = {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.INGRESS_NAMESPACE}},
         "podSelector": {"matchLabels": dict(INGRESS_POD_LABELS)},
@@ -364,17 +368,13 @@ def network_policies(settings: ChtSettings, county: str, access: ClusterAccess) 
         ),
         _policy(
             county,
-            API_INBOUND_POLICY,
+            API_SENTINEL_POLICY,
             {
-                "podSelector": {"matchLabels": {"cht.service": "api"}},
-                "policyTypes": ["Ingress"],
+                "podSelector": _selects("api", "sentinel"),
+                "policyTypes": ["Ingress", "Egress"],
                 "ingress": [{"from": [from_ingress_controller, *scrapers], "ports": [{"protocol": "TCP", "port": API_PORT}]}],
+                "egress": [{"to": [{"ipBlock": world}]}],
             },
-        ),
-        _policy(
-            county,
-            "egress-api-sentinel-outside",
-            {"podSelector": _selects("api", "sentinel"), "policyTypes": ["Egress"], "egress": [{"to": [{"ipBlock": world}]}]},
         ),
     ]
     if settings.tls.cluster_issuer:
@@ -431,16 +431,6 @@ def credentials_data(user: str, password: str, secret: str, uuid: str, namespace
         "COUCHDB_SECRET": secret,
         "COUCHDB_UUID": uuid,
         "COUCH_URL": couch_url(user, password, namespace),
-    }
-
-
-def servers_configmap_object(settings: ChtSettings, county: str) -> dict:
-    ns = names.namespace(county)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _meta(ns, county, SERVERS_CONFIGMAP, "couchdb"),
-        "data": servers_configmap(settings, ns),
     }
 
 
@@ -658,20 +648,20 @@ def sentinel_env(settings: ChtSettings, namespace: str) -> list[dict]:
     ]
 
 
-def haproxy_env(namespace: str) -> list[dict]:
+def haproxy_env(settings: ChtSettings, namespace: str) -> list[dict]:
     # DOCKER_DNS_RESOLVER must stay unset on Kubernetes (Service IPs are stable).
     return [
         _secret_env("COUCHDB_USER"),
         _secret_env("COUCHDB_PASSWORD"),
-        _configmap_env("COUCHDB_SERVERS"),
+        _servers_env(settings, namespace, "COUCHDB_SERVERS"),
         {"name": "HAPROXY_IP", "value": "0.0.0.0"},
         {"name": "HAPROXY_PORT", "value": str(COUCHDB_PORT)},
         {"name": "HEALTHCHECK_ADDR", "value": svc_host("healthcheck", namespace)},
     ]
 
 
-def healthcheck_env() -> list[dict]:
-    return [_secret_env("COUCHDB_USER"), _secret_env("COUCHDB_PASSWORD"), _configmap_env("COUCHDB_SERVERS")]
+def healthcheck_env(settings: ChtSettings, namespace: str) -> list[dict]:
+    return [_secret_env("COUCHDB_USER"), _secret_env("COUCHDB_PASSWORD"), _servers_env(settings, namespace, "COUCHDB_SERVERS")]
 
 
 def _container(settings: ChtSettings, name: str, image_service: str, sizing_key: str, env: list[dict], port: int | None = None) -> dict:
@@ -702,7 +692,8 @@ def stateless_services(settings: ChtSettings, county: str, host: str | None = No
     Service names once at start and exits if one is missing). The API Service tells the monitoring stack's
     one ServiceMonitor whether it serves express metrics and, given `host`, the county's host."""
     ns = names.namespace(county)
-    api_annotations = {"traefik.ingress.kubernetes.io/service.serverstransport": f"{ns}-{SERVERS_TRANSPORT}@kubernetescrd"}
+    # traefik's timeouts to the API: the platform's one ServersTransport (components/edge/render.py).
+    api_annotations = {"traefik.ingress.kubernetes.io/service.serverstransport": names.API_TRANSPORT_REFERENCE}
     if host:
         api_annotations[names.HOST_ANNOTATION] = host
     api_labels = {names.EXPRESS_METRICS_LABEL: "true"} if express_metrics(settings) else {}
@@ -710,14 +701,14 @@ def stateless_services(settings: ChtSettings, county: str, host: str | None = No
         Stateless(
             "healthcheck",
             _deployment(county, "cht-haproxy-healthcheck", "healthcheck", _pod([
-                _container(settings, "cht-haproxy-healthcheck", "haproxy-healthcheck", "healthcheck", healthcheck_env(), HEALTHCHECK_PORT)
+                _container(settings, "cht-haproxy-healthcheck", "haproxy-healthcheck", "healthcheck", healthcheck_env(settings, ns), HEALTHCHECK_PORT)
             ])),
             _service(county, "healthcheck", "healthcheck", [("healthcheck", HEALTHCHECK_PORT)]),
         ),
         Stateless(
             "haproxy",
             _deployment(county, "cht-haproxy", "haproxy", _pod(
-                [_container(settings, "cht-haproxy", "haproxy", "haproxy", haproxy_env(ns), COUCHDB_PORT)], hostname="haproxy"
+                [_container(settings, "cht-haproxy", "haproxy", "haproxy", haproxy_env(settings, ns), COUCHDB_PORT)], hostname="haproxy"
             )),
             _service(county, "haproxy", "haproxy", [("haproxy", COUCHDB_PORT)]),
         ),
@@ -859,24 +850,6 @@ def admin_app_policy(county: str) -> dict[str, dict]:
 
 
 # --- the way in ---------------------------------------------------------------------------------------------
-
-
-def servers_transport(county: str) -> dict:
-    """Traefik -> API timeouts as CHT nginx's proxy_read_timeout (3600 s). The client-side read/write/idle
-    timeouts belong to traefik's entrypoints and are cluster-wide (docs/design.md, "The way in")."""
-    ns = names.namespace(county)
-    return {
-        "apiVersion": "traefik.io/v1alpha1",
-        "kind": "ServersTransport",
-        "metadata": _meta(ns, county, SERVERS_TRANSPORT, "api"),
-        "spec": {
-            "forwardingTimeouts": {
-                "dialTimeout": "30s",
-                "responseHeaderTimeout": f"{PROXY_TIMEOUT_SECONDS}s",
-                "idleConnTimeout": f"{PROXY_TIMEOUT_SECONDS}s",
-            }
-        },
-    }
 
 
 def ingress(settings: ChtSettings, county: str, host: str) -> dict:

@@ -15,7 +15,16 @@ import pulumi_kubernetes as k8s
 from config.model import IngressConfig
 from config.names import INGRESS_NAMESPACE
 
-from .render import edge_nginx_config, traefik_values
+from .render import api_servers_transport, edge_nginx_config, traefik_values
+
+
+def api_transport(opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """The one ServersTransport (traefik -> CHT API timeouts) every county's API Service names: owned by the
+    stack that owns traefik's settings (the platform), whichever cluster mode."""
+    obj = api_servers_transport()
+    return k8s.apiextensions.CustomResource(
+        "api-transport", api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], spec=obj["spec"], opts=opts
+    )
 
 
 class IngressEdge(pulumi.ComponentResource):
@@ -53,6 +62,8 @@ class IngressEdge(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # After traefik's settings: the CRD that defines it comes with traefik.
+        self.api_transport = api_transport(pulumi.ResourceOptions(parent=self, depends_on=[self.traefik]))
         self.edge_nginx_config = edge_nginx_config(
             hosts,
             agent_ips,

@@ -14,7 +14,39 @@ from collections.abc import Mapping, Sequence
 
 import yaml
 
+from config import names
 from config.capacity import TRAEFIK
+
+# CHT's own nginx gives the API 3600 s (cht-core nginx/nginx.conf proxy_read_timeout).
+API_PROXY_TIMEOUT_SECONDS = 3600
+
+
+def api_servers_transport() -> dict:
+    """traefik -> CHT API timeouts as CHT nginx's proxy_read_timeout (3600 s): one ServersTransport in traefik's
+    namespace that every county's API Service names in its annotation `service.serverstransport`
+    (names.API_TRANSPORT_REFERENCE). traefik v3.7.8 takes that annotation of the Kubernetes Ingress provider
+    verbatim as the service's transport name (pkg/provider/kubernetes/ingress/kubernetes.go, refused only when
+    the provider's `crossProviderNamespaces` is set and leaves the Service's namespace out; k3s's chart leaves
+    it unset), and the CRD provider registers every ServersTransport it watches as `<namespace>-<name>`
+    (pkg/provider/kubernetes/crd/kubernetes.go makeID). Its `allowCrossNamespace` is checked only where an
+    IngressRoute of the CRD provider names a transport (crd/kubernetes_http.go makeServersTransportKey), not
+    on this path. The client-side read/write/idle timeouts belong to traefik's entrypoints (traefik_values)."""
+    return {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "ServersTransport",
+        "metadata": {
+            "name": names.API_TRANSPORT,
+            "namespace": names.INGRESS_NAMESPACE,
+            "labels": {"app.kubernetes.io/managed-by": names.PROJECT, "app.kubernetes.io/part-of": "cht"},
+        },
+        "spec": {
+            "forwardingTimeouts": {
+                "dialTimeout": "30s",
+                "responseHeaderTimeout": f"{API_PROXY_TIMEOUT_SECONDS}s",
+                "idleConnTimeout": f"{API_PROXY_TIMEOUT_SECONDS}s",
+            }
+        },
+    }
 
 
 def traefik_values(
