@@ -66,6 +66,7 @@ projects = {
         access=county_access,
         credentials=stack.county_credentials(name),
         ingress_after=platform.ingress_after,
+        app_may_have_upgraded=config.deployed.app_may_have_upgraded(deployed, name),
         opts=pulumi.ResourceOptions(provider=provider, depends_on=platform.county_after),
     )
     for name, county in counties.items()

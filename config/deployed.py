@@ -45,6 +45,15 @@ class DeployedCounty(_Record):
     version: Release
     # Its host name: a new county taking a removed county's host is a rename. None: recorded before it was.
     host: str | None = None
+    # config | admin-app; None: recorded before it was (the county is taken to have run the upgrade service).
+    upgrades: str | None = None
+
+
+def app_may_have_upgraded(deployed: DeployedState | None, county: str) -> bool:
+    """Whether the admin app's upgrade service may have changed the county's CHT containers: False only when the
+    last update recorded the county with `upgrades: config` (no upgrade service ran since)."""
+    record = deployed.counties.get(county) if deployed else None
+    return record is None or record.upgrades != "config"
 
 
 class DeployedNode(_Record):
@@ -204,6 +213,7 @@ def snapshot(
                 couchdb_user=county.settings.couchdb_user,
                 version=county.settings.version,
                 host=county.host,
+                upgrades=county.settings.upgrades,
             )
             for name, county in config.counties.items()
             if counties is None or name in counties

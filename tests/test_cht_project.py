@@ -25,7 +25,9 @@ SERVICE = "kubernetes:core/v1:Service"
 ACCESS = ClusterAccess(protected=("10.20.0.0/24",), kube_api=(("10.20.0.11/32", 6443),))
 
 
-def build_counties(counties: dict[str, County], credentials: dict[str, dict] | None = None) -> Evaluation:
+def build_counties(
+    counties: dict[str, County], credentials: dict[str, dict] | None = None, app_may_have_upgraded: bool = True
+) -> Evaluation:
     def build():
         provider = k8s.Provider("k8s", kubeconfig="apiVersion: v1\nkind: Config\n")
         for name, county in counties.items():
@@ -34,7 +36,7 @@ def build_counties(counties: dict[str, County], credentials: dict[str, dict] | N
                 creds = pulumi.Output.secret(credentials[name])
             project = ChtProject(
                 name, county, storage_class="vmware-sc", access=ACCESS, credentials=creds,
-                opts=pulumi.ResourceOptions(provider=provider),
+                app_may_have_upgraded=app_may_have_upgraded, opts=pulumi.ResourceOptions(provider=provider),
             )
             pulumi.export(name, {"url": project.url, "namespace": project.namespace})
 
@@ -131,22 +133,26 @@ def test_credentials_secret_is_secret_and_complete(national):
 def test_three_node_topology(national):
     deployments = by_k8s_name(national, "mombasa", DEPLOYMENT)
     assert sorted(deployments) == [
-        "cht-api", "cht-couchdb-1", "cht-couchdb-2", "cht-couchdb-3", "cht-haproxy", "cht-haproxy-healthcheck", "cht-sentinel"
+        "cht-api", "cht-couchdb-1", "cht-couchdb-2", "cht-couchdb-3", "cht-haproxy", "cht-sentinel"
     ]
     for name, d in deployments.items():
         spec = d.inputs["spec"]
         assert spec["strategy"] == {"type": "Recreate"}
-        (container,) = spec["template"]["spec"]["containers"]  # 4.x: no sidecar
-        assert container["name"] == name
-        assert container["image"] == f"public.ecr.aws/medic/{name.rstrip('-123') if 'couchdb' in name else name}:4.22.0"
-        assert "livenessProbe" not in container
-        assert container["resources"]["requests"] and container["resources"]["limits"]
+        # 4.x: one container a Deployment, but haproxy's pod also runs the healthcheck (upgrades: config).
+        first, *more = spec["template"]["spec"]["containers"]
+        assert [c["name"] for c in more] == (["cht-haproxy-healthcheck"] if name == "cht-haproxy" else [])
+        for container in (first, *more):
+            image = container["name"].rstrip("-123") if "couchdb" in name else container["name"]
+            assert container["image"] == f"public.ecr.aws/medic/{image}:4.22.0"
+            assert "livenessProbe" not in container
+            assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert first["name"] == name
     node2 = deployments["cht-couchdb-2"].inputs["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m for m in node2["containers"][0]["volumeMounts"]}
     assert mounts["/opt/couchdb/data"]["subPath"] == "data" and mounts["/opt/couchdb/etc/local.d"]["subPath"] == "local.d"
     assert node2["volumes"] == [{"name": "couchdb-data", "persistentVolumeClaim": {"claimName": "couchdb-2-claim0"}}]
     services = by_k8s_name(national, "mombasa", SERVICE)
-    assert sorted(services) == ["api", "couchdb-1", "couchdb-2", "couchdb-3", "haproxy", "healthcheck"]
+    assert sorted(services) == ["api", "couchdb-1", "couchdb-2", "couchdb-3", "haproxy"]
     assert [p["port"] for p in services["couchdb-3"].inputs["spec"]["ports"]] == [5984, 4369, 9100]
 
 
@@ -220,7 +226,7 @@ def test_version_bump_changes_images_only_never_a_volume():
             changed.append(r)
     assert {r.type for r in changed} == {DEPLOYMENT}
     assert {r.inputs["metadata"]["name"] for r in changed} == {
-        "cht-api", "cht-sentinel", "cht-haproxy", "cht-haproxy-healthcheck", "cht-couchdb"
+        "cht-api", "cht-sentinel", "cht-haproxy", "cht-couchdb"
     }
     assert len(new.registrations) == len(old.registrations)
 
@@ -283,6 +289,33 @@ def test_admin_app_policy_brings_upgrade_service_and_never_reverts_images():
         assert d.ignore_changes == ("spec.template.spec.containers",), name
     api_env = {e["name"]: e.get("value") for e in deployments["cht-api"].inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert api_env["UPGRADE_SERVICE_URL"] == "http://upgrade-service.kwale.svc.cluster.local:5008"
+    # The healthcheck keeps its own Deployment and Service there (render.healthcheck_beside_haproxy).
+    assert "cht-haproxy-healthcheck" in deployments and "healthcheck" in by_k8s_name(evaluation, "kwale", SERVICE)
+
+
+def test_a_county_switching_to_admin_app_gets_its_containers_as_rendered_once():
+    """The last update ran it with upgrades: config (config.deployed.app_may_have_upgraded is False): no upgrade
+    service has run, so this update applies the containers (the healthcheck leaves the haproxy pod for its own
+    Deployment) and only the next ones leave them to the admin app."""
+    evaluation = build_counties({"kwale": county(upgrades="admin-app")}, app_may_have_upgraded=False)
+    deployments = by_k8s_name(evaluation, "kwale", DEPLOYMENT)
+    assert all(not d.ignore_changes for d in deployments.values())
+    haproxy = deployments["cht-haproxy"].inputs["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in haproxy] == ["cht-haproxy"]
+
+
+def test_the_deployed_record_says_whether_the_app_may_have_upgraded():
+    from config.deployed import DeployedState, app_may_have_upgraded
+
+    def state(**county) -> DeployedState:
+        record = {"couchdbNodes": 1, "couchdbStorageGb": 10, "version": "4.22.0", **county}
+        return DeployedState.model_validate({"schema": 1, "counties": {"kwale": record}})
+
+    assert app_may_have_upgraded(state(upgrades="config"), "kwale") is False
+    assert app_may_have_upgraded(state(upgrades="admin-app"), "kwale") is True
+    assert app_may_have_upgraded(state(), "kwale") is True  # recorded before it was: as before, frozen
+    assert app_may_have_upgraded(state(upgrades="config"), "lamu") is True  # not deployed here
+    assert app_may_have_upgraded(None, "kwale") is True
 
 
 def test_migrated_vsphere_volume_binds_a_static_retained_pv_with_old_credentials():

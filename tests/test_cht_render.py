@@ -242,7 +242,8 @@ def test_haproxy_and_healthcheck_are_small_and_fixed_whatever_the_budget():
         d = deployments(s)
         haproxy = pod(d["cht-haproxy"])["containers"][0]["resources"]
         assert haproxy["limits"]["memory"] == "1024Mi" and haproxy["requests"] == {"cpu": "200m", "memory": "256Mi"}
-        assert pod(d["cht-haproxy-healthcheck"])["containers"][0]["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
+        healthcheck = {c["name"]: c for c in pod(d["cht-haproxy"])["containers"]}["cht-haproxy-healthcheck"]
+        assert healthcheck["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
     # The rest goes to CouchDB and the API first.
     split = sizing.split(large)
     assert split["couchdb"].cpu_m > split["api"].cpu_m > split["sentinel"].cpu_m > split["healthcheck"].cpu_m
@@ -298,8 +299,9 @@ def test_couchdb_keeps_only_what_its_entrypoint_needs():
     ]
     assert containers["cht-couchdb-nouveau"]["securityContext"]["capabilities"]["add"] == ["DAC_OVERRIDE"]
     assert pod(deployments(s)["cht-couchdb"])["securityContext"]["runAsUser"] == 0  # as Medic's charts
-    for name in ("cht-api", "cht-sentinel", "cht-haproxy", "cht-haproxy-healthcheck"):
-        assert "add" not in pod(deployments(s)[name])["containers"][0]["securityContext"]["capabilities"]
+    for name in ("cht-api", "cht-sentinel", "cht-haproxy"):
+        for c in pod(deployments(s)[name])["containers"]:  # the healthcheck too, beside haproxy
+            assert "add" not in c["securityContext"]["capabilities"], c["name"]
 
 
 def test_namespace_enforces_baseline_and_warns_restricted():
@@ -428,3 +430,83 @@ def test_readiness_probe_never_restarts():
     assert probe["tcpSocket"] == {"port": 5988}
     for d in deployments(settings(version="5.2.0", couchdbNodes=3)).values():
         assert all("livenessProbe" not in c for c in pod(d)["containers"])
+
+
+# --- the healthcheck beside haproxy ----------------------------------------------------------------------------------
+
+
+def haproxy_backend_servers(env: dict[str, str]) -> list[str]:
+    """Stand-in for cht-core's haproxy/entrypoint.sh writing the backend servers from env: at 4.22.0 one
+    `server X X:5984 check agent-check agent-inter 5s agent-addr $HEALTHCHECK_ADDR agent-port 5555` line per
+    COUCHDB_SERVERS entry; at 5.2.0 the same line for each server of a cluster (`${HEALTHCHECK_ADDR:-localhost}`),
+    and for a single server an HTTP check of /_up without the agent (`check inter 5s`). HEALTHCHECK_ADDR is read
+    nowhere else (both tags: `git grep HEALTHCHECK_ADDR` finds only this line, docs and Medic's compose/chart)."""
+    servers = [s for s in env["COUCHDB_SERVERS"].replace(" ", "").split(",") if s]
+    agent = f"agent-addr {env.get('HEALTHCHECK_ADDR') or 'localhost'} agent-port 5555"
+    return [f"server {s} {s}:5984 check agent-check agent-inter 5s {agent}" for s in servers]
+
+
+@pytest.mark.parametrize("nodes", [1, 3])
+def test_with_upgrades_config_the_healthcheck_is_a_container_of_the_haproxy_pod(nodes):
+    """haproxy asks the healthcheck agent at HEALTHCHECK_ADDR:5555 (stand-in above); the healthcheck listens on
+    0.0.0.0:5555 (CC 4.22.0 and 5.2.0 haproxy-healthcheck/check.py `asyncio.start_server(handle_healthcheck,
+    "0.0.0.0", 5555)`), so in one pod 127.0.0.1 reaches it. The container keeps Medic's name and image."""
+    s = settings(couchdbNodes=nodes)
+    d = deployments(s)
+    assert "cht-haproxy-healthcheck" not in d  # no Deployment of its own, and no Service
+    assert [x.service for x in render.stateless_services(s, "kwale")] == ["haproxy", "api", "sentinel"]
+    haproxy, healthcheck = pod(d["cht-haproxy"])["containers"]
+    assert (haproxy["name"], healthcheck["name"]) == ("cht-haproxy", "cht-haproxy-healthcheck")
+    assert healthcheck["image"] == "public.ecr.aws/medic/cht-haproxy-healthcheck:4.22.0"
+    assert healthcheck["ports"] == [{"containerPort": 5555}]
+    env = env_of(haproxy["env"])
+    lines = haproxy_backend_servers({k: v for k, v in env.items() if isinstance(v, str)})
+    assert len(lines) == nodes
+    assert all(line.endswith("agent-addr 127.0.0.1 agent-port 5555") for line in lines)
+    # The agent reads the same server list haproxy balances over.
+    assert env_of(healthcheck["env"])["COUCHDB_SERVERS"] == env["COUCHDB_SERVERS"]
+
+
+def upgrade_service_puts(deployments_in_namespace: list[dict], container_names: list[str]) -> list[str]:
+    """Stand-in for medic/upgrade-service-kubernetes@770b1bf src/lib/k8s-manager.ts: for each container name of
+    the upgrade, list the namespace's Deployments afresh (getContainersInNamespace) and set the image of every
+    container matching ^<name>(-[0-9]+)?$ in that copy; then PUT each matched Deployment as read
+    (replaceNamespacedDeployment, its resourceVersion included). The API server refuses a PUT whose
+    resourceVersion is no longer current (409 Conflict; Kubernetes API concurrency control). Returns the PUTs
+    accepted; raises on a conflict."""
+    import re
+
+    live = {d["metadata"]["name"]: 1 for d in deployments_in_namespace}  # name -> resourceVersion
+    upgraded: dict[str, tuple[str, int]] = {}
+    for name in container_names:
+        read = dict(live)  # a fresh list per container name
+        for d in deployments_in_namespace:
+            for c in pod(d)["containers"]:
+                if re.fullmatch(f"{name}(-[0-9]+)?", c["name"]):
+                    upgraded[c["name"]] = (d["metadata"]["name"], read[d["metadata"]["name"]])
+    accepted = []
+    for deployment, version in upgraded.values():
+        if live[deployment] != version:
+            raise RuntimeError(f"409 Conflict: PUT of Deployment {deployment} at resourceVersion {version}")
+        live[deployment] += 1
+        accepted.append(deployment)
+    return accepted
+
+
+def test_with_the_upgrade_service_each_medic_container_keeps_its_own_deployment():
+    """Two of Medic's upgradable containers in one Deployment would be two PUTs of the same resourceVersion:
+    the second is refused and the upgrade fails. So with upgrades: admin-app the healthcheck keeps its
+    Deployment (and Service, which haproxy's HEALTHCHECK_ADDR names), as in Medic's chart."""
+    tags = ["cht-api", "cht-sentinel", "cht-couchdb", "cht-haproxy", "cht-haproxy-healthcheck", "cht-nginx"]
+    admin = settings(upgrades="admin-app")
+    d = deployments(admin)
+    assert [c["name"] for c in pod(d["cht-haproxy-healthcheck"])["containers"]] == ["cht-haproxy-healthcheck"]
+    assert env_of(pod(d["cht-haproxy"])["containers"][0]["env"])["HEALTHCHECK_ADDR"] == "healthcheck.kwale.svc.cluster.local"
+    assert "healthcheck" in [x.service for x in render.stateless_services(admin, "kwale")]
+    cht = [x for name, x in d.items() if name != "upgrade-service"]
+    assert sorted(upgrade_service_puts(cht, tags)) == sorted(
+        ["cht-api", "cht-sentinel", "cht-couchdb", "cht-haproxy", "cht-haproxy-healthcheck"]
+    )
+    # The stand-in is not vacuous: the config layout under the upgrade service would fail.
+    with pytest.raises(RuntimeError, match="409 Conflict"):
+        upgrade_service_puts(list(deployments(settings()).values()), tags)

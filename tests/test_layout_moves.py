@@ -43,6 +43,9 @@ MERGED_AWAY = {
     # The server list is plain env of its readers; traefik's transport is the platform's one.
     ("kubernetes:core/v1:ConfigMap", "{c}-couchdb-servers"),
     ("kubernetes:traefik.io/v1alpha1:ServersTransport", "{c}-api-transport"),
+    # With upgrades: config (these counties) the healthcheck runs in the haproxy pod (a workload of no data).
+    ("kubernetes:apps/v1:Deployment", "{c}-healthcheck-deployment"),
+    ("kubernetes:core/v1:Service", "{c}-healthcheck-service"),
 }
 MERGED_INTO = {
     ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "{c}-netpol-isolation"),
@@ -62,7 +65,7 @@ def _kinds(found: set[str]) -> set[tuple[str, str]]:
 
 def test_a_state_of_ad19a31_keeps_everything_but_what_the_merges_replace():
     """The Schedule moves under its ChtProject (aliases); what `pulumi up` deletes is exactly the merged-away
-    objects (none holds data: no volume, credentials, random value, workload or Schedule), and it creates
+    objects (none holds data: no volume, credentials, random value, CouchDB workload or Schedule), and it creates
     only what they were merged into."""
     evaluation, _ = plan.run("backup", stack_dir=STACKS)
     deleted, created = _taken(evaluation, _recorded("backup-ad19a31.urns"))

@@ -11,7 +11,8 @@ Read top to bottom, `__init__` is the county's lifecycle; every object comes who
    county's existing volume through a static PersistentVolume), Service, Deployment and in 5.x the
    nouveau Service of the node that runs it. A clustered county's nodes on distinct agents, evicted one
    at a time (PodDisruptionBudget).
-4. healthcheck, haproxy, api and sentinel, with Medic's container names.
+4. healthcheck, haproxy, api and sentinel, with Medic's container names (the healthcheck in the haproxy pod
+   unless the upgrade service runs: render.healthcheck_beside_haproxy).
 5. With `upgrades: admin-app` (4.x): Medic's upgrade service, its ServiceAccount, Role and RoleBinding,
    and the CHT containers ignored after creation so an upgrade done in the app is never reverted; an
    admission policy refuses the upgrade service's 5.x images (5.x needs nouveau, which only config adds).
@@ -63,11 +64,14 @@ class ChtProject(pulumi.ComponentResource):
         access: ClusterAccess,
         credentials: Output[dict] | None = None,
         ingress_after: list[pulumi.Resource] | None = None,
+        app_may_have_upgraded: bool = True,
         opts: ResourceOptions | None = None,
     ):
         """`access`: where county pods may not connect (config.egress); `credentials`: a migrated county's
         {user, password, secret, uuid} (secret); `ingress_after`: what the API Service and Ingress wait on (the
-        platform's ServersTransport they name)."""
+        platform's ServersTransport they name); `app_may_have_upgraded` (config.deployed): False when the last
+        update ran the county with `upgrades: config`, so a switch to admin-app applies the containers as rendered
+        once (the healthcheck leaves the haproxy pod) before they are left to the app."""
         super().__init__("cht-hosting:cht:ChtProject", name, None, opts)
         settings = county.settings
         if settings.migration is not None and credentials is None:
@@ -78,6 +82,7 @@ class ChtProject(pulumi.ComponentResource):
         self._name, self._county, self._settings = name, county, settings
         self._ns = names.namespace(county.name)
         self._ingress_after = list(ingress_after or [])
+        self._app_may_have_upgraded = app_may_have_upgraded
 
         # 1. The namespace and its guardrails. Deleting a namespace deletes the PVCs and credentials in it.
         self.ns = self._create(
@@ -190,7 +195,8 @@ class ChtProject(pulumi.ComponentResource):
         )
 
     def _deployment_options(self, after: list[pulumi.Resource], cht: bool = True) -> ResourceOptions:
-        ignore = render.ADMIN_APP_IGNORE if cht and sizing.has_upgrade_service(self._settings) else []
+        frozen = cht and sizing.has_upgrade_service(self._settings) and self._app_may_have_upgraded
+        ignore = render.ADMIN_APP_IGNORE if frozen else []
         return ResourceOptions(depends_on=after, ignore_changes=ignore)
 
     # --- 4. the stateless services ---------------------------------------------------------------------------

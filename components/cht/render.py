@@ -648,15 +648,31 @@ def sentinel_env(settings: ChtSettings, namespace: str) -> list[dict]:
     ]
 
 
+def healthcheck_beside_haproxy(settings: ChtSettings) -> bool:
+    """Whether the healthcheck runs as a second container of the haproxy pod (no Deployment or Service of its own).
+
+    haproxy reads HEALTHCHECK_ADDR only as each backend server's `agent-addr` (cht-core 4.22.0 and 5.2.0
+    haproxy/entrypoint.sh: `agent-addr $HEALTHCHECK_ADDR agent-port 5555`), and the healthcheck listens on
+    0.0.0.0:5555 (haproxy-healthcheck/check.py `asyncio.start_server(..., "0.0.0.0", 5555)`), so in one pod
+    haproxy asks it at 127.0.0.1. Not with Medic's upgrade service (`upgrades: admin-app`): it reads the
+    namespace's Deployments afresh for each container name of the upgrade and then PUTs each matched
+    Deployment as read (medic/upgrade-service-kubernetes@770b1bf src/lib/k8s-manager.ts
+    getContainersInNamespace, upgradeDeploymentContainers), so cht-haproxy and cht-haproxy-healthcheck in one
+    Deployment would be two PUTs of the same resourceVersion: the second is refused (409 Conflict) and the
+    upgrade fails. There each keeps its own Deployment, as in Medic's chart."""
+    return not sizing.has_upgrade_service(settings)
+
+
 def haproxy_env(settings: ChtSettings, namespace: str) -> list[dict]:
     # DOCKER_DNS_RESOLVER must stay unset on Kubernetes (Service IPs are stable).
+    beside = healthcheck_beside_haproxy(settings)
     return [
         _secret_env("COUCHDB_USER"),
         _secret_env("COUCHDB_PASSWORD"),
         _servers_env(settings, namespace, "COUCHDB_SERVERS"),
         {"name": "HAPROXY_IP", "value": "0.0.0.0"},
         {"name": "HAPROXY_PORT", "value": str(COUCHDB_PORT)},
-        {"name": "HEALTHCHECK_ADDR", "value": svc_host("healthcheck", namespace)},
+        {"name": "HEALTHCHECK_ADDR", "value": "127.0.0.1" if beside else svc_host("healthcheck", namespace)},
     ]
 
 
@@ -689,27 +705,36 @@ class Stateless:
 
 def stateless_services(settings: ChtSettings, county: str, host: str | None = None) -> list[Stateless]:
     """healthcheck, haproxy, api, sentinel: in the order they can start (haproxy resolves the CouchDB
-    Service names once at start and exits if one is missing). The API Service tells the monitoring stack's
-    one ServiceMonitor whether it serves express metrics and, given `host`, the county's host."""
+    Service names once at start and exits if one is missing); the healthcheck as a container of the haproxy
+    pod unless the upgrade service runs (healthcheck_beside_haproxy). The API Service tells the monitoring
+    stack's one ServiceMonitor whether it serves express metrics and, given `host`, the county's host."""
     ns = names.namespace(county)
     # traefik's timeouts to the API: the platform's one ServersTransport (components/edge/render.py).
     api_annotations = {"traefik.ingress.kubernetes.io/service.serverstransport": names.API_TRANSPORT_REFERENCE}
     if host:
         api_annotations[names.HOST_ANNOTATION] = host
     api_labels = {names.EXPRESS_METRICS_LABEL: "true"} if express_metrics(settings) else {}
+    # Medic's container name: the upgrade service finds it by name (^cht-haproxy-healthcheck(-[0-9]+)?$).
+    healthcheck = _container(
+        settings, "cht-haproxy-healthcheck", "haproxy-healthcheck", "healthcheck", healthcheck_env(settings, ns), HEALTHCHECK_PORT
+    )
+    haproxy = [_container(settings, "cht-haproxy", "haproxy", "haproxy", haproxy_env(settings, ns), COUCHDB_PORT)]
+    own: list[Stateless] = []
+    if healthcheck_beside_haproxy(settings):
+        haproxy.append(healthcheck)
+    else:
+        own.append(
+            Stateless(
+                "healthcheck",
+                _deployment(county, "cht-haproxy-healthcheck", "healthcheck", _pod([healthcheck])),
+                _service(county, "healthcheck", "healthcheck", [("healthcheck", HEALTHCHECK_PORT)]),
+            )
+        )
     return [
-        Stateless(
-            "healthcheck",
-            _deployment(county, "cht-haproxy-healthcheck", "healthcheck", _pod([
-                _container(settings, "cht-haproxy-healthcheck", "haproxy-healthcheck", "healthcheck", healthcheck_env(settings, ns), HEALTHCHECK_PORT)
-            ])),
-            _service(county, "healthcheck", "healthcheck", [("healthcheck", HEALTHCHECK_PORT)]),
-        ),
+        *own,
         Stateless(
             "haproxy",
-            _deployment(county, "cht-haproxy", "haproxy", _pod(
-                [_container(settings, "cht-haproxy", "haproxy", "haproxy", haproxy_env(settings, ns), COUCHDB_PORT)], hostname="haproxy"
-            )),
+            _deployment(county, "cht-haproxy", "haproxy", _pod(haproxy, hostname="haproxy")),
             _service(county, "haproxy", "haproxy", [("haproxy", COUCHDB_PORT)]),
         ),
         Stateless(
