@@ -71,7 +71,7 @@ def test_export_has_every_remembered_value_and_no_secret():
     assert exported["schema"] == deployed_state.SCHEMA
     assert exported["counties"]["nairobi"] == {
         "couchdbNodes": 3, "couchdbStorageGb": 100, "couchdbUser": "medic", "version": "4.22.0",
-        "host": BASE.counties["nairobi"].host,
+        "host": BASE.counties["nairobi"].host, "upgrades": "config",
     }
     assert exported["nodes"]["cp-2"] == {
         "role": "server", "address": "10.20.0.12", "hardwareVersion": 19, "diskGb": 50, "cpus": 4, "memoryGb": 8,
