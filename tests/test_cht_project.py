@@ -291,6 +291,11 @@ def test_admin_app_policy_brings_upgrade_service_and_never_reverts_images():
     assert api_env["UPGRADE_SERVICE_URL"] == "http://upgrade-service.kwale.svc.cluster.local:5008"
     # The healthcheck keeps its own Deployment and Service there (render.healthcheck_beside_haproxy).
     assert "cht-haproxy-healthcheck" in deployments and "healthcheck" in by_k8s_name(evaluation, "kwale", SERVICE)
+    # And Medic's ConfigMap: containers created by earlier releases, left as they are, read it by key.
+    configmap = by_k8s_name(evaluation, "kwale", "kubernetes:core/v1:ConfigMap")["couchdb-servers-configmap"]
+    assert configmap.inputs["data"] == {"COUCHDB_SERVERS": "couchdb.kwale.svc.cluster.local"}
+    assert configmap.urn in deployments["cht-couchdb"].depends_on
+    assert not build_counties({"kwale": county()}).of_type("kubernetes:core/v1:ConfigMap")
 
 
 def test_a_county_switching_to_admin_app_gets_its_containers_as_rendered_once():

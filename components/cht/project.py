@@ -158,6 +158,9 @@ class ChtProject(pulumi.ComponentResource):
 
     def _couchdb(self, storage_class: Input[str]) -> list[pulumi.Resource]:
         settings, county = self._settings, self._county.name
+        after: list[pulumi.Resource] = [self.secret]
+        if configmap := render.servers_configmap_object(settings, county):
+            after.append(self._create(k8s.core.v1.ConfigMap, "couchdb-servers", configmap))
         services = []
         for node in render.couch_nodes(settings):
             services.append(self._create(k8s.core.v1.Service, f"{node.service}-service", render.couchdb_service(county, node)))
@@ -166,7 +169,7 @@ class ChtProject(pulumi.ComponentResource):
             volume = self._volume(node, storage_class)
             self._create(
                 k8s.apps.v1.Deployment, f"{node.service}-deployment", render.couchdb_deployment(settings, county, node),
-                self._deployment_options([volume, self.secret]),
+                self._deployment_options([volume, *after]),
             )
         if budget := render.couchdb_disruption_budget(settings, county):
             self._create(k8s.policy.v1.PodDisruptionBudget, "couchdb-disruption-budget", budget)

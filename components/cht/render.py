@@ -150,8 +150,9 @@ def couchdb_servers(settings: ChtSettings, namespace: str) -> dict[str, str]:
     `couchdb-servers-configmap` (helm-charts cht-chart-4x templates/couchdb-servers-configmap.yaml, cht-core
     4.22.0 scripts/build/helm/templates/couchdb/configmap.yaml). Here they are plain env values of the
     Deployments that read them: one object fewer per county, and a change of the list rolls those pods (an env
-    from a ConfigMap key is read only when a container starts). Nothing reads the ConfigMap by name: Medic's
-    upgrade service lists Deployments and Pods only (upgrade-service-kubernetes@770b1bf src/lib/k8s-manager.ts)."""
+    from a ConfigMap key is read only when a container starts). Nothing else reads the ConfigMap by name: Medic's
+    upgrade service lists Deployments and Pods only (upgrade-service-kubernetes@770b1bf src/lib/k8s-manager.ts);
+    an admin-app county keeps it for its frozen containers (servers_configmap_object)."""
     nodes = couch_nodes(settings)
     hosts = [svc_host(n.service, namespace) for n in nodes]
     if len(nodes) == 1:
@@ -165,6 +166,24 @@ def couchdb_servers(settings: ChtSettings, namespace: str) -> dict[str, str]:
 
 def _secret_env(name: str) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": name}}}
+
+
+SERVERS_CONFIGMAP = "couchdb-servers-configmap"
+
+
+def servers_configmap_object(settings: ChtSettings, county: str) -> dict | None:
+    """Medic's ConfigMap, kept only where the upgrade service runs (`upgrades: admin-app`): Pulumi leaves the
+    containers of such a county as they were created (ADMIN_APP_IGNORE), and those created by earlier
+    releases read the server list from this ConfigMap by key; without it their next start would fail."""
+    if not sizing.has_upgrade_service(settings):
+        return None
+    ns = names.namespace(county)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(ns, county, SERVERS_CONFIGMAP, "couchdb"),
+        "data": couchdb_servers(settings, ns),
+    }
 
 
 def _servers_env(settings: ChtSettings, namespace: str, name: str) -> dict:
