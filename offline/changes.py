@@ -36,6 +36,7 @@ _COUNTY_FIELDS = (
     (DEPLOYED_STATE, "couchdbStorageGb"),
     (DEPLOYED_STATE, "couchdbUser"),
     (DEPLOYED_STATE, "version"),
+    (DEPLOYED_STATE, "upgrades"),
     ("counties", "url"),
     ("counties", "cpu"),
     ("counties", "memoryGb"),
@@ -121,6 +122,8 @@ def summarize(deployed: dict[str, Any] | None, outputs: dict[str, Any], tls: dic
                 (("version",), "new CHT images"),
                 (("cpu", "memoryGb"), "new requests and limits (budget)"),
                 (("couchdbUser",), "a new CouchDB admin user"),
+                # components/cht/render.py healthcheck_beside_haproxy
+                (("upgrades",), "the upgrade service comes or goes, the healthcheck leaves or joins the haproxy pod"),
             )
             if any(k in diffs for k in keys)
         ]

@@ -164,6 +164,20 @@ def test_a_budget_or_version_change_restarts_the_countys_pods():
     ]
 
 
+def test_a_switch_of_upgrades_mode_restarts_haproxy_with_or_without_its_healthcheck():
+    was = _deployed()
+    was["deployedState"]["counties"]["kisumu"]["upgrades"] = "config"
+    now = _deployed()
+    now["deployedState"]["counties"]["kisumu"]["upgrades"] = "admin-app"
+    now["deployedState"]["counties"]["nakuru"]["upgrades"] = "config"  # recorded for the first time: no change
+    summary = changes.summarize(was, now)
+    assert summary.counties_changed == {"kisumu": ["upgrades config -> admin-app"]}
+    assert summary.restarts == [
+        "kisumu: its pods, one Deployment at a time (the upgrade service comes or goes, the healthcheck leaves or "
+        "joins the haproxy pod)"
+    ]
+
+
 def test_a_removed_county_keeps_its_data_and_leaves_the_edge():
     now = _deployed()
     del now["deployedState"]["counties"]["nakuru"], now["counties"]["nakuru"]
