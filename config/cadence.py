@@ -2,8 +2,9 @@
 the counties drilled per run (`backup.drill.countiesPerRun`, or the fewest that keep every county within
 MAX_INTERVAL_DAYS). Pure; the plan prints it and validation refuses a cadence that misses the bound.
 
-The drill takes counties oldest-drilled first (a failed one first of all), so with N counties and p per run a
-county comes back every ceil(N / p) runs; the interval is the longest time those runs span on the cron's
+The drill takes p counties oldest-drilled first, and on top of them retries up to RETRIES_PER_RUN counties whose
+last drill failed or was interrupted (which keep alerting until they pass): a county that keeps failing never
+takes a scheduled slot, so with N counties and p per run every other county comes back every ceil(N / p) runs; the interval is the longest time those runs span on the cron's
 calendar (two years are walked, leap days and month ends included). At most one run a day is counted: a run
 lasts hours and the CronJob never overlaps runs (concurrencyPolicy Forbid).
 
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 
 MAX_INTERVAL_DAYS = 30  # issue 20: every county drilled at least every 30 days, whatever the county count
+RETRIES_PER_RUN = 1  # failed or interrupted counties a run retries besides its countiesPerRun
 _WALK_FROM = datetime(2027, 1, 1)
 _WALK_DAYS = 731
 
@@ -129,10 +131,11 @@ def problems(backup, counties: dict, monitoring) -> list[str]:
             f"comes back to each county only every {plan.interval_days:g} days, over the {MAX_INTERVAL_DAYS} a "
             f"backup may go untested; {fix}"
         )
-    run_hours = plan.per_run * (d.timeout_minutes + 15) / 60
+    run_hours = (plan.per_run + RETRIES_PER_RUN) * (d.timeout_minutes + 15) / 60
     if run_hours > plan.shortest_gap_hours:
         found.append(
-            f"{key_path('backup', 'drill', 'timeoutMinutes')}: a run of {plan.per_run} counties may take up to "
+            f"{key_path('backup', 'drill', 'timeoutMinutes')}: a run of {plan.per_run} counties and "
+            f"{RETRIES_PER_RUN} retry may take up to "
             f"{run_hours:g} hours ({d.timeout_minutes} minutes and a cleanup each), longer than the "
             f"{plan.shortest_gap_hours:g} hours between runs of '{d.schedule}' (a run that overlaps the next is "
             "skipped); lower timeoutMinutes or countiesPerRun, or run the drill less often"

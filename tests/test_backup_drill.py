@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from components.backup import drill
+from config import cadence
 from tests import tools
 from tests.couchdb_server import Couch, shard_of
 
@@ -451,7 +452,7 @@ def test_a_failed_county_is_recorded_the_run_goes_on_and_fails(servers, the_reco
     assert "2 county drill(s) failed" in done.stderr
 
 
-def test_failed_and_interrupted_counties_go_first_then_never_drilled_then_the_oldest_pass(tmp_path, servers):
+def test_one_failed_or_interrupted_county_is_retried_first_besides_the_counties_due(tmp_path, servers):
     _, copy, _ = servers
     cluster = DrillCluster(tmp_path, copy)
     passed = lambda t: {_a("started"): str(t), _a("finished"): str(t + 60), _a("ok"): "1", _a("succeeded"): str(t + 60)}  # noqa: E731
@@ -460,6 +461,23 @@ def test_failed_and_interrupted_counties_go_first_then_never_drilled_then_the_ol
     cluster.county("c-failed", 1, "", {**passed(100), _a("started"): "5000", _a("finished"): "5100", _a("ok"): "0"})
     cluster.county("d-never", 1, "")
     cluster.county("e-interrupted", 1, "", {**passed(2000), _a("started"): "8000"})
-    done = cluster.run(DRILL_COUNTIES_PER_RUN="4")
+    done = cluster.run(DRILL_COUNTIES_PER_RUN="2")
     order = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("cht-hosting: restore drill of county")]
-    assert order == ["c-failed", "e-interrupted", "d-never", "a-old-pass"]
+    # cadence.RETRIES_PER_RUN (1) retry, the longest since a pass first; then 2 due: never drilled, oldest pass.
+    assert cadence.RETRIES_PER_RUN == 1
+    assert order == ["c-failed", "d-never", "a-old-pass"]
+
+
+def test_a_county_that_keeps_failing_never_delays_the_others(tmp_path, servers):
+    # The cadence (config/cadence.py) promises every county within ceil(N / per run) runs: two counties that
+    # fail at every run must not take the slots of the three due ones.
+    _, copy, _ = servers
+    cluster = DrillCluster(tmp_path, copy)
+    failing = {_a("started"): "5000", _a("finished"): "5100", _a("ok"): "0"}
+    cluster.county("a-failing", 1, "", failing)
+    cluster.county("b-failing", 1, "", failing)
+    for name in ("c-due", "d-due", "e-due"):
+        cluster.county(name, 1, "")
+    done = cluster.run(DRILL_COUNTIES_PER_RUN="3")
+    order = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("cht-hosting: restore drill of county")]
+    assert order == ["a-failing", "c-due", "d-due", "e-due"]

@@ -84,8 +84,8 @@ def test_a_schedule_too_rare_for_any_run_size_is_refused():
 def test_a_run_longer_than_the_gap_to_the_next_is_refused():
     (problem,) = _problems(*_stack({"schedule": "0 5 * * *", "countiesPerRun": 3, "timeoutMinutes": 600}))
     assert problem == (
-        "cht-hosting:backup.drill.timeoutMinutes: a run of 3 counties may take up to 30.75 hours (600 minutes and a "
-        "cleanup each), longer than the 24 hours between runs of '0 5 * * *' (a run that overlaps the next is "
+        "cht-hosting:backup.drill.timeoutMinutes: a run of 3 counties and 1 retry may take up to 41 hours (600 minutes "
+        "and a cleanup each), longer than the 24 hours between runs of '0 5 * * *' (a run that overlaps the next is "
         "skipped); lower timeoutMinutes or countiesPerRun, or run the drill less often"
     )
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 
-from config import names
+from config import cadence, names
 
 # On CouchDB's data volume (mounted at /opt/couchdb/data whatever the subPath; cht-core's chart and ours), beside
 # the database files: CouchDB only opens `*.couch` files, so it ignores this one.
@@ -458,8 +458,9 @@ if [ "${1:-}" = --county ]; then
 fi
 
 # --- the run: which counties, one after the other ---
-# Order: a drill that failed or never finished (started after it last finished) first, then never drilled,
-# then the longest since it last passed. DRILL_COUNTIES (names, space-separated) picks by hand.
+# First up to $retries counties whose drill failed or never finished (started after it last finished), the
+# longest since a pass first; then $per_run others: never drilled, then the longest since they last passed. A
+# county that keeps failing (it alerts) thus never takes the others' slots. DRILL_COUNTIES picks by hand.
 pick_counties() {
   kubectl get schedules.velero.io -n "$velero_ns" -l cht-hosting/restore-drill=true -o json | jq -r \
     --arg started "$a_started" --arg finished "$a_finished" --arg ok "$a_ok" --arg succeeded "$a_succeeded" '
@@ -467,11 +468,16 @@ pick_counties() {
       county: .metadata.labels["cht-hosting/county"],
       failed: (($a[$ok] // "") == "0" or (($a[$started] // "0") | tonumber) > (($a[$finished] // "0") | tonumber)),
       passed: (($a[$succeeded] // "0") | tonumber)}]
-    | sort_by([(if .failed then 0 else 1 end), .passed, .county]) | .[].county'
+    | sort_by([.passed, .county]) | .[] | "\(if .failed then "retry" else "due" end) \(.county)"'
 }
 counties="${DRILL_COUNTIES:-}"
-[ -n "$counties" ] || counties="$(pick_counties | head -n "$per_run")" \
-  || fail "cannot list the Schedules labelled cht-hosting/restore-drill=true"
+if [ -z "$counties" ]; then
+  picked="$(pick_counties)" || fail "cannot list the Schedules labelled cht-hosting/restore-drill=true"
+  counties="$(awk -v r="$retries" -v p="$per_run" '
+    $1 == "retry" && r-- > 0 { printf "%s ", $2 }
+    $1 == "due" && p-- > 0 { due = due $2 " " }
+    END { printf "%s", due }' <<<"$picked")"
+fi
 [ -n "$counties" ] || fail "no county is scheduled for the drill (no Schedule labelled cht-hosting/restore-drill=true)"
 stop="" child="" failed=0
 trap 'stop=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null || true' TERM INT
@@ -509,6 +515,7 @@ def drill_script(*, velero_namespace: str, per_run: int, timeout_seconds: int, s
         velero_namespace,
         scratch=DRILL_NAMESPACE,
         per_run=str(per_run),
+        retries=str(cadence.RETRIES_PER_RUN),
         run_seconds=str(run_seconds(per_run, timeout_seconds)),
         cleanup_seconds=str(CLEANUP_SECONDS),
         drill_class=storage_class,
@@ -522,8 +529,8 @@ def drill_script(*, velero_namespace: str, per_run: int, timeout_seconds: int, s
 
 
 def run_seconds(per_run: int, timeout_seconds: int) -> int:
-    """What one run may take: each county its timeout and its cleanup."""
-    return per_run * (timeout_seconds + CLEANUP_SECONDS)
+    """What one run may take: each county (and each retry) its timeout and its cleanup."""
+    return (per_run + cadence.RETRIES_PER_RUN) * (timeout_seconds + CLEANUP_SECONDS)
 
 
 def job_deadline_seconds(per_run: int, timeout_seconds: int) -> int:
