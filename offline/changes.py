@@ -41,6 +41,10 @@ _COUNTY_FIELDS = (
     ("counties", "cpu"),
     ("counties", "memoryGb"),
 )
+# NodePool: each VM of a pool waits until the node before it is healthy again (components/vsphere/node_pool.py).
+_ONE_VM_AT_A_TIME = (
+    "one VM of its pool at a time, each healthy again (Node Ready; a server's API and etcd) before the next, not drained"
+)
 _NODE_FIELDS = ("role", "address", "hardwareVersion", "diskGb", "cpus", "memoryGb")
 
 
@@ -147,10 +151,10 @@ def summarize(deployed: dict[str, Any] | None, outputs: dict[str, Any], tls: dic
         if diffs:
             changes.nodes_changed[node] = diffs
             if any(d.startswith("hardwareVersion") for d in diffs):
-                changes.restarts.append(f"{node}: its VM (vSphere upgrades the hardware version while it is off)")
+                changes.restarts.append(f"{node}: its VM (vSphere upgrades the hardware version while it is off; {_ONE_VM_AT_A_TIME})")
             elif any(d.startswith(("cpus", "memoryGb")) for d in diffs):
                 # The VMs have no CPU or memory hot add: the vSphere provider shuts the guest down to change them.
-                changes.restarts.append(f"{node}: its VM (vSphere changes its CPUs or memory while it is off)")
+                changes.restarts.append(f"{node}: its VM (vSphere changes its CPUs or memory while it is off; {_ONE_VM_AT_A_TIME})")
 
     restarting = _k3s_restarts(was_state, now_state)
     if restarting:

@@ -94,3 +94,39 @@ def test_nodes_restart_one_at_a_time_in_a_fixed_order():
     assert chain("k3s-agent-2-configure", "k3s-agent-1-configure")
     assert chain("k3s-agent-3-configure", "k3s-agent-2-configure")
     assert not chain("k3s-agent-3-configure", "k3s-agent-1-configure")  # a chain, not a fan-in
+
+
+# --- a VM changed by the provider (powered off and on): the next VM of the pool waits for this node ----------
+
+SHAPE = "cpus 6, memory 16 GB, hardware version 19"
+
+
+def vm_back(role: layout.Role, box: Sandbox, timeout: int = scripts.VM_BACK_TIMEOUT_SECONDS) -> str:
+    name = {"server": "cp-2", "agent": "agent-1"}[role]
+    return scripts.vm_back_script(name=name, role=role, shape=SHAPE, timeout_seconds=timeout, root=box.at)
+
+
+def test_after_its_vm_changed_a_server_is_healthy_before_the_next_vm_changes(running):
+    result = running.run(vm_back("server", running))
+    assert result.returncode == 0, result.stderr
+    assert "cp-2 is healthy after its VM changed" in result.stdout
+    argv = running.argv()
+    assert argv.index("systemctl is-active --quiet k3s") < argv.index("get --raw /readyz") < argv.index("get node cp-2")
+    assert "restart" not in argv  # the VM's boot started k3s (enabled unit); this only waits
+
+
+def test_a_node_that_does_not_come_back_after_its_vm_changed_stops_the_pool(running):
+    result = running.run(vm_back("agent", running, timeout=1), STUB_NODE_READY="False")
+    assert result.returncode == 1
+    assert (
+        f"agent-1 was not healthy 1 s after its VM changed ({SHAPE}): node agent-1 is not Ready (False). "
+        "The VMs after agent-1 in its pool were not changed" in result.stderr
+    )
+
+
+def test_a_new_vm_before_its_k3s_install_has_nothing_to_wait_for(tmp_path):
+    box = Sandbox(tmp_path)  # k3s not installed: its unit is not enabled
+    result = box.run(vm_back("server", box))
+    assert result.returncode == 0, result.stderr
+    assert "k3s is not installed on cp-2 yet; nothing to wait for" in result.stdout
+    assert "kubectl" not in box.argv()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import shlex
 
 import pytest
 import yaml
 
+from components.vsphere import node_pool
 from tests.nodes_build import build, national_config
 
 VM = "vsphere:index/virtualMachine:VirtualMachine"
@@ -145,6 +147,7 @@ def test_adding_one_agent_touches_no_other_resource(ev):
         "agents-agent-10-host-key-retirement",
         "agents-agent-10-host-key-rotation",
         "agents-agent-10-lasting-host-key",
+        "agents-agent-10-vm-back",
     ]
     assert set(before) <= set(after)
     # The pool's DRS rule lists one more VM (an in-place update); nothing else changes.
@@ -167,6 +170,7 @@ def test_removing_one_agent_touches_no_other_resource(ev):
         "agents-agent-4-host-key-retirement",
         "agents-agent-4-host-key-rotation",
         "agents-agent-4-lasting-host-key",
+        "agents-agent-4-vm-back",
     ]
     changed = {u.rsplit("::", 1)[1] for u in after if after[u] != before[u]}
     assert changed == {"agents-anti-affinity"}
@@ -327,3 +331,26 @@ def test_a_single_server_gets_no_rule_of_its_own():
     one = cfg.control_plane.model_copy(update={"nodes": {"cp-1": "10.20.0.11"}})
     ev = build(cfg.model_copy(update={"control_plane": one}), False).evaluation
     assert [r.name for r in ev.of_type(RULE)] == ["agents-anti-affinity"]
+
+
+def test_a_pools_vms_change_one_at_a_time_each_after_the_previous_node_is_healthy(ev):
+    # The provider powers a VM off for a new CPU count, memory or hardware version (no hot add): each VM of a
+    # pool depends on the previous node's `vm-back`, which waits until k3s on it is healthy again.
+    for pool, nodes in (("control-plane", SERVERS), ("agents", AGENTS)):
+        ordered = sorted(nodes, key=node_pool.node_order)
+        assert not any("vm-back" in dep for dep in vm_of(ev, ordered[0]).depends_on)
+        for before, node in itertools.pairwise(ordered):
+            assert ev.named(f"{pool}-{before}-vm-back").urn in vm_of(ev, node).depends_on, (before, node)
+            back = ev.named(f"{pool}-{before}-vm-back")
+            assert back.inputs["create"] == back.inputs["update"]
+            assert "after a change of its VM: cpus" in back.inputs["create"]
+
+
+def test_a_new_cpu_count_changes_the_wait_so_it_runs_again(ev):
+    cfg = national_config()
+    bigger = cfg.model_copy(update={"agents": cfg.agents.model_copy(update={"cpus": cfg.agents.cpus + 2})})
+    after = build(bigger, export_handles=False).evaluation
+    for node in AGENTS:
+        was, now = ev.named(f"agents-{node}-vm-back").inputs, after.named(f"agents-{node}-vm-back").inputs
+        assert was["update"] != now["update"] and f"cpus {cfg.agents.cpus + 2}," in now["update"]
+        assert was["triggers"] == now["triggers"]  # the same VM: an update (the wait), never a replacement

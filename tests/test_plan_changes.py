@@ -220,7 +220,10 @@ def test_a_vm_resize_says_which_vms_power_off():
             outputs["deployedState"]["nodes"][node].update(cpus=cpus, memoryGb=memory)
     lines = changes.lines(changes.summarize(was, now), "x")
     assert "    agent-1, agent-2: cpus 48 -> 64; memoryGb 192 -> 256" in lines
-    assert "    agent-1, agent-2: its VM (vSphere changes its CPUs or memory while it is off)" in lines
+    assert (
+        "    agent-1, agent-2: its VM (vSphere changes its CPUs or memory while it is off; one VM of its pool at a "
+        "time, each healthy again (Node Ready; a server's API and etcd) before the next, not drained)" in lines
+    )
     assert "  none: `pulumi up` would change nothing the outputs show." not in lines
 
 

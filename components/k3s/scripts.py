@@ -43,6 +43,8 @@ from .layout import (
 
 # How long a node's restart after a configuration change may take until the node is healthy again.
 RESTART_TIMEOUT_SECONDS = 600
+# How long a node may take after its VM was powered off and on (boot, then k3s) until it is healthy again.
+VM_BACK_TIMEOUT_SECONDS = 900
 # Stands in for the VM's UUID in a configuration digest: a new VM is a replacement, not a restart.
 DIGEST_VM_UUID = "vm-uuid"
 
@@ -193,18 +195,11 @@ def configuration_digest(configure: str) -> str:
     return hashlib.sha256(configure.encode()).hexdigest()[:16]
 
 
-def _restart_when_changed(*, name: str, role: Role, timeout_seconds: int, root: str) -> str:
-    """Restart k3s when a file changed, then wait (bounded) until this node is healthy again.
-
-    The next node's configure waits for this one (servers one after another, agents one after another), so a
-    node that does not come back stops the roll here, with what is wrong, instead of taking the next node down
-    too. `systemctl restart` returns once k3s reports ready (install.sh: Type=notify; a server sends READY=1
-    once its API server and etcd are up); it is bounded, because the unit has TimeoutStartSec=0. Healthy: the
-    node's Node is Ready and, on a server, the local API server's /readyz (etcd included) answers ok. A server
-    asks with k3s's admin kubeconfig (its own API server), an agent with its kubelet's own credentials (the
-    node authorizer lets a kubelet read its own Node).
-    """
-    service = service_name(role)
+def _healthy(*, name: str, role: Role, root: str) -> str:
+    """A `healthy` shell function: this node's Node is Ready and, on a server, the local API server's /readyz
+    (etcd included) answers ok; on failure `$why` says what is wrong. A server asks with k3s's admin
+    kubeconfig (its own API server), an agent with its kubelet's own credentials (the node authorizer lets a
+    kubelet read its own Node)."""
     k3s = on_node(root, K3S_BIN)
     kubeconfig = on_node(root, KUBECONFIG_FILE if role == "server" else AGENT_KUBECONFIG_FILE)
     ready_jsonpath = "{.status.conditions[?(@.type==\"Ready\")].status}"
@@ -215,12 +210,26 @@ def _restart_when_changed(*, name: str, role: Role, timeout_seconds: int, root: 
         else ""
     )
     return f"""\
-# k3s reads these files only at start; the install script does not notice them changing.
 healthy() {{
 {readyz}  ready="$({k3s} kubectl --kubeconfig {kubeconfig} get node {name} -o jsonpath='{ready_jsonpath}' 2>/dev/null)" \\
     || {{ why="node {name} could not be read from the cluster"; return 1; }}
   [ "$ready" = True ] || {{ why="node {name} is not Ready (${{ready:-no Ready condition yet}})"; return 1; }}
 }}
+"""
+
+
+def _restart_when_changed(*, name: str, role: Role, timeout_seconds: int, root: str) -> str:
+    """Restart k3s when a file changed, then wait (bounded) until this node is healthy again (`_healthy`).
+
+    The next node's configure waits for this one (servers one after another, agents one after another), so a
+    node that does not come back stops the roll here, with what is wrong, instead of taking the next node down
+    too. `systemctl restart` returns once k3s reports ready (install.sh: Type=notify; a server sends READY=1
+    once its API server and etcd are up); it is bounded, because the unit has TimeoutStartSec=0.
+    """
+    service = service_name(role)
+    return f"""\
+# k3s reads these files only at start; the install script does not notice them changing.
+{_healthy(name=name, role=role, root=root)}\
 if [ "$changed" -eq 1 ] && systemctl is-enabled --quiet {service} 2>/dev/null; then
   echo "cht-hosting: configuration of {name} changed; restarting {service}, then waiting until {name} is healthy (at most {timeout_seconds} s)"
   deadline=$((SECONDS + {timeout_seconds}))
@@ -235,6 +244,34 @@ if [ "$changed" -eq 1 ] && systemctl is-enabled --quiet {service} 2>/dev/null; t
 else
   echo "cht-hosting: configuration of {name} is up to date (changed=$changed)"
 fi
+"""
+
+
+def vm_back_script(*, name: str, role: Role, shape: str, timeout_seconds: int = VM_BACK_TIMEOUT_SECONDS, root: str = "/") -> str:
+    """After the provider changed this node's VM (`shape`: its CPUs, memory and hardware version, which it
+    changes with the VM powered off), wait, bounded, until k3s on it is healthy again.
+
+    The next VM of the pool waits for this script (NodePool), so the provider powers off one server, or one
+    agent, at a time, and a node that does not come back stops the roll. The script text carries `shape`,
+    so a changed shape runs it again (as the command's update); on a new VM, before k3s is installed, it has
+    nothing to wait for.
+    """
+    service = service_name(role)
+    return f"""\
+{SHEBANG}# {name} ({role}) after a change of its VM: {shape}.
+{_healthy(name=name, role=role, root=root)}\
+if ! systemctl is-enabled --quiet {service} 2>/dev/null; then
+  echo "cht-hosting: k3s is not installed on {name} yet; nothing to wait for"
+  exit 0
+fi
+echo "cht-hosting: waiting until {name} is healthy after its VM changed (at most {timeout_seconds} s)"
+deadline=$((SECONDS + {timeout_seconds}))
+why="not checked yet"
+until {{ systemctl is-active --quiet {service} || {{ why="{service} is not active"; false; }}; }} && healthy; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "{name} was not healthy {timeout_seconds} s after its VM changed ({shape}): ${{why}}. The VMs after {name} in its pool were not changed: see journalctl -u {service}, fix it and run pulumi up again"
+  sleep 5
+done
+echo "cht-hosting: {name} is healthy after its VM changed"
 """
 
 

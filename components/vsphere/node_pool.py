@@ -11,6 +11,9 @@ Per node (children named `<pool>-<node>-...`, so adding or removing one node tou
   PVSCSI, one vmxnet3 NIC, cloud-init through guestinfo (secret: it carries the host private key);
 - `vsphere.EntityPermissions` `<pool>-<node>-cns-vm`: the CNS-VM role (made by the program, or the existing
   one looked up by name) for the storage account, unless that account is the Pulumi account itself.
+- `remote.Command` `<pool>-<node>-vm-back`: after the provider changed the VM (CPUs, memory, hardware
+  version: with the VM off), waits, bounded, until k3s on it is healthy again; the pool's next VM depends on it,
+  so VMs change one at a time (nodes in natural order: agent-2 before agent-10).
 Per pool: a DRS anti-affinity rule `<pool>-anti-affinity` (`antiAffinity`, on by default for both pools: the
 capacity plan survives losing `capacity.spareAgents` agents only if one ESXi host failure takes one agent).
 
@@ -21,6 +24,7 @@ a replacement deletes the old VM first (fixed name and address).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import pulumi
@@ -30,6 +34,7 @@ from pulumi_command import remote
 
 from config.model import NetworkConfig, NodePoolConfig
 
+from ..k3s import scripts
 from ..ssh import host_keys
 from ..ssh.trust import SshTrust
 from . import cloud_init
@@ -46,6 +51,11 @@ IGNORED_VM_CHANGES = ["clone", "extraConfig", "eptRviMode", "hvMode", "syncTimeW
 SSH_PER_DIAL_TIMEOUT = 15
 SSH_DIAL_ERROR_LIMIT = 60
 GUEST_NET_TIMEOUT_MINUTES = 10
+
+
+def node_order(name: str) -> tuple:
+    """agent-2 before agent-10: a node added at the end of a numbered pool joins the end of its chain."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 class NodePool(pulumi.ComponentResource):
@@ -69,8 +79,12 @@ class NodePool(pulumi.ComponentResource):
     ):
         super().__init__("cht-hosting:vsphere:NodePool", name, None, opts)
         self.nodes, self.vms, self.known_hosts = {}, {}, {}
-        for node, ip in sorted(pool.nodes.items()):
-            self.nodes[node] = self._node(name, node, ip, pool, role, access, network, trust)
+        # One VM of the pool at a time: each waits until the one before is healthy again (`<node>-vm-back`), so a
+        # change the provider makes with VMs powered off (CPUs, memory, hardware version) never takes two
+        # servers (etcd quorum) or two agents (a 3-node county's CouchDB) down at once.
+        previous: remote.Command | None = None
+        for node, ip in sorted(pool.nodes.items(), key=lambda item: node_order(item[0])):
+            self.nodes[node], previous = self._node(name, node, ip, pool, role, access, network, trust, previous)
             self.vms[node] = self.nodes[node].vm
 
         self.anti_affinity = None
@@ -106,7 +120,8 @@ class NodePool(pulumi.ComponentResource):
         access: VsphereAccess,
         network: NetworkConfig,
         trust: SshTrust,
-    ) -> NodeHandle:
+        previous: remote.Command | None,
+    ) -> tuple[NodeHandle, remote.Command]:
         cfg = access.config
         prefix = f"{pool_name}-{node}"
         host_key = tls.PrivateKey(
@@ -162,6 +177,7 @@ class NodePool(pulumi.ComponentResource):
                 ignore_changes=IGNORED_VM_CHANGES,
                 protect=role == "server",
                 delete_before_replace=True,
+                depends_on=[previous] if previous is not None else None,
             ),
         )
         if access.cns_vm_role_id is not None:
@@ -211,11 +227,29 @@ class NodePool(pulumi.ComponentResource):
         # The pinned key as an output of the retirement: whatever connects to the node waits for it.
         pinned = pulumi.Output.all(retirement.id, lasting_public).apply(lambda done: done[1])
         self.known_hosts[node] = lasting_public.apply(lambda key: f"{ip} {key}")
-        return NodeHandle(
+        connection = remote.ConnectionArgs(**ssh, host_key=pinned)
+        # The script names the VM's shape: a changed shape updates this command, which waits for k3s to be back.
+        back = scripts.as_root(
+            scripts.vm_back_script(
+                name=node,
+                role=role,
+                shape=f"cpus {pool.cpus}, memory {pool.memory_gb} GB, hardware version {cfg.hardware_version}",
+            )
+        )
+        vm_back = remote.Command(
+            f"{prefix}-vm-back",
+            connection=connection,
+            create=back,
+            update=back,
+            triggers=on_this_vm,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[vm]),
+        )
+        handle = NodeHandle(
             name=node,
             ip=ip,
             role=role,
             uuid=vm.uuid.apply(str.lower),
-            connection=remote.ConnectionArgs(**ssh, host_key=pinned),
+            connection=connection,
             vm=vm,
         )
+        return handle, vm_back
