@@ -114,11 +114,12 @@ def test_critical_path_does_not_grow_with_counties_or_agents():
     wide = run("regional", **{COUNTIES: many_counties, "cht-hosting:capacity": capacity}).critical_path()
     tall = run("regional", **{"cht-hosting:agents": agents}).critical_path()
     assert len(base) == len(wide)
-    # Agents are configured one after another (a configuration change restarts them one at a time,
-    # components/k3s/cluster.py): each added agent adds its configure step to the chain, and nothing else.
+    # A pool's VMs change one at a time (components/vsphere/node_pool.py: each VM after the node before it is
+    # healthy, `<node>-vm-back`), so a first deploy clones them one after another too: each added agent adds
+    # its VM's steps (clone, host-key rotation and retirement, vm-back) to the chain, and nothing else.
     added = len(agents["nodes"]) - len(section("regional", "agents")["nodes"])
-    assert len(tall) == len(base) + added
-    assert all(r.name.startswith("k3s-uat-agent-") for r in tall if r.name not in {b.name for b in base})
+    assert len(tall) == len(base) + 4 * added
+    assert all(r.name.startswith(("agents-uat-agent-", "k3s-uat-agent-")) for r in tall if r.name not in {b.name for b in base})
     assert base[-1].type == "kubernetes:apps/v1:Deployment"  # a county workload ends the chain
     assert "kubernetes:storage.k8s.io/v1:StorageClass" in {r.type for r in base}
 
@@ -205,6 +206,7 @@ def test_removing_an_agent_removes_only_that_node_and_drains_it_first(national):
     assert removed == {
         "agents-agent-9", "agents-agent-9-host-key", "agents-agent-9-cns-vm",
         "agents-agent-9-lasting-host-key", "agents-agent-9-host-key-rotation", "agents-agent-9-host-key-retirement",
+        "agents-agent-9-vm-back",
         "k3s-agent-9", "k3s-agent-9-configure", "k3s-agent-9-install", "k3s-agent-9-removal",
     }
     assert not set(after) - set(before)
