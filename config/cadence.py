@@ -22,6 +22,7 @@ from itertools import pairwise
 
 MAX_INTERVAL_DAYS = 30  # issue 20: every county drilled at least every 30 days, whatever the county count
 RETRIES_PER_RUN = 1  # failed or interrupted counties a run retries besides its countiesPerRun
+CLEANUP_MINUTES = 15  # deleting a drilled copy (its volumes included) before giving up, after each county
 _WALK_FROM = datetime(2027, 1, 1)
 _WALK_DAYS = 731
 
@@ -131,7 +132,7 @@ def problems(backup, counties: dict, monitoring) -> list[str]:
             f"comes back to each county only every {plan.interval_days:g} days, over the {MAX_INTERVAL_DAYS} a "
             f"backup may go untested; {fix}"
         )
-    run_hours = (plan.per_run + RETRIES_PER_RUN) * (d.timeout_minutes + 15) / 60
+    run_hours = (plan.per_run + RETRIES_PER_RUN) * (d.timeout_minutes + CLEANUP_MINUTES) / 60
     if run_hours > plan.shortest_gap_hours:
         found.append(
             f"{key_path('backup', 'drill', 'timeoutMinutes')}: a run of {plan.per_run} counties and "

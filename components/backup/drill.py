@@ -337,7 +337,7 @@ ANNOTATIONS = {
     "backup": "backup",  # the backup the last drill restored
     "message": "message",  # what the last drill found, one line
 }
-CLEANUP_SECONDS = 900  # deleting a copy (its volumes included) before giving up; the pod's grace period covers it
+CLEANUP_SECONDS = cadence.CLEANUP_MINUTES * 60  # the pod's grace period covers it
 
 
 def annotation(key: str) -> str:
