@@ -21,7 +21,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 plan: $(VENV)/.runtime
-	$(PY) -m offline.plan $(STACK) --out $(OUT) $(if $(DEPLOYED),--deployed $(DEPLOYED)) $(if $(ALERTS),--healthy-alerts)
+	$(PY) -m offline.plan $(STACK) --county-stacks --out $(OUT) $(if $(DEPLOYED),--deployed $(DEPLOYED)) $(if $(ALERTS),--healthy-alerts)
 
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

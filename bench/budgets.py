@@ -1,13 +1,14 @@
 """Benchmark: the scale budgets of issue 24, printed as figures and ratios in one run.
 
-For the national example (tests/stacks/Pulumi.national.yaml: 50 counties, backups and monitoring on) and the
-operator's prod stack, on the mock engine:
+For the national example (tests/stacks/Pulumi.national.yaml: 50 counties in one stack, backups and monitoring
+on) and the operator's prod deployment (Pulumi.prod.yaml; a platform stack's figures count its county stacks
+too), on the mock engine:
 
 - resources per county (components included: Pulumi diffs and stores them too), by type, goal <= 20;
 - total resources of the stack, goal <= 1,500;
 - resources in the stack a county edit previews, goal <= 500: for the national example, the largest county
   stack of its split (tests/stacks/split/: a platform stack and county stacks, docs/runbooks/move-stacks.md);
-  for a stack without a split, the whole stack (then over goal);
+  for a split deployment (prod), its largest county stack; for a stack without a split, the whole stack;
 - state bytes per county: what a checkpoint keeps per resource (URN, type, parent, provider, dependencies,
   inputs, and the outputs the mock engine answers, which for Kubernetes objects are the inputs plus what
   the provider adds), serialized as JSON; goal: no more than the baseline;
@@ -53,10 +54,9 @@ def _county_of(name: str, counties: list[str]) -> str | None:
 
 
 def measure(stack: str) -> dict:
-    """One stack's figures (and the per-county inventory by type)."""
-    import yaml
-
-    from offline import engine, plan
+    """One deployment's figures (and the per-county inventory by type): a single stack's, or for a platform stack
+    with county stacks (config/layout.py) the platform's and its county stacks' together."""
+    from offline import engine, plan, stackfile
 
     states: dict[str, int] = {}
     answer = engine.FakeCloud.answer
@@ -66,16 +66,22 @@ def measure(stack: str) -> dict:
         states[f"{args.typ}::{args.name}"] = len(json.dumps({"id": resource_id, "outputs": state}, default=str))
         return resource_id, state
 
+    folder = STACKS[stack]
     engine.FakeCloud.answer = recording_answer
-    evaluation, _ = plan.run(stack, stack_dir=STACKS[stack])
+    evaluation, _ = plan.run(stack, stack_dir=folder)
+    county_stacks = _county_stacks(stack, folder)
+    evaluations = [evaluation] + [
+        plan.run(name, stack_dir=folder, references={stack: evaluation.outputs})[0] for name in county_stacks
+    ]
     engine.FakeCloud.answer = answer
-    raw = yaml.safe_load((STACKS[stack] / f"Pulumi.{stack}.yaml").read_text())["config"]
-    counties = sorted(raw["cht-hosting:counties"])
+    counties = sorted({c for name in [stack, *county_stacks]
+                       for c in stackfile.raw(stackfile.load(name, root=folder))[0].get("counties") or {}})
+    registrations = [r for e in evaluations for r in e.registrations]
 
     per_county: dict[str, int] = collections.Counter()
     state_bytes: dict[str, int] = collections.Counter()
     types: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    for r in evaluation.registrations:
+    for r in registrations:
         county = _county_of(r.name, counties)
         if county is None:
             continue
@@ -88,23 +94,38 @@ def measure(stack: str) -> dict:
     counts = sorted(per_county.values())
     typical = collections.Counter(counts).most_common(1)[0][0]
     example = next(c for c in counties if per_county[c] == typical)
+    if county_stacks:
+        sizes = {e.stack: len(e.registrations) for e in evaluations[1:]}
+        edit = {"layout": f"split: largest of {len(sizes)} county stacks", "resources": max(sizes.values()),
+                "platform": len(evaluation.registrations), "stacks": sizes}
+    else:
+        edit = county_stack_size(evaluation, stack)
     return {
         "stack": stack,
         "counties": len(counties),
-        "total": len(evaluation.registrations),
+        "total": len(registrations),
         "per_county_typical": typical,
         "per_county_max": counts[-1],
         "per_county_mean": sum(counts) / len(counts),
         "state_bytes_per_county": sum(state_bytes.values()) / len(counties),
         "state_bytes_typical": state_bytes[example],
-        "county_edit": county_stack_size(evaluation, stack),
+        "county_edit": edit,
         "types": dict(sorted(types[example].items())),
         "example": example,
     }
 
 
-# The national example split into a platform stack and county stacks (tests/stacks/split/, docs/runbooks/
-# move-stacks.md): what a county edit previews there is the county stack that holds the county.
+def _county_stacks(stack: str, folder: Path) -> list[str]:
+    """A platform stack's county stacks (`stacks.counties`); none for a single stack."""
+    from offline import stackfile
+
+    stacks = stackfile.raw(stackfile.load(stack, root=folder))[0].get("stacks")
+    return list(stacks.get("counties") or []) if isinstance(stacks, dict) else []
+
+
+# The national example as one stack (tests/stacks/Pulumi.national.yaml) has its split beside it
+# (tests/stacks/split/, docs/runbooks/move-stacks.md): what a county edit previews there is the county stack
+# that holds the county.
 SPLIT = {"national": (ROOT / "tests" / "stacks" / "split", "nation")}
 
 

@@ -8,6 +8,8 @@
     python -m offline.plan prod-counties-a --reference prod=prod-outputs.json  # a county stack on what its
                                                  # platform stack deployed (default: the platform's offline plan)
     python -m offline.plan prod --healthy-alerts  # also: how many alerts a healthy cluster would fire
+    python -m offline.plan prod --county-stacks --out build/plan-prod  # a platform stack and then each of its
+                                                 # county stacks on it (build/plan-prod-counties-a/, ...)
 
 The printed report is a sequence of named sections (`SECTIONS`); the change summary comes from `changes.py`.
 
@@ -123,6 +125,10 @@ def _counties(ctx: Context) -> list[str]:
     backups = (ctx.outputs.get("backup") or {}).get("counties") or {}
     width = max((len(name) for name in counties), default=0)
     lines = [f"Counties ({len(counties)}):"]
+    deployment = _watched(ctx)
+    if not counties and deployment:  # a platform stack whose counties are all in its county stacks
+        lines = [f"Counties (0 in this stack; the deployment's {deployment} are in its county stacks, each planned on "
+                 "its own: `make plan` plans them after this stack)."]
     for name, county in counties.items():
         backup = backups.get(name)
         kept = f"  backup kept {backup['retentionDays']} days{', drilled' if backup['drilled'] else ''}" if backup else ""
@@ -243,15 +249,22 @@ def _drill(drill: dict) -> list[str]:
     ]
 
 
+def _watched(ctx: Context) -> int:
+    """How many counties the Watchdog targets list (a platform stack: every county of the deployment)."""
+    return sum(1 for line in (ctx.outputs.get("watchdogTargets") or "").splitlines() if line.startswith("- "))
+
+
 def _monitoring(ctx: Context) -> list[str]:
     """What is watched and where alerts go (the `monitoring` and `watchdogTargets` outputs)."""
     outputs = ctx.outputs
     lines: list[str] = []
-    targets = outputs.get("watchdogTargets")
-    if targets is not None:
-        count = sum(1 for line in targets.splitlines() if line.startswith("- "))
-        lines += [f"Watchdog targets (`pulumi stack output watchdogTargets > cht-instances.yml`): {count} counties"]
+    if outputs.get("watchdogTargets") is not None:
+        lines += [f"Watchdog targets (`pulumi stack output watchdogTargets > cht-instances.yml`): {_watched(ctx)} counties"]
     monitoring = outputs.get("monitoring")
+    if not monitoring and outputs.get("platformStack"):
+        lines.append(f"Monitoring on the cluster: the platform stack's ({outputs['platformStack']}); it finds this "
+                     "stack's counties by their labels")
+        return lines
     if not monitoring:
         lines.append("Monitoring on the cluster: off (monitoring.enabled)")
         return lines
@@ -552,6 +565,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also count the alerts a healthy cluster of this stack would fire: every rendered rule through "
         "promtool at once over series synthesized from the rendered objects (offline/alerts.py; needs promtool)",
     )
+    parser.add_argument(
+        "--county-stacks",
+        action="store_true",
+        help="for a platform stack (stacks.counties) planned as a first update: also plan each of its county stacks "
+        "on this plan, writing each to plan-<county stack> beside --out (what `make plan` does)",
+    )
     args = parser.parse_args(argv)
     try:
         deployed = _deployed_outputs(args.deployed) if args.deployed else None
@@ -561,23 +580,50 @@ def main(argv: list[str] | None = None) -> int:
             if not sep or not name or not file:
                 raise stackfile.StackFileError(f"--reference {entry}: write it as STACK=FILE")
             references[name] = _deployed_outputs(Path(file), f"--reference {name}")
-        evaluation, notes = run(args.stack, stack_dir=args.stack_dir, deployed=deployed, references=references)
     except stackfile.StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    status, evaluation = _plan_one(args, args.stack, args.out, deployed, references)
+    if status or not args.county_stacks:
+        return status
+    county_stacks = _county_stacks(args.stack, args.stack_dir)
+    if county_stacks and deployed is not None:
+        print(f"\nCounty stacks ({', '.join(county_stacks)}): plan each against what it deployed: "
+              f"python -m offline.plan <county stack> --deployed <its outputs> --reference {args.stack}=<this file>")
+        return status
+    for name in county_stacks:
+        print(f"\n{'=' * 100}\nCounty stack {name} (on the plan of {args.stack} above)\n")
+        out = args.out.parent / f"plan-{name}" if args.out else None
+        status = max(status, _plan_one(args, name, out, None, {**references, args.stack: evaluation.outputs})[0])
+    return status
+
+
+def _county_stacks(stack: str, stack_dir: Path) -> list[str]:
+    """A platform stack's county stacks, as its file lists them (validation has passed when this is asked)."""
+    stacks = stackfile.raw(stackfile.load(stack, root=stack_dir))[0].get("stacks")
+    return [s for s in stacks.get("counties") or [] if isinstance(s, str)] if isinstance(stacks, dict) else []
+
+
+def _plan_one(args, stack: str, out: Path | None, deployed: dict | None, references: dict) -> tuple[int, Evaluation | None]:
+    """Plan one stack, print its report and write its review folder: (exit status, the evaluation)."""
+    try:
+        evaluation, notes = run(stack, stack_dir=args.stack_dir, deployed=deployed, references=references)
+    except stackfile.StackFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2, None
     except ProgramFailed as failure:
-        if args.deployed:
+        if deployed is not None:
             print(f"Changes against what is deployed ({args.deployed}): refused; nothing would be applied.", file=sys.stderr)
         print(failure.message, file=sys.stderr)
         if failure.registered:
             print(f"(after {failure.registered} resources were registered)", file=sys.stderr)
-        return 2
+        return 2, None
     print(report(evaluation, notes, deployed=deployed, source=str(args.deployed), verbose=args.verbose))
     if args.healthy_alerts:
         print("\n" + _healthy_alerts(evaluation))
-    if args.out:
-        written = write_review_folder(evaluation, args.out, deployed, str(args.deployed))
-        print(f"\nWrote {len(written)} files to {args.out}/ (secrets redacted).")
+    if out:
+        written = write_review_folder(evaluation, out, deployed, str(args.deployed))
+        print(f"\nWrote {len(written)} files to {out}/ (secrets redacted).")
     from config.capacity import SHORT
 
     if SHORT in (evaluation.outputs.get("capacityReport") or ""):
@@ -589,8 +635,8 @@ def main(argv: list[str] | None = None) -> int:
             + "; capacity.onShortfall: warn lets `pulumi up` go on, the plan does not pass",
             file=sys.stderr,
         )
-        return 2
-    return 0
+        return 2, evaluation
+    return 0, evaluation
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from config import layout
 from config import secrets as secret_table
 from config.validate import required_secrets
 from offline import engine, plan, stackfile
@@ -32,9 +33,12 @@ BACKUP_KEYS = frozenset(s.key for s in secret_table.SECRETS if s.needed_when == 
 
 
 def raw_config(stack: str, root: Path = STACKS, **overrides) -> tuple[dict, frozenset[str]]:
-    """A stack file's `cht-hosting:` keys as plain values (what validation receives), secrets included."""
+    """A stack file's `cht-hosting:` keys as plain values (what validation receives), secrets included. A stack
+    of a split deployment (config/layout.py) gets the deployment's: its platform's settings and every county."""
     values, secret_keys = stackfile.raw(stackfile.load(stack, root=root))
-    values.update(overrides)
+    _, deployment, secret_keys, problems = layout.assemble(values, secret_keys, stack, root=root)
+    assert deployment is not None and not problems, problems
+    values = {**deployment, **overrides}
     for key in required_secrets(values):
         values.setdefault(key, "[secret]")
         secret_keys = secret_keys | {key}
@@ -50,6 +54,8 @@ def stack_config():
         file = stackfile.load(stack, root=root, overrides=overrides or None)
         config, secrets = dict(file.config), list(file.secret_keys)
         values, _ = stackfile.raw(file)
+        if isinstance(values.get("stacks"), dict) and values["stacks"].get("platform"):
+            return config, secrets  # a county stack: the platform stack holds the secrets
         for key in required_secrets(values):
             config.setdefault(f"cht-hosting:{key}", stackfile.PLACEHOLDER)
             secrets.append(f"cht-hosting:{key}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config import capacity, names
+from config import capacity, layout, names
 from config.errors import ConfigError
 from config.validate import validate, warnings
 from offline import plan, stackfile
@@ -229,20 +229,41 @@ def test_removing_an_agent_removes_only_that_node_and_drains_it_first(national):
 # --- the operator's stacks: properties that hold for any valid stack ---------------------------------------
 
 
-def user_document(stack: str) -> dict:
-    return yaml.safe_load(stackfile.stack_path(stack, ROOT).read_text())
+def user_documents() -> dict[str, dict]:
+    """Every operator stack file, as documents: a stack of a split deployment is evaluated with its siblings."""
+    return {stack: yaml.safe_load(stackfile.stack_path(stack, ROOT).read_text()) for stack in USER_STACKS}
+
+
+def _stacks_key(document: dict) -> dict:
+    value = document["config"].get("cht-hosting:stacks")
+    return value if isinstance(value, dict) else {}
+
+
+def platform_of(documents: dict[str, dict], stack: str) -> str:
+    """The stack whose file holds the platform settings (nodes, capacity): a county stack's platform, else itself."""
+    return _stacks_key(documents[stack]).get("platform") or stack
+
+
+def county_file_of(documents: dict[str, dict], stack: str) -> str:
+    """Where an operator adds a county to this stack's deployment: this stack's file when it holds counties
+    (or is a single stack), else its platform's first county stack's."""
+    if documents[stack]["config"].get(COUNTIES) or not _stacks_key(documents[stack]).get("counties"):
+        return stack
+    return _stacks_key(documents[stack])["counties"][0]
 
 
 def vsphere_mode(document: dict) -> bool:
     return document["config"].get("cht-hosting:clusterMode", "vsphere-k3s") == "vsphere-k3s"
 
 
-def capacity_warns(document: dict) -> dict:
-    """The same stack with a capacity shortfall as a warning, so every other property can be checked."""
-    document = copy.deepcopy(document)
+def capacity_warns(documents: dict[str, dict], stack: str) -> dict[str, dict]:
+    """The same stack files with a capacity shortfall of `stack`'s deployment as a warning, so every other
+    property can be checked."""
+    documents = copy.deepcopy(documents)
+    document = documents[platform_of(documents, stack)]
     if vsphere_mode(document):
         document["config"]["cht-hosting:capacity"] = {**(document["config"].get("cht-hosting:capacity") or {}), "onShortfall": "warn"}
-    return document
+    return documents
 
 
 class _Plain(yaml.SafeDumper):
@@ -252,18 +273,21 @@ class _Plain(yaml.SafeDumper):
         return True
 
 
-def evaluate(document: dict, stack: str, folder: Path) -> Evaluation:
-    """A stack document written to `folder` as Pulumi.<stack>.yaml (its name kept: names derive from it), evaluated."""
+def evaluate(documents: dict[str, dict], stack: str, folder: Path) -> Evaluation:
+    """Stack documents written to `folder` as Pulumi.<stack>.yaml (their names kept: names derive from them), and
+    `stack` evaluated there (a county stack on its platform's offline plan)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"Pulumi.{stack}.yaml").write_text(yaml.dump(document, Dumper=_Plain, sort_keys=False))
+    for name, document in documents.items():
+        (folder / f"Pulumi.{name}.yaml").write_text(yaml.dump(document, Dumper=_Plain, sort_keys=False))
     return plan.run(stack, stack_dir=folder)[0]
 
 
 @pytest.fixture(scope="module")
 def user_stacks(tmp_path_factory) -> dict[str, Evaluation]:
     """Each operator stack evaluated once (a capacity shortfall as a warning; see the next test for it)."""
+    documents = user_documents()
     return {
-        stack: evaluate(capacity_warns(user_document(stack)), stack, tmp_path_factory.mktemp(stack))
+        stack: evaluate(capacity_warns(documents, stack), stack, tmp_path_factory.mktemp(stack))
         for stack in USER_STACKS
     }
 
@@ -292,12 +316,16 @@ def test_a_user_stack_validates_and_its_capacity_fits_or_fails_with_its_message(
 
 @pytest.mark.parametrize("stack", USER_STACKS)
 def test_a_user_stack_gives_every_county_its_objects(stack, user_stacks):
+    """Every county the stack holds (in a split deployment, the counties of its own file) gets its objects."""
     evaluation = user_stacks[stack]
     values, secrets = raw_config(stack, root=ROOT)
     counties = validate(lenient(values), secrets).counties
+    shape = layout.assemble(*stackfile.raw(stackfile.load(stack, root=ROOT)), stack, root=ROOT)[0]
+    own = {name: county for name, county in counties.items() if shape.own(name)}
+    assert {r.name for r in evaluation.of_type("cht-hosting:cht:ChtProject")} == set(own)
     exported = evaluation.outputs["counties"]
-    assert set(exported) == set(counties)
-    for name, county in counties.items():
+    assert set(exported) == set(own)
+    for name, county in own.items():
         objects = [evaluation.by_urn[u] for u in county_urns(evaluation, name, {"cht-hosting:cht:ChtProject": "{county}"})]
         kinds = [r.inputs.get("kind") for r in objects if r.custom]
         namespace = next(r for r in objects if r.inputs.get("kind") == "Namespace")
@@ -341,11 +369,15 @@ WAITS_FOR_EVERY_NODE = {"pulumi:providers:kubernetes", *POOL_WIDE}
 
 @pytest.mark.parametrize("stack", USER_STACKS)
 def test_counties_and_agents_added_and_removed_in_a_user_stack_change_nothing_else(stack, tmp_path):
-    """Two counties and an agent added, one county and one agent removed, in a copy of the operator's stack."""
-    before_doc = capacity_warns(user_document(stack))
-    after_doc = copy.deepcopy(before_doc)
-    config = after_doc["config"]
-    counties = config[COUNTIES]
+    """Two counties and an agent added, one county and one agent removed, in a copy of the operator's stack files.
+    In a split deployment the counties change in the file that holds them (this stack's, or for a platform stack
+    without counties its first county stack's) and the agents in the platform's file; the stack evaluated
+    changes only in what it holds of them."""
+    before_docs = capacity_warns(user_documents(), stack)
+    after_docs = copy.deepcopy(before_docs)
+    platform, county_file = platform_of(after_docs, stack), county_file_of(after_docs, stack)
+    config = after_docs[platform]["config"]
+    counties = after_docs[county_file]["config"][COUNTIES]
     # A new county as the operator would write it: like an existing one (not migrated), under a new name.
     template = next((c for c in counties.values() if not (c or {}).get("migration")), {}) or {}
     added = [n for n in ("added-county-a", "added-county-b") if n not in counties][:2]
@@ -357,21 +389,29 @@ def test_counties_and_agents_added_and_removed_in_a_user_stack_change_nothing_el
     removed = next(n for n in counties if n not in added and not (counties[n] or {}).get("migration"))
     del counties[removed]
     added_agent = removed_agent = None
-    if vsphere_mode(after_doc):
+    if vsphere_mode(after_docs[platform]):
         agents = config["cht-hosting:agents"]["nodes"]
         added_agent = "added-agent"
-        agents[added_agent] = free_address(after_doc)
+        agents[added_agent] = free_address(after_docs[platform])
         # Any agent whose name no other node's name contains, so its resources are told apart by name.
         nodes = [*agents, *config["cht-hosting:controlPlane"]["nodes"]]
         removed_agent = next(a for a in agents if a != added_agent and not any(a in n for n in nodes if n != a))
         del agents[removed_agent]
+    # What of it this stack registers: the counties where it holds them, the agents where it builds the platform.
+    if county_file != stack:
+        added, removed = [], None
+    if platform != stack:
+        added_agent = removed_agent = None
 
-    before = evaluate(before_doc, stack, tmp_path / "before")
-    after = evaluate(after_doc, stack, tmp_path / "after")  # validates and evaluates: ProgramFailed otherwise
+    before = evaluate(before_docs, stack, tmp_path / "before")
+    after = evaluate(after_docs, stack, tmp_path / "after")  # validates and evaluates: ProgramFailed otherwise
 
-    gone = county_urns(before, removed) | (named_after(before, removed_agent) if removed_agent else set())
+    gone = (county_urns(before, removed) if removed else set()) | (named_after(before, removed_agent) if removed_agent else set())
     new = set().union(*(county_urns(after, n) for n in added)) | (named_after(after, added_agent) if added_agent else set())
-    assert len(gone) > 10 and len(new) > 20
+    if removed:
+        assert len(county_urns(before, removed)) > 10 and all(len(county_urns(after, n)) > 10 for n in added)
+    if removed_agent:
+        assert named_after(before, removed_agent) and named_after(after, added_agent)
     a, b = inputs_by_urn(before, dependencies=False), inputs_by_urn(after, dependencies=False)
     assert set(a) - set(b) == gone
     assert set(b) - set(a) == new
