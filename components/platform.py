@@ -113,6 +113,7 @@ def build_vsphere_platform(stack: config.Stack, deployed: config.deployed.Deploy
         pulumi.export("apiLoadBalancerNginxConfig", cluster.lb_nginx_config)
     pulumi.export("edgeNginxConfig", edge.edge_nginx_config)
     pulumi.export("storageClass", storage_class.name)
+    export_api_transport()
     pulumi.export("csiClusterId", csi.cluster_id)
     pulumi.export("capacityReport", capacity.table(capacity.plan(cfg)))
     pulumi.export("controlPlane", cluster.summary)
@@ -155,6 +156,7 @@ def use_existing_cluster(stack: config.Stack) -> Platform:
     )
     # traefik runs in kube-system there too (docs/existing-cluster.md); the counties' API Services name this.
     transport = api_transport(pulumi.ResourceOptions(provider=provider))
+    export_api_transport()
     return Platform(
         provider=provider, storage_class_name=existing.storage_class, county_class=None, ingress_after=[transport]
     )
@@ -166,6 +168,25 @@ def use_existing_cluster(stack: config.Stack) -> Platform:
 PROVIDER_NAMES = {"vsphere-k3s": "k3s-k8s", "existing": "existing-cluster"}
 
 
+def export_api_transport() -> None:
+    """What county stacks check before they update: the traefik ServersTransport their API Services name exists
+    (the platform deploys it; a county stack updated before its platform would name one that is not there)."""
+    pulumi.export("apiTransport", names.API_TRANSPORT_REFERENCE)
+
+
+def platform_not_ready(outputs: dict, platform_stack: str) -> str | None:
+    """Why a county stack must wait for its platform stack's update, or None when the platform runs this release."""
+    if outputs.get("apiTransport") == names.API_TRANSPORT_REFERENCE:
+        return None
+    state = "has not been deployed yet" if not outputs else "has not been updated to this release yet"
+    return (
+        f"{config.PROJECT}:stacks.platform: the platform stack {platform_stack} {state} (its outputs have no "
+        f"apiTransport {names.API_TRANSPORT_REFERENCE}, the traefik ServersTransport this stack's county API Services "
+        f"name); run `pulumi up --stack {platform_stack}` first, then this stack (README, 'Deploying for real'; "
+        "docs/runbooks/move-stacks.md)"
+    )
+
+
 def from_platform_stack(stack: config.Stack, organization: str | None) -> Platform:
     """A county stack: the cluster and StorageClass its platform stack deployed (read through a StackReference)."""
     cfg, platform_stack = stack.config, stack.layout.platform
@@ -174,6 +195,12 @@ def from_platform_stack(stack: config.Stack, organization: str | None) -> Platfo
         "platform",
         stack_name=config.deployed.stack_name(organization or pulumi.get_organization(), pulumi.get_project(), platform_stack),
     )
+    from pulumi.runtime.sync_await import _sync_await  # the SDK's own way to wait inside a program (invokes)
+
+    # Before anything of the counties is registered: their objects name what the platform deploys.
+    problem = platform_not_ready(_sync_await(reference.outputs.future()) or {}, platform_stack)
+    if problem:
+        raise pulumi.RunError(problem)
     kubeconfig = reference.get_output("kubeconfig")
     provider = k8s.Provider(
         PROVIDER_NAMES[cfg.cluster_mode],

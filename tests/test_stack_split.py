@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from config import names
 from offline import plan, stackfile, urns
 from offline.engine import ProgramFailed
 
@@ -182,6 +183,25 @@ def test_an_existing_cluster_splits_the_same_way(tmp_path):
     for county in counties:
         assert _moved(county_stack, county) == _moved(single, county), county
     assert not platform.of_type("cht-hosting:cht:ChtProject")
+    assert platform.outputs["apiTransport"] == names.API_TRANSPORT_REFERENCE
+
+
+@pytest.mark.parametrize(
+    ("outputs", "state"),
+    [({}, "has not been deployed yet"), ({"kubeconfig": "x", "storageClass": "vmware-sc"}, "has not been updated to this release yet")],
+)
+def test_a_county_stack_waits_for_its_platform_to_run_this_release(platform, outputs, state):
+    """The county API Services name the platform's shared traefik ServersTransport: a county stack updated before
+    its platform (or before the platform exists) is refused before any county object is registered, saying which
+    stack to update first; on the platform's outputs of this release it goes on."""
+    assert platform.outputs["apiTransport"] == names.API_TRANSPORT_REFERENCE
+    metadata = platform.named("api-transport").inputs["metadata"]
+    assert (metadata["namespace"], metadata["name"]) == (names.INGRESS_NAMESPACE, names.API_TRANSPORT)
+    with pytest.raises(ProgramFailed) as failure:
+        plan.run("nation-counties-b", stack_dir=SPLIT, references={"nation": outputs})
+    assert f"cht-hosting:stacks.platform: the platform stack nation {state}" in failure.value.message
+    assert "run `pulumi up --stack nation` first, then this stack" in failure.value.message
+    assert failure.value.registered <= 2  # the stack and its StackReference: no county object
 
 
 def test_the_offline_plan_of_a_county_stack_takes_its_platform_from_a_file(tmp_path, platform, capsys):
