@@ -56,6 +56,7 @@ def _county_of(name: str, counties: list[str]) -> str | None:
 def measure(stack: str) -> dict:
     """One deployment's figures (and the per-county inventory by type): a single stack's, or for a platform stack
     with county stacks (config/layout.py) the platform's and its county stacks' together."""
+    from config import layout
     from offline import engine, plan, stackfile
 
     states: dict[str, int] = {}
@@ -69,7 +70,7 @@ def measure(stack: str) -> dict:
     folder = STACKS[stack]
     engine.FakeCloud.answer = recording_answer
     evaluation, _ = plan.run(stack, stack_dir=folder)
-    county_stacks = _county_stacks(stack, folder)
+    county_stacks = layout.county_stacks(stackfile.raw(stackfile.load(stack, root=folder))[0])
     evaluations = [evaluation] + [
         plan.run(name, stack_dir=folder, references={stack: evaluation.outputs})[0] for name in county_stacks
     ]
@@ -113,14 +114,6 @@ def measure(stack: str) -> dict:
         "types": dict(sorted(types[example].items())),
         "example": example,
     }
-
-
-def _county_stacks(stack: str, folder: Path) -> list[str]:
-    """A platform stack's county stacks (`stacks.counties`); none for a single stack."""
-    from offline import stackfile
-
-    stacks = stackfile.raw(stackfile.load(stack, root=folder))[0].get("stacks")
-    return list(stacks.get("counties") or []) if isinstance(stacks, dict) else []
 
 
 # The national example as one stack (tests/stacks/Pulumi.national.yaml) has its split beside it

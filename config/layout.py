@@ -62,6 +62,11 @@ def _stack_names(raw: Mapping[str, Any], key: str) -> list[str]:
     return [v for v in values if isinstance(v, str) and _is_name(v)]
 
 
+def county_stacks(raw: Mapping[str, Any]) -> list[str]:
+    """A platform stack's county stacks as its raw config lists them (`stacks.counties`); [] for other stacks."""
+    return _stack_names(raw, "counties")
+
+
 def _is_name(value: str) -> bool:
     try:
         grammar.stack_name(value)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from config import layout
 from config.names import PROJECT, decode_guestinfo
 
 from . import changes, engine, stackfile
@@ -586,22 +587,16 @@ def main(argv: list[str] | None = None) -> int:
     status, evaluation = _plan_one(args, args.stack, args.out, deployed, references)
     if status or not args.county_stacks:
         return status
-    county_stacks = _county_stacks(args.stack, args.stack_dir)
+    county_stacks = layout.county_stacks(stackfile.raw(stackfile.load(args.stack, root=args.stack_dir))[0])
     if county_stacks and deployed is not None:
-        print(f"\nCounty stacks ({', '.join(county_stacks)}): plan each against what it deployed: "
-              f"python -m offline.plan <county stack> --deployed <its outputs> --reference {args.stack}=<this file>")
+        print(f"\nCounty stacks ({', '.join(county_stacks)}): plan each against what it deployed: python -m "
+              f"offline.plan <county stack> --deployed <its outputs> --reference {args.stack}={args.deployed}")
         return status
     for name in county_stacks:
         print(f"\n{'=' * 100}\nCounty stack {name} (on the plan of {args.stack} above)\n")
         out = args.out.parent / f"plan-{name}" if args.out else None
         status = max(status, _plan_one(args, name, out, None, {**references, args.stack: evaluation.outputs})[0])
     return status
-
-
-def _county_stacks(stack: str, stack_dir: Path) -> list[str]:
-    """A platform stack's county stacks, as its file lists them (validation has passed when this is asked)."""
-    stacks = stackfile.raw(stackfile.load(stack, root=stack_dir))[0].get("stacks")
-    return [s for s in stacks.get("counties") or [] if isinstance(s, str)] if isinstance(stacks, dict) else []
 
 
 def _plan_one(args, stack: str, out: Path | None, deployed: dict | None, references: dict) -> tuple[int, Evaluation | None]:
