@@ -9,7 +9,7 @@
                                                  # platform stack deployed (default: the platform's offline plan)
     python -m offline.plan prod --healthy-alerts  # also: how many alerts a healthy cluster would fire
     python -m offline.plan prod --county-stacks --out build/plan-prod  # a platform stack and then each of its
-                                                 # county stacks on it (build/plan-prod-counties-a/, ...)
+                                                 # county stacks on it (build/plan-prod/prod-counties-a/, ...)
 
 The printed report is a sequence of named sections (`SECTIONS`); the change summary comes from `changes.py`.
 
@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         "--county-stacks",
         action="store_true",
         help="for a platform stack (stacks.counties) planned as a first update: also plan each of its county stacks "
-        "on this plan, writing each to plan-<county stack> beside --out (what `make plan` does)",
+        "on this plan, writing each to <county stack>/ inside --out (what `make plan` does)",
     )
     args = parser.parse_args(argv)
     try:
@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         return status
     for name in county_stacks:
         print(f"\n{'=' * 100}\nCounty stack {name} (on the plan of {args.stack} above)\n")
-        out = args.out.parent / f"plan-{name}" if args.out else None
+        out = args.out / name if args.out else None  # inside the platform's: one folder to diff
         status = max(status, _plan_one(args, name, out, None, {**references, args.stack: evaluation.outputs})[0])
     return status
 

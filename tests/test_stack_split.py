@@ -218,7 +218,7 @@ def test_the_offline_plan_of_a_county_stack_takes_its_platform_from_a_file(tmp_p
 
 def test_make_plan_plans_a_platform_stack_and_then_each_county_stack(tmp_path, capsys):
     """`offline.plan <platform> --county-stacks` (what `make plan` runs): the platform, then every county stack on
-    the platform's plan, each with its review folder beside the platform's; the platform says where its counties
+    the platform's plan, each with its review folder inside the platform's; the platform says where its counties
     are, and a county stack whose monitoring it is."""
     out = tmp_path / "plan-nation"
     assert plan.main(["nation", "--stack-dir", str(SPLIT), "--county-stacks", "--out", str(out)]) == 0
@@ -226,9 +226,9 @@ def test_make_plan_plans_a_platform_stack_and_then_each_county_stack(tmp_path, c
     assert "Counties (0 in this stack; the deployment's 50 are in its county stacks" in text
     for stack in COUNTY_STACKS:
         assert f"County stack {stack} (on the plan of nation above)" in text
-        assert (tmp_path / f"plan-{stack}" / "manifests").is_dir(), stack
+        assert (out / stack / "manifests").is_dir(), stack
     assert text.count("Monitoring on the cluster: the platform stack's (nation); it finds this stack's counties") == 4
-    held = sorted(p.stem for s in COUNTY_STACKS for p in (tmp_path / f"plan-{s}" / "manifests").glob("*.yaml"))
+    held = sorted(p.stem for s in COUNTY_STACKS for p in (out / s / "manifests").glob("*.yaml"))
     assert set(_counties("nation-counties-a")) <= set(held)
     # Against what is deployed, each county stack is planned against its own outputs: the plan says how.
     deployed = tmp_path / "deployed.json"
