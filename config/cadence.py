@@ -4,9 +4,10 @@ MAX_INTERVAL_DAYS). Pure; the plan prints it and validation refuses a cadence th
 
 The drill takes p counties oldest-drilled first, and on top of them retries up to RETRIES_PER_RUN counties whose
 last drill failed or was interrupted (which keep alerting until they pass): a county that keeps failing never
-takes a scheduled slot, so with N counties and p per run every other county comes back every ceil(N / p) runs; the interval is the longest time those runs span on the cron's
-calendar (two years are walked, leap days and month ends included). At most one run a day is counted: a run
-lasts hours and the CronJob never overlaps runs (concurrencyPolicy Forbid).
+takes a scheduled slot, so with N counties and p per run every other county comes back every ceil(N / p) runs;
+the interval is the longest time those runs span on the cron's calendar (two years are walked, leap days and
+month ends included). At most one run a day is counted: a run lasts hours and the CronJob never overlaps runs
+(concurrencyPolicy Forbid).
 
 Cron as Kubernetes CronJobs read it (robfig/cron v3 `spec.go`, `parser.go`): day of month and day of week
 both restricted (neither starting with `*` or `?` without a step) match when either matches; otherwise both

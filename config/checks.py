@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from . import backup_window, compatibility, grammar, names, sizing, versions
+from . import backup_window, cadence, compatibility, grammar, names, sizing, versions
 from .errors import key_path
 from .model import (
     BackupConfig,
@@ -770,7 +770,7 @@ def careless(config) -> list[str]:
     if backup is not None and not backup.drill.enabled and config.counties:
         found.append(
             f"{key_path('backup', 'drill', 'enabled')}: false, so no county's backup is proven restorable (the drill "
-            "restores each within 30 days otherwise); remove it unless drills run another way"
+            f"restores each within {cadence.MAX_INTERVAL_DAYS} days otherwise); remove it unless drills run another way"
         )
     if backup is not None and not backup.drill.enabled and backup.drill.model_fields_set - {"enabled"}:
         found.append(f"{key_path('backup', 'drill')}: settings are ignored while drill.enabled is false; remove them")

@@ -103,7 +103,9 @@ SHAPE = "cpus 6, memory 16 GB, hardware version 19"
 
 def vm_back(role: layout.Role, box: Sandbox, timeout: int = scripts.VM_BACK_TIMEOUT_SECONDS) -> str:
     name = {"server": "cp-2", "agent": "agent-1"}[role]
-    return scripts.vm_back_script(name=name, role=role, shape=SHAPE, timeout_seconds=timeout, root=box.at)
+    return scripts.vm_back_script(
+        name=name, role=role, cpus=6, memory_gb=16, hardware_version=19, timeout_seconds=timeout, root=box.at
+    )
 
 
 def test_after_its_vm_changed_a_server_is_healthy_before_the_next_vm_changes(running):

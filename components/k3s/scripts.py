@@ -247,9 +247,12 @@ fi
 """
 
 
-def vm_back_script(*, name: str, role: Role, shape: str, timeout_seconds: int = VM_BACK_TIMEOUT_SECONDS, root: str = "/") -> str:
-    """After the provider changed this node's VM (`shape`: its CPUs, memory and hardware version, which it
-    changes with the VM powered off), wait, bounded, until k3s on it is healthy again.
+def vm_back_script(
+    *, name: str, role: Role, cpus: int, memory_gb: int, hardware_version: int,
+    timeout_seconds: int = VM_BACK_TIMEOUT_SECONDS, root: str = "/",
+) -> str:
+    """After the provider changed this node's VM (its CPUs, memory and hardware version, which it changes with
+    the VM powered off), wait, bounded, until k3s on it is healthy again.
 
     The next VM of the pool waits for this script (NodePool), so the provider powers off one server, or one
     agent, at a time, and a node that does not come back stops the roll. The script text carries `shape`,
@@ -257,6 +260,8 @@ def vm_back_script(*, name: str, role: Role, shape: str, timeout_seconds: int = 
     nothing to wait for.
     """
     service = service_name(role)
+    # Numbers only (validated config): nothing but digits and these words reaches the script's text.
+    shape = f"cpus {int(cpus)}, memory {int(memory_gb)} GB, hardware version {int(hardware_version)}"
     return f"""\
 {SHEBANG}# {name} ({role}) after a change of its VM: {shape}.
 {_healthy(name=name, role=role, root=root)}\

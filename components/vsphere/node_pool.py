@@ -231,9 +231,7 @@ class NodePool(pulumi.ComponentResource):
         # The script names the VM's shape: a changed shape updates this command, which waits for k3s to be back.
         back = scripts.as_root(
             scripts.vm_back_script(
-                name=node,
-                role=role,
-                shape=f"cpus {pool.cpus}, memory {pool.memory_gb} GB, hardware version {cfg.hardware_version}",
+                name=node, role=role, cpus=pool.cpus, memory_gb=pool.memory_gb, hardware_version=cfg.hardware_version
             )
         )
         vm_back = remote.Command(
