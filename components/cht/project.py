@@ -149,8 +149,9 @@ class ChtProject(pulumi.ComponentResource):
             secret = random.RandomPassword(f"{self._name}-couchdb-secret", length=32, special=False, opts=mine).result
             uuid = random.RandomUuid(f"{self._name}-couchdb-uuid", opts=mine).result
             user = Output.from_input(self._settings.couchdb_user)
-        self.escrow = Output.secret({"user": user, "password": password, "secret": secret, "uuid": uuid})
-        data = Output.secret(Output.all(user, password, secret, uuid).apply(lambda v: render.credentials_data(*v, self._ns)))
+        # One Output of the four values serves the escrow and the Secret.
+        self.escrow = Output.secret(Output.all(user=user, password=password, secret=secret, uuid=uuid))
+        data = self.escrow.apply(lambda v: render.credentials_data(v["user"], v["password"], v["secret"], v["uuid"], self._ns))
         # CouchDB keeps the values it first saw in local.d; a new Secret would lock the API out.
         return self._create(k8s.core.v1.Secret, "credentials", render.credentials_secret(county, data), ResourceOptions(retain_on_delete=True))
 
