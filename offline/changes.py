@@ -45,6 +45,12 @@ _COUNTY_FIELDS = (
 _ONE_VM_AT_A_TIME = (
     "one VM of its pool at a time, each healthy again (Node Ready; a server's API and etcd) before the next, not drained"
 )
+# Node edits that power a VM off, first match wins. The VMs have no CPU or memory hot add: the vSphere provider
+# shuts the guest down to change them.
+_VM_OFF_FOR = (
+    (("hardwareVersion",), "vSphere upgrades the hardware version while it is off"),
+    (("cpus", "memoryGb"), "vSphere changes its CPUs or memory while it is off"),
+)
 _NODE_FIELDS = ("role", "address", "hardwareVersion", "diskGb", "cpus", "memoryGb")
 
 
@@ -150,11 +156,9 @@ def summarize(deployed: dict[str, Any] | None, outputs: dict[str, Any], tls: dic
         ]
         if diffs:
             changes.nodes_changed[node] = diffs
-            if any(d.startswith("hardwareVersion") for d in diffs):
-                changes.restarts.append(f"{node}: its VM (vSphere upgrades the hardware version while it is off; {_ONE_VM_AT_A_TIME})")
-            elif any(d.startswith(("cpus", "memoryGb")) for d in diffs):
-                # The VMs have no CPU or memory hot add: the vSphere provider shuts the guest down to change them.
-                changes.restarts.append(f"{node}: its VM (vSphere changes its CPUs or memory while it is off; {_ONE_VM_AT_A_TIME})")
+            why = next((reason for fields, reason in _VM_OFF_FOR if any(d.startswith(fields) for d in diffs)), None)
+            if why:
+                changes.restarts.append(f"{node}: its VM ({why}; {_ONE_VM_AT_A_TIME})")
 
     restarting = _k3s_restarts(was_state, now_state)
     if restarting:
