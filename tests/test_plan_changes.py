@@ -227,6 +227,20 @@ def test_a_vm_resize_says_which_vms_power_off():
     assert "  none: `pulumi up` would change nothing the outputs show." not in lines
 
 
+def test_a_hardware_version_upgrade_says_why_its_vms_power_off_once():
+    # vSphere upgrades a VM's hardware version only while it is off; with a resize in the same edit the plan
+    # names one reason per VM, the first that applies (offline/changes.py _VM_OFF_FOR).
+    was, now = _deployed(), _deployed()
+    now["deployedState"]["nodes"]["agent-1"].update(hardwareVersion=21, cpus=64)
+    was["deployedState"]["nodes"]["agent-1"].update(cpus=48)
+    lines = changes.lines(changes.summarize(was, now), "x")
+    vm_lines = [line for line in lines if "its VM (" in line]
+    assert vm_lines == [
+        "    agent-1: its VM (vSphere upgrades the hardware version while it is off; one VM of its pool at a time, "
+        "each healthy again (Node Ready; a server's API and etcd) before the next, not drained)"
+    ]
+
+
 def test_an_added_agent_asks_to_reload_the_edge_proxies():
     now = _deployed()
     now["deployedState"]["nodes"]["agent-3"] = {"role": "agent", "address": "10.20.0.23", "hardwareVersion": 19, "diskGb": 80}
