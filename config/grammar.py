@@ -723,8 +723,11 @@ def cht_version(value: object) -> str:
     return text
 
 
+COUCHDB_NODE_COUNTS = (1, 3)
+
+
 def couchdb_nodes(value: object) -> int:
-    if value not in (1, 3) or isinstance(value, bool):
+    if value not in COUCHDB_NODE_COUNTS or isinstance(value, bool):
         raise ValueError(
             f"CouchDB runs as 1 node or as a 3-node cluster, not {value!r}; set 1 (recommended by Medic) or 3"
         )

@@ -507,10 +507,10 @@ echo "cht-hosting: restore drill run done: $counties"
 def drill_script(*, velero_namespace: str, per_run: int, timeout_seconds: int, storage_class: str) -> str:
     """The CronJob's command: `per_run` counties one after the other, each within `timeout_seconds`."""
     from ..cht import render as cht
-    from . import scripts
+    from . import render, scripts
 
     # The Services a clustered copy's nodes reach each other through: the ports of the county's own.
-    ports = cht.couchdb_service("restore-drill", cht.couch_nodes(_nodes(3))[0])["spec"]["ports"]
+    ports = cht.couchdb_service("restore-drill", render.couch_nodes_of(3)[0])["spec"]["ports"]
     constants = scripts._constants(
         velero_namespace,
         scratch=DRILL_NAMESPACE,
@@ -544,12 +544,6 @@ SCRIPT_DIR = "/drill"
 DRILL_SCRIPT = "restore-drill.sh"
 COMPARE_SCRIPT = "compare-backup.sh"
 
-
-def _nodes(count: int):
-    from config.model import ChtSettings
-
-    # Node names and Services depend on the count only; couch_nodes also reads the version (nouveau), any will do.
-    return ChtSettings.model_construct(couchdb_nodes=count, version="4.22.0")
 _SHORT = {
     "started": "started", "finished": "finished", "ok": "ok", "succeeded": "succeeded",
     "rto": "restore_seconds", "rpo": "backup_age_seconds", "backup": "backup", "message": "message",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from config import backup_window, cadence, names
+from config import backup_window, cadence, grammar, names
 from config.capacity import DRILL_JOB_REQUESTS, NODE_AGENT_REQUESTS, VELERO_SERVER_REQUESTS
 from config.model import BackupConfig, ChtSettings, County
 
@@ -249,13 +249,20 @@ def county_restore_modifiers(storage_class: str) -> str:
 def drill_restore_selectors() -> list[dict]:
     """Only CouchDB comes back in the scratch namespace: its Deployments, pods, Services, volumes, the
     servers ConfigMap and the credentials. API and Sentinel never start there (they would send messages)."""
-    services = sorted({n.service for nodes in (1, 3) for n in cht.couch_nodes(_nodes(nodes))})
+    services = sorted({n.service for n in any_county_couch_nodes()})
     return [{"matchExpressions": [{"key": "cht.service", "operator": "In", "values": services}]}]
 
 
-def _nodes(count: int) -> ChtSettings:
-    # Node names depend on the count only; couch_nodes also reads the version (nouveau in 5.x), any will do.
-    return ChtSettings.model_construct(couchdb_nodes=count, version="4.22.0")
+def couch_nodes_of(count: int) -> list[cht.CouchNode]:
+    """A county's CouchDB nodes when it runs `count` of them: their names, Deployments, claims and Services
+    depend on the count only (couch_nodes also reads the version, for nouveau in 5.x: any will do)."""
+    return cht.couch_nodes(ChtSettings.model_construct(couchdb_nodes=count, version="4.22.0"))
+
+
+def any_county_couch_nodes() -> list[cht.CouchNode]:
+    """Every CouchDB node a county may have, whichever shape it runs: what the cluster-wide scripts and selectors
+    name, so that they fit every county."""
+    return [node for count in grammar.COUCHDB_NODE_COUNTS for node in couch_nodes_of(count)]
 
 
 def scratch_network_policy(velero_namespace: str) -> dict:

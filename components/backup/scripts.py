@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from config import names
 from config.model import BackupConfig, ChtSettings
 
-from ..cht import render as cht
 from . import render
 
 _HEAD = """\
@@ -142,7 +141,7 @@ doc_count() {
 
 def _constants(velero_namespace: str, **more: str) -> str:
     selectors = render.drill_restore_selectors()
-    deployments = " ".join(sorted({n.deployment for c in (1, 3) for n in cht.couch_nodes(render._nodes(c))}))
+    deployments = " ".join(sorted({n.deployment for n in render.any_county_couch_nodes()}))
     values = {
         "velero_ns": velero_namespace,
         "drill_selectors": json.dumps(selectors, separators=(",", ":")),
@@ -167,7 +166,7 @@ def county_restore_script(*, velero_namespace: str) -> str:
     valid name length. It picks the newest Completed backup that holds every CouchDB node's volume (a
     backup taken while CouchDB was not running is Completed with none), refuses while CouchDB objects
     remain, and checks every volume came back before it reports the databases."""
-    claims = sorted({n.claim for c in (1, 3) for n in cht.couch_nodes(render._nodes(c))})
+    claims = sorted({n.claim for n in render.any_county_couch_nodes()})
     constants = _constants(
         velero_namespace,
         couch_claims=json.dumps(claims),
