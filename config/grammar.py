@@ -355,6 +355,22 @@ def ipv4_network(value: object) -> str:
         ) from None
 
 
+def protected_network(value: object) -> str:
+    """A network county pods must not reach: left out of the `0.0.0.0/0` the API and Sentinel policy allows, as an
+    ipBlock `except`. Kubernetes takes an `except` only as a strict subset of its `cidr` (kubernetes
+    pkg/apis/networking/validation/validation.go ValidateIPBlock, "must be a strict subset of `cidr`"), so every
+    address would fail each county's NetworkPolicy at `pulumi up`."""
+    network = ipv4_network(value)
+    if ipaddress.IPv4Network(network).prefixlen == 0:
+        raise ValueError(
+            f"'{value}' is every address, and Kubernetes refuses a NetworkPolicy that leaves out all it allows (an "
+            "ipBlock except must be a strict subset of its cidr), so every county would fail at `pulumi up`; list the "
+            "internal networks API and Sentinel must not reach (to cut them off from every outside address, list "
+            "0.0.0.0/1 and 128.0.0.0/1)"
+        )
+    return network
+
+
 def ipv4_or_network(value: object) -> str:
     text = str(value)
     try:

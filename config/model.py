@@ -50,6 +50,7 @@ def _release(kind: str, form: str, what: str, example: str):
 IPv4 = _coerced("ipv4", grammar.ipv4)
 IPv4Network = _coerced("ipv4_network", grammar.ipv4_network)
 IPv4OrNetwork = _coerced("ipv4_or_network", grammar.ipv4_or_network)
+ProtectedNetwork = _coerced("protected_network", grammar.protected_network)
 HostName = _text("host", grammar.host)
 DnsName = _text("dns_name", grammar.dns_name)
 NodeName = _text("node_name", grammar.node_name)
@@ -182,11 +183,12 @@ class NetworkConfig(Model):
     ntp: list[HostName] = Field(
         default_factory=list, description="NTP servers (host names or IPv4 addresses); empty: Ubuntu's defaults."
     )
-    protected_networks: list[IPv4Network] = Field(
+    protected_networks: list[ProtectedNetwork] = Field(
         default_factory=list,
         description="Networks county pods must never reach besides the node, pod and Service networks and the API "
         "endpoint (always left out), as CIDRs: vCenter's and the ESXi hosts' management networks (needed when "
-        "`vsphere.server` is a name), other internal services; API and Sentinel may reach every other outside address.",
+        "`vsphere.server` is a name), other internal services; API and Sentinel may reach every other outside address. "
+        "Not 0.0.0.0/0 (Kubernetes refuses it there); 0.0.0.0/1 and 128.0.0.0/1 cut them off from every outside address.",
     )
 
 
@@ -682,10 +684,11 @@ class ExistingClusterConfig(Model):
         description="kube context to use; without the `kubeconfig` secret, from the operator's own kubeconfig.",
     )
     storage_class: StorageClassName = Field(description="Name of an existing StorageClass for the CouchDB volumes.")
-    protected_networks: list[IPv4Network] = Field(
+    protected_networks: list[ProtectedNetwork] = Field(
         default_factory=list,
         description="Networks county pods must never reach (the nodes, the cluster's pod and Service networks, the "
-        "Kubernetes API, vCenter), as CIDRs; API and Sentinel may reach every other outside address.",
+        "Kubernetes API, vCenter), as CIDRs; API and Sentinel may reach every other outside address. Not 0.0.0.0/0 "
+        "(Kubernetes refuses it there); 0.0.0.0/1 and 128.0.0.0/1 cut them off from every outside address.",
     )
 
 

@@ -88,6 +88,28 @@ def test_ntp_entries_are_host_names_or_addresses():
     ]
 
 
+def test_a_protected_network_of_every_address_is_refused_naming_the_key():
+    # Each county's api-and-sentinel NetworkPolicy allows 0.0.0.0/0 except the protected networks; Kubernetes
+    # refuses an except that is not a strict subset of its cidr (kubernetes pkg/apis/networking/validation/
+    # validation.go ValidateIPBlock, as stored at 019c5dc, 1.35-era: "must be a strict subset of `cidr`"), so
+    # 0.0.0.0/0 there failed every county at `pulumi up` after a clean plan.
+    (problem,) = problems(network={**section("network"), "protectedNetworks": ["10.30.0.0/16", "0.0.0.0/0"]})
+    assert problem.startswith("cht-hosting:network.protectedNetworks[1]: '0.0.0.0/0' is every address")
+    assert "0.0.0.0/1 and 128.0.0.0/1" in problem
+    assert problems(network={**section("network"), "protectedNetworks": ["0.0.0.0/1", "128.0.0.0/1"]}) == []
+    existing = stackfile.raw(stackfile.load("k3d", root=STACKS))[0]["existingCluster"]
+    file = stackfile.load("k3d", root=STACKS, overrides={
+        "cht-hosting:existingCluster": {**existing, "protectedNetworks": ["0.0.0.0/0"]}})
+    raw, secret_keys = stackfile.raw(file)
+    for key in required_secrets(raw):
+        raw.setdefault(key, "[secret]")
+        secret_keys |= {key}
+    with pytest.raises(ConfigError) as refused:
+        validate(raw, secret_keys)
+    (problem,) = refused.value.problems
+    assert problem.startswith("cht-hosting:existingCluster.protectedNetworks[0]: '0.0.0.0/0' is every address")
+
+
 def _hostpath(path: str, node: str = "agent-1", **more) -> dict:
     return {
         "counties": county(migration={"volumes": [{"hostPath": path, "node": node}]}),
