@@ -719,6 +719,9 @@ def backup_prefixes(config: BackupConfig | None, mode: str) -> list[str]:
     return []
 
 
+MAX_POD_RESOLVERS = 3
+
+
 def careless(config) -> list[str]:
     """Warnings for legal settings that are probably a mistake, each naming its key."""
     found = []
@@ -766,6 +769,16 @@ def careless(config) -> list[str]:
     csi = config.csi
     if csi is not None and not csi.snapshots.enabled and csi.snapshots.model_fields_set - {"enabled"}:
         found.append(f"{key_path('csi', 'snapshots')}: settings are ignored while snapshots.enabled is false; remove them")
+    network = config.network
+    if network is not None and len(network.dns) > MAX_POD_RESOLVERS:
+        # The kubelet cuts a pod's nameserver list to 3 (kubernetes pkg/kubelet/network/dns/dns.go
+        # formDNSNameserversFitsLimits, validation.MaxDNSNameservers; glibc's MAXNS is 3 too): CoreDNS, which reads
+        # the node's resolvers through its pod's resolv.conf, forwards to the first 3 only.
+        found.append(
+            f"{key_path('network', 'dns')}: lists {len(network.dns)} resolvers; pods (CoreDNS, and so every county's "
+            f"outside lookups) use the first {MAX_POD_RESOLVERS} only, the kubelet drops the rest; put the "
+            f"{MAX_POD_RESOLVERS} to rely on first, or remove the others"
+        )
     backup = config.backup
     if backup is not None and not backup.drill.enabled and config.counties:
         found.append(

@@ -178,7 +178,7 @@ class NetworkConfig(Model):
 
     cidr: IPv4Network = Field(description="Node network, e.g. 10.20.0.0/24.")
     gateway: IPv4 = Field(description="Default gateway inside `cidr`.")
-    dns: list[IPv4] = Field(min_length=1, description="DNS resolvers.")
+    dns: list[IPv4] = Field(min_length=1, description="DNS resolvers; pods use the first 3 (the kubelet's limit).")
     search_domains: list[DnsName] = Field(default_factory=list, description="DNS search domains.")
     ntp: list[HostName] = Field(
         default_factory=list, description="NTP servers (host names or IPv4 addresses); empty: Ubuntu's defaults."

@@ -87,6 +87,16 @@ def test_edge_proxies_trusted_as_everyone_or_the_pod_network_warn():
         assert any(w.startswith(f"cht-hosting:ingress.edgeProxies: {proxy} ") for w in found), found
 
 
+def test_more_dns_resolvers_than_pods_use_warn_naming_the_key():
+    # kubernetes pkg/kubelet/network/dns/dns.go formDNSNameserversFitsLimits keeps validation.MaxDNSNameservers (3)
+    # of a pod's nameservers; CoreDNS reads the node's resolvers that way.
+    network = section("network")
+    four = warnings(config_of(network={**network, "dns": ["10.20.0.2", "10.20.0.3", "10.20.0.4", "10.20.0.5"]}))
+    assert [w for w in four if w.startswith("cht-hosting:network.dns: lists 4 resolvers; pods")], four
+    three = warnings(config_of(network={**network, "dns": ["10.20.0.2", "10.20.0.3", "10.20.0.4"]}))
+    assert not [w for w in three if w.startswith("cht-hosting:network.dns")]
+
+
 def test_settings_ignored_in_the_mode_chosen_warn():
     found = warnings(config_of(k3s={**section("k3s"), "apiEndpointMode": "load-balancer", "kubeVipInterface": "ens192"}))
     assert any(w.startswith("cht-hosting:k3s.kubeVipInterface: is ignored") for w in found), found
