@@ -62,6 +62,11 @@ def _stack_names(raw: Mapping[str, Any], key: str) -> list[str]:
     return [v for v in values if isinstance(v, str) and _is_name(v)]
 
 
+def platform_stack(raw: Mapping[str, Any]) -> str | None:
+    """A county stack's platform stack as its raw config names it (`stacks.platform`); None for other stacks."""
+    return next(iter(_stack_names(raw, "platform")), None)
+
+
 def county_stacks(raw: Mapping[str, Any]) -> list[str]:
     """A platform stack's county stacks as its raw config lists them (`stacks.counties`); [] for other stacks."""
     return _stack_names(raw, "counties")

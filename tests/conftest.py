@@ -54,7 +54,7 @@ def stack_config():
         file = stackfile.load(stack, root=root, overrides=overrides or None)
         config, secrets = dict(file.config), list(file.secret_keys)
         values, _ = stackfile.raw(file)
-        if isinstance(values.get("stacks"), dict) and values["stacks"].get("platform"):
+        if layout.platform_stack(values):
             return config, secrets  # a county stack: the platform stack holds the secrets
         for key in required_secrets(values):
             config.setdefault(f"cht-hosting:{key}", stackfile.PLACEHOLDER)

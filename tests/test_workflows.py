@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from config import layout
 from offline import stackfile
 from tests import tools
 from tests.conftest import STACKS
@@ -179,7 +180,7 @@ def test_ci_previews_and_deploys_every_stack_but_a_laptops(tmp_path):
         if config.get("cht-hosting:clusterMode") != "existing" or "cht-hosting:kubeconfig" in config:
             reachable.append(stack)
     # County stacks (a `stacks.platform`) after the platform and single stacks (the next test says why).
-    reachable.sort(key=lambda stack: "platform" in (stackfile.raw(stackfile.load(stack, ROOT))[0].get("stacks") or {}))
+    reachable.sort(key=lambda stack: layout.platform_stack(stackfile.raw(stackfile.load(stack, ROOT))[0]) is not None)
     result = subprocess.run(["bash", str(CI_STACKS), str(ROOT)], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == reachable
     (tmp_path / "Pulumi.eks.yaml").write_text(

@@ -255,9 +255,9 @@ def vm_back_script(
     the VM powered off), wait, bounded, until k3s on it is healthy again.
 
     The next VM of the pool waits for this script (NodePool), so the provider powers off one server, or one
-    agent, at a time, and a node that does not come back stops the roll. The script text carries `shape`,
-    so a changed shape runs it again (as the command's update); on a new VM, before k3s is installed, it has
-    nothing to wait for.
+    agent, at a time, and a node that does not come back stops the roll. The script text names the VM's shape
+    (CPUs, memory, hardware version), so a changed shape runs it again (as the command's update); on a new VM,
+    before k3s is installed, it has nothing to wait for.
     """
     service = service_name(role)
     # Numbers only (validated config): nothing but digits and these words reaches the script's text.
